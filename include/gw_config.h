@@ -1,0 +1,87 @@
+/*
+ * gw_config.h - the INI file (conf/pollgate.ini) -> typed struct, through a
+ * declarative table of directives (section, key, type, offset, default,
+ * range) parsed generically, as nginx does. Parsing uses libinih.
+ * Pure: no sockets; the only I/O is reading the file (and checking that
+ * TLS files named in it are readable).
+ */
+#ifndef GW_CONFIG_H
+#define GW_CONFIG_H
+
+#include "gw_common.h"
+
+enum gw_overflow { GW_OVERFLOW_PAUSE = 0, GW_OVERFLOW_DROP_OLDEST, GW_OVERFLOW_CLOSE };
+
+struct gw_route {
+    char *name;             /* from "[route NAME]" */
+    int line;               /* line of the section header */
+    char *path;             /* "/chat": starts with '/', no trailing '/' (unless "/") */
+    char *upstream;         /* ws:// or wss:// URL, validated with ws_url_parse */
+    char **origins;         /* allowed origins (exact "scheme://host[:port]") */
+    size_t n_origins;
+    bool origins_any;       /* origins = * */
+    char **forward_headers; /* header names to copy to the upstream */
+    size_t n_forward_headers;
+    bool forward_origin;    /* forward the browser's Origin header */
+    char *protocols;        /* subprotocols offered by default, or NULL */
+};
+
+struct gw_config {
+    char *file;             /* path the config was read from */
+
+    /* [gateway] */
+    char *listen_host;      /* "127.0.0.1", "::1", "0.0.0.0" ... */
+    uint16_t listen_port;
+    int log_level;          /* enum gw_log_level */
+    uint64_t max_body;      /* bytes */
+
+    /* [session] (durations in ms) */
+    uint64_t poll_timeout_ms;
+    uint64_t heartbeat_ms;
+    uint64_t idle_timeout_ms;
+    uint64_t max_lifetime_ms;   /* 0 = unlimited */
+    uint64_t buffer_bytes;
+    uint64_t buffer_messages;
+    int overflow;               /* enum gw_overflow */
+    uint64_t send_buffer_bytes;
+    uint64_t max_batch;
+    uint64_t max_sessions;
+    uint64_t max_sessions_per_client;
+    uint64_t max_buffered_bytes;
+
+    /* [upstream] */
+    uint64_t connect_timeout_ms;
+    uint64_t ping_interval_ms;  /* 0 = disabled */
+    uint64_t max_message;
+    char *tls_ca_file;          /* NULL or "" = system store */
+    bool tls_verify;
+    char *tls_cert_file;        /* optional client certificate (PEM) */
+    char *tls_key_file;
+
+    struct gw_route *routes;
+    size_t n_routes;
+};
+
+/* Collected errors: "FILE:LINE: [section] key: message", one per entry. */
+struct gw_diag {
+    char **msgs;
+    size_t n;
+};
+void gw_diag_free(struct gw_diag *d);
+
+/*
+ * Load and validate a config file. Returns a new config (free with
+ * gw_config_free) or NULL with every problem found appended to diag
+ * (diag may be NULL). Unknown sections/keys, bad values, out-of-range
+ * values, duplicate keys, duplicate route paths, missing required route
+ * keys, no routes, wss:// with an unreadable CA file: all errors.
+ */
+struct gw_config *gw_config_load(const char *path, struct gw_diag *diag);
+
+/* Same from a string (name is used in messages in place of the path). */
+struct gw_config *gw_config_parse_string(const char *text, const char *name,
+                                         struct gw_diag *diag);
+
+void gw_config_free(struct gw_config *cfg);
+
+#endif

@@ -1,0 +1,97 @@
+/*
+ * ws_handshake.h - WebSocket URL parsing, opening-handshake request builder
+ * and incremental 101 response parser (client side, RFC 6455 section 4).
+ * Pure: no sockets. The response parser uses Debian's libhttp-parser.
+ */
+#ifndef WS_HANDSHAKE_H
+#define WS_HANDSHAKE_H
+
+#include "gw_common.h"
+
+/* ------------------------------------------------------------------- URL */
+
+struct ws_url {
+    bool tls;          /* wss:// */
+    char *host;        /* new: host name or address, IPv6 without brackets */
+    uint16_t port;     /* explicit or 80/443 */
+    char *resource;    /* new: path + "?" + query, at least "/" */
+    char *host_header; /* new: value for the Host header ("h", "h:p", "[v6]:p";
+                          port omitted when default) */
+};
+
+/* Parse ws:// or wss:// URL (userinfo and fragment are rejected).
+ * On success fills *url (free with ws_url_clear). */
+int ws_url_parse(const char *s, struct ws_url *url, struct gw_error *err);
+void ws_url_clear(struct ws_url *url);
+
+/* -------------------------------------------------------------- request */
+
+/* A header the caller adds to the upgrade request (borrowed strings). */
+struct ws_header {
+    const char *name;
+    const char *value;
+};
+
+/* Sec-WebSocket-Key: base64 of 16 bytes from OpenSSL's CSPRNG.
+ * out must hold 25 bytes (24 + NUL). Returns 0 or GW_EIO. */
+int ws_handshake_key_new(char out[25]);
+
+/* Expected Sec-WebSocket-Accept for key; out holds 29 bytes (28 + NUL). */
+void ws_handshake_accept(const char *key, char out[29]);
+
+/*
+ * Append the complete GET upgrade request to out.
+ * protocols: comma-separated subprotocol list to offer, or NULL.
+ * headers: extra headers (n may be 0); names/values with CR, LF or NUL,
+ * empty names, or names that the handshake owns (Host, Upgrade,
+ * Connection, Sec-WebSocket-*) are rejected with GW_EINVAL.
+ */
+int ws_handshake_build_request(struct gw_buf *out, const struct ws_url *url,
+                               const char *key, const char *protocols,
+                               const struct ws_header *headers, size_t n,
+                               struct gw_error *err);
+
+/* ------------------------------------------------------------- response */
+
+enum ws_hs_fail {
+    WS_HS_OK = 0,
+    WS_HS_MALFORMED,      /* not parseable HTTP */
+    WS_HS_TOO_LARGE,      /* headers exceed the limit */
+    WS_HS_STATUS,         /* status other than 101 (see status) */
+    WS_HS_NO_UPGRADE,     /* Upgrade: websocket missing */
+    WS_HS_NO_CONNECTION,  /* Connection: upgrade missing */
+    WS_HS_BAD_ACCEPT,     /* Sec-WebSocket-Accept missing or wrong */
+    WS_HS_EXTENSION,      /* server chose an extension we did not offer */
+    WS_HS_PROTOCOL,       /* server chose a subprotocol we did not offer, or
+                             several */
+};
+
+struct ws_handshake_resp; /* opaque */
+
+/*
+ * New parser expecting the accept value for key, with the subprotocols we
+ * offered (comma-separated, or NULL) and a cap on the header bytes.
+ */
+struct ws_handshake_resp *ws_handshake_resp_new(const char *key,
+                                                const char *protocols,
+                                                size_t max_header_bytes);
+void ws_handshake_resp_free(struct ws_handshake_resp *r);
+
+/*
+ * Feed response bytes. *consumed is set to the bytes used: on success it
+ * ends exactly after the blank line, so what follows is frame data.
+ * Returns GW_EAGAIN (need more), 0 (valid 101 handshake), or GW_EPROTO /
+ * GW_ETOOBIG with ws_handshake_resp_fail() saying why.
+ */
+int ws_handshake_resp_feed(struct ws_handshake_resp *r, const char *data,
+                           size_t len, size_t *consumed);
+
+enum ws_hs_fail ws_handshake_resp_fail(const struct ws_handshake_resp *r);
+/* Status code seen (0 before the status line is complete). */
+int ws_handshake_resp_status(const struct ws_handshake_resp *r);
+/* Chosen subprotocol or NULL; borrowed from r. */
+const char *ws_handshake_resp_protocol(const struct ws_handshake_resp *r);
+/* Human-readable failure ("upgrade refused: HTTP 403", ...); borrowed. */
+const char *ws_handshake_resp_error(const struct ws_handshake_resp *r);
+
+#endif

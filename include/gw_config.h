@@ -34,6 +34,8 @@ struct gw_config {
     uint16_t listen_port;
     int log_level;          /* enum gw_log_level */
     uint64_t max_body;      /* bytes */
+    char *static_root;      /* directory served at "/" (demo page), or NULL;
+                               relative paths are relative to the config file */
 
     /* [session] (durations in ms) */
     uint64_t poll_timeout_ms;

@@ -121,6 +121,16 @@ int ws_decoder_feed(struct ws_decoder *d, const uint8_t *data, size_t len,
 uint16_t ws_decoder_close_code(const struct ws_decoder *d);
 const char *ws_decoder_error(const struct ws_decoder *d);
 
+/*
+ * Release the reassembly buffer if no fragmented message is in progress
+ * (otherwise a no-op). The decoder keeps that buffer (up to 64 KiB) from
+ * message to message to avoid a malloc per message; call this when a
+ * connection goes quiet to bring its memory back to the bare struct.
+ * Invalidates the data of the last event, like any ws_decoder call.
+ * (Addition to the original interface; NULL is a no-op.)
+ */
+void ws_decoder_trim(struct ws_decoder *d);
+
 /* ------------------------------------------------------------------ UTF-8 */
 
 /* Incremental UTF-8 validator (RFC 3629: no overlongs, no surrogates,

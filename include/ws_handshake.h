@@ -20,7 +20,13 @@ struct ws_url {
 };
 
 /* Parse ws:// or wss:// URL (userinfo and fragment are rejected).
- * On success fills *url (free with ws_url_clear). */
+ * On success fills *url (free with ws_url_clear). On failure returns
+ * GW_EINVAL (GW_ENOMEM) with the reason in err and *url zeroed (so
+ * ws_url_clear is harmless). The scheme is case-insensitive; the host is
+ * kept as written. Spaces, control and non-ASCII bytes are rejected
+ * anywhere; an all-numeric host must be a dotted-quad IPv4 address; IPv6
+ * needs brackets and zone ids are not supported. ws_url_clear(NULL) is a
+ * no-op. */
 int ws_url_parse(const char *s, struct ws_url *url, struct gw_error *err);
 void ws_url_clear(struct ws_url *url);
 
@@ -36,15 +42,23 @@ struct ws_header {
  * out must hold 25 bytes (24 + NUL). Returns 0 or GW_EIO. */
 int ws_handshake_key_new(char out[25]);
 
-/* Expected Sec-WebSocket-Accept for key; out holds 29 bytes (28 + NUL). */
+/* Expected Sec-WebSocket-Accept for key; out holds 29 bytes (28 + NUL).
+ * If OpenSSL fails, out is "" (which never matches a response). */
 void ws_handshake_accept(const char *key, char out[29]);
 
 /*
  * Append the complete GET upgrade request to out.
- * protocols: comma-separated subprotocol list to offer, or NULL.
- * headers: extra headers (n may be 0); names/values with CR, LF or NUL,
- * empty names, or names that the handshake owns (Host, Upgrade,
- * Connection, Sec-WebSocket-*) are rejected with GW_EINVAL.
+ * protocols: comma-separated subprotocol list to offer, or NULL ("" or
+ * blanks = none); each element must be an HTTP token. It is sent
+ * normalised ("a, b").
+ * headers: extra headers (n may be 0), sent in order after the handshake's
+ * own. Names that are not HTTP tokens (empty, spaces, ':', CR/LF...),
+ * values with CR, LF or any other control character but HTAB, and names
+ * that the handshake owns (case-insensitive: Host, Upgrade, Connection,
+ * Sec-WebSocket-*, Content-Length, Transfer-Encoding) are rejected with
+ * GW_EINVAL and err says which header. key must be base64 text.
+ * All or nothing: on any error out is left as it was (GW_ETOOBIG when
+ * out->max would be exceeded, GW_ENOMEM).
  */
 int ws_handshake_build_request(struct gw_buf *out, const struct ws_url *url,
                                const char *key, const char *protocols,
@@ -70,7 +84,10 @@ struct ws_handshake_resp; /* opaque */
 
 /*
  * New parser expecting the accept value for key, with the subprotocols we
- * offered (comma-separated, or NULL) and a cap on the header bytes.
+ * offered (comma-separated, or NULL / "" for none) and a cap on the header
+ * bytes: status line through the blank line (0 = 16 KiB). Strings are
+ * copied. NULL if key is NULL or memory runs out. Free with
+ * ws_handshake_resp_free (NULL is a no-op).
  */
 struct ws_handshake_resp *ws_handshake_resp_new(const char *key,
                                                 const char *protocols,
@@ -80,8 +97,12 @@ void ws_handshake_resp_free(struct ws_handshake_resp *r);
 /*
  * Feed response bytes. *consumed is set to the bytes used: on success it
  * ends exactly after the blank line, so what follows is frame data.
- * Returns GW_EAGAIN (need more), 0 (valid 101 handshake), or GW_EPROTO /
- * GW_ETOOBIG with ws_handshake_resp_fail() saying why.
+ * Returns GW_EAGAIN (need more; then *consumed == len), 0 (valid 101
+ * handshake), or GW_EPROTO / GW_ETOOBIG (GW_ENOMEM) with
+ * ws_handshake_resp_fail() saying why. A non-101 status fails as soon as
+ * the status line is complete. Once finished, further feeds return the
+ * same result and consume nothing. A zero-length feed returns GW_EAGAIN
+ * (end of stream is the caller's business: before 0 it is a failure).
  */
 int ws_handshake_resp_feed(struct ws_handshake_resp *r, const char *data,
                            size_t len, size_t *consumed);
@@ -89,9 +110,12 @@ int ws_handshake_resp_feed(struct ws_handshake_resp *r, const char *data,
 enum ws_hs_fail ws_handshake_resp_fail(const struct ws_handshake_resp *r);
 /* Status code seen (0 before the status line is complete). */
 int ws_handshake_resp_status(const struct ws_handshake_resp *r);
-/* Chosen subprotocol or NULL; borrowed from r. */
+/* Chosen subprotocol or NULL (always NULL unless the feed returned 0);
+ * borrowed from r. */
 const char *ws_handshake_resp_protocol(const struct ws_handshake_resp *r);
-/* Human-readable failure ("upgrade refused: HTTP 403", ...); borrowed. */
+/* Human-readable failure ("upgrade refused: HTTP 403 Forbidden", ...),
+ * "" while there is none; peer text in it is sanitised to printable
+ * ASCII. Borrowed from r. */
 const char *ws_handshake_resp_error(const struct ws_handshake_resp *r);
 
 #endif

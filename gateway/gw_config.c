@@ -1,0 +1,1318 @@
+/*
+ * gw_config.c - conf/pollgate.ini -> struct gw_config.
+ *
+ * Every key is one row of a per-section table (key, type, offset, default,
+ * range, help) and is parsed generically by offset, as nginx does. The
+ * defaults are the tables' strings run through the same parsers as the
+ * file, so they are validated too. [route NAME] sections use a table of
+ * their own, applied to one struct gw_route per section.
+ *
+ * libinih splits "key = value" lines, trims them and strips inline
+ * comments. We feed it through our own reader (ini_parse_stream) rather
+ * than ini_parse_file, because of what libinih 55 does on its own:
+ *  - the handler gets no line number unless the library is built with
+ *    INI_HANDLER_LINENO=1 (Debian's is, but its ini.h says 0, so a caller
+ *    cannot know), so we count physical lines in the reader;
+ *  - a line longer than its buffer (200 bytes with CR, LF and NUL) is cut
+ *    into pieces that are parsed as separate lines, shifting line numbers;
+ *  - it returns only the first bad line;
+ *  - an indented line after a key continues that key, even after blank
+ *    lines, so an indented "key = value" silently becomes a value;
+ *  - section names are cut at 49 characters.
+ * So the reader sees every physical line first: it drops comments,
+ * parses section headers itself, rejects over-long lines and control
+ * characters, and hands inih only lines it will parse faithfully (with
+ * indentation removed, except for the continuation of a list). A key line
+ * for which inih calls no handler is a syntax error.
+ */
+#include "gw_config.h"
+#include "gw_log.h"
+#include "ws_handshake.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <ini.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define MAX_ERRORS 100   /* messages kept in gw_diag; parsing goes on */
+#define MAX_ROUTES 1000  /* duplicate checks are quadratic */
+#define MAX_KEYS 16      /* largest section table */
+#define WHY_MAX 512
+
+#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* ----------------------------------------------------------------- tables */
+
+enum dtype {
+    T_DURATION, /* uint64_t ms: 500ms, 25s, 5m, 1h; bare 0 */
+    T_SIZE,     /* uint64_t bytes: 512, 512B, 64KiB, 1MiB, 1GiB */
+    T_UINT,     /* uint64_t */
+    T_BOOL,     /* bool: on/off yes/no true/false 1/0 */
+    T_ENUM,     /* int: index into values[] */
+    T_STRING,   /* char *, NULL when empty */
+    T_FILE,     /* char *, NULL when empty; relative to the config's dir */
+    T_LISTEN,   /* char *host at off, uint16_t port at off2 */
+    T_LIST,     /* char **items at off, size_t count at off2; "a, b, c" */
+    T_URL,      /* char *, a ws:// or wss:// URL */
+};
+
+#define D_ZERO_OK 1u /* 0 ("off", "unlimited") is allowed besides [min, max] */
+
+/* Extra validation of a string or list item; may normalise it in place
+ * (never lengthen). Returns 0, or -1 with why filled. */
+typedef int (*check_fn)(char *s, char *why, size_t n);
+
+struct directive {
+    const char *key;
+    enum dtype type;
+    size_t off;                 /* field in struct gw_config / gw_route */
+    size_t off2;                /* T_LISTEN: port; T_LIST: count */
+    const char *def;            /* default, parsed like the file; NULL: required */
+    uint64_t min, max;          /* ms, bytes, count or port */
+    unsigned flags;             /* D_ZERO_OK */
+    const char *const *values;  /* T_ENUM names, NULL-terminated */
+    check_fn check;
+    const char *help;
+};
+
+struct section {
+    const char *name;
+    const struct directive *keys;
+    size_t n;
+};
+
+static int check_path(char *s, char *why, size_t n);
+static int check_origin(char *s, char *why, size_t n);
+static int check_header_name(char *s, char *why, size_t n);
+static int check_protocols(char *s, char *why, size_t n);
+
+#define SEC(x) ((uint64_t)(x) * 1000u)
+#define MINS(x) ((uint64_t)(x) * 60000u)
+#define HOURS(x) ((uint64_t)(x) * 3600000u)
+#define KIB(x) ((uint64_t)(x) << 10)
+#define MIB(x) ((uint64_t)(x) << 20)
+#define GIB(x) ((uint64_t)(x) << 30)
+#define CF(f) offsetof(struct gw_config, f)
+#define RF(f) offsetof(struct gw_route, f)
+
+/* Same order as enum gw_log_level and enum gw_overflow. */
+static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const overflows[] = { "pause", "drop-oldest", "close", NULL };
+
+/* key, type, field, field2, default, min, max, flags, values, check, help */
+static const struct directive gateway_keys[] = {
+    { "listen", T_LISTEN, CF(listen_host), CF(listen_port), "127.0.0.1:8080",
+      1, 65535, 0, NULL, NULL,
+      "address browsers connect to: HOST:PORT, IPv6 as [::1]:8080" },
+    { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
+      "least severe message logged: error|warn|info|debug" },
+    { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
+      "largest request body accepted (413 above)" },
+};
+
+static const struct directive session_keys[] = {
+    { "poll_timeout", T_DURATION, CF(poll_timeout_ms), 0, "25s", SEC(1), MINS(10),
+      0, NULL, NULL, "how long a poll is held when nothing is queued" },
+    { "heartbeat", T_DURATION, CF(heartbeat_ms), 0, "25s", SEC(1), MINS(10),
+      0, NULL, NULL, "interval of keep-alive frames on streams" },
+    { "idle_timeout", T_DURATION, CF(idle_timeout_ms), 0, "30s", SEC(1), HOURS(24),
+      0, NULL, NULL, "no browser request for this long closes the session" },
+    { "max_lifetime", T_DURATION, CF(max_lifetime_ms), 0, "0", SEC(1), HOURS(8760),
+      D_ZERO_OK, NULL, NULL, "sessions are closed after this long; 0 = unlimited" },
+    { "buffer_bytes", T_SIZE, CF(buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
+      0, NULL, NULL, "per-session queue toward the browser, bytes" },
+    { "buffer_messages", T_UINT, CF(buffer_messages), 0, "10000", 1, 10000000,
+      0, NULL, NULL, "per-session queue toward the browser, messages" },
+    { "overflow", T_ENUM, CF(overflow), 0, "pause", 0, 0, 0, overflows, NULL,
+      "full browser queue: pause the upstream, drop the oldest, or close" },
+    { "send_buffer_bytes", T_SIZE, CF(send_buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
+      0, NULL, NULL, "per-session queue toward the upstream, bytes" },
+    { "max_batch", T_UINT, CF(max_batch), 0, "1000", 1, 1000000,
+      0, NULL, NULL, "most messages accepted in one browser send" },
+    { "max_sessions", T_UINT, CF(max_sessions), 0, "100000", 1, 10000000,
+      0, NULL, NULL, "most sessions open at once" },
+    { "max_sessions_per_client", T_UINT, CF(max_sessions_per_client), 0, "1000",
+      1, 10000000, 0, NULL, NULL, "most sessions open at once per client address" },
+    { "max_buffered_bytes", T_SIZE, CF(max_buffered_bytes), 0, "1GiB", KIB(1),
+      GIB(1024), 0, NULL, NULL, "all sessions' queues together, bytes" },
+};
+
+static const struct directive upstream_keys[] = {
+    { "connect_timeout", T_DURATION, CF(connect_timeout_ms), 0, "10s", 100,
+      MINS(10), 0, NULL, NULL, "TCP + TLS + WebSocket handshake must finish within" },
+    { "ping_interval", T_DURATION, CF(ping_interval_ms), 0, "20s", SEC(1), HOURS(1),
+      D_ZERO_OK, NULL, NULL, "interval of pings to the upstream; 0 disables" },
+    { "max_message", T_SIZE, CF(max_message), 0, "1MiB", 125, GIB(1),
+      0, NULL, NULL, "largest upstream message accepted, bytes" },
+    { "tls_ca_file", T_FILE, CF(tls_ca_file), 0, "", 0, 0, 0, NULL, NULL,
+      "PEM CA bundle for wss:// upstreams; empty = system store" },
+    { "tls_verify", T_BOOL, CF(tls_verify), 0, "on", 0, 0, 0, NULL, NULL,
+      "verify the upstream certificate and host name" },
+    { "tls_cert_file", T_FILE, CF(tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
+      "PEM client certificate for wss:// upstreams (with tls_key_file)" },
+    { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
+      "PEM private key of tls_cert_file" },
+};
+
+static const struct directive route_keys[] = {
+    { "path", T_STRING, RF(path), 0, NULL, 0, 0, 0, NULL, check_path,
+      "URL path prefix served by this route, e.g. /chat" },
+    { "upstream", T_URL, RF(upstream), 0, NULL, 0, 0, 0, NULL, NULL,
+      "WebSocket server each session connects to: ws:// or wss:// URL" },
+    { "origins", T_LIST, RF(origins), RF(n_origins), "", 0, 0, 0, NULL, check_origin,
+      "allowed browser origins scheme://host[:port]; empty = same-origin; * = any" },
+    { "forward_headers", T_LIST, RF(forward_headers), RF(n_forward_headers),
+      "Cookie, Authorization, User-Agent, Accept-Language", 0, 0, 0, NULL,
+      check_header_name, "browser request headers copied to the upstream handshake" },
+    { "forward_origin", T_BOOL, RF(forward_origin), 0, "off", 0, 0, 0, NULL, NULL,
+      "send the browser's Origin header to the upstream" },
+    { "protocols", T_STRING, RF(protocols), 0, "", 0, 0, 0, NULL, check_protocols,
+      "WebSocket subprotocols offered to the upstream, comma-separated" },
+};
+
+enum { S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
+#define N_GLOBAL S_ROUTE
+
+static const struct section sections[S_COUNT] = {
+    [S_GATEWAY] = { "gateway", gateway_keys, ARRAY_LEN(gateway_keys) },
+    [S_SESSION] = { "session", session_keys, ARRAY_LEN(session_keys) },
+    [S_UPSTREAM] = { "upstream", upstream_keys, ARRAY_LEN(upstream_keys) },
+    [S_ROUTE] = { "route", route_keys, ARRAY_LEN(route_keys) },
+};
+
+_Static_assert(ARRAY_LEN(gateway_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(ARRAY_LEN(session_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(ARRAY_LEN(upstream_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(ARRAY_LEN(route_keys) <= MAX_KEYS, "MAX_KEYS");
+_Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2, "enum order");
+
+/* ----------------------------------------------------------- parser state */
+
+enum line_kind { L_OTHER, L_KEY, L_CONT };
+
+struct kept_error {
+    int line;   /* INT_MAX for file-wide messages */
+    size_t seq;
+    char *msg;
+};
+
+struct parser {
+    struct gw_config *cfg;
+    struct gw_diag *diag;
+    const char *name;         /* file name in messages */
+    char *base_dir;           /* for relative TLS paths, or NULL */
+    size_t n_errors;          /* all found */
+    size_t n_kept;            /* the first MAX_ERRORS, unsorted */
+    struct kept_error errs[MAX_ERRORS + 1];
+
+    FILE *f;                  /* input: a file ... */
+    const char *s;            /* ... or a string */
+    char *line;               /* getline buffer */
+    size_t line_cap;
+    int lineno;
+
+    enum line_kind kind;      /* what the reader handed inih last */
+    bool called;              /* inih called the handler for it */
+
+    bool in_section;          /* a section header was seen */
+    int sec;                  /* S_*, or -1: ignore keys (bad header) */
+    size_t route;             /* index in cfg->routes when sec == S_ROUTE */
+    int *seen;                /* line each key of this section was set on */
+    int global_seen[N_GLOBAL][MAX_KEYS];
+    int global_header[N_GLOBAL];
+    int (*route_seen)[MAX_KEYS];
+
+    const struct directive *cont_d; /* list key that may continue */
+    int cont_line;                  /* on the line after this one */
+};
+
+/* --------------------------------------------------------------- messages */
+
+/* Messages are kept with their line and handed to gw_diag sorted by line
+ * (file-wide ones last) once the whole file has been checked. */
+static void report(struct parser *p, int line, const char *sec, const char *key,
+                   const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+/* "FILE:LINE: [sec] key: message"; line <= 0 drops LINE, NULL sec/key too. */
+static void report(struct parser *p, int line, const char *sec, const char *key,
+                   const char *fmt, ...)
+{
+    struct gw_buf b = { 0 };
+    char msg[WHY_MAX * 2];
+    va_list ap;
+    if (++p->n_errors > MAX_ERRORS || !p->diag)
+        return;
+    gw_buf_appendf(&b, "%s:", p->name);
+    if (line > 0)
+        gw_buf_appendf(&b, "%d:", line);
+    if (sec)
+        gw_buf_appendf(&b, " [%s]%s", sec, key ? "" : ":");
+    if (key)
+        gw_buf_appendf(&b, " %s:", key);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    gw_buf_appendf(&b, " %s", msg);
+    if (!b.data)
+        return;
+    p->errs[p->n_kept].line = line > 0 ? line : INT_MAX;
+    p->errs[p->n_kept].seq = p->n_kept;
+    p->errs[p->n_kept++].msg = (char *)b.data;
+}
+
+static int err_cmp(const void *a, const void *b)
+{
+    const struct kept_error *x = a, *y = b;
+    if (x->line != y->line)
+        return x->line < y->line ? -1 : 1;
+    return x->seq < y->seq ? -1 : x->seq > y->seq;
+}
+
+static void flush_errors(struct parser *p)
+{
+    struct gw_diag *d = p->diag;
+    qsort(p->errs, p->n_kept, sizeof p->errs[0], err_cmp);
+    if (p->n_errors > MAX_ERRORS) {
+        struct gw_buf b = { 0 };
+        gw_buf_appendf(&b, "%s: %zu more errors not listed", p->name,
+                       p->n_errors - MAX_ERRORS);
+        p->errs[p->n_kept++].msg = (char *)b.data;
+    }
+    char **m = d && p->n_kept ? realloc(d->msgs, (d->n + p->n_kept) * sizeof *m) : NULL;
+    if (m)
+        d->msgs = m;
+    for (size_t i = 0; i < p->n_kept; i++) {
+        if (m && p->errs[i].msg)
+            d->msgs[d->n++] = p->errs[i].msg;
+        else
+            free(p->errs[i].msg);
+    }
+    p->n_kept = 0;
+}
+
+void gw_diag_free(struct gw_diag *d)
+{
+    if (!d)
+        return;
+    for (size_t i = 0; i < d->n; i++)
+        free(d->msgs[i]);
+    free(d->msgs);
+    d->msgs = NULL;
+    d->n = 0;
+}
+
+static void fmt_duration(uint64_t ms, char *out, size_t n)
+{
+    if (ms && ms % 3600000u == 0)
+        snprintf(out, n, "%" PRIu64 "h", ms / 3600000u);
+    else if (ms && ms % 60000u == 0)
+        snprintf(out, n, "%" PRIu64 "m", ms / 60000u);
+    else if (ms && ms % 1000u == 0)
+        snprintf(out, n, "%" PRIu64 "s", ms / 1000u);
+    else
+        snprintf(out, n, "%" PRIu64 "ms", ms);
+}
+
+static void fmt_size(uint64_t v, char *out, size_t n)
+{
+    static const char *const units[] = { "B", "KiB", "MiB", "GiB" };
+    int u = 0;
+    while (u < 3 && v && v % 1024 == 0)
+        v /= 1024, u++;
+    snprintf(out, n, "%" PRIu64 "%s", v, units[u]);
+}
+
+static void fmt_number(enum dtype t, uint64_t v, char *out, size_t n)
+{
+    if (t == T_DURATION)
+        fmt_duration(v, out, n);
+    else if (t == T_SIZE)
+        fmt_size(v, out, n);
+    else
+        snprintf(out, n, "%" PRIu64, v);
+}
+
+static const char *expected(enum dtype t)
+{
+    switch (t) {
+    case T_DURATION: return "a duration like 500ms, 25s, 5m, 1h";
+    case T_SIZE: return "a size like 512B, 64KiB, 1MiB, 1GiB";
+    case T_UINT: return "a whole number like 1000";
+    case T_BOOL: return "on or off (or yes/no, true/false, 1/0)";
+    default: return "a valid value";
+    }
+}
+
+/* -------------------------------------------------------- value parsers */
+
+static char *xstrndup(const char *s, size_t n)
+{
+    char *c = malloc(n + 1);
+    if (c) {
+        memcpy(c, s, n);
+        c[n] = 0;
+    }
+    return c;
+}
+
+static int oom(char *why, size_t n)
+{
+    snprintf(why, n, "out of memory");
+    return -1;
+}
+
+static int parse_uint(const char *s, uint64_t *out)
+{
+    uint64_t v = 0;
+    if (!*s)
+        return GW_EINVAL;
+    for (; *s; s++) {
+        if (*s < '0' || *s > '9')
+            return GW_EINVAL;
+        unsigned d = (unsigned)(*s - '0');
+        if (v > (UINT64_MAX - d) / 10)
+            return GW_EINVAL;
+        v = v * 10 + d;
+    }
+    *out = v;
+    return 0;
+}
+
+static int parse_number(const struct directive *d, const char *v, char *base,
+                        char *why, size_t n)
+{
+    uint64_t x;
+    int rc = d->type == T_DURATION ? gw_parse_duration_ms(v, &x)
+           : d->type == T_SIZE     ? gw_parse_size(v, &x)
+                                   : parse_uint(v, &x);
+    if (rc < 0) {
+        snprintf(why, n, "invalid value '%s': expected %s", v, expected(d->type));
+        return -1;
+    }
+    if ((x < d->min || x > d->max) && !(x == 0 && (d->flags & D_ZERO_OK))) {
+        char lo[32], hi[32];
+        fmt_number(d->type, d->min, lo, sizeof lo);
+        fmt_number(d->type, d->max, hi, sizeof hi);
+        snprintf(why, n, "%s is out of range: must be %sbetween %s and %s", v,
+                 d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
+        return -1;
+    }
+    *(uint64_t *)(void *)(base + d->off) = x;
+    return 0;
+}
+
+static int parse_bool(const struct directive *d, const char *v, char *base,
+                      char *why, size_t n)
+{
+    static const char *const yes[] = { "on", "yes", "true", "1" };
+    static const char *const no[] = { "off", "no", "false", "0" };
+    for (size_t i = 0; i < ARRAY_LEN(yes); i++) {
+        if (strcasecmp(v, yes[i]) == 0 || strcasecmp(v, no[i]) == 0) {
+            *(bool *)(base + d->off) = strcasecmp(v, yes[i]) == 0;
+            return 0;
+        }
+    }
+    snprintf(why, n, "invalid value '%s': expected %s", v, expected(T_BOOL));
+    return -1;
+}
+
+static int parse_enum(const struct directive *d, const char *v, char *base,
+                      char *why, size_t n)
+{
+    for (int i = 0; d->values[i]; i++) {
+        if (strcasecmp(v, d->values[i]) == 0) {
+            *(int *)(void *)(base + d->off) = i;
+            return 0;
+        }
+    }
+    int k = snprintf(why, n, "invalid value '%s': expected one of:", v);
+    for (int i = 0; d->values[i] && k > 0 && (size_t)k < n; i++)
+        k += snprintf(why + k, n - (size_t)k, "%s %s", i ? "," : "", d->values[i]);
+    return -1;
+}
+
+static void clear_string(const struct directive *d, char *base)
+{
+    char **f = (char **)(void *)(base + d->off);
+    free(*f);
+    *f = NULL;
+}
+
+/* T_STRING, T_FILE: empty means "not set" and is stored as NULL. */
+static int parse_string(const struct directive *d, const char *v, char *base,
+                        char *why, size_t n)
+{
+    char *s = NULL;
+    if (*v) {
+        if (!(s = strdup(v)))
+            return oom(why, n);
+        if (d->check && d->check(s, why, n) < 0) {
+            free(s);
+            return -1;
+        }
+    }
+    clear_string(d, base);
+    *(char **)(void *)(base + d->off) = s;
+    return 0;
+}
+
+/* Small local check (scheme and host) for a clear message, then the full
+ * parser the upstream client uses, so what loads here also connects. */
+static int parse_url(const struct directive *d, const char *v, char *base,
+                     char *why, size_t n)
+{
+    size_t skip = strncasecmp(v, "ws://", 5) == 0    ? 5
+                : strncasecmp(v, "wss://", 6) == 0   ? 6 : 0;
+    if (!skip) {
+        snprintf(why, n, "invalid URL '%s': expected ws://HOST[:PORT]/PATH or "
+                 "wss://HOST[:PORT]/PATH", v);
+        return -1;
+    }
+    if (strchr("/?#:", v[skip])) {
+        snprintf(why, n, "invalid URL '%s': missing host", v);
+        return -1;
+    }
+    struct ws_url url;
+    struct gw_error err = { 0 };
+    if (ws_url_parse(v, &url, &err) < 0) {
+        snprintf(why, n, "invalid URL '%s': %s", v, err.msg);
+        return -1;
+    }
+    ws_url_clear(&url);
+    return parse_string(d, v, base, why, n);
+}
+
+static bool host_char(int c)
+{
+    return isalnum(c) || c == '.' || c == '-' || c == '_';
+}
+
+static bool is_ipv6(const char *s, size_t len)
+{
+    char addr[INET6_ADDRSTRLEN + 1];
+    unsigned char bin[16];
+    if (len >= sizeof addr)
+        return false;
+    memcpy(addr, s, len);
+    addr[len] = 0;
+    return inet_pton(AF_INET6, addr, bin) == 1;
+}
+
+static int parse_port(const char *s, const struct directive *d, uint16_t *out,
+                      char *why, size_t n)
+{
+    uint64_t v;
+    if (!*s) {
+        snprintf(why, n, "missing port after ':'");
+        return -1;
+    }
+    if (strlen(s) > 5 || parse_uint(s, &v) < 0 || v < d->min || v > d->max) {
+        snprintf(why, n, "invalid port '%s': must be between %" PRIu64 " and %"
+                 PRIu64, s, d->min, d->max);
+        return -1;
+    }
+    *out = (uint16_t)v;
+    return 0;
+}
+
+/* "host:port", "[v6]:port". Host names are resolved when binding. */
+static int parse_listen(const struct directive *d, const char *v, char *base,
+                        char *why, size_t n)
+{
+    const char *host = v, *port;
+    size_t hlen;
+    if (*v == '[') {
+        const char *rb = strchr(v, ']');
+        if (!rb) {
+            snprintf(why, n, "'%s': missing ']' after the IPv6 address "
+                     "(expected [::1]:8080)", v);
+            return -1;
+        }
+        host = v + 1;
+        hlen = (size_t)(rb - host);
+        if (!is_ipv6(host, hlen)) {
+            snprintf(why, n, "'%.*s' is not an IPv6 address", (int)hlen, host);
+            return -1;
+        }
+        if (rb[1] != ':') {
+            snprintf(why, n, "'%s': expected ':PORT' after ']' (e.g. [::1]:8080)", v);
+            return -1;
+        }
+        port = rb + 2;
+    } else {
+        const char *colon = strrchr(v, ':');
+        if (!colon) {
+            snprintf(why, n, "'%s': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
+                     "[::1]:8080", v);
+            return -1;
+        }
+        hlen = (size_t)(colon - v);
+        if (memchr(v, ':', hlen)) {
+            snprintf(why, n, "'%s': an IPv6 address must be in brackets, e.g. "
+                     "[::1]:8080", v);
+            return -1;
+        }
+        if (hlen == 0) {
+            snprintf(why, n, "'%s': missing host (0.0.0.0 = every IPv4 address, "
+                     "[::] = every address)", v);
+            return -1;
+        }
+        for (size_t i = 0; i < hlen; i++) {
+            if (!host_char((unsigned char)v[i]) || hlen > 253) {
+                snprintf(why, n, "'%.*s' is not an IP address or host name",
+                         (int)hlen, v);
+                return -1;
+            }
+        }
+        port = colon + 1;
+    }
+    uint16_t pnum;
+    if (parse_port(port, d, &pnum, why, n) < 0)
+        return -1;
+    char *h = xstrndup(host, hlen);
+    if (!h)
+        return oom(why, n);
+    clear_string(d, base);
+    *(char **)(void *)(base + d->off) = h;
+    *(uint16_t *)(void *)(base + d->off2) = pnum;
+    return 0;
+}
+
+static void clear_list(const struct directive *d, char *base)
+{
+    char ***items = (char ***)(void *)(base + d->off);
+    size_t *count = (size_t *)(void *)(base + d->off2);
+    for (size_t i = 0; i < *count; i++)
+        free((*items)[i]);
+    free(*items);
+    *items = NULL;
+    *count = 0;
+}
+
+/* Append the comma-separated items of v (trimmed; empty items ignored, so
+ * a trailing comma before a continuation line is fine). */
+static int list_append(const struct directive *d, const char *v, char *base,
+                       char *why, size_t n)
+{
+    char ***items = (char ***)(void *)(base + d->off);
+    size_t *count = (size_t *)(void *)(base + d->off2);
+    for (const char *s = v; s;) {
+        const char *comma = strchr(s, ',');
+        const char *e = comma ? comma : s + strlen(s);
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > s) {
+            char *item = xstrndup(s, (size_t)(e - s));
+            char **grown = item ? realloc(*items, (*count + 1) * sizeof *grown) : NULL;
+            if (!grown) {
+                free(item);
+                return oom(why, n);
+            }
+            *items = grown;
+            if (d->check && d->check(item, why, n) < 0) {
+                free(item);
+                return -1;
+            }
+            for (size_t i = 0; i < *count; i++) {
+                if (strcasecmp((*items)[i], item) == 0) {
+                    snprintf(why, n, "'%s' is listed twice", item);
+                    free(item);
+                    return -1;
+                }
+            }
+            (*items)[(*count)++] = item;
+        }
+        s = comma ? comma + 1 : NULL;
+    }
+    return 0;
+}
+
+static int parse_list(const struct directive *d, const char *v, char *base,
+                      char *why, size_t n)
+{
+    clear_list(d, base);
+    return list_append(d, v, base, why, n);
+}
+
+typedef int (*parse_fn)(const struct directive *d, const char *v, char *base,
+                        char *why, size_t n);
+
+static const struct {
+    parse_fn parse;
+    void (*clear)(const struct directive *d, char *base);
+} types[] = {
+    [T_DURATION] = { parse_number, NULL },
+    [T_SIZE] = { parse_number, NULL },
+    [T_UINT] = { parse_number, NULL },
+    [T_BOOL] = { parse_bool, NULL },
+    [T_ENUM] = { parse_enum, NULL },
+    [T_STRING] = { parse_string, clear_string },
+    [T_FILE] = { parse_string, clear_string },
+    [T_LISTEN] = { parse_listen, clear_string },
+    [T_LIST] = { parse_list, clear_list },
+    [T_URL] = { parse_url, clear_string },
+};
+
+/* ------------------------------------------------------------ checks */
+
+static int check_path(char *s, char *why, size_t n)
+{
+    if (s[0] != '/') {
+        snprintf(why, n, "'%s' must start with '/' (e.g. /chat)", s);
+        return -1;
+    }
+    for (const char *c = s; *c; c++) {
+        if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
+            snprintf(why, n, "'%s' may not contain spaces, '?' or '#'", s);
+            return -1;
+        }
+    }
+    size_t len = strlen(s);
+    while (len > 1 && s[len - 1] == '/') /* "/chat/" is the prefix "/chat" */
+        s[--len] = 0;
+    return 0;
+}
+
+/* "*" or scheme://host[:port], stored lower-case without a default port,
+ * the way browsers send Origin. */
+static int check_origin(char *s, char *why, size_t n)
+{
+    if (strcmp(s, "*") == 0)
+        return 0;
+    char *p = s;
+    if (!isalpha((unsigned char)*p))
+        goto bad;
+    while (isalnum((unsigned char)*p) || *p == '+' || *p == '-' || *p == '.')
+        p++;
+    if (strncmp(p, "://", 3) != 0)
+        goto bad;
+    char *host = p + 3, *after;
+    if (*host == '[') {
+        char *rb = strchr(host, ']');
+        if (!rb || !is_ipv6(host + 1, (size_t)(rb - host - 1)))
+            goto bad;
+        after = rb + 1;
+    } else {
+        after = host;
+        while (host_char((unsigned char)*after))
+            after++;
+        if (after == host)
+            goto bad;
+    }
+    char *colon = NULL;
+    if (*after == ':') {
+        colon = after++;
+        char *digits = after;
+        while (isdigit((unsigned char)*after))
+            after++;
+        unsigned long port = after - digits <= 5 ? strtoul(digits, NULL, 10) : 0;
+        if (after == digits || port < 1 || port > 65535)
+            goto bad;
+    }
+    if (*after == '/') {
+        snprintf(why, n, "origin '%s' must not have a path: write %.*s", s,
+                 (int)(after - s), s);
+        return -1;
+    }
+    if (*after)
+        goto bad;
+    for (char *c = s; *c; c++)
+        *c = (char)tolower((unsigned char)*c);
+    if (colon && ((strncmp(s, "http:", 5) == 0 && strcmp(colon, ":80") == 0) ||
+                  (strncmp(s, "https:", 6) == 0 && strcmp(colon, ":443") == 0)))
+        *colon = 0;
+    return 0;
+bad:
+    snprintf(why, n, "'%s' is not an origin: expected * or scheme://host[:port], "
+             "e.g. https://example.com", s);
+    return -1;
+}
+
+static bool is_tchar(int c)
+{
+    return isalnum(c) || (c && strchr("!#$%&'*+-.^_`|~", c));
+}
+
+static int check_token(const char *s, const char *what, char *why, size_t n)
+{
+    for (const char *c = s; *c; c++) {
+        if (!is_tchar((unsigned char)*c)) {
+            snprintf(why, n, "'%s' is not a valid %s (letters, digits and "
+                     "!#$%%&'*+-.^_`|~ only)", s, what);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+static int check_header_name(char *s, char *why, size_t n)
+{
+    static const char *const owned[] = {
+        "Host", "Connection", "Upgrade", "Content-Length", "Transfer-Encoding",
+        "Keep-Alive", "TE", "Trailer", "Proxy-Connection",
+    };
+    if (check_token(s, "header name", why, n) < 0)
+        return -1;
+    if (strcasecmp(s, "Origin") == 0) {
+        snprintf(why, n, "'%s': use forward_origin = on to forward Origin", s);
+        return -1;
+    }
+    bool bad = strncasecmp(s, "Sec-WebSocket-", 14) == 0;
+    for (size_t i = 0; i < ARRAY_LEN(owned) && !bad; i++)
+        bad = strcasecmp(s, owned[i]) == 0;
+    if (bad) {
+        snprintf(why, n, "'%s' cannot be forwarded: pollgate sets it for the "
+                 "upstream handshake", s);
+        return -1;
+    }
+    return 0;
+}
+
+static int check_protocols(char *s, char *why, size_t n)
+{
+    const char *p = s;
+    char names[WHY_MAX] = ",";
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        const char *e = comma ? comma : p + strlen(p);
+        while (p < e && isspace((unsigned char)*p))
+            p++;
+        while (e > p && isspace((unsigned char)e[-1]))
+            e--;
+        char item[WHY_MAX / 2];
+        size_t len = (size_t)(e - p);
+        if (len == 0 || len >= sizeof item) {
+            snprintf(why, n, "'%s': expected subprotocol names separated by commas", s);
+            return -1;
+        }
+        memcpy(item, p, len);
+        item[len] = 0;
+        if (check_token(item, "subprotocol name", why, n) < 0)
+            return -1;
+        char key[sizeof item + 2];
+        snprintf(key, sizeof key, ",%s,", item);
+        if (strstr(names, key)) {
+            snprintf(why, n, "'%s' is listed twice", item);
+            return -1;
+        }
+        if (strlen(names) + len + 1 < sizeof names)
+            strcat(strcat(names, item), ",");
+        if (!comma)
+            return 0;
+        p = comma + 1;
+    }
+}
+
+/* -------------------------------------------------------- sections */
+
+static char *section_base(struct parser *p, int sec, size_t route)
+{
+    return sec == S_ROUTE ? (char *)&p->cfg->routes[route] : (char *)p->cfg;
+}
+
+static const char *section_label(struct parser *p, int sec, size_t route,
+                                 char *buf, size_t n)
+{
+    if (sec != S_ROUTE)
+        return sections[sec].name;
+    snprintf(buf, n, "route %s", p->cfg->routes[route].name);
+    return buf;
+}
+
+static void apply_defaults(struct parser *p, int sec, size_t route)
+{
+    const struct section *s = &sections[sec];
+    for (size_t i = 0; i < s->n; i++) {
+        const struct directive *d = &s->keys[i];
+        char why[WHY_MAX];
+        if (d->def && types[d->type].parse(d, d->def, section_base(p, sec, route),
+                                           why, sizeof why) < 0)
+            report(p, 0, s->name, d->key, "internal error: bad default '%s': %s",
+                   d->def, why);
+    }
+}
+
+static const struct directive *find_key(const struct section *s, const char *key)
+{
+    for (size_t i = 0; i < s->n; i++)
+        if (strcasecmp(s->keys[i].key, key) == 0)
+            return &s->keys[i];
+    return NULL;
+}
+
+static void open_route(struct parser *p, const char *name, size_t len)
+{
+    struct gw_config *cfg = p->cfg;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        if (strlen(cfg->routes[i].name) == len &&
+            memcmp(cfg->routes[i].name, name, len) == 0) {
+            report(p, p->lineno, NULL, NULL, "[route %.*s]: duplicate route name "
+                   "(first defined at line %d)", (int)len, name, cfg->routes[i].line);
+            return;
+        }
+    }
+    if (cfg->n_routes >= MAX_ROUTES) {
+        report(p, p->lineno, NULL, NULL, "too many routes (at most %d)", MAX_ROUTES);
+        return;
+    }
+    size_t k = cfg->n_routes;
+    struct gw_route *r = realloc(cfg->routes, (k + 1) * sizeof *r);
+    if (r)
+        cfg->routes = r;
+    int (*seen)[MAX_KEYS] = r ? realloc(p->route_seen, (k + 1) * sizeof *seen) : NULL;
+    if (seen)
+        p->route_seen = seen;
+    char *nm = seen ? xstrndup(name, len) : NULL;
+    if (!nm) {
+        report(p, p->lineno, NULL, NULL, "out of memory");
+        return;
+    }
+    memset(&cfg->routes[k], 0, sizeof cfg->routes[k]);
+    memset(p->route_seen[k], 0, sizeof p->route_seen[k]);
+    cfg->routes[k].name = nm;
+    cfg->routes[k].line = p->lineno;
+    cfg->n_routes++;
+    apply_defaults(p, S_ROUTE, k);
+    p->sec = S_ROUTE;
+    p->route = k;
+    p->seen = p->route_seen[k];
+}
+
+static void open_section(struct parser *p, const char *name, size_t len)
+{
+    p->in_section = true;
+    p->sec = -1;
+    for (int i = 0; i < N_GLOBAL; i++) {
+        if (strlen(sections[i].name) == len &&
+            strncasecmp(sections[i].name, name, len) == 0) {
+            if (p->global_header[i])
+                report(p, p->lineno, sections[i].name, NULL, "section repeated "
+                       "(first at line %d)", p->global_header[i]);
+            else
+                p->global_header[i] = p->lineno;
+            p->sec = i;
+            p->seen = p->global_seen[i];
+            return;
+        }
+    }
+    if (len >= 5 && strncasecmp(name, "route", 5) == 0 &&
+        (len == 5 || isspace((unsigned char)name[5]))) {
+        name += 5, len -= 5;
+        while (len && isspace((unsigned char)*name))
+            name++, len--;
+        if (len)
+            open_route(p, name, len);
+        else
+            report(p, p->lineno, "route", NULL, "a route needs a name: [route NAME]");
+        return;
+    }
+    report(p, p->lineno, NULL, NULL, "[%.*s]: unknown section (expected [gateway], "
+           "[session], [upstream] or [route NAME])", (int)len, name);
+}
+
+/* Offset of an inline comment (';' after a blank, as inih does), or len. */
+static size_t comment_start(const char *s, size_t len)
+{
+    for (size_t i = 1; i < len; i++)
+        if (s[i] == ';' && (s[i - 1] == ' ' || s[i - 1] == '\t'))
+            return i;
+    return len;
+}
+
+static void section_line(struct parser *p, const char *c, size_t len)
+{
+    size_t end = comment_start(c, len);
+    const char *rb = memchr(c, ']', end);
+    if (!rb) {
+        report(p, p->lineno, NULL, NULL, "missing ']' in section header");
+        p->in_section = true;
+        p->sec = -1;
+        return;
+    }
+    for (const char *t = rb + 1; t < c + end; t++) {
+        if (!isspace((unsigned char)*t)) {
+            report(p, p->lineno, NULL, NULL, "unexpected text after ']' "
+                   "(a comment needs ' ;')");
+            break;
+        }
+    }
+    const char *name = c + 1;
+    while (name < rb && isspace((unsigned char)*name))
+        name++;
+    while (rb > name && isspace((unsigned char)rb[-1]))
+        rb--;
+    open_section(p, name, (size_t)(rb - name));
+}
+
+/* ------------------------------------------------------- inih callbacks */
+
+static void set_value(struct parser *p, const struct directive *d, const char *v,
+                      bool append)
+{
+    char label[WHY_MAX], why[WHY_MAX];
+    const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
+    const char *hash = strchr(v, '#');
+    if (hash && (hash == v || hash[-1] == ' ' || hash[-1] == '\t')) {
+        report(p, p->lineno, sec, d->key, "'#' starts a comment only at the "
+               "beginning of a line; use ' ;' after a value");
+        return;
+    }
+    char *base = section_base(p, p->sec, p->route);
+    int rc = append ? list_append(d, v, base, why, sizeof why)
+                    : types[d->type].parse(d, v, base, why, sizeof why);
+    if (rc < 0)
+        report(p, p->lineno, sec, d->key, "%s", why);
+}
+
+static int on_value(void *user, const char *section, const char *name,
+                    const char *value)
+{
+    struct parser *p = user;
+    (void)section; /* ours is exact; inih's is cut at 49 characters */
+    p->called = true;
+    if (p->kind == L_CONT) {
+        p->cont_line = p->lineno;
+        set_value(p, p->cont_d, value, true);
+        return 1;
+    }
+    p->cont_d = NULL;
+    if (!p->in_section) {
+        report(p, p->lineno, NULL, name, "key outside of any section (put it "
+               "under [gateway], [session], [upstream] or [route NAME])");
+        return 1;
+    }
+    if (p->sec < 0)
+        return 1; /* the bad section header was reported */
+    char label[WHY_MAX];
+    const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
+    const struct directive *d = find_key(&sections[p->sec], name);
+    if (!*name) {
+        report(p, p->lineno, sec, NULL, "missing key name before '='");
+        return 1;
+    }
+    if (!d) {
+        report(p, p->lineno, sec, name, "unknown key");
+        return 1;
+    }
+    size_t i = (size_t)(d - sections[p->sec].keys);
+    if (p->seen[i]) {
+        report(p, p->lineno, sec, d->key, "duplicate key (first set at line %d)",
+               p->seen[i]);
+        return 1;
+    }
+    p->seen[i] = p->lineno;
+    if (d->type == T_LIST) {
+        p->cont_d = d;
+        p->cont_line = p->lineno;
+    }
+    set_value(p, d, value, false);
+    return 1;
+}
+
+/* A key line inih did not hand to us was a syntax error. */
+static void finish_line(struct parser *p)
+{
+    if (p->kind == L_KEY && !p->called)
+        report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value', "
+               "'[section]' or a comment");
+    p->kind = L_OTHER;
+    p->called = false;
+}
+
+static bool next_line(struct parser *p, const char **line, size_t *len)
+{
+    if (p->f) {
+        ssize_t n = getline(&p->line, &p->line_cap, p->f);
+        if (n < 0)
+            return false;
+        *line = p->line;
+        *len = (size_t)n;
+        return true;
+    }
+    if (!*p->s)
+        return false;
+    const char *nl = strchr(p->s, '\n');
+    *line = p->s;
+    *len = nl ? (size_t)(nl - p->s + 1) : strlen(p->s);
+    p->s += *len;
+    return true;
+}
+
+static char *blank_line(char *buf)
+{
+    buf[0] = '\n';
+    buf[1] = 0;
+    return buf;
+}
+
+/* ini_reader: one physical line per call, as described at the top. */
+static char *read_line_cb(char *buf, int num, void *stream)
+{
+    struct parser *p = stream;
+    const char *c;
+    size_t len;
+    finish_line(p);
+    if (num < 3 || !next_line(p, &c, &len))
+        return NULL;
+    p->lineno++;
+    if (p->lineno == 1 && len >= 3 && memcmp(c, "\xEF\xBB\xBF", 3) == 0)
+        c += 3, len -= 3;
+    while (len && isspace((unsigned char)c[len - 1]))
+        len--;
+    for (size_t i = 0; i < len; i++) {
+        unsigned char ch = (unsigned char)c[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
+            report(p, p->lineno, NULL, NULL, "control character 0x%02x in line", ch);
+            return blank_line(buf);
+        }
+    }
+    size_t indent = 0;
+    while (indent < len && (c[indent] == ' ' || c[indent] == '\t'))
+        indent++;
+    bool may_continue = p->cont_d && p->cont_line == p->lineno - 1;
+    c += indent, len -= indent;
+    if (len == 0 || *c == ';' || *c == '#')
+        return blank_line(buf);
+    if (*c == '[') {
+        section_line(p, c, len);
+        return blank_line(buf);
+    }
+    size_t end = comment_start(c, len);
+    bool cont = indent && may_continue && !memchr(c, '=', end);
+    size_t sep = 0;
+    while (sep < end && c[sep] != '=' && c[sep] != ':')
+        sep++;
+    if (!cont && sep < end && c[sep] == ':') {
+        /* inih also splits "key: value"; we do not, so that a URL on a
+         * line of its own is not read as the key "https" */
+        report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value' "
+               "(not 'key: value')");
+        return blank_line(buf);
+    }
+    if (cont) { /* inih would not strip the comment of a continuation */
+        len = end;
+        while (len && isspace((unsigned char)c[len - 1]))
+            len--;
+    }
+    if (len + cont + 2 > (size_t)num) {
+        report(p, p->lineno, NULL, NULL, "line too long (%zu characters; libinih "
+               "reads at most %d, comments excepted)", len, num - 2 - cont);
+        return blank_line(buf);
+    }
+    if (cont)
+        buf[0] = ' ';
+    memcpy(buf + cont, c, len);
+    buf[cont + len] = '\n';
+    buf[cont + len + 1] = 0;
+    p->kind = cont ? L_CONT : L_KEY;
+    return buf;
+}
+
+/* -------------------------------------------------------- whole config */
+
+static int key_line(struct parser *p, int sec, const char *key)
+{
+    const struct directive *d = find_key(&sections[sec], key);
+    return p->global_seen[sec][d - sections[sec].keys];
+}
+
+static int file_readable(const char *path, char *why, size_t n)
+{
+    struct stat st;
+    int fd = -1;
+    if (stat(path, &st) < 0 ||
+        (S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)) {
+        snprintf(why, n, "cannot read %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (fd >= 0) {
+        close(fd);
+        return 0;
+    }
+    snprintf(why, n, "cannot read %s: %s", path,
+             S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
+    return -1;
+}
+
+static void resolve_paths(struct parser *p)
+{
+    const struct section *s = &sections[S_UPSTREAM];
+    for (size_t i = 0; i < s->n && p->base_dir; i++) {
+        char **f = (char **)(void *)((char *)p->cfg + s->keys[i].off);
+        if (s->keys[i].type != T_FILE || !*f || **f == '/')
+            continue;
+        size_t n = strlen(p->base_dir) + strlen(*f) + 2;
+        char *full = malloc(n);
+        if (!full) {
+            report(p, 0, NULL, NULL, "out of memory");
+            return;
+        }
+        snprintf(full, n, "%s/%s", p->base_dir, *f);
+        free(*f);
+        *f = full;
+    }
+}
+
+static void check_tls(struct parser *p)
+{
+    struct gw_config *cfg = p->cfg;
+    char why[WHY_MAX];
+    int cert = key_line(p, S_UPSTREAM, "tls_cert_file");
+    int key = key_line(p, S_UPSTREAM, "tls_key_file");
+    int ca = key_line(p, S_UPSTREAM, "tls_ca_file");
+    if (cfg->tls_cert_file && !cfg->tls_key_file)
+        report(p, cert, "upstream", "tls_cert_file", "tls_key_file is required too");
+    if (cfg->tls_key_file && !cfg->tls_cert_file)
+        report(p, key, "upstream", "tls_key_file", "tls_cert_file is required too");
+    if (cfg->tls_cert_file && file_readable(cfg->tls_cert_file, why, sizeof why) < 0)
+        report(p, cert, "upstream", "tls_cert_file", "%s", why);
+    if (cfg->tls_key_file && file_readable(cfg->tls_key_file, why, sizeof why) < 0)
+        report(p, key, "upstream", "tls_key_file", "%s", why);
+    for (size_t i = 0; i < cfg->n_routes && cfg->tls_ca_file; i++) {
+        const char *u = cfg->routes[i].upstream;
+        if (!u || strncasecmp(u, "wss:", 4) != 0)
+            continue;
+        if (file_readable(cfg->tls_ca_file, why, sizeof why) < 0)
+            report(p, ca, "upstream", "tls_ca_file", "%s (needed by wss:// "
+                   "[route %s] at line %d)", why, cfg->routes[i].name,
+                   cfg->routes[i].line);
+        break;
+    }
+}
+
+static void check_route(struct parser *p, size_t k)
+{
+    struct gw_route *r = &p->cfg->routes[k];
+    const int *seen = p->route_seen[k];
+    char label[WHY_MAX];
+    const char *sec = section_label(p, S_ROUTE, k, label, sizeof label);
+    for (size_t i = 0; i < ARRAY_LEN(route_keys); i++)
+        if (!route_keys[i].def && !seen[i])
+            report(p, r->line, sec, route_keys[i].key, "required key missing");
+    bool any = false;
+    for (size_t i = 0; i < r->n_origins; i++)
+        any |= strcmp(r->origins[i], "*") == 0;
+    if (any && r->n_origins > 1)
+        report(p, seen[find_key(&sections[S_ROUTE], "origins") - route_keys], sec,
+               "origins", "'*' (any origin) cannot be combined with other origins");
+    else if (any) {
+        clear_list(find_key(&sections[S_ROUTE], "origins"), (char *)r);
+        r->origins_any = true;
+    }
+    for (size_t j = 0; j < k && r->path; j++) {
+        const struct gw_route *o = &p->cfg->routes[j];
+        if (o->path && strcmp(o->path, r->path) == 0) {
+            size_t pi = (size_t)(find_key(&sections[S_ROUTE], "path") - route_keys);
+            report(p, seen[pi], sec, "path", "%s is already used by [route %s] at "
+                   "line %d", r->path, o->name, p->route_seen[j][pi]);
+            break;
+        }
+    }
+}
+
+static void finish(struct parser *p)
+{
+    resolve_paths(p);
+    for (size_t k = 0; k < p->cfg->n_routes; k++)
+        check_route(p, k);
+    if (p->cfg->n_routes == 0)
+        report(p, 0, NULL, NULL, "no [route NAME] section: at least one route "
+               "(path and upstream) is required");
+    check_tls(p);
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+    if (!cfg)
+        return;
+    for (int s = 0; s < N_GLOBAL; s++)
+        for (size_t i = 0; i < sections[s].n; i++)
+            if (types[sections[s].keys[i].type].clear)
+                types[sections[s].keys[i].type].clear(&sections[s].keys[i],
+                                                      (char *)cfg);
+    for (size_t r = 0; r < cfg->n_routes; r++) {
+        for (size_t i = 0; i < ARRAY_LEN(route_keys); i++)
+            if (types[route_keys[i].type].clear)
+                types[route_keys[i].type].clear(&route_keys[i],
+                                                (char *)&cfg->routes[r]);
+        free(cfg->routes[r].name);
+    }
+    free(cfg->routes);
+    free(cfg->file);
+    free(cfg);
+}
+
+static struct gw_config *run(struct parser *p)
+{
+    p->sec = -1;
+    p->cfg = calloc(1, sizeof *p->cfg);
+    if (!p->cfg || !(p->cfg->file = strdup(p->name))) {
+        report(p, 0, NULL, NULL, "out of memory");
+        flush_errors(p);
+        gw_config_free(p->cfg);
+        return NULL;
+    }
+    for (int s = 0; s < N_GLOBAL; s++)
+        apply_defaults(p, s, 0);
+    int rc = ini_parse_stream(read_line_cb, p, on_value, p);
+    finish_line(p);
+    if (p->f && ferror(p->f))
+        report(p, 0, NULL, NULL, "cannot read: %s", strerror(errno));
+    else if (rc == -2)
+        report(p, 0, NULL, NULL, "out of memory");
+    else if (rc > 0 && !p->n_errors) /* not expected: the reader finds them */
+        report(p, rc, NULL, NULL, "syntax error");
+    if (!(p->f && ferror(p->f)))
+        finish(p);
+    flush_errors(p);
+    free(p->route_seen);
+    free(p->line);
+    if (p->n_errors) {
+        gw_config_free(p->cfg);
+        return NULL;
+    }
+    return p->cfg;
+}
+
+struct gw_config *gw_config_parse_string(const char *text, const char *name,
+                                         struct gw_diag *diag)
+{
+    struct parser p = { .diag = diag, .name = name ? name : "<string>",
+                        .s = text ? text : "" };
+    return run(&p);
+}
+
+struct gw_config *gw_config_load(const char *path, struct gw_diag *diag)
+{
+    struct parser p = { .diag = diag, .name = path ? path : "(null)" };
+    FILE *f = path ? fopen(path, "re") : NULL;
+    if (!f) {
+        report(&p, 0, NULL, NULL, "cannot open: %s", strerror(path ? errno : EINVAL));
+        flush_errors(&p);
+        return NULL;
+    }
+    const char *slash = strrchr(path, '/');
+    if (slash && !(p.base_dir = xstrndup(path, slash == path ? 1 : (size_t)(slash - path)))) {
+        fclose(f);
+        report(&p, 0, NULL, NULL, "out of memory");
+        flush_errors(&p);
+        return NULL;
+    }
+    p.f = f;
+    struct gw_config *cfg = run(&p);
+    fclose(f);
+    free(p.base_dir);
+    return cfg;
+}

@@ -1,0 +1,168 @@
+/* http_util.c - evhttp reply helpers and browser-gone detection. */
+#include "http_util.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "framing.h"
+#include "gw_common.h"
+#include "gw_log.h"
+
+void http_add_common_headers(struct evhttp_request *req)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Cache-Control", "no-store");
+    evhttp_add_header(h, "X-Content-Type-Options", "nosniff");
+}
+
+const char *http_reason(int status)
+{
+    switch (status) {
+    case 200: return "OK";
+    case 201: return "Created";
+    case 204: return "No Content";
+    case 304: return "Not Modified";
+    case 400: return "Bad Request";
+    case 403: return "Forbidden";
+    case 404: return "Not Found";
+    case 405: return "Method Not Allowed";
+    case 409: return "Conflict";
+    case 410: return "Gone";
+    case 413: return "Payload Too Large";
+    case 415: return "Unsupported Media Type";
+    case 429: return "Too Many Requests";
+    case 500: return "Internal Server Error";
+    case 502: return "Bad Gateway";
+    case 503: return "Service Unavailable";
+    case 504: return "Gateway Timeout";
+    default: return "Unknown";
+    }
+}
+
+void http_reply_json(struct evhttp_request *req, int status,
+                     struct evbuffer *body)
+{
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+    http_add_common_headers(req);
+    evhttp_send_reply(req, status, http_reason(status), body);
+}
+
+void http_reply_json_str(struct evhttp_request *req, int status,
+                         const char *json, size_t len)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b)
+        evbuffer_add(b, json, len);
+    http_reply_json(req, status, b);
+    if (b)
+        evbuffer_free(b);
+}
+
+void http_reply_error(struct evhttp_request *req, int status,
+                      const char *code, const char *fmt, ...)
+{
+    char msg[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    struct gw_buf b = {0};
+    gw_buf_appendf(&b, "{\"error\":\"%s\",\"message\":", code);
+    framing_json_string(&b, (const uint8_t *)msg, strlen(msg),
+                        FRAMING_JSON_STD);
+    gw_buf_append(&b, "}", 1);
+    const char *uri = evhttp_request_get_uri(req);
+    log_debug("%s %s -> %d %s: %s", http_client_addr(req), uri ? uri : "?",
+              status, code, msg);
+    http_reply_json_str(req, status, (const char *)b.data, b.len);
+    gw_buf_free(&b);
+}
+
+void http_reply_empty(struct evhttp_request *req, int status)
+{
+    http_add_common_headers(req);
+    evhttp_send_reply(req, status, http_reason(status), NULL);
+}
+
+const char *http_client_addr(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    char *addr = NULL;
+    ev_uint16_t port = 0;
+    if (!evcon)
+        return "-";
+    evhttp_connection_get_peer(evcon, &addr, &port);
+    return addr ? addr : "-";
+}
+
+/* The browser closed its end (EPOLLRDHUP) while we hold its request. */
+static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct http_watch *w = arg;
+    struct evhttp_connection *evcon = w->evcon;
+    void (*gone)(struct http_watch *) = w->gone;
+    http_watch_stop(w);
+    gone(w);  /* may free w */
+    /* Frees the request too: it is still on the connection. */
+    evhttp_connection_free(evcon);
+}
+
+/* evhttp gave up on the connection (write error, timeout, shutdown). */
+static void watch_evcon_closed_cb(struct evhttp_connection *evcon, void *arg)
+{
+    struct http_watch *w = arg;
+    struct evhttp_request *req = w->req;
+    void (*gone)(struct http_watch *) = w->gone;
+    (void)evcon;
+    http_watch_stop(w);
+    /* An unfinished request is orphaned by evhttp (no connection) and is
+     * ours to free; one still on the connection is freed by evhttp. */
+    bool orphaned = evhttp_request_get_connection(req) == NULL;
+    gone(w);
+    if (orphaned)
+        evhttp_request_free(req);
+}
+
+int http_watch_start(struct http_watch *w, struct evhttp_request *req,
+                     void (*gone)(struct http_watch *w))
+{
+    w->req = req;
+    w->evcon = evhttp_request_get_connection(req);
+    w->gone = gone;
+    w->active = false;
+    w->closed_ev = NULL;
+    if (!w->evcon)
+        return GW_ESTATE;
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(w->evcon);
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    struct event_base *base = evhttp_connection_get_base(w->evcon);
+    if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
+        w->closed_ev = event_new(base, fd, EV_CLOSED, watch_closed_cb, w);
+        if (w->closed_ev)
+            event_add(w->closed_ev, NULL);
+    }
+    evhttp_connection_set_closecb(w->evcon, watch_evcon_closed_cb, w);
+    w->active = true;
+    return 0;
+}
+
+void http_watch_stop(struct http_watch *w)
+{
+    if (!w->active)
+        return;
+    w->active = false;
+    if (w->closed_ev) {
+        event_free(w->closed_ev);
+        w->closed_ev = NULL;
+    }
+    evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+}

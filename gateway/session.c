@@ -1,0 +1,833 @@
+/* session.c - the session core: table, queue policy, timers, lifecycle. */
+#include "session.h"
+
+#include <stdlib.h>
+#include <string.h>
+#include <sys/queue.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+#include <openssl/rand.h>
+
+#include "gw_log.h"
+
+/* Resume reading an upstream paused for a full buffer once its queue is
+ * below this fraction of the limit (hysteresis: no pause/resume flapping). */
+#define RESUME_NUM 1
+#define RESUME_DEN 2
+
+struct client_entry {
+    struct client_entry *next;
+    uint32_t count;
+    char addr[];
+};
+
+struct session {
+    struct session *next_id;       /* hash chain */
+    struct session_table *t;
+    struct client_entry *client;   /* NULL once FINISHED */
+    const struct gw_route *route;
+    struct ws_client *up;
+    struct session_sink *sink;     /* attached receiving request */
+    struct session_sink *opener;   /* waiting POST /sessions */
+    enum session_state state;
+    bool paused;                   /* upstream reading paused */
+    bool on_pause_list;            /* paused by the global budget */
+    bool released;
+    bool has_send_seq;
+    uint16_t close_code;
+    char id[SESSION_ID_LEN + 1];
+    char *close_reason;
+    char *protocol;
+    uint64_t send_seq;
+    uint64_t acked;                /* highest ack the browser sent */
+    uint64_t lost_from, lost_to;
+    struct session_queue q;
+    struct event timer;            /* idle, then tombstone */
+    struct event *life;            /* max_lifetime, if set */
+    TAILQ_ENTRY(session) pause_link;
+    struct session *grave_next;
+};
+
+TAILQ_HEAD(session_list, session);
+
+struct session_table {
+    struct event_base *base;
+    struct evdns_base *dns;
+    const struct gw_config *cfg;
+    SSL_CTX *ssl_ctx;
+    struct session **buckets;
+    size_t n_buckets, n_entries;
+    struct client_entry **cbuckets;
+    size_t n_cbuckets;
+    uint64_t hash_seed;
+    const struct timeval *tv_idle, *tv_life;
+    struct session_list pause_list; /* paused for the global budget */
+    struct session *graveyard;      /* released, freed from the loop */
+    struct event *reaper;
+    struct session_stats stats;
+    uint64_t fd_capacity;
+};
+
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
+static void session_life_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ------------------------------------------------------------- hashing */
+
+/* FNV-1a with a per-process random seed, finished with a 64-bit mixer.
+ * Session ids are random so their chains stay short by construction;
+ * client addresses are chosen by clients, hence the secret seed. (Not a
+ * proven DoS-resistant hash like SipHash; the per-client map holds at most
+ * max_sessions entries.) */
+static uint64_t hash_bytes(uint64_t seed, const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL ^ seed;
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 1099511628211ULL;
+    }
+    h ^= h >> 33;
+    h *= 0xff51afd7ed558ccdULL;
+    h ^= h >> 33;
+    return h;
+}
+
+static int table_grow(struct session_table *t)
+{
+    size_t n = t->n_buckets ? t->n_buckets * 2 : 1024;
+    struct session **b = calloc(n, sizeof *b);
+    if (!b)
+        return GW_ENOMEM;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        struct session *s = t->buckets[i], *next;
+        for (; s; s = next) {
+            next = s->next_id;
+            size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (n - 1);
+            s->next_id = b[h];
+            b[h] = s;
+        }
+    }
+    free(t->buckets);
+    t->buckets = b;
+    t->n_buckets = n;
+    return 0;
+}
+
+static int table_insert(struct session_table *t, struct session *s)
+{
+    if (t->n_entries + 1 > t->n_buckets && table_grow(t) < 0)
+        return GW_ENOMEM;
+    size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (t->n_buckets - 1);
+    s->next_id = t->buckets[h];
+    t->buckets[h] = s;
+    t->n_entries++;
+    return 0;
+}
+
+static void table_remove(struct session_table *t, struct session *s)
+{
+    size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (t->n_buckets - 1);
+    for (struct session **pp = &t->buckets[h]; *pp; pp = &(*pp)->next_id) {
+        if (*pp == s) {
+            *pp = s->next_id;
+            t->n_entries--;
+            return;
+        }
+    }
+}
+
+struct session *session_find(struct session_table *t, const char *id,
+                             size_t id_len)
+{
+    if (id_len != SESSION_ID_LEN || !t->n_buckets)
+        return NULL;
+    size_t h = hash_bytes(t->hash_seed, id, id_len) & (t->n_buckets - 1);
+    for (struct session *s = t->buckets[h]; s; s = s->next_id)
+        if (memcmp(s->id, id, SESSION_ID_LEN) == 0)
+            return s;
+    return NULL;
+}
+
+static struct client_entry *client_get(struct session_table *t,
+                                       const char *addr, bool create)
+{
+    size_t n = strlen(addr);
+    size_t h = hash_bytes(t->hash_seed, addr, n) & (t->n_cbuckets - 1);
+    for (struct client_entry *c = t->cbuckets[h]; c; c = c->next)
+        if (strcmp(c->addr, addr) == 0)
+            return c;
+    if (!create)
+        return NULL;
+    struct client_entry *c = calloc(1, sizeof *c + n + 1);
+    if (!c)
+        return NULL;
+    memcpy(c->addr, addr, n + 1);
+    c->next = t->cbuckets[h];
+    t->cbuckets[h] = c;
+    return c;
+}
+
+static void client_put(struct session_table *t, struct client_entry *c)
+{
+    if (!c || --c->count > 0)
+        return;
+    size_t h = hash_bytes(t->hash_seed, c->addr, strlen(c->addr)) &
+               (t->n_cbuckets - 1);
+    for (struct client_entry **pp = &t->cbuckets[h]; *pp; pp = &(*pp)->next) {
+        if (*pp == c) {
+            *pp = c->next;
+            free(c);
+            return;
+        }
+    }
+}
+
+/* --------------------------------------------------------------- table */
+
+static void reaper_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct session_table *t = arg;
+    while (t->graveyard) {
+        struct session *s = t->graveyard;
+        t->graveyard = s->grave_next;
+        ws_client_free(s->up);
+        session_queue_clear(&s->q);
+        free(s->close_reason);
+        free(s->protocol);
+        free(s);
+    }
+}
+
+struct session_table *session_table_new(struct event_base *base,
+                                        struct evdns_base *dns,
+                                        const struct gw_config *cfg,
+                                        SSL_CTX *ssl_ctx)
+{
+    struct session_table *t = calloc(1, sizeof *t);
+    if (!t)
+        return NULL;
+    t->base = base;
+    t->dns = dns;
+    t->cfg = cfg;
+    t->ssl_ctx = ssl_ctx;
+    TAILQ_INIT(&t->pause_list);
+    RAND_bytes((unsigned char *)&t->hash_seed, sizeof t->hash_seed);
+    t->n_cbuckets = 1024;
+    t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
+    t->reaper = event_new(base, -1, 0, reaper_cb, t);
+    struct timeval tv = { (time_t)(cfg->idle_timeout_ms / 1000),
+                          (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000 };
+    t->tv_idle = event_base_init_common_timeout(base, &tv);
+    if (cfg->max_lifetime_ms) {
+        struct timeval lt = { (time_t)(cfg->max_lifetime_ms / 1000),
+                              (suseconds_t)(cfg->max_lifetime_ms % 1000) * 1000 };
+        t->tv_life = event_base_init_common_timeout(base, &lt);
+    }
+    if (!t->cbuckets || !t->reaper || !t->tv_idle || table_grow(t) < 0) {
+        session_table_free(t);
+        return NULL;
+    }
+    return t;
+}
+
+void session_table_set_fd_capacity(struct session_table *t, uint64_t n)
+{
+    t->fd_capacity = n;
+}
+
+const struct session_stats *session_table_stats(const struct session_table *t)
+{
+    return &t->stats;
+}
+
+/* ------------------------------------------------------------- helpers */
+
+static void detach_sink(struct session *s, enum session_detach_why why)
+{
+    struct session_sink *k = s->sink;
+    if (!k)
+        return;
+    s->sink = NULL;
+    k->session = NULL;
+    k->ops->detach(k, why);
+}
+
+static void arm_timer(struct session *s)
+{
+    event_add(&s->timer, s->t->tv_idle);
+}
+
+static void set_close(struct session *s, uint16_t code, const char *reason,
+                      size_t reason_len)
+{
+    if (s->close_code)
+        return; /* the first close wins */
+    s->close_code = code;
+    free(s->close_reason);
+    s->close_reason = strndup(reason ? reason : "", reason ? reason_len : 0);
+}
+
+static void unpause_global(struct session *s)
+{
+    if (s->on_pause_list) {
+        TAILQ_REMOVE(&s->t->pause_list, s, pause_link);
+        s->on_pause_list = false;
+    }
+}
+
+static void set_paused(struct session *s, bool pause)
+{
+    if (s->paused == pause)
+        return;
+    s->paused = pause;
+    if (pause)
+        s->t->stats.paused++;
+    else
+        s->t->stats.paused--;
+    if (s->up)
+        ws_client_pause_reading(s->up, pause);
+}
+
+/* Unlink and queue for freeing from the event loop. */
+static void session_release(struct session *s)
+{
+    if (s->released)
+        return;
+    s->released = true;
+    struct session_table *t = s->t;
+    detach_sink(s, SESSION_DETACH_CLOSING);
+    unpause_global(s);
+    if (s->paused)
+        set_paused(s, false);
+    if (s->state != SESSION_FINISHED) {
+        client_put(t, s->client);
+        s->client = NULL;
+        t->stats.sessions--;
+    } else {
+        t->stats.tombstones--;
+    }
+    t->stats.buffered_bytes -= s->q.bytes;
+    session_queue_clear(&s->q);
+    table_remove(t, s);
+    event_del(&s->timer);
+    if (s->life) {
+        event_free(s->life);
+        s->life = NULL;
+    }
+    s->grave_next = t->graveyard;
+    t->graveyard = s;
+    event_active(t->reaper, EV_TIMEOUT, 0);
+}
+
+/* Become a tombstone: no upstream use, no queue, 410 for idle_timeout. */
+static void session_finish(struct session *s)
+{
+    if (s->state == SESSION_FINISHED)
+        return;
+    struct session_table *t = s->t;
+    detach_sink(s, SESSION_DETACH_CLOSING);
+    unpause_global(s);
+    if (s->paused)
+        set_paused(s, false);
+    s->state = SESSION_FINISHED;
+    t->stats.sessions--;
+    t->stats.tombstones++;
+    t->stats.closed_total++;
+    client_put(t, s->client);
+    s->client = NULL;
+    t->stats.buffered_bytes -= s->q.bytes;
+    session_queue_clear(&s->q);
+    if (s->life) {
+        event_free(s->life);
+        s->life = NULL;
+    }
+    arm_timer(s);
+}
+
+/* ---------------------------------------------------- upstream callbacks */
+
+static void up_open_cb(struct ws_client *c, void *arg)
+{
+    struct session *s = arg;
+    if (s->released)
+        return;
+    struct session_sink *op = s->opener;
+    const char *proto = ws_client_protocol(c);
+    s->state = SESSION_OPEN;
+    s->t->stats.opened_total++;
+    if (proto)
+        s->protocol = strdup(proto);
+    if (s->t->tv_life) {
+        s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
+        if (s->life)
+            event_add(s->life, s->t->tv_life);
+    }
+    arm_timer(s);
+    s->opener = NULL;
+    if (op) {
+        op->session = s;
+        op->ops->opened(op, NULL);
+    }
+}
+
+/* Is this session's queue (or the global budget) over its limit if a
+ * message of len bytes is added? */
+static bool over_limit(const struct session *s, size_t len, bool *global)
+{
+    const struct gw_config *cfg = s->t->cfg;
+    *global = s->t->stats.buffered_bytes + len > cfg->max_buffered_bytes;
+    return *global || s->q.bytes + len > cfg->buffer_bytes ||
+           session_queue_count(&s->q) + 1 > cfg->buffer_messages;
+}
+
+static void note_lost(struct session *s, uint64_t seq)
+{
+    if (!s->lost_from)
+        s->lost_from = seq;
+    s->lost_to = seq;
+    s->t->stats.dropped++;
+}
+
+static void drop_front(struct session *s, bool count_lost)
+{
+    size_t before = s->q.bytes;
+    uint64_t seq = session_queue_drop_front(&s->q);
+    s->t->stats.buffered_bytes -= before - s->q.bytes;
+    if (seq && count_lost)
+        note_lost(s, seq);
+}
+
+static void up_message_cb(struct ws_client *c, bool binary,
+                          const uint8_t *data, size_t len, void *arg)
+{
+    (void)c;
+    struct session *s = arg;
+    struct session_table *t = s->t;
+    if (s->state != SESSION_OPEN || s->released)
+        return;
+    bool global;
+    /* 1. Messages already written to a stream go first: they were sent and
+     *    are only kept for a resume. Evicting them is reported as lost if
+     *    the browser later resumes from before them. */
+    while (s->q.written && over_limit(s, len, &global) && !global)
+        drop_front(s, false);
+    if (over_limit(s, len, &global)) {
+        switch ((enum gw_overflow)t->cfg->overflow) {
+        case GW_OVERFLOW_DROP_OLDEST:
+            while (session_queue_count(&s->q) && over_limit(s, len, &global) &&
+                   !global)
+                drop_front(s, true);
+            if (global) {
+                /* the budget is shared: never evict for others' sake,
+                 * push back on this upstream instead */
+                set_paused(s, true);
+            }
+            break;
+        case GW_OVERFLOW_CLOSE:
+            log_info("session %s: buffer overflow, closing", s->id);
+            set_close(s, WS_CLOSE_POLICY, "buffer overflow", 15);
+            ws_client_close(s->up, WS_CLOSE_POLICY, "buffer overflow");
+            s->state = SESSION_CLOSED;
+            if (s->sink)
+                s->sink->ops->wake(s->sink);
+            return;
+        case GW_OVERFLOW_PAUSE:
+        default:
+            /* Keep this message (nothing is dropped) and stop reading. */
+            set_paused(s, true);
+            if (global && !s->on_pause_list) {
+                TAILQ_INSERT_TAIL(&t->pause_list, s, pause_link);
+                s->on_pause_list = true;
+            }
+            break;
+        }
+    }
+    size_t before = s->q.bytes;
+    if (session_queue_push(&s->q, binary, data, len) < 0) {
+        log_error("session %s: out of memory queuing a message", s->id);
+        set_close(s, WS_CLOSE_INTERNAL, "out of memory", 13);
+        ws_client_close(s->up, WS_CLOSE_INTERNAL, "out of memory");
+        s->state = SESSION_CLOSED;
+    } else {
+        t->stats.buffered_bytes += s->q.bytes - before;
+        t->stats.messages_in++;
+    }
+    if (s->sink)
+        s->sink->ops->wake(s->sink);
+}
+
+static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
+                        void *arg)
+{
+    struct session *s = arg;
+    (void)c;
+    if (s->state == SESSION_OPENING) {
+        struct session_sink *op = s->opener;
+        s->opener = NULL;
+        log_info("session %s: upstream %s failed: %s", s->id,
+                 s->route->upstream, ci->detail ? ci->detail : "");
+        session_release(s);
+        if (op)
+            op->ops->opened(op, ci);
+        return;
+    }
+    if (s->state == SESSION_OPEN) {
+        log_debug("session %s: upstream closed %u", s->id, ci->code);
+        if (ci->fail != WS_FAIL_NONE && ci->detail && !ci->reason_len)
+            set_close(s, ci->code, ci->detail, strlen(ci->detail));
+        else
+            set_close(s, ci->code, ci->reason, ci->reason_len);
+        s->state = SESSION_CLOSED;
+        unpause_global(s);
+        if (s->life) {
+            event_free(s->life);
+            s->life = NULL;
+        }
+        if (s->sink)
+            s->sink->ops->wake(s->sink);
+    }
+    /* The connection is over: let go of it now (freeing inside its own
+     * callback is allowed, ws_client defers it). */
+    if (!s->released) {
+        ws_client_free(s->up);
+        s->up = NULL;
+    }
+}
+
+static const struct ws_client_callbacks up_callbacks = {
+    .on_open = up_open_cb,
+    .on_message = up_message_cb,
+    .on_close = up_close_cb,
+};
+
+/* -------------------------------------------------------------- timers */
+
+static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct session *s = arg;
+    switch (s->state) {
+    case SESSION_OPENING:
+        break; /* bounded by connect_timeout */
+    case SESSION_OPEN:
+        log_info("session %s: idle timeout, closing upstream", s->id);
+        set_close(s, WS_CLOSE_GOING_AWAY, "idle timeout", 12);
+        ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "idle timeout");
+        session_finish(s);
+        break;
+    case SESSION_CLOSED:
+        session_finish(s);
+        break;
+    case SESSION_FINISHED:
+        session_release(s);
+        break;
+    }
+}
+
+static void session_life_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct session *s = arg;
+    if (s->state != SESSION_OPEN)
+        return;
+    log_info("session %s: max_lifetime reached, closing upstream", s->id);
+    set_close(s, WS_CLOSE_GOING_AWAY, "session lifetime reached", 24);
+    ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "session lifetime reached");
+    s->state = SESSION_CLOSED;
+    unpause_global(s);
+    if (s->sink)
+        s->sink->ops->wake(s->sink);
+}
+
+/* ---------------------------------------------------------------- open */
+
+static void make_id(char out[SESSION_ID_LEN + 1])
+{
+    static const char b64url[] =
+        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    uint8_t r[16];
+    RAND_bytes(r, sizeof r);
+    /* 128 bits -> 22 characters (the last one carries 2 bits) */
+    uint32_t acc = 0;
+    int bits = 0, j = 0;
+    for (int i = 0; i < 16; i++) {
+        acc = (acc << 8) | r[i];
+        bits += 8;
+        while (bits >= 6) {
+            bits -= 6;
+            out[j++] = b64url[(acc >> bits) & 63];
+        }
+    }
+    if (bits)
+        out[j++] = b64url[(acc << (6 - bits)) & 63];
+    out[j] = 0;
+}
+
+enum session_open_err session_open(struct session_table *t,
+                                   const struct session_open_params *p,
+                                   struct session **out)
+{
+    const struct gw_config *cfg = t->cfg;
+    *out = NULL;
+    if (t->stats.sessions >= cfg->max_sessions ||
+        (t->fd_capacity && t->stats.sessions >= t->fd_capacity))
+        return SESSION_OPEN_FULL;
+    struct client_entry *ce = client_get(t, p->client_addr, true);
+    if (!ce)
+        return SESSION_OPEN_FAILED;
+    if (ce->count >= cfg->max_sessions_per_client)
+        return SESSION_OPEN_CLIENT_FULL;
+    ce->count++;
+
+    struct session *s = calloc(1, sizeof *s);
+    if (!s) {
+        client_put(t, ce);
+        return SESSION_OPEN_FAILED;
+    }
+    s->t = t;
+    s->client = ce;
+    s->route = p->route;
+    s->opener = p->opener;
+    session_queue_init(&s->q);
+    do
+        make_id(s->id);
+    while (session_find(t, s->id, SESSION_ID_LEN));
+    event_assign(&s->timer, t->base, -1, 0, session_timer_cb, s);
+
+    struct gw_error err = {0};
+    struct ws_client_options opt = {
+        .url = p->route->upstream,
+        .protocols = p->protocols ? p->protocols : p->route->protocols,
+        .headers = p->headers,
+        .n_headers = p->n_headers,
+        .max_message = cfg->max_message,
+        .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
+        .ping_interval_ms = (uint32_t)cfg->ping_interval_ms,
+        .ssl_ctx = t->ssl_ctx,
+    };
+    s->up = ws_client_new(t->base, t->dns, &opt, &up_callbacks, s, &err);
+    if (!s->up || table_insert(t, s) < 0) {
+        log_warn("session: cannot create upstream client: %s", err.msg);
+        ws_client_free(s->up);
+        client_put(t, ce);
+        free(s);
+        return SESSION_OPEN_FAILED;
+    }
+    t->stats.sessions++;
+    if (ws_client_connect(s->up) < 0) {
+        s->opener = NULL;
+        session_release(s);
+        return SESSION_OPEN_FAILED;
+    }
+    *out = s;
+    return SESSION_OPEN_OK;
+}
+
+void session_abort_open(struct session *s)
+{
+    if (s->state != SESSION_OPENING)
+        return;
+    s->opener = NULL;
+    ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "browser went away");
+    session_release(s);
+}
+
+/* ------------------------------------------------------------ accessors */
+
+const char *session_id(const struct session *s) { return s->id; }
+enum session_state session_state(const struct session *s) { return s->state; }
+const struct gw_route *session_route(const struct session *s) { return s->route; }
+const char *session_protocol(const struct session *s) { return s->protocol; }
+uint16_t session_close_code(const struct session *s) { return s->close_code; }
+const char *session_close_reason(const struct session *s)
+{
+    return s->close_reason ? s->close_reason : "";
+}
+struct session_queue *session_queue(struct session *s) { return &s->q; }
+uint64_t session_send_acked(const struct session *s) { return s->send_seq; }
+
+bool session_lost_pending(const struct session *s)
+{
+    return s->lost_from != 0;
+}
+
+bool session_take_lost(struct session *s, uint64_t *from, uint64_t *to)
+{
+    if (!s->lost_from)
+        return false;
+    *from = s->lost_from;
+    *to = s->lost_to;
+    s->lost_from = s->lost_to = 0;
+    return true;
+}
+
+bool session_close_ready(const struct session *s, bool stream)
+{
+    if (s->state != SESSION_CLOSED)
+        return false;
+    size_t pending = session_queue_count(&s->q);
+    return stream ? s->q.written == pending : pending == 0;
+}
+
+void session_close_delivered(struct session *s)
+{
+    if (s->state == SESSION_CLOSED)
+        session_finish(s);
+}
+
+/* ---------------------------------------------------------------- flow */
+
+void session_check_resume(struct session *s)
+{
+    const struct gw_config *cfg = s->t->cfg;
+    struct session_table *t = s->t;
+    if (s->paused && s->state == SESSION_OPEN &&
+        s->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM &&
+        session_queue_count(&s->q) <= cfg->buffer_messages / RESUME_DEN &&
+        t->stats.buffered_bytes < cfg->max_buffered_bytes) {
+        unpause_global(s);
+        set_paused(s, false);
+    }
+    /* Freed budget: let sessions paused by the global limit go on. */
+    while (!TAILQ_EMPTY(&t->pause_list) &&
+           t->stats.buffered_bytes < cfg->max_buffered_bytes / 10 * 9) {
+        struct session *o = TAILQ_FIRST(&t->pause_list);
+        unpause_global(o);
+        if (o->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM)
+            set_paused(o, false);
+    }
+}
+
+int session_ack(struct session *s, uint64_t ack)
+{
+    if (ack >= s->q.next_seq)
+        return GW_EINVAL;
+    size_t before = s->q.bytes;
+    session_queue_ack(&s->q, ack);
+    s->t->stats.buffered_bytes -= before - s->q.bytes;
+    /* Resuming from before the oldest message kept (evicted after it was
+     * written to a stream, or dropped): say so, never silently. Messages
+     * the browser acknowledged itself earlier are not lost. */
+    uint64_t lo = (ack > s->acked ? ack : s->acked) + 1;
+    if (lo < s->q.head_seq && !s->lost_from) {
+        s->lost_from = lo;
+        s->lost_to = s->q.head_seq - 1;
+    }
+    if (ack > s->acked)
+        s->acked = ack;
+    if (!s->sink && s->state != SESSION_FINISHED)
+        arm_timer(s);
+    session_check_resume(s);
+    return 0;
+}
+
+void session_touch(struct session *s)
+{
+    if (!s->sink && !s->released && s->state != SESSION_FINISHED &&
+        s->state != SESSION_OPENING)
+        arm_timer(s);
+}
+
+void session_attach(struct session *s, struct session_sink *k)
+{
+    if (s->sink && s->sink != k)
+        detach_sink(s, SESSION_DETACH_REPLACED);
+    s->sink = k;
+    k->session = s;
+    if (s->state != SESSION_FINISHED)
+        event_del(&s->timer);
+}
+
+void session_detach(struct session *s, struct session_sink *k)
+{
+    if (!s || s->sink != k)
+        return;
+    s->sink = NULL;
+    k->session = NULL;
+    if (s->state != SESSION_FINISHED && !s->released)
+        arm_timer(s);
+}
+
+enum session_send_result session_send(struct session *s, bool has_seq,
+                                      uint64_t seq,
+                                      const struct session_out_msg *msgs,
+                                      size_t n)
+{
+    if (s->state != SESSION_OPEN)
+        return SESSION_SEND_NOT_OPEN;
+    if (has_seq && s->has_send_seq && seq <= s->send_seq)
+        return SESSION_SEND_DUPLICATE;
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++)
+        total += msgs[i].len + WS_FRAME_HEADER_MAX;
+    size_t pending = ws_client_pending_bytes(s->up);
+    /* An empty buffer always takes one batch, so a batch larger than the
+     * limit cannot be refused forever. */
+    if (pending && pending + total > s->t->cfg->send_buffer_bytes)
+        return SESSION_SEND_FULL;
+    for (size_t i = 0; i < n; i++) {
+        if (ws_client_send(s->up, msgs[i].binary, msgs[i].data, msgs[i].len) < 0)
+            return SESSION_SEND_NOT_OPEN;
+        s->t->stats.messages_out++;
+    }
+    if (has_seq) {
+        s->has_send_seq = true;
+        s->send_seq = seq;
+    }
+    if (!s->sink)
+        arm_timer(s);
+    return SESSION_SEND_OK;
+}
+
+void session_close_by_browser(struct session *s)
+{
+    if (s->state == SESSION_FINISHED)
+        return;
+    if (s->state == SESSION_OPENING) {
+        session_abort_open(s);
+        return;
+    }
+    if (s->state == SESSION_OPEN) {
+        set_close(s, WS_CLOSE_NORMAL, "closed by browser", 17);
+        ws_client_close(s->up, WS_CLOSE_NORMAL, "closed by browser");
+    }
+    session_finish(s);
+}
+
+/* ---------------------------------------------------------------- free */
+
+void session_table_free(struct session_table *t)
+{
+    if (!t)
+        return;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        while (t->buckets && t->buckets[i]) {
+            struct session *s = t->buckets[i];
+            if (s->state == SESSION_OPENING && s->opener) {
+                struct session_sink *op = s->opener;
+                s->opener = NULL;
+                struct ws_close_info ci = { .code = WS_CLOSE_GOING_AWAY,
+                    .fail = WS_FAIL_IO, .detail = "gateway shutting down" };
+                session_release(s);
+                op->ops->opened(op, &ci);
+            } else {
+                session_release(s);
+            }
+        }
+    }
+    if (t->reaper) {
+        reaper_cb(-1, 0, t);
+        event_free(t->reaper);
+    }
+    for (size_t i = 0; i < t->n_cbuckets && t->cbuckets; i++) {
+        while (t->cbuckets[i]) {
+            struct client_entry *c = t->cbuckets[i];
+            t->cbuckets[i] = c->next;
+            free(c);
+        }
+    }
+    free(t->cbuckets);
+    free(t->buckets);
+    free(t);
+}

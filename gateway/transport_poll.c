@@ -1,0 +1,173 @@
+/*
+ * transport_poll.c - JSON long-poll. Everything queued goes out in one
+ * response; messages stay queued until the browser acknowledges them with
+ * the next poll's ?ack=, so a lost response loses nothing.
+ */
+#include "transport.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+
+#include "framing.h"
+#include "gw_log.h"
+#include "http_util.h"
+#include "session.h"
+
+struct poll_sink {
+    struct session_sink k;
+    struct http_watch watch;
+    struct evhttp_request *req;
+    struct event *timer;
+};
+
+/* One scratch buffer for every response (single-threaded), so building a
+ * batch allocates nothing in steady state. */
+static struct gw_buf scratch;
+
+int transport_ctx_init(struct transport_ctx *ctx, struct event_base *base,
+                       const struct gw_config *cfg)
+{
+    struct timeval p = { (time_t)(cfg->poll_timeout_ms / 1000),
+                         (suseconds_t)(cfg->poll_timeout_ms % 1000) * 1000 };
+    struct timeval h = { (time_t)(cfg->heartbeat_ms / 1000),
+                         (suseconds_t)(cfg->heartbeat_ms % 1000) * 1000 };
+    ctx->base = base;
+    ctx->cfg = cfg;
+    ctx->tv_poll = event_base_init_common_timeout(base, &p);
+    ctx->tv_heartbeat = event_base_init_common_timeout(base, &h);
+    return ctx->tv_poll && ctx->tv_heartbeat ? 0 : GW_ENOMEM;
+}
+
+static bool poll_ready(struct session *s)
+{
+    return session_queue_count(session_queue(s)) > 0 ||
+           session_lost_pending(s) || session_close_ready(s, false);
+}
+
+/* Build {"messages":[...],"lost":..,"closed":..}; returns true if the
+ * close was included. s may be NULL (empty batch). */
+static bool build_batch(struct session *s, struct gw_buf *b)
+{
+    bool closed = false;
+    gw_buf_reset(b);
+    gw_buf_append(b, "{\"messages\":[", 13);
+    if (s) {
+        struct session_queue *q = session_queue(s);
+        size_t pos = 0, off = 0;
+        struct sq_msg m;
+        bool first = true;
+        while (session_queue_next(q, &pos, &off, &m)) {
+            if (!first)
+                gw_buf_append(b, ",", 1);
+            first = false;
+            framing_poll_message(b, m.seq, m.binary, m.data, m.len);
+        }
+    }
+    gw_buf_append(b, "]", 1);
+    uint64_t from, to;
+    if (s && session_take_lost(s, &from, &to))
+        gw_buf_appendf(b, ",\"lost\":{\"from\":%llu,\"to\":%llu}",
+                       (unsigned long long)from, (unsigned long long)to);
+    if (s && session_close_ready(s, false)) {
+        const char *r = session_close_reason(s);
+        gw_buf_appendf(b, ",\"closed\":{\"code\":%u,\"reason\":",
+                       session_close_code(s));
+        framing_json_string(b, (const uint8_t *)r, strlen(r), FRAMING_JSON_STD);
+        gw_buf_append(b, "}", 1);
+        closed = true;
+    }
+    gw_buf_append(b, "}", 1);
+    return closed;
+}
+
+static void poll_free(struct poll_sink *p)
+{
+    if (p->timer)
+        event_free(p->timer);
+    free(p);
+}
+
+/* Answer and finish. s: the session to read from, or NULL (empty). */
+static void poll_respond(struct poll_sink *p, struct session *s)
+{
+    bool closed = build_batch(s, &scratch);
+    http_watch_stop(&p->watch);
+    if (s)
+        session_detach(s, &p->k);
+    if (closed)
+        session_close_delivered(s);
+    http_reply_json_str(p->req, 200, (const char *)scratch.data, scratch.len);
+    if (scratch.cap > 1 << 20)
+        gw_buf_free(&scratch);
+    poll_free(p);
+}
+
+static void poll_wake(struct session_sink *k)
+{
+    struct poll_sink *p = (struct poll_sink *)k;
+    if (k->session && poll_ready(k->session))
+        poll_respond(p, k->session);
+}
+
+static void poll_detach(struct session_sink *k, enum session_detach_why why)
+{
+    (void)why;
+    /* Replaced by a newer request, or the session is going away: complete
+     * with an empty batch; the next request learns the rest. */
+    poll_respond((struct poll_sink *)k, NULL);
+}
+
+static void poll_opened(struct session_sink *k, const struct ws_close_info *f)
+{
+    (void)k; (void)f;
+}
+
+static const struct session_sink_ops poll_ops = {
+    .wake = poll_wake,
+    .detach = poll_detach,
+    .opened = poll_opened,
+};
+
+static void poll_timeout_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct poll_sink *p = arg;
+    poll_respond(p, p->k.session);
+}
+
+static void poll_gone(struct http_watch *w)
+{
+    struct poll_sink *p = (struct poll_sink *)((char *)w -
+                                               offsetof(struct poll_sink, watch));
+    log_debug("poll: browser went away");
+    if (p->k.session)
+        session_detach(p->k.session, &p->k);
+    poll_free(p);
+}
+
+void transport_poll_handle(const struct transport_ctx *ctx,
+                           struct evhttp_request *req, struct session *s)
+{
+    struct poll_sink *p = calloc(1, sizeof *p);
+    if (!p) {
+        http_reply_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    p->k.ops = &poll_ops;
+    p->req = req;
+    session_attach(s, &p->k);
+    if (poll_ready(s)) {
+        poll_respond(p, s);
+        return;
+    }
+    p->timer = event_new(ctx->base, -1, 0, poll_timeout_cb, p);
+    if (!p->timer || http_watch_start(&p->watch, req, poll_gone) < 0) {
+        poll_respond(p, s);
+        return;
+    }
+    event_add(p->timer, ctx->tv_poll);
+}

@@ -1,0 +1,223 @@
+/*
+ * transport_sse.c - Server-Sent Events. Messages are written as they come,
+ * one write per batch, with the next batch waiting until the previous one
+ * left the socket buffer (so a slow browser pushes back instead of growing
+ * our output buffer). Written messages stay queued until acknowledged
+ * (Last-Event-ID on reconnect, or POST .../ack), so a dropped stream can
+ * be resumed without a gap.
+ */
+#include "transport.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include "framing.h"
+#include "gw_log.h"
+#include "http_util.h"
+#include "session.h"
+
+struct sse_sink {
+    struct session_sink k;
+    struct http_watch watch;
+    struct evhttp_request *req;
+    struct event *heartbeat;
+    const struct transport_ctx *ctx;
+    bool writing;   /* a chunk is on its way out */
+    bool pending;   /* more to write once it has left */
+    bool ending;    /* finish once the current chunk has left */
+};
+
+static struct gw_buf scratch;
+
+/* Some proxies and EventSource polyfills for old browsers deliver nothing
+ * before ~2 KiB arrived: pad the start of the stream with a comment. */
+#define SSE_PADDING 2048
+
+static void sse_free(struct sse_sink *k)
+{
+    if (k->heartbeat)
+        event_free(k->heartbeat);
+    free(k);
+}
+
+/* End the response and free the sink (detached from the session). */
+static void sse_end(struct sse_sink *k)
+{
+    http_watch_stop(&k->watch);
+    if (k->k.session)
+        session_detach(k->k.session, &k->k);
+    evhttp_send_reply_end(k->req);
+    sse_free(k);
+}
+
+static void sse_flush(struct sse_sink *k);
+
+static void sse_written_cb(struct evhttp_connection *evcon, void *arg)
+{
+    (void)evcon;
+    struct sse_sink *k = arg;
+    k->writing = false;
+    if (k->ending) {
+        sse_end(k);
+        return;
+    }
+    if (k->pending)
+        sse_flush(k);
+}
+
+static void sse_write(struct sse_sink *k, struct gw_buf *b)
+{
+    struct evbuffer *out = evbuffer_new();
+    if (!out)
+        return;
+    evbuffer_add(out, b->data, b->len);
+    k->writing = true;
+    evhttp_send_reply_chunk_with_cb(k->req, out, sse_written_cb, k);
+    evbuffer_free(out);
+}
+
+/* Write everything not yet written, the lost notice, and the close. */
+static void sse_flush(struct sse_sink *k)
+{
+    struct session *s = k->k.session;
+    if (!s)
+        return;
+    if (k->writing) {
+        k->pending = true;
+        return;
+    }
+    k->pending = false;
+    struct session_queue *q = session_queue(s);
+    struct gw_buf *b = &scratch;
+    gw_buf_reset(b);
+    uint64_t from, to;
+    if (session_take_lost(s, &from, &to))
+        framing_sse_lost(b, from, to);
+    size_t pos = q->written, off = q->written_bytes;
+    struct sq_msg m;
+    while (session_queue_next(q, &pos, &off, &m))
+        framing_sse_message(b, m.seq, m.binary, m.data, m.len);
+    session_queue_mark_written(q);
+    bool closing = session_close_ready(s, true);
+    if (closing) {
+        const char *r = session_close_reason(s);
+        framing_sse_close(b, session_close_code(s), r, strlen(r));
+    }
+    if (b->len)
+        sse_write(k, b);
+    if (scratch.cap > 1 << 20)
+        gw_buf_free(&scratch);
+    if (closing) {
+        session_detach(s, &k->k);
+        session_close_delivered(s);
+        if (k->writing)
+            k->ending = true;
+        else
+            sse_end(k);
+    }
+}
+
+static void sse_wake(struct session_sink *sk)
+{
+    sse_flush((struct sse_sink *)sk);
+}
+
+static void sse_detach(struct session_sink *sk, enum session_detach_why why)
+{
+    (void)why;
+    struct sse_sink *k = (struct sse_sink *)sk;
+    if (k->writing)
+        k->ending = true;  /* end once the last chunk has left */
+    else
+        sse_end(k);
+}
+
+static void sse_opened(struct session_sink *k, const struct ws_close_info *f)
+{
+    (void)k; (void)f;
+}
+
+static const struct session_sink_ops sse_ops = {
+    .wake = sse_wake,
+    .detach = sse_detach,
+    .opened = sse_opened,
+};
+
+static void sse_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct sse_sink *k = arg;
+    if (!k->writing) {
+        struct gw_buf b = { 0 };
+        gw_buf_append(&b, ": heartbeat\n\n", 13);
+        sse_write(k, &b);
+        gw_buf_free(&b);
+    }
+    event_add(k->heartbeat, k->ctx->tv_heartbeat);
+}
+
+static void sse_gone(struct http_watch *w)
+{
+    struct sse_sink *k = (struct sse_sink *)((char *)w -
+                                             offsetof(struct sse_sink, watch));
+    log_debug("events: browser went away");
+    if (k->k.session) {
+        /* Nothing written is lost: it stays queued until acknowledged,
+         * and the next stream replays from the last acknowledged seq. */
+        struct session *s = k->k.session;
+        session_detach(s, &k->k);
+        session_queue_unmark_written(session_queue(s));
+    }
+    sse_free(k);
+}
+
+void transport_sse_handle(const struct transport_ctx *ctx,
+                          struct evhttp_request *req, struct session *s)
+{
+    struct sse_sink *k = calloc(1, sizeof *k);
+    if (!k) {
+        http_reply_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    k->k.ops = &sse_ops;
+    k->req = req;
+    k->ctx = ctx;
+    k->heartbeat = event_new(ctx->base, -1, 0, sse_heartbeat_cb, k);
+    if (!k->heartbeat) {
+        free(k);
+        http_reply_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
+    evhttp_add_header(h, "X-Accel-Buffering", "no");
+    http_add_common_headers(req);
+    evhttp_send_reply_start(req, 200, "OK");
+
+    /* A new stream replays everything not acknowledged. */
+    session_attach(s, &k->k);
+    session_queue_unmark_written(session_queue(s));
+
+    struct gw_buf b = { 0 };
+    gw_buf_append(&b, ":", 1);
+    uint8_t *pad = gw_buf_reserve(&b, SSE_PADDING);
+    if (pad) {
+        memset(pad, ' ', SSE_PADDING);
+        b.len += SSE_PADDING;
+    }
+    gw_buf_appendf(&b, "\nretry: %llu\n\n",
+                   (unsigned long long)(ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000));
+    sse_write(k, &b);
+    gw_buf_free(&b);
+    if (http_watch_start(&k->watch, req, sse_gone) < 0) {
+        sse_detach(&k->k, SESSION_DETACH_CLOSING);
+        return;
+    }
+    event_add(k->heartbeat, ctx->tv_heartbeat);
+    sse_flush(k);
+}

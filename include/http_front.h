@@ -1,0 +1,23 @@
+/*
+ * http_front.h - the browser-facing HTTP server (evhttp): route table,
+ * request limits, CORS, the pollgate protocol v1 endpoints, /health,
+ * /stats and the static demo files.
+ */
+#ifndef HTTP_FRONT_H
+#define HTTP_FRONT_H
+
+#include "gw_config.h"
+
+struct event_base;
+struct session_table;
+struct http_front;
+
+/* New front bound to cfg->listen; NULL (logged) on failure. cfg and
+ * sessions are borrowed. static_root: directory served at "/", or NULL. */
+struct http_front *http_front_new(struct event_base *base,
+                                  const struct gw_config *cfg,
+                                  struct session_table *sessions,
+                                  const char *static_root);
+void http_front_free(struct http_front *f);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * http_util.h - small helpers over libevent's evhttp shared by the HTTP
+ * front and the transports: JSON replies and errors with the common
+ * headers, the client address, and noticing that a browser went away while
+ * its request is held (evhttp itself stops reading once a request is read,
+ * so it would only notice at the next write).
+ */
+#ifndef HTTP_UTIL_H
+#define HTTP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct evhttp_request;
+struct evhttp_connection;
+struct evbuffer;
+struct event;
+
+/* Cache-Control: no-store, X-Content-Type-Options: nosniff. */
+void http_add_common_headers(struct evhttp_request *req);
+/* Standard reason phrase for a status. */
+const char *http_reason(int status);
+
+/* Reply with a JSON body (taken: evbuffer contents are moved out). */
+void http_reply_json(struct evhttp_request *req, int status,
+                     struct evbuffer *body);
+/* Reply with a JSON body given as a string. */
+void http_reply_json_str(struct evhttp_request *req, int status,
+                         const char *json, size_t len);
+/* {"error":"<code>","message":"<printf>"} with status; logged at debug. */
+void http_reply_error(struct evhttp_request *req, int status,
+                      const char *code, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* 204 No Content. */
+void http_reply_empty(struct evhttp_request *req, int status);
+
+/* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
+const char *http_client_addr(struct evhttp_request *req);
+
+/*
+ * Watch a held request for the browser going away. gone() is called at
+ * most once; after it the request must not be used (it is freed or
+ * orphaned-and-freed by the watch). Stop the watch before replying.
+ */
+struct http_watch {
+    struct evhttp_request *req;
+    struct evhttp_connection *evcon;
+    struct event *closed_ev;
+    void (*gone)(struct http_watch *w);
+    bool active;
+};
+int http_watch_start(struct http_watch *w, struct evhttp_request *req,
+                     void (*gone)(struct http_watch *w));
+void http_watch_stop(struct http_watch *w);
+
+#endif

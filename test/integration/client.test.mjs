@@ -1,0 +1,274 @@
+// client.test.mjs - pollgate's upstream client (wsc_probe) against a real,
+// independent server: npm `ws`. Echo of text and binary at the length-form
+// boundaries, subprotocols, extra headers, keepalive, IPv6, clean close.
+
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import { WebSocketServer } from 'ws';
+
+import {
+  startProbe, runProbe, describeRun, listen, onceEvent, withTimeout, patternBytes,
+  haveIpv6Loopback, trackSockets, deferred,
+} from './lib.mjs';
+import { startRawServer } from './rawws.mjs';
+
+/**
+ * A ws server on host:0. opts are WebSocketServer options; onConnection
+ * gets (ws, req). Every connection records { ws, req, messages, close }.
+ * Resolves to { wss, port, url, conns, nextConn(ms) }.
+ */
+async function startWsServer(t, opts = {}, onConnection, host = '127.0.0.1') {
+  const server = trackSockets(http.createServer((req, res) => res.writeHead(426).end()));
+  const wss = new WebSocketServer({ server, perMessageDeflate: false, ...opts });
+  const conns = [];
+  const waiters = [];
+  wss.on('connection', (ws, req) => {
+    const c = { ws, req, messages: [], pings: [], close: null };
+    c.closed = new Promise((resolve) => {
+      ws.on('close', (code, reason) => {
+        c.close = { code, reason: reason.toString('utf8') };
+        resolve(c.close);
+      });
+    });
+    ws.on('message', (data, isBinary) => c.messages.push({ binary: isBinary, data: Buffer.from(data) }));
+    ws.on('ping', (d) => c.pings.push(Buffer.from(d)));
+    ws.on('error', () => {});
+    conns.push(c);
+    for (const w of waiters.splice(0)) w.resolve(c);
+    if (onConnection) onConnection(ws, req, c);
+  });
+  const port = await listen(t, server, host);
+  t.after(() => {
+    for (const c of wss.clients) c.terminate();
+    wss.close();
+  });
+  const urlHost = host.includes(':') ? `[${host}]` : host;
+  return {
+    wss,
+    port,
+    url: `ws://${urlHost}:${port}/echo`,
+    conns,
+    nextConn(ms = 5000) {
+      if (conns.length) return Promise.resolve(conns[0]);
+      const d = deferred();
+      waiters.push(d);
+      return withTimeout(d.promise, ms, 'ws server connection');
+    },
+  };
+}
+
+const echo = (ws) => ws.on('message', (data, isBinary) => ws.send(data, { binary: isBinary }));
+
+function assertProbeOk(r, label = '') {
+  assert.equal(r.code, 0, `probe exit status ${label}\n${describeRun(r)}`);
+  assert.ok(r.parsed.open, `no open line\n${describeRun(r)}`);
+  assert.ok(r.parsed.close, `no close line\n${describeRun(r)}`);
+}
+
+const utf8Lengths = (s) => Buffer.byteLength(s, 'utf8');
+
+test('text messages sent by the probe are echoed intact (lengths 0..65535, unicode)', async (t) => {
+  const srv = await startWsServer(t, {}, echo);
+  // argv can carry neither NUL nor more than 128 KiB per argument: those
+  // payloads are covered by the server -> probe -> server test below.
+  const texts = ['', 'a'.repeat(125), 'b'.repeat(126), 'c'.repeat(65535), 'héllo wörld € 😀 𝄞 日本'];
+  const r = await runProbe(t, srv.url, { send: texts, expect: texts.length, close: 1000 });
+  assertProbeOk(r);
+  assert.deepEqual(r.parsed.messages.map((m) => m.binary), texts.map(() => false));
+  assert.deepEqual(r.parsed.messages.map((m) => m.len), texts.map(utf8Lengths));
+  assert.deepEqual(r.parsed.messages.map((m) => m.data.toString('utf8')), texts);
+  const c = await srv.nextConn();
+  assert.deepEqual(c.messages.map((m) => m.data.toString('utf8')), texts, 'server received the texts');
+});
+
+test('binary messages sent by the probe are echoed intact (0, 125, 126, 1000 bytes incl. NUL)', async (t) => {
+  const srv = await startWsServer(t, {}, echo);
+  const bins = [Buffer.alloc(0), patternBytes(125, 1), patternBytes(126, 2), Buffer.concat([Buffer.alloc(10), patternBytes(990, 3)])];
+  const r = await runProbe(t, srv.url, { sendHex: bins.map((b) => b.toString('hex')), expect: bins.length, close: 1000 });
+  assertProbeOk(r);
+  assert.deepEqual(
+    r.parsed.messages.map((m) => [m.binary, m.len, m.data.toString('hex')]),
+    bins.map((b) => [true, b.length, b.toString('hex')])
+  );
+  const c = await srv.nextConn();
+  assert.deepEqual(c.messages.map((m) => [m.binary, m.data.toString('hex')]), bins.map((b) => [true, b.toString('hex')]));
+});
+
+test('messages from the server up to 1 MiB reach the probe and come back intact (--echo)', async (t) => {
+  const MiB = 1048576;
+  const sizes = [0, 125, 126, 65535, 65536, MiB];
+  const payloads = [];
+  for (const n of sizes) payloads.push({ binary: true, data: patternBytes(n, n + 1) });
+  for (const n of [0, 125, 126, 65535, 65536]) payloads.push({ binary: false, data: Buffer.from('x'.repeat(n)) });
+  const unicode = 'NUL:\u0000 é € 😀 🏳️‍🌈 𝄞 \u{10FFFF} end';
+  payloads.push({ binary: false, data: Buffer.from(unicode, 'utf8') });
+  // A 1 MiB text message of 4-byte characters (max-message is 1 MiB).
+  payloads.push({ binary: false, data: Buffer.from('😀'.repeat(MiB / 4), 'utf8') });
+
+  const srv = await startWsServer(t, {}, (ws) => {
+    for (const p of payloads) ws.send(p.binary ? p.data : p.data.toString('utf8'), { binary: p.binary });
+  });
+  const r = await runProbe(t, srv.url, { echo: true, expect: payloads.length, close: 1000, quitAfter: 12000 });
+  assertProbeOk(r);
+  assert.equal(r.parsed.messages.length, payloads.length, 'messages reported by the probe');
+  for (let i = 0; i < payloads.length; i++) {
+    const m = r.parsed.messages[i];
+    const p = payloads[i];
+    assert.equal(m.binary, p.binary, `message ${i} type`);
+    assert.equal(m.len, p.data.length, `message ${i} length`);
+    assert.ok(m.data.equals(p.data), `message ${i} (${p.data.length} bytes) reported intact`);
+  }
+  const c = await srv.nextConn();
+  await withTimeout(c.closed, 5000, 'server sees the close');
+  assert.equal(c.messages.length, payloads.length, 'echoes received by the server');
+  for (let i = 0; i < payloads.length; i++) {
+    assert.equal(c.messages[i].binary, payloads[i].binary, `echo ${i} type`);
+    assert.ok(c.messages[i].data.equals(payloads[i].data), `echo ${i} (${payloads[i].data.length} bytes) intact`);
+  }
+  assert.deepEqual(c.close, { code: 1000, reason: 'bye' });
+});
+
+test('subprotocol: offered list reaches the server and the chosen one is reported', async (t) => {
+  const srv = await startWsServer(t, {
+    handleProtocols: (protocols) => (protocols.has('chat.v2') ? 'chat.v2' : false),
+  });
+  const r = await runProbe(t, srv.url, { protocol: 'chat.v1, chat.v2', close: 1000 });
+  assertProbeOk(r);
+  assert.equal(r.parsed.open.protocol, 'chat.v2');
+  const c = await srv.nextConn();
+  assert.match(c.req.headers['sec-websocket-protocol'], /^chat\.v1, ?chat\.v2$/);
+  assert.equal(c.ws.protocol, 'chat.v2');
+  assert.equal(r.parsed.close.fail, 'ok');
+});
+
+test('subprotocol: none offered, none chosen -> "open protocol=-"', async (t) => {
+  const srv = await startWsServer(t);
+  const r = await runProbe(t, srv.url, { close: 1000 });
+  assertProbeOk(r);
+  assert.equal(r.parsed.open.protocol, null);
+  const c = await srv.nextConn();
+  assert.equal(c.req.headers['sec-websocket-protocol'], undefined);
+});
+
+test('subprotocol: server picking a protocol that was not offered fails the handshake', async (t) => {
+  const srv = await startWsServer(t, { handleProtocols: () => 'evil.v9' });
+  const r = await runProbe(t, srv.url, { protocol: 'chat.v1', close: 1000 });
+  assert.equal(r.code, 0, describeRun(r));
+  assert.equal(r.parsed.open, null, `must not open\n${describeRun(r)}`);
+  assert.ok(r.parsed.close, describeRun(r));
+  assert.equal(r.parsed.close.fail, 'handshake', describeRun(r));
+  assert.equal(r.parsed.close.opened, false);
+});
+
+test('subprotocol: server choosing one when none was offered fails the handshake', async (t) => {
+  // ws never answers a protocol that was not asked for, so the raw server.
+  const srv = await startRawServer(t, null, { protocol: 'chat.v1' });
+  const r = await runProbe(t, srv.url, { close: 1000 });
+  assert.equal(r.code, 0, describeRun(r));
+  assert.equal(r.parsed.open, null, `must not open\n${describeRun(r)}`);
+  assert.equal(r.parsed.close?.fail, 'handshake', describeRun(r));
+});
+
+test('extra --header values arrive at the server', async (t) => {
+  const srv = await startWsServer(t);
+  const r = await runProbe(t, srv.url, {
+    headers: ['X-Forwarded-For: 192.0.2.7', 'Authorization: Bearer abc.def', 'Cookie: sid=42; theme=dark'],
+    close: 1000,
+  });
+  assertProbeOk(r);
+  const c = await srv.nextConn();
+  assert.equal(c.req.headers['x-forwarded-for'], '192.0.2.7');
+  assert.equal(c.req.headers.authorization, 'Bearer abc.def');
+  assert.equal(c.req.headers.cookie, 'sid=42; theme=dark');
+  assert.equal(c.req.headers['sec-websocket-version'], '13');
+  assert.match(c.req.headers['sec-websocket-key'], /^[A-Za-z0-9+/]{22}==$/);
+});
+
+test('keepalive: pings are sent and answered pongs keep the connection open', async (t) => {
+  const srv = await startWsServer(t, {}, (ws, req, c) => {
+    // Close ourselves once three keepalive pings arrived.
+    ws.on('ping', () => {
+      if (c.pings.length >= 3) ws.close(1000, 'enough');
+    });
+  });
+  const started = Date.now();
+  const r = await runProbe(t, srv.url, { ping: 200, quitAfter: 6000 });
+  assertProbeOk(r);
+  const c = await srv.nextConn();
+  assert.ok(c.pings.length >= 3, `pings seen by the server: ${c.pings.length}`);
+  assert.equal(r.parsed.close.code, 1000, describeRun(r));
+  assert.equal(r.parsed.close.fail, 'ok', describeRun(r));
+  assert.ok(Date.now() - started >= 500, 'three 200 ms intervals passed');
+});
+
+test('keepalive: a server that never answers pings -> ping-timeout', async (t) => {
+  const srv = await startWsServer(t, { autoPong: false });
+  const started = Date.now();
+  const r = await runProbe(t, srv.url, { ping: 300, quitAfter: 6000 });
+  const ms = Date.now() - started;
+  assert.equal(r.code, 0, describeRun(r));
+  assert.ok(r.parsed.open, describeRun(r));
+  assert.equal(r.parsed.close?.fail, 'ping-timeout', describeRun(r));
+  // one interval to the ping + one pong timeout (+ close handshake, startup)
+  assert.ok(ms >= 550, `gave up too early: ${ms} ms`);
+  assert.ok(ms < 4000, `gave up too late: ${ms} ms`);
+  const c = await srv.nextConn();
+  assert.ok(c.pings.length >= 1, 'the server saw the ping');
+});
+
+test('IPv6 loopback: ws://[::1]:port/ works', async (t) => {
+  if (!(await haveIpv6Loopback())) {
+    t.skip('::1 is not available on this machine');
+    return;
+  }
+  const srv = await startWsServer(t, {}, echo, '::1');
+  const r = await runProbe(t, srv.url, { send: ['over v6'], expect: 1, close: 1000 });
+  assertProbeOk(r);
+  assert.equal(r.parsed.messages[0]?.data.toString(), 'over v6');
+  const c = await srv.nextConn();
+  assert.match(c.req.socket.remoteAddress, /^::1$/);
+  assert.equal(c.req.headers.host, `[::1]:${srv.port}`);
+});
+
+test('application close 1000: the server sees 1000 "bye", the probe reports a clean close', async (t) => {
+  const srv = await startWsServer(t);
+  const r = await runProbe(t, srv.url, { send: ['hi'], close: 1000 });
+  assertProbeOk(r);
+  const c = await srv.nextConn();
+  const closeInfo = await withTimeout(c.closed, 5000, 'server close event');
+  assert.deepEqual(closeInfo, { code: 1000, reason: 'bye' });
+  assert.equal(r.parsed.close.code, 1000, describeRun(r));
+  assert.equal(r.parsed.close.fail, 'ok', describeRun(r));
+  assert.equal(r.parsed.close.opened, true);
+  assert.equal(c.messages[0]?.data.toString(), 'hi');
+});
+
+test('application close with a 4xxx code reaches the server', async (t) => {
+  const srv = await startWsServer(t);
+  const r = await runProbe(t, srv.url, { close: 4321 });
+  assertProbeOk(r);
+  const c = await srv.nextConn();
+  assert.deepEqual(await withTimeout(c.closed, 5000, 'server close event'), { code: 4321, reason: 'bye' });
+});
+
+test('server close 1001 with a reason is reported with that code and reason', async (t) => {
+  const srv = await startWsServer(t, {}, (ws) => ws.close(1001, 'going away ✓'));
+  const r = await runProbe(t, srv.url, {});
+  assertProbeOk(r);
+  assert.equal(r.parsed.close.code, 1001);
+  assert.equal(r.parsed.close.fail, 'ok');
+  assert.equal(r.parsed.close.reason.toString('utf8'), 'going away ✓');
+  const c = await srv.nextConn();
+  assert.equal((await withTimeout(c.closed, 5000, 'server close')).code, 1001);
+});
+
+test('a message over --max-message from ws is refused with 1009', async (t) => {
+  const srv = await startWsServer(t, {}, (ws) => ws.send(patternBytes(5000)));
+  const r = await runProbe(t, srv.url, { maxMessage: 4096 });
+  assert.equal(r.code, 0, describeRun(r));
+  assert.equal(r.parsed.messages.length, 0);
+  assert.equal(r.parsed.close?.code, 1009, describeRun(r));
+  const c = await srv.nextConn();
+  assert.equal((await withTimeout(c.closed, 5000, 'server close')).code, 1009);
+});

@@ -1,0 +1,910 @@
+/*
+ * test_gw_config.c - the INI file -> struct gw_config.
+ *
+ * Every error kind is checked with its exact line ("t.ini:LINE:"); ranges
+ * are checked at both ends from a table; the real conf/pollgate.ini must
+ * load and hold the defaults (set POLLGATE_SRCDIR or SRCDIR to the source
+ * tree, default ".").
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "gw_config.h"
+#include "gw_log.h"
+
+#define NAME "t.ini"
+/* A valid route, for texts that test something else. */
+#define ROUTE "[route r]\npath = /r\nupstream = ws://127.0.0.1:9000/r\n"
+
+static struct gw_config *parse(const char *text, struct gw_diag *d)
+{
+    return gw_config_parse_string(text, NAME, d);
+}
+
+static void dump(const struct gw_diag *d)
+{
+    for (size_t i = 0; i < d->n; i++)
+        print_message("  diag[%zu] %s\n", i, d->msgs[i]);
+}
+
+static void expect_ok(const char *text)
+{
+    struct gw_diag d = { 0 };
+    struct gw_config *cfg = parse(text, &d);
+    if (!cfg)
+        dump(&d);
+    assert_non_null(cfg);
+    assert_int_equal(d.n, 0);
+    gw_config_free(cfg);
+}
+
+/* text must fail with exactly one message, on line (0: file-wide), that
+ * contains needle. */
+static void expect_error(const char *text, int line, const char *needle)
+{
+    struct gw_diag d = { 0 };
+    char where[64];
+    struct gw_config *cfg = parse(text, &d);
+    if (cfg || d.n != 1) {
+        print_message("text:\n%s\n", text);
+        dump(&d);
+    }
+    assert_null(cfg);
+    assert_int_equal(d.n, 1);
+    if (line)
+        snprintf(where, sizeof where, NAME ":%d: ", line);
+    else
+        snprintf(where, sizeof where, NAME ": ");
+    if (strncmp(d.msgs[0], where, strlen(where)) != 0 || !strstr(d.msgs[0], needle))
+        fail_msg("text:\n%s\ngot \"%s\", want \"%s...%s\"", text, d.msgs[0], where,
+                 needle);
+    gw_diag_free(&d);
+}
+
+/* ------------------------------------------------------------- defaults */
+
+static void check_defaults(const struct gw_config *c)
+{
+    assert_string_equal(c->listen_host, "127.0.0.1");
+    assert_int_equal(c->listen_port, 8080);
+    assert_int_equal(c->log_level, GW_LOG_INFO);
+    assert_int_equal(c->max_body, 1 << 20);
+    assert_int_equal(c->poll_timeout_ms, 25000);
+    assert_int_equal(c->heartbeat_ms, 25000);
+    assert_int_equal(c->idle_timeout_ms, 30000);
+    assert_int_equal(c->max_lifetime_ms, 0);
+    assert_int_equal(c->buffer_bytes, 1 << 20);
+    assert_int_equal(c->buffer_messages, 10000);
+    assert_int_equal(c->overflow, GW_OVERFLOW_PAUSE);
+    assert_int_equal(c->send_buffer_bytes, 1 << 20);
+    assert_int_equal(c->max_batch, 1000);
+    assert_int_equal(c->max_sessions, 100000);
+    assert_int_equal(c->max_sessions_per_client, 1000);
+    assert_int_equal(c->max_buffered_bytes, 1ULL << 30);
+    assert_int_equal(c->connect_timeout_ms, 10000);
+    assert_int_equal(c->ping_interval_ms, 20000);
+    assert_int_equal(c->max_message, 1 << 20);
+    assert_null(c->tls_ca_file);
+    assert_true(c->tls_verify);
+    assert_null(c->tls_cert_file);
+    assert_null(c->tls_key_file);
+}
+
+static void check_default_route_keys(const struct gw_route *r)
+{
+    assert_int_equal(r->n_origins, 0);
+    assert_null(r->origins);
+    assert_false(r->origins_any);
+    assert_int_equal(r->n_forward_headers, 4);
+    assert_string_equal(r->forward_headers[0], "Cookie");
+    assert_string_equal(r->forward_headers[1], "Authorization");
+    assert_string_equal(r->forward_headers[2], "User-Agent");
+    assert_string_equal(r->forward_headers[3], "Accept-Language");
+    assert_false(r->forward_origin);
+    assert_null(r->protocols);
+}
+
+static void test_defaults(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse("; only a route\n\n" ROUTE, &d);
+    assert_non_null(c);
+    assert_int_equal(d.n, 0);
+    assert_string_equal(c->file, NAME);
+    check_defaults(c);
+    assert_int_equal(c->n_routes, 1);
+    assert_string_equal(c->routes[0].name, "r");
+    assert_int_equal(c->routes[0].line, 3);
+    assert_string_equal(c->routes[0].path, "/r");
+    assert_string_equal(c->routes[0].upstream, "ws://127.0.0.1:9000/r");
+    check_default_route_keys(&c->routes[0]);
+    gw_config_free(c);
+}
+
+/* ---------------------------------------------------- every key non-default */
+
+static char *make_file(const char *dir, const char *name)
+{
+    char *path = malloc(512);
+    assert_non_null(path);
+    snprintf(path, 512, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs("-----BEGIN CERTIFICATE-----\n", f);
+    fclose(f);
+    return path;
+}
+
+static char *make_dir(void)
+{
+    char tmpl[] = "/tmp/gw_config_test.XXXXXX";
+    assert_non_null(mkdtemp(tmpl));
+    return strdup(tmpl);
+}
+
+static void test_all_keys(void **state)
+{
+    (void)state;
+    char *dir = make_dir();
+    char *ca = make_file(dir, "ca.pem"), *cert = make_file(dir, "cert.pem");
+    char *key = make_file(dir, "key.pem");
+    char text[4096];
+    snprintf(text, sizeof text,
+             "[gateway]\n"
+             "listen = [::1]:9090\n"
+             "log_level = debug\n"
+             "max_body = 2MiB\n"
+             "[session]\n"                              /* 5 */
+             "poll_timeout = 30s\n"
+             "heartbeat = 10s\n"
+             "idle_timeout = 1m\n"
+             "max_lifetime = 2h\n"
+             "buffer_bytes = 512KiB\n"                  /* 10 */
+             "buffer_messages = 500\n"
+             "overflow = drop-oldest\n"
+             "send_buffer_bytes = 256KiB\n"
+             "max_batch = 50\n"
+             "max_sessions = 5000\n"                    /* 15 */
+             "max_sessions_per_client = 10\n"
+             "max_buffered_bytes = 2GiB\n"
+             "[upstream]\n"
+             "connect_timeout = 1500ms\n"
+             "ping_interval = 0\n"                      /* 20 */
+             "max_message = 64KiB\n"
+             "tls_ca_file = %s\n"
+             "tls_verify = off\n"
+             "tls_cert_file = %s\n"
+             "tls_key_file = %s\n"                      /* 25 */
+             "[route chat]\n"
+             "path = /chat/\n"
+             "upstream = wss://example.com:8443/ws?x=1\n"
+             "origins = https://app.example.com, http://localhost:3000\n"
+             "forward_headers = Cookie, X-Request-Id\n"  /* 30 */
+             "forward_origin = on\n"
+             "protocols = chat.v2, chat.v1\n"
+             "[route second route]\n"
+             "path = /\n"
+             "upstream = ws://[::1]:9000/\n"             /* 35 */
+             "origins = *\n"
+             "forward_headers =\n",
+             ca, cert, key);
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse(text, &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    assert_string_equal(c->listen_host, "::1");
+    assert_int_equal(c->listen_port, 9090);
+    assert_int_equal(c->log_level, GW_LOG_DEBUG);
+    assert_int_equal(c->max_body, 2 << 20);
+    assert_int_equal(c->poll_timeout_ms, 30000);
+    assert_int_equal(c->heartbeat_ms, 10000);
+    assert_int_equal(c->idle_timeout_ms, 60000);
+    assert_int_equal(c->max_lifetime_ms, 7200000);
+    assert_int_equal(c->buffer_bytes, 512 << 10);
+    assert_int_equal(c->buffer_messages, 500);
+    assert_int_equal(c->overflow, GW_OVERFLOW_DROP_OLDEST);
+    assert_int_equal(c->send_buffer_bytes, 256 << 10);
+    assert_int_equal(c->max_batch, 50);
+    assert_int_equal(c->max_sessions, 5000);
+    assert_int_equal(c->max_sessions_per_client, 10);
+    assert_int_equal(c->max_buffered_bytes, 2ULL << 30);
+    assert_int_equal(c->connect_timeout_ms, 1500);
+    assert_int_equal(c->ping_interval_ms, 0);
+    assert_int_equal(c->max_message, 64 << 10);
+    assert_string_equal(c->tls_ca_file, ca);
+    assert_false(c->tls_verify);
+    assert_string_equal(c->tls_cert_file, cert);
+    assert_string_equal(c->tls_key_file, key);
+
+    assert_int_equal(c->n_routes, 2);
+    const struct gw_route *r = &c->routes[0];
+    assert_string_equal(r->name, "chat");
+    assert_int_equal(r->line, 26);
+    assert_string_equal(r->path, "/chat");
+    assert_string_equal(r->upstream, "wss://example.com:8443/ws?x=1");
+    assert_int_equal(r->n_origins, 2);
+    assert_string_equal(r->origins[0], "https://app.example.com");
+    assert_string_equal(r->origins[1], "http://localhost:3000");
+    assert_false(r->origins_any);
+    assert_int_equal(r->n_forward_headers, 2);
+    assert_string_equal(r->forward_headers[0], "Cookie");
+    assert_string_equal(r->forward_headers[1], "X-Request-Id");
+    assert_true(r->forward_origin);
+    assert_string_equal(r->protocols, "chat.v2, chat.v1");
+
+    r = &c->routes[1];
+    assert_string_equal(r->name, "second route");
+    assert_int_equal(r->line, 33);
+    assert_string_equal(r->path, "/");
+    assert_string_equal(r->upstream, "ws://[::1]:9000/");
+    assert_true(r->origins_any);
+    assert_int_equal(r->n_origins, 0);
+    assert_int_equal(r->n_forward_headers, 0);
+    assert_null(r->forward_headers);
+    assert_false(r->forward_origin);
+    assert_null(r->protocols);
+    gw_config_free(c);
+
+    unlink(ca);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+    free(ca);
+    free(cert);
+    free(key);
+    free(dir);
+}
+
+/* ------------------------------------------------- the shipped config file */
+
+static const char *const all_keys[] = {
+    "listen", "log_level", "max_body", "poll_timeout", "heartbeat",
+    "idle_timeout", "max_lifetime", "buffer_bytes", "buffer_messages",
+    "overflow", "send_buffer_bytes", "max_batch", "max_sessions",
+    "max_sessions_per_client", "max_buffered_bytes", "connect_timeout",
+    "ping_interval", "max_message", "tls_ca_file", "tls_verify",
+    "tls_cert_file", "tls_key_file", "path", "upstream", "origins",
+    "forward_headers", "forward_origin", "protocols",
+};
+
+static void test_shipped_conf(void **state)
+{
+    (void)state;
+    const char *src = getenv("POLLGATE_SRCDIR");
+    if (!src)
+        src = getenv("SRCDIR");
+    char path[1024];
+    snprintf(path, sizeof path, "%s/conf/pollgate.ini", src ? src : ".");
+    struct gw_diag d = { 0 };
+    struct gw_config *c = gw_config_load(path, &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    assert_int_equal(d.n, 0);
+    assert_string_equal(c->file, path);
+    check_defaults(c);
+    assert_int_equal(c->n_routes, 1);
+    assert_string_equal(c->routes[0].name, "chat");
+    assert_string_equal(c->routes[0].path, "/chat");
+    assert_string_equal(c->routes[0].upstream, "ws://127.0.0.1:9000/chat");
+    check_default_route_keys(&c->routes[0]);
+    gw_config_free(c);
+
+    /* Every key is shown, set (to its default), in the file. */
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    static char text[65536];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    for (size_t i = 0; i < sizeof all_keys / sizeof *all_keys; i++) {
+        char needle[64];
+        snprintf(needle, sizeof needle, "\n%s =", all_keys[i]);
+        if (!strstr(text, needle))
+            fail_msg("conf/pollgate.ini does not set %s", all_keys[i]);
+    }
+}
+
+/* ------------------------------------------------------------- errors */
+
+#define LONG200 \
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa" \
+    "aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+static const struct {
+    const char *text;
+    int line; /* 0: file-wide */
+    const char *needle;
+} errors[] = {
+    /* sections and syntax */
+    { "[foo]\na = 1\n" ROUTE, 1, "[foo]: unknown section" },
+    { "[session]\n[gateway]\n[session]\n" ROUTE, 3, "[session]: section repeated (first at line 1)" },
+    { "[gateway\nlisten = x\n" ROUTE, 1, "missing ']' in section header" },
+    { "[gateway] x\n" ROUTE, 1, "unexpected text after ']'" },
+    { "[route]\npath = /x\n" ROUTE, 1, "[route]: a route needs a name" },
+    { "listen = 1.2.3.4:80\n" ROUTE, 1, "listen: key outside of any section" },
+    { ROUTE "[session]\nthis is not a key\n", 5, "syntax error" },
+    { ROUTE "[session]\nheartbeat ;= 5s\n", 5, "syntax error" },
+    { ROUTE "[session]\n = 5s\n", 5, "[session]: missing key name" },
+    { ROUTE "[session]\nheartbeat = 5s\x01\n", 5, "control character 0x01" },
+    { ROUTE "forward_headers = X-" LONG200 "\n", 4, "line too long (220 characters; libinih reads at most 198" },
+    { ROUTE "[session]\nheartbeat: 5s\n", 5, "syntax error" },
+    /* keys */
+    { "[session]\npoll_timeout = 5s\nfoo = 1\n" ROUTE, 3, "[session] foo: unknown key" },
+    { "[session]\nheartbeat = 5s\n\nHeartbeat = 6s\n" ROUTE, 4, "[session] heartbeat: duplicate key (first set at line 2)" },
+    { ROUTE "forward_origin = on\nforward_origin = off\n", 5, "[route r] forward_origin: duplicate key (first set at line 4)" },
+    { "[session]\nheartbeat = 5s # five\n" ROUTE, 2, "'#' starts a comment only at the beginning of a line" },
+    /* values of each type */
+    { "[session]\npoll_timeout = 5 parsecs\n" ROUTE, 2, "[session] poll_timeout: invalid value '5 parsecs': expected a duration like 500ms, 25s, 5m, 1h" },
+    { "[session]\npoll_timeout = 25\n" ROUTE, 2, "expected a duration like" },
+    { "[gateway]\nmax_body = 1MB\n" ROUTE, 2, "[gateway] max_body: invalid value '1MB': expected a size like 512B, 64KiB, 1MiB, 1GiB" },
+    { "[session]\nmax_batch = -1\n" ROUTE, 2, "expected a whole number" },
+    { "[session]\nmax_batch = 99999999999999999999999\n" ROUTE, 2, "expected a whole number" },
+    { "[upstream]\ntls_verify = maybe\n" ROUTE, 2, "[upstream] tls_verify: invalid value 'maybe': expected on or off" },
+    { "[session]\noverflow = drop\n" ROUTE, 2, "expected one of: pause, drop-oldest, close" },
+    { "[gateway]\nlog_level = loud\n" ROUTE, 2, "expected one of: error, warn, info, debug" },
+    { "[session]\npoll_timeout = 11m\n" ROUTE, 2, "11m is out of range: must be between 1s and 10m" },
+    { "[upstream]\nping_interval = 500ms\n" ROUTE, 2, "must be 0 or between 1s and 1h" },
+    { "[upstream]\nmax_message = 100B\n" ROUTE, 2, "must be between 125B and 1GiB" },
+    { "[gateway]\nlisten = 8080\n" ROUTE, 2, "[gateway] listen: '8080': expected HOST:PORT" },
+    /* routes */
+    { ROUTE "[route r]\npath = /x\nupstream = ws://h/\n", 4, "[route r]: duplicate route name (first defined at line 1)" },
+    { ROUTE "[route s]\npath = /r/\nupstream = ws://h/\n", 5, "[route s] path: /r is already used by [route r] at line 2" },
+    { "[route r]\nupstream = ws://h/\n", 1, "[route r] path: required key missing" },
+    { "[route r]\npath = /r\n", 1, "[route r] upstream: required key missing" },
+    { "[route r]\npath = r\nupstream = ws://h/\n", 2, "'r' must start with '/'" },
+    { "[route r]\npath = /a b\nupstream = ws://h/\n", 2, "may not contain spaces" },
+    { "[route r]\npath = /a?b\nupstream = ws://h/\n", 2, "may not contain spaces, '?' or '#'" },
+    { "[route r]\npath = /r\nupstream = http://h/\n", 3, "[route r] upstream: invalid URL 'http://h/': expected ws://" },
+    { "[route r]\npath = /r\nupstream = ws:///x\n", 3, "missing host" },
+    { "[route r]\npath = /r\nupstream = ws://:80/x\n", 3, "missing host" },
+    { "[route r]\npath = /r\nupstream = ws://h:0/\n", 3, "invalid URL 'ws://h:0/'" },
+    { "[route r]\npath = /r\nupstream = ws://h:65536/\n", 3, "invalid URL" },
+    { "[route r]\npath = /r\nupstream = ws://user@h/\n", 3, "invalid URL" },
+    { "[route r]\npath = /r\nupstream =\n", 3, "invalid URL ''" },
+    { ROUTE "origins = example.com\n", 4, "[route r] origins: 'example.com' is not an origin: expected * or scheme://host[:port]" },
+    { ROUTE "origins = https://a.com/app\n", 4, "must not have a path: write https://a.com" },
+    { ROUTE "origins = https://a.com:0\n", 4, "is not an origin" },
+    { ROUTE "origins = https://a.com:99999\n", 4, "is not an origin" },
+    { ROUTE "origins = https://[zz]\n", 4, "is not an origin" },
+    { ROUTE "origins = https://\n", 4, "is not an origin" },
+    { ROUTE "origins = *, https://a.com\n", 4, "'*' (any origin) cannot be combined with other origins" },
+    { ROUTE "origins = https://a.com, HTTPS://A.com\n", 4, "'https://a.com' is listed twice" },
+    { ROUTE "forward_headers = Cookie, X Y\n", 4, "[route r] forward_headers: 'X Y' is not a valid header name" },
+    { ROUTE "forward_headers = X-A:b\n", 4, "is not a valid header name" },
+    { ROUTE "forward_headers = Sec-WebSocket-Key\n", 4, "cannot be forwarded" },
+    { ROUTE "forward_headers = host\n", 4, "'host' cannot be forwarded" },
+    { ROUTE "forward_headers = Origin\n", 4, "use forward_origin = on" },
+    { ROUTE "forward_headers = Cookie, cookie\n", 4, "'cookie' is listed twice" },
+    { ROUTE "protocols = a b\n", 4, "'a b' is not a valid subprotocol name" },
+    { ROUTE "protocols = a,,b\n", 4, "expected subprotocol names separated by commas" },
+    { ROUTE "protocols = v1, v1\n", 4, "'v1' is listed twice" },
+    { "", 0, "no [route NAME] section" },
+    { "[gateway]\n", 0, "no [route NAME] section" },
+    /* TLS files */
+    { "[upstream]\ntls_ca_file = /nonexistent/ca.pem\n[route r]\npath = /r\nupstream = wss://h/\n",
+      2, "[upstream] tls_ca_file: cannot read /nonexistent/ca.pem: No such file or directory (needed by wss:// [route r] at line 3)" },
+    { "[upstream]\ntls_ca_file = /tmp\n[route r]\npath = /r\nupstream = wss://h/\n", 2, "cannot read /tmp: is a directory" },
+    { ROUTE "[upstream]\ntls_cert_file = /etc/passwd\n", 5, "[upstream] tls_cert_file: tls_key_file is required too" },
+    { ROUTE "[upstream]\n\ntls_key_file = /etc/passwd\n", 6, "[upstream] tls_key_file: tls_cert_file is required too" },
+};
+
+static void test_errors(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof errors / sizeof *errors; i++) {
+        expect_error(errors[i].text, errors[i].line, errors[i].needle);
+    }
+}
+
+static void test_tls_files_unreadable(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    const char *text = ROUTE "[upstream]\ntls_cert_file = /nonexistent/c.pem\n"
+                       "tls_key_file = /tmp\n";
+    assert_null(parse(text, &d));
+    assert_int_equal(d.n, 2);
+    assert_non_null(strstr(d.msgs[0], NAME ":5: [upstream] tls_cert_file: cannot read "
+                                      "/nonexistent/c.pem: No such file"));
+    assert_non_null(strstr(d.msgs[1], NAME ":6: [upstream] tls_key_file: cannot read "
+                                      "/tmp: is a directory"));
+    gw_diag_free(&d);
+    /* /dev/null exists but is no regular file: refused without opening */
+    assert_null(parse(ROUTE "[upstream]\ntls_cert_file = /dev/null\n"
+                      "tls_key_file = /dev/null\n", &d));
+    assert_int_equal(d.n, 2);
+    assert_non_null(strstr(d.msgs[0], ":5: [upstream] tls_cert_file: cannot read "
+                                      "/dev/null: not a regular file"));
+    assert_non_null(strstr(d.msgs[1], ":6: [upstream] tls_key_file: cannot read "
+                                      "/dev/null: not a regular file"));
+    gw_diag_free(&d);
+    /* the CA file only matters to wss:// routes */
+    expect_ok("[upstream]\ntls_ca_file = /nonexistent/ca.pem\n" ROUTE);
+}
+
+static void test_multiple_errors(void **state)
+{
+    (void)state;
+    static const char text[] =
+        "[gateway]\n"
+        "listen = 127.0.0.1:0\n"          /* 2 */
+        "bogus = 1\n"                     /* 3 */
+        "[session]\n"
+        "poll_timeout = 1 hour\n"         /* 5 */
+        "poll_timeout = 1h\n"             /* 6 */
+        "[nope]\n"                        /* 7 */
+        "whatever = 1\n"
+        "[route a]\n"                     /* 9: no upstream */
+        "path = /a\n"
+        "[route b]\n"
+        "path = /a\n"                     /* 12: same path */
+        "upstream = ftp://x/\n";          /* 13 */
+    static const char *const want[] = {
+        NAME ":2: [gateway] listen: invalid port '0': must be between 1 and 65535",
+        NAME ":3: [gateway] bogus: unknown key",
+        NAME ":5: [session] poll_timeout: invalid value '1 hour': expected a duration like 500ms, 25s, 5m, 1h",
+        NAME ":6: [session] poll_timeout: duplicate key (first set at line 5)",
+        NAME ":7: [nope]: unknown section",
+        NAME ":9: [route a] upstream: required key missing",
+        NAME ":12: [route b] path: /a is already used by [route a] at line 10",
+        NAME ":13: [route b] upstream: invalid URL 'ftp://x/'",
+    };
+    struct gw_diag d = { 0 };
+    assert_null(parse(text, &d));
+    if (d.n != sizeof want / sizeof *want)
+        dump(&d);
+    assert_int_equal(d.n, sizeof want / sizeof *want);
+    for (size_t i = 0; i < d.n; i++)
+        if (strncmp(d.msgs[i], want[i], strlen(want[i])) != 0)
+            fail_msg("diag[%zu] = \"%s\", want \"%s...\"", i, d.msgs[i], want[i]);
+    /* a second failure appends to the same diag */
+    assert_null(parse("", &d));
+    assert_int_equal(d.n, sizeof want / sizeof *want + 1);
+    gw_diag_free(&d);
+    assert_int_equal(d.n, 0);
+    assert_null(d.msgs);
+}
+
+static void test_error_cap(void **state)
+{
+    (void)state;
+    static char text[8192];
+    size_t n = (size_t)snprintf(text, sizeof text, "[session]\n");
+    for (int i = 0; i < 150; i++)
+        n += (size_t)snprintf(text + n, sizeof text - n, "bogus%d = 1\n", i);
+    snprintf(text + n, sizeof text - n, ROUTE);
+    struct gw_diag d = { 0 };
+    assert_null(parse(text, &d));
+    assert_int_equal(d.n, 101);
+    assert_non_null(strstr(d.msgs[0], NAME ":2: [session] bogus0: unknown key"));
+    assert_non_null(strstr(d.msgs[99], NAME ":101: [session] bogus99: unknown key"));
+    assert_string_equal(d.msgs[100], NAME ": 50 more errors not listed");
+    gw_diag_free(&d);
+}
+
+static void test_null_diag(void **state)
+{
+    (void)state;
+    assert_null(gw_config_parse_string("[foo]\n", NULL, NULL));
+    assert_null(gw_config_parse_string(NULL, NULL, NULL));
+    assert_null(gw_config_load("/nonexistent/pollgate.ini", NULL));
+    struct gw_config *c = gw_config_parse_string(ROUTE, NULL, NULL);
+    assert_non_null(c);
+    assert_string_equal(c->file, "<string>");
+    gw_config_free(c);
+    gw_config_free(NULL);
+    gw_diag_free(NULL);
+}
+
+/* ------------------------------------------------------ ranges and units */
+
+#define OFF(f) offsetof(struct gw_config, f)
+#define NO_FIELD ((size_t)-1)
+
+static const struct {
+    const char *sec, *key;
+    const char *min_ok, *below, *max_ok, *above;
+    size_t off;          /* uint64_t field, or NO_FIELD */
+    uint64_t min, max;   /* stored values of min_ok / max_ok */
+} ranges[] = {
+    { "gateway", "max_body", "1KiB", "1023", "1GiB", "1073741825", OFF(max_body), 1024, 1ULL << 30 },
+    { "session", "poll_timeout", "1s", "999ms", "10m", "600001ms", OFF(poll_timeout_ms), 1000, 600000 },
+    { "session", "heartbeat", "1000ms", "999ms", "600s", "601s", OFF(heartbeat_ms), 1000, 600000 },
+    { "session", "idle_timeout", "1s", "999ms", "24h", "1441m", OFF(idle_timeout_ms), 1000, 86400000 },
+    { "session", "max_lifetime", "1s", "999ms", "8760h", "8761h", OFF(max_lifetime_ms), 1000, 8760ULL * 3600000 },
+    { "session", "buffer_bytes", "1KiB", "1023B", "1GiB", "1025MiB", OFF(buffer_bytes), 1024, 1ULL << 30 },
+    { "session", "buffer_messages", "1", "0", "10000000", "10000001", OFF(buffer_messages), 1, 10000000 },
+    { "session", "send_buffer_bytes", "1024", "1023", "1073741824", "1073741825", OFF(send_buffer_bytes), 1024, 1ULL << 30 },
+    { "session", "max_batch", "1", "0", "1000000", "1000001", OFF(max_batch), 1, 1000000 },
+    { "session", "max_sessions", "1", "0", "10000000", "10000001", OFF(max_sessions), 1, 10000000 },
+    { "session", "max_sessions_per_client", "1", "0", "10000000", "10000001", OFF(max_sessions_per_client), 1, 10000000 },
+    { "session", "max_buffered_bytes", "1KiB", "1023", "1024GiB", "1099511627777", OFF(max_buffered_bytes), 1024, 1ULL << 40 },
+    { "upstream", "connect_timeout", "100ms", "99ms", "10m", "600001ms", OFF(connect_timeout_ms), 100, 600000 },
+    { "upstream", "ping_interval", "1s", "999ms", "1h", "3600001ms", OFF(ping_interval_ms), 1000, 3600000 },
+    { "upstream", "max_message", "125B", "124", "1GiB", "1073741825", OFF(max_message), 125, 1ULL << 30 },
+    { "gateway", "listen", "127.0.0.1:1", "127.0.0.1:0", "127.0.0.1:65535", "127.0.0.1:65536", NO_FIELD, 1, 65535 },
+};
+
+static struct gw_config *parse_one(const char *sec, const char *key,
+                                   const char *value, struct gw_diag *d)
+{
+    char text[512];
+    snprintf(text, sizeof text, "[%s]\n%s = %s\n" ROUTE, sec, key, value);
+    return parse(text, d);
+}
+
+static void check_value(size_t i, const char *value, uint64_t want)
+{
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse_one(ranges[i].sec, ranges[i].key, value, &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    if (ranges[i].off != NO_FIELD)
+        assert_int_equal(*(uint64_t *)(void *)((char *)c + ranges[i].off), want);
+    else
+        assert_int_equal(c->listen_port, want);
+    gw_config_free(c);
+}
+
+static void check_out_of_range(size_t i, const char *value)
+{
+    struct gw_diag d = { 0 };
+    char want[128];
+    assert_null(parse_one(ranges[i].sec, ranges[i].key, value, &d));
+    assert_int_equal(d.n, 1);
+    snprintf(want, sizeof want, NAME ":2: [%s] %s: ", ranges[i].sec, ranges[i].key);
+    assert_memory_equal(d.msgs[0], want, strlen(want));
+    if (!strstr(d.msgs[0], "out of range") && !strstr(d.msgs[0], "invalid port"))
+        fail_msg("%s", d.msgs[0]);
+    gw_diag_free(&d);
+}
+
+static void test_ranges(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ranges / sizeof *ranges; i++) {
+        check_value(i, ranges[i].min_ok, ranges[i].min);
+        check_out_of_range(i, ranges[i].below);
+        check_value(i, ranges[i].max_ok, ranges[i].max);
+        check_out_of_range(i, ranges[i].above);
+    }
+    /* 0 means "unlimited" / "disabled" where documented */
+    struct gw_config *c = gw_config_parse_string(
+        "[session]\nmax_lifetime = 0s\n[upstream]\nping_interval = 0ms\n" ROUTE,
+        NAME, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->max_lifetime_ms, 0);
+    assert_int_equal(c->ping_interval_ms, 0);
+    gw_config_free(c);
+    expect_error("[session]\npoll_timeout = 0\n" ROUTE, 2, "out of range");
+}
+
+static void test_units(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *key, *value;
+        size_t off;
+        uint64_t want;
+    } units[] = {
+        { "heartbeat", "1500ms", OFF(heartbeat_ms), 1500 },
+        { "heartbeat", "2s", OFF(heartbeat_ms), 2000 },
+        { "heartbeat", "3m", OFF(heartbeat_ms), 180000 },
+        { "idle_timeout", "2h", OFF(idle_timeout_ms), 7200000 },
+        { "idle_timeout", "2 H", OFF(idle_timeout_ms), 7200000 },
+        { "buffer_bytes", "2048", OFF(buffer_bytes), 2048 },
+        { "buffer_bytes", "2048B", OFF(buffer_bytes), 2048 },
+        { "buffer_bytes", "3KiB", OFF(buffer_bytes), 3072 },
+        { "buffer_bytes", "3 mib", OFF(buffer_bytes), 3 << 20 },
+    };
+    for (size_t i = 0; i < sizeof units / sizeof *units; i++) {
+        struct gw_config *c = parse_one("session", units[i].key, units[i].value, NULL);
+        assert_non_null(c);
+        assert_int_equal(*(uint64_t *)(void *)((char *)c + units[i].off), units[i].want);
+        gw_config_free(c);
+    }
+}
+
+/* ------------------------------------------------------------- listen */
+
+static void test_listen_good(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *host;
+        unsigned port;
+    } good[] = {
+        { "[::1]:8080", "::1", 8080 },
+        { "[::]:80", "::", 80 },
+        { "[2001:db8::17]:443", "2001:db8::17", 443 },
+        { "[::ffff:10.0.0.1]:1", "::ffff:10.0.0.1", 1 },
+        { "0.0.0.0:65535", "0.0.0.0", 65535 },
+        { "localhost:8080", "localhost", 8080 },
+        { "gw-1.internal:80", "gw-1.internal", 80 },
+    };
+    for (size_t i = 0; i < sizeof good / sizeof *good; i++) {
+        struct gw_diag d = { 0 };
+        struct gw_config *c = parse_one("gateway", "listen", good[i].value, &d);
+        if (!c)
+            dump(&d);
+        assert_non_null(c);
+        assert_string_equal(c->listen_host, good[i].host);
+        assert_int_equal(c->listen_port, good[i].port);
+        gw_config_free(c);
+    }
+}
+
+static void test_listen_bad(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *value, *needle;
+    } bad[] = {
+        { "8080", "expected HOST:PORT" },
+        { "host:", "missing port" },
+        { ":8080", "missing host" },
+        { "[::1", "missing ']'" },
+        { "[::1]", "expected ':PORT' after ']'" },
+        { "[::1]8080", "expected ':PORT' after ']'" },
+        { "[::1]:", "missing port" },
+        { "::1:8080", "must be in brackets" },
+        { "[zz::1]:80", "not an IPv6 address" },
+        { "[]:80", "not an IPv6 address" },
+        { "127.0.0.1:0", "invalid port '0'" },
+        { "127.0.0.1:65536", "invalid port '65536'" },
+        { "127.0.0.1:080000", "invalid port" },
+        { "127.0.0.1:http", "invalid port 'http'" },
+        { "127.0.0.1:-1", "invalid port" },
+        { "127.0.0.1:+80", "invalid port" },
+        { "ho st:80", "not an IP address or host name" },
+        { "h/x:80", "not an IP address or host name" },
+        { "", "expected HOST:PORT" },
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof *bad; i++) {
+        char text[256], want[128];
+        snprintf(text, sizeof text, "[gateway]\nlisten = %s\n" ROUTE, bad[i].value);
+        snprintf(want, sizeof want, "[gateway] listen: ");
+        expect_error(text, 2, want);
+        expect_error(text, 2, bad[i].needle);
+    }
+}
+
+/* ------------------------------------------------- INI syntax details */
+
+static void test_continuation(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse(
+        ROUTE
+        "origins = https://a.example,\n"          /* 4 */
+        "    HTTPS://B.example:443  ; staging\n"  /* continues: comment stripped */
+        "\thttp://c.example:8080,\n"
+        "forward_headers = X-A\n"
+        "  forward_origin = on\n"                 /* indented key: not a value */
+        "protocols = v1\n",
+        &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    const struct gw_route *r = &c->routes[0];
+    assert_int_equal(r->n_origins, 3);
+    assert_string_equal(r->origins[0], "https://a.example");
+    assert_string_equal(r->origins[1], "https://b.example");
+    assert_string_equal(r->origins[2], "http://c.example:8080");
+    assert_int_equal(r->n_forward_headers, 1);
+    assert_string_equal(r->forward_headers[0], "X-A");
+    assert_true(r->forward_origin);
+    assert_string_equal(r->protocols, "v1");
+    gw_config_free(c);
+
+    /* only lists continue; a blank line or comment ends a list */
+    expect_error("[session]\nheartbeat = 5s\n   10s\n" ROUTE, 3, "syntax error");
+    expect_error(ROUTE "origins = https://a.com\n\n   https://b.com\n", 6, "syntax error");
+    expect_error(ROUTE "origins = https://a.com\n; note\n   https://b.com\n", 6, "syntax error");
+    /* a bad item on a continuation line is reported on that line */
+    expect_error(ROUTE "origins = https://a.com,\n   b.com\n", 5,
+                 "[route r] origins: 'b.com' is not an origin");
+    expect_error(ROUTE "origins = https://a.com,\n   https://a.com\n", 5, "listed twice");
+    expect_error(ROUTE "origins = https://a.com,\n   *\n", 4, "'*' (any origin) cannot");
+}
+
+static void test_lines_after_long_line(void **state)
+{
+    (void)state;
+    /* Fed to inih directly, the 300-byte line would be cut in pieces that
+     * parse as extra lines; every later line number must still be right. */
+    char text[1024];
+    snprintf(text, sizeof text, "[session]\nheartbeat = 5s ; %s%s\n"
+             "poll_timeout = 0s\n\n\nfoo = 1\n" ROUTE, LONG200, LONG200);
+    struct gw_diag d = { 0 };
+    assert_null(parse(text, &d));
+    assert_int_equal(d.n, 3);
+    assert_non_null(strstr(d.msgs[0], NAME ":2: line too long"));
+    assert_non_null(strstr(d.msgs[1], NAME ":3: [session] poll_timeout: 0s is out of range"));
+    assert_non_null(strstr(d.msgs[2], NAME ":6: [session] foo: unknown key"));
+    gw_diag_free(&d);
+
+    /* the longest accepted line: 198 characters; comments are not limited */
+    char ok[1024], tok[200];
+    memset(tok, 'a', sizeof tok);
+    snprintf(ok, sizeof ok, "; %s%s\n" ROUTE "protocols = %.*s\n", LONG200, LONG200,
+             198 - 12, tok);
+    expect_ok(ok);
+    snprintf(ok, sizeof ok, ROUTE "protocols = %.*s\n", 198 - 11, tok);
+    expect_error(ok, 4, "line too long (199 characters");
+}
+
+static void test_syntax_details(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    /* BOM, CRLF, inline comments, case-insensitive keys,
+     * sections and values, spaces around everything */
+    struct gw_config *c = parse(
+        "\xEF\xBB\xBF; comment\r\n"
+        "# comment\r\n"
+        "  [ Gateway ]  ; the front\r\n"
+        "LOG_LEVEL = Debug ; inline\r\n"
+        "max_body =2MiB\r\n"
+        "\t[session]\r\n"
+        "   overflow   =   CLOSE   \r\n"
+        "[route  my route ]\r\n"
+        "path=/r\r\n"
+        "upstream=ws://h/x;y\r\n",
+        &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    assert_int_equal(c->log_level, GW_LOG_DEBUG);
+    assert_int_equal(c->max_body, 2 << 20);
+    assert_int_equal(c->overflow, GW_OVERFLOW_CLOSE);
+    assert_string_equal(c->routes[0].name, "my route");
+    assert_int_equal(c->routes[0].line, 8);
+    assert_string_equal(c->routes[0].upstream, "ws://h/x;y"); /* ';' needs a blank */
+    gw_config_free(c);
+
+    /* a file without a final newline */
+    expect_ok("[route r]\npath = /r\nupstream = ws://h/");
+    /* booleans */
+    static const char *const yes[] = { "on", "yes", "true", "1", "ON", "True" };
+    static const char *const no[] = { "off", "no", "false", "0", "OFF", "No" };
+    for (size_t i = 0; i < sizeof yes / sizeof *yes; i++) {
+        c = parse_one("upstream", "tls_verify", no[i], NULL);
+        assert_false(c->tls_verify);
+        gw_config_free(c);
+        char text[128];
+        snprintf(text, sizeof text, ROUTE "forward_origin = %s\n", yes[i]);
+        c = parse(text, NULL);
+        assert_true(c->routes[0].forward_origin);
+        gw_config_free(c);
+    }
+}
+
+static void test_log_level_names(void **state)
+{
+    (void)state;
+    static const char *const names[] = { "error", "warn", "info", "debug" };
+    for (size_t i = 0; i < 4; i++) {
+        struct gw_config *c = parse_one("gateway", "log_level", names[i], NULL);
+        assert_non_null(c);
+        assert_int_equal(c->log_level, gw_log_level_parse(names[i]));
+        gw_config_free(c);
+    }
+}
+
+static void test_normalisation(void **state)
+{
+    (void)state;
+    /* "/" and "//" are both the root prefix */
+    expect_error("[route b]\npath = /\nupstream = ws://h/\n"
+                 "[route c]\npath = //\nupstream = ws://h/\n", 5,
+                 "/ is already used by [route b] at line 2");
+    struct gw_config *c = parse("[route a]\npath = /a//\nupstream = ws://h/\n"
+              "origins = https://Example.COM:443, http://a.com:80, http://b.com:8080, "
+              "https://[::1]:3000, chrome-extension://abc\n"
+              "[route b]\npath = /\nupstream = ws://h/\norigins = *\n",
+              NULL);
+    assert_non_null(c);
+    const struct gw_route *a = &c->routes[0], *b = &c->routes[1];
+    assert_string_equal(a->path, "/a");
+    assert_int_equal(a->n_origins, 5);
+    assert_string_equal(a->origins[0], "https://example.com");
+    assert_string_equal(a->origins[1], "http://a.com");
+    assert_string_equal(a->origins[2], "http://b.com:8080");
+    assert_string_equal(a->origins[3], "https://[::1]:3000");
+    assert_string_equal(a->origins[4], "chrome-extension://abc");
+    assert_string_equal(b->path, "/");
+    assert_true(b->origins_any);
+    assert_int_equal(b->n_origins, 0);
+    assert_null(b->origins);
+    gw_config_free(c);
+}
+
+/* ------------------------------------------------------------- files */
+
+static void test_load(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    assert_null(gw_config_load("/nonexistent/pollgate.ini", &d));
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.msgs[0], "/nonexistent/pollgate.ini: cannot open: "
+                                   "No such file or directory");
+    gw_diag_free(&d);
+    assert_null(gw_config_load("/tmp", &d));
+    assert_int_equal(d.n, 1);
+    assert_string_equal(d.msgs[0], "/tmp: cannot read: Is a directory");
+    gw_diag_free(&d);
+
+    /* relative TLS paths are relative to the config file's directory */
+    char *dir = make_dir();
+    char *cert = make_file(dir, "cert.pem"), *key = make_file(dir, "key.pem");
+    char ini[512];
+    snprintf(ini, sizeof ini, "%s/gw.ini", dir);
+    FILE *f = fopen(ini, "w");
+    assert_non_null(f);
+    fputs("[upstream]\ntls_cert_file = cert.pem\ntls_key_file = key.pem\n"
+          "[route r]\npath = /r\nupstream = wss://h/\nbogus = 1\n", f);
+    fclose(f);
+    assert_null(gw_config_load(ini, &d));
+    assert_int_equal(d.n, 1);
+    char want[600];
+    snprintf(want, sizeof want, "%s:7: [route r] bogus: unknown key", ini);
+    assert_string_equal(d.msgs[0], want);
+    gw_diag_free(&d);
+    f = fopen(ini, "w");
+    assert_non_null(f);
+    fputs("[upstream]\ntls_cert_file = cert.pem\ntls_key_file = key.pem\n"
+          "[route r]\npath = /r\nupstream = wss://h/\n", f);
+    fclose(f);
+    struct gw_config *c = gw_config_load(ini, &d);
+    assert_non_null(c);
+    assert_string_equal(c->tls_cert_file, cert);
+    assert_string_equal(c->tls_key_file, key);
+    gw_config_free(c);
+    unlink(ini);
+    unlink(cert);
+    unlink(key);
+    rmdir(dir);
+    free(cert);
+    free(key);
+    free(dir);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_all_keys),
+        cmocka_unit_test(test_shipped_conf),
+        cmocka_unit_test(test_errors),
+        cmocka_unit_test(test_tls_files_unreadable),
+        cmocka_unit_test(test_multiple_errors),
+        cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_null_diag),
+        cmocka_unit_test(test_ranges),
+        cmocka_unit_test(test_units),
+        cmocka_unit_test(test_listen_good),
+        cmocka_unit_test(test_listen_bad),
+        cmocka_unit_test(test_continuation),
+        cmocka_unit_test(test_lines_after_long_line),
+        cmocka_unit_test(test_syntax_details),
+        cmocka_unit_test(test_log_level_names),
+        cmocka_unit_test(test_normalisation),
+        cmocka_unit_test(test_load),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}

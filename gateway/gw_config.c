@@ -19,11 +19,12 @@
  *  - an indented line after a key continues that key, even after blank
  *    lines, so an indented "key = value" silently becomes a value;
  *  - section names are cut at 49 characters.
- * So the reader sees every physical line first: it drops comments,
- * parses section headers itself, rejects over-long lines and control
- * characters, and hands inih only lines it will parse faithfully (with
- * indentation removed, except for the continuation of a list). A key line
- * for which inih calls no handler is a syntax error.
+ * So the reader sees every physical line first: it drops comments (whole
+ * line and inline), parses section headers itself, reports lines without
+ * '=', over-long lines and control characters, and hands inih only
+ * "key = value" lines it will parse faithfully, without indentation (and
+ * " value" for the continuation of a list). The result does not depend on
+ * how libinih was built (multi-line, inline comments, stop on first error).
  */
 #include "gw_config.h"
 #include "gw_log.h"
@@ -981,6 +982,8 @@ static int on_value(void *user, const char *section, const char *name,
 {
     struct parser *p = user;
     (void)section; /* ours is exact; inih's is cut at 49 characters */
+    if (!name || !value) /* INI_ALLOW_NO_VALUE / ON_NEW_SECTION builds */
+        return 1;
     p->called = true;
     if (p->kind == L_CONT) {
         p->cont_line = p->lineno;
@@ -1021,12 +1024,26 @@ static int on_value(void *user, const char *section, const char *name,
     return 1;
 }
 
-/* A key line inih did not hand to us was a syntax error. */
+#if INI_HANDLER_LINENO
+/* A header built for it passes the line number; ours is counted anyway. */
+static int on_value_lineno(void *user, const char *section, const char *name,
+                           const char *value, int lineno)
+{
+    (void)lineno;
+    return on_value(user, section, name, value);
+}
+#define ON_VALUE on_value_lineno
+#else
+#define ON_VALUE on_value
+#endif
+
+/* Safety net: inih did not hand us a line we gave it (a continuation with
+ * a libinih built without INI_ALLOW_MULTILINE, say). */
 static void finish_line(struct parser *p)
 {
-    if (p->kind == L_KEY && !p->called)
-        report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value', "
-               "'[section]' or a comment");
+    if (p->kind != L_OTHER && !p->called)
+        report(p, p->lineno, NULL, NULL, "syntax error%s", p->kind == L_CONT ?
+               ": this libinih does not continue values; use one line" : "");
     p->kind = L_OTHER;
     p->called = false;
 }
@@ -1089,26 +1106,25 @@ static char *read_line_cb(char *buf, int num, void *stream)
         section_line(p, c, len);
         return blank_line(buf);
     }
-    size_t end = comment_start(c, len);
-    bool cont = indent && may_continue && !memchr(c, '=', end);
-    size_t sep = 0;
+    /* Comments, missing '=' and "key: value" are dealt with here, so that
+     * inih's build options (inline comments, no-value keys, stop on first
+     * error) do not matter. */
+    size_t end = comment_start(c, len), sep = 0;
     while (sep < end && c[sep] != '=' && c[sep] != ':')
         sep++;
-    if (!cont && sep < end && c[sep] == ':') {
-        /* inih also splits "key: value"; we do not, so that a URL on a
-         * line of its own is not read as the key "https" */
-        report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value' "
-               "(not 'key: value')");
+    bool cont = indent && may_continue && !memchr(c, '=', end);
+    if (!cont && (sep == end || c[sep] == ':')) {
+        /* inih would take "https://h" as the key "https": we want '=' */
+        report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value'%s",
+               sep < end ? " (not 'key: value')" : ", '[section]' or a comment");
         return blank_line(buf);
     }
-    if (cont) { /* inih would not strip the comment of a continuation */
-        len = end;
-        while (len && isspace((unsigned char)c[len - 1]))
-            len--;
-    }
+    len = end;
+    while (len && isspace((unsigned char)c[len - 1]))
+        len--;
     if (len + cont + 2 > (size_t)num) {
-        report(p, p->lineno, NULL, NULL, "line too long (%zu characters; libinih "
-               "reads at most %d, comments excepted)", len, num - 2 - cont);
+        report(p, p->lineno, NULL, NULL, "line too long (%zu characters without "
+               "comment; libinih reads at most %d)", len, num - 2 - cont);
         return blank_line(buf);
     }
     if (cont)
@@ -1266,7 +1282,7 @@ static struct gw_config *run(struct parser *p)
     }
     for (int s = 0; s < N_GLOBAL; s++)
         apply_defaults(p, s, 0);
-    int rc = ini_parse_stream(read_line_cb, p, on_value, p);
+    int rc = ini_parse_stream(read_line_cb, p, ON_VALUE, p);
     finish_line(p);
     if (p->f && ferror(p->f))
         report(p, 0, NULL, NULL, "cannot read: %s", strerror(errno));

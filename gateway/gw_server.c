@@ -28,14 +28,26 @@ struct gw_server {
     struct session_table *sessions;
     SSL_CTX *ssl_ctx;
     struct event *sigint, *sigterm;
+    bool stopping;
 };
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct gw_server *s = arg;
-    log_info("signal %d: stopping", (int)sig);
-    event_base_loopexit(s->base, NULL);
+    if (s->stopping) {
+        log_info("signal %d again: stopping now", (int)sig);
+        event_base_loopbreak(s->base);
+        return;
+    }
+    s->stopping = true;
+    log_info("signal %d: stopping (closing upstreams with 1001)", (int)sig);
+    /* Stop taking requests, complete held ones, close every upstream
+     * cleanly, and give the close handshakes a moment. */
+    http_front_stop_accepting(s->front);
+    size_t closing = session_table_shutdown(s->sessions);
+    struct timeval tv = { closing ? 1 : 0, 200000 };
+    event_base_loopexit(s->base, &tv);
 }
 
 /* Raise the soft descriptor limit to the hard one; log the capacity and

@@ -780,6 +780,14 @@ struct http_front *http_front_new(struct event_base *base,
     return f;
 }
 
+void http_front_stop_accepting(struct http_front *f)
+{
+    if (f && f->listener)
+        evconnlistener_disable(f->listener);
+    if (f && f->resume_accept)
+        event_del(f->resume_accept);
+}
+
 void http_front_free(struct http_front *f)
 {
     if (!f)

@@ -797,6 +797,27 @@ void session_close_by_browser(struct session *s)
 
 /* ---------------------------------------------------------------- free */
 
+size_t session_table_shutdown(struct session_table *t)
+{
+    size_t closing = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (struct session *s = t->buckets[i], *next; s; s = next) {
+            next = s->next_id;
+            if (s->state == SESSION_OPEN) {
+                set_close(s, WS_CLOSE_GOING_AWAY, "gateway shutting down", 21);
+                ws_client_close(s->up, WS_CLOSE_GOING_AWAY,
+                                "gateway shutting down");
+                session_finish(s);
+            } else if (s->state == SESSION_CLOSED) {
+                session_finish(s);
+            }
+            if (s->up)
+                closing++;
+        }
+    }
+    return closing;
+}
+
 void session_table_free(struct session_table *t)
 {
     if (!t)

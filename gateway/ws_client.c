@@ -662,8 +662,8 @@ static void process_handshake(struct ws_client *c)
             fail_now(c, WS_FAIL_HTTP_STATUS, ws_handshake_resp_status(c->hs),
                      "%s", ws_handshake_resp_error(c->hs));
         else
-            fail_now(c, WS_FAIL_HANDSHAKE, ws_handshake_resp_status(c->hs),
-                     "%s", ws_handshake_resp_error(c->hs));
+            fail_now(c, WS_FAIL_HANDSHAKE, 0, "%s",
+                     ws_handshake_resp_error(c->hs));
         return;
     }
 }
@@ -739,23 +739,45 @@ static void fail_tls(struct ws_client *c, short what, int err)
     }
 }
 
-/* Text for a socket error (OpenSSL's reason first on TLS connections). */
-static void io_error_text(struct ws_client *c, int err, char *buf, size_t n)
+/* The first real OpenSSL error libevent recorded on c->bev (0 if none);
+ * empties libevent's list. */
+static unsigned long tls_first_error(struct ws_client *c)
 {
     unsigned long e, first = 0;
-    if (c->url.tls || bufferevent_openssl_get_ssl(c->bev))
+    if (bufferevent_openssl_get_ssl(c->bev))
         while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
             if (ERR_GET_LIB(e) != 0)
                 first = e;
-    if (first && ERR_reason_error_string(first))
-        snprintf(buf, n, "TLS: %s", ERR_reason_error_string(first));
+    return first;
+}
+
+/* Is a TLS error really the peer closing TCP without close_notify?
+ * (OpenSSL 3 reports that as an error unless the context has
+ * SSL_OP_IGNORE_UNEXPECTED_EOF; contexts may come from elsewhere.) */
+static bool tls_is_eof(unsigned long e)
+{
+#ifdef SSL_R_UNEXPECTED_EOF_WHILE_READING
+    return ERR_GET_LIB(e) == ERR_LIB_SSL &&
+           ERR_GET_REASON(e) == SSL_R_UNEXPECTED_EOF_WHILE_READING;
+#else
+    (void)e;
+    return false;
+#endif
+}
+
+/* Text for a socket error: OpenSSL's reason first, then errno. */
+static void io_error_text(unsigned long tls_err, int err, char *buf, size_t n)
+{
+    if (tls_err && ERR_reason_error_string(tls_err))
+        snprintf(buf, n, "TLS: %s", ERR_reason_error_string(tls_err));
     else if (err)
         errno_text(err, buf, n);
     else
         snprintf(buf, n, "connection error");
 }
 
-static void closing_ended(struct ws_client *c, short what, int err)
+static void closing_ended(struct ws_client *c, short what, int err,
+                          unsigned long tls_err)
 {
     if (c->app_close && !c->close_rcvd && !c->drop_after_flush) {
         if (what & BEV_EVENT_EOF) {
@@ -763,7 +785,7 @@ static void closing_ended(struct ws_client *c, short what, int err)
                           "connection closed before the server's close frame");
         } else {
             char eb[128];
-            io_error_text(c, err, eb, sizeof eb);
+            io_error_text(tls_err, err, eb, sizeof eb);
             report_detail(c, WS_FAIL_CLOSED, eb);
         }
     }
@@ -796,17 +818,23 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
     }
     if (!(what & (BEV_EVENT_EOF | BEV_EVENT_ERROR | BEV_EVENT_TIMEOUT)))
         return;
-    char eb[160];
-    switch (c->state) {
-    case ST_TLS:
+    if (c->state == ST_TLS) {
         fail_tls(c, what, err);
-        break;
+        return;
+    }
+    char eb[160];
+    unsigned long tls_err = tls_first_error(c);
+    if (tls_is_eof(tls_err)) {
+        what = BEV_EVENT_EOF;
+        tls_err = 0;
+    }
+    switch (c->state) {
     case ST_HANDSHAKE:
         if (what & BEV_EVENT_EOF) {
-            fail_now(c, WS_FAIL_HANDSHAKE, ws_handshake_resp_status(c->hs),
+            fail_now(c, WS_FAIL_HANDSHAKE, 0,
                      "connection closed during the opening handshake");
         } else {
-            io_error_text(c, err, eb, sizeof eb);
+            io_error_text(tls_err, err, eb, sizeof eb);
             fail_now(c, WS_FAIL_IO, 0, "%s", eb);
         }
         break;
@@ -820,14 +848,14 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
             fail_now(c, WS_FAIL_CLOSED, 0,
                      "connection closed by server without a close frame");
         } else {
-            io_error_text(c, err, eb, sizeof eb);
+            io_error_text(tls_err, err, eb, sizeof eb);
             fail_now(c, err == ECONNRESET || err == EPIPE ? WS_FAIL_CLOSED
                                                           : WS_FAIL_IO,
                      0, "%s", eb);
         }
         break;
     case ST_CLOSING:
-        closing_ended(c, what, err);
+        closing_ended(c, what, err, tls_err);
         break;
     default:
         break;
@@ -1320,6 +1348,11 @@ SSL_CTX *ws_client_ssl_ctx_new(const char *ca_file, bool verify,
     SSL_CTX_set_min_proto_version(ctx, TLS1_2_VERSION);
     /* Idle connections give their read/write buffers back (~34 KiB). */
     SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+    /* A TCP close without close_notify is an EOF: WebSocket's own close
+     * handshake tells a clean end from a truncated one. */
+    SSL_CTX_set_options(ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
     SSL_CTX_set_verify(ctx, verify ? SSL_VERIFY_PEER : SSL_VERIFY_NONE, NULL);
     if (ca_file && *ca_file) {
         if (SSL_CTX_load_verify_locations(ctx, ca_file, NULL) != 1)

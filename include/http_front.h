@@ -18,6 +18,8 @@ struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
                                   struct session_table *sessions,
                                   const char *static_root);
+/* Orderly stop, first step: accept no new connections. */
+void http_front_stop_accepting(struct http_front *f);
 void http_front_free(struct http_front *f);
 
 #endif

@@ -80,7 +80,11 @@ struct session_table *session_table_new(struct event_base *base,
                                         struct evdns_base *dns,
                                         const struct gw_config *cfg,
                                         SSL_CTX *ssl_ctx);
-/* Close every session (upstreams get 1001) and free everything. */
+/* Orderly stop: every open upstream gets a close 1001 "gateway shutting
+ * down", attached requests are completed. Returns how many upstream
+ * connections are still closing (let the loop run a moment for them). */
+size_t session_table_shutdown(struct session_table *t);
+/* Free everything (upstreams still open are dropped). */
 void session_table_free(struct session_table *t);
 const struct session_stats *session_table_stats(const struct session_table *t);
 /* Most sessions the process's descriptors allow (two each): past it new

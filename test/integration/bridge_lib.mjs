@@ -156,7 +156,21 @@ export async function startUpstream(t, opts = {}) {
     upgradeCount: 0,
     rejected: [],
     _waiters: [],
+    probes: [],
+    gen: 0,
     url(path = '/chat') { return `ws://127.0.0.1:${this.port}${path}`; },
+    /**
+     * Forget what happened so far (pollgate checks every upstream once at
+     * start-up: that connection is not a session). Moved to `probes`.
+     */
+    reset() {
+      this.probes.push(...this.conns);
+      this.conns = [];
+      this.gen++; // upgrades still in progress belong to the probe too
+      this.tcpCount = 0;
+      this.upgradeCount = 0;
+      this.rejected = [];
+    },
     /** The i-th accepted connection (0-based), waiting for it if needed. */
     conn(i = 0, ms = 5000) {
       return this.waitConns(i + 1, ms).then(() => this.conns[i]);
@@ -179,9 +193,16 @@ export async function startUpstream(t, opts = {}) {
         'Content-Type: text/plain\r\nContent-Length: 7\r\nConnection: close\r\n\r\nrefused');
       return;
     }
+    const gen = up.gen;
     const go = () => {
       if (socket.destroyed) return;
       wss.handleUpgrade(req, socket, head, (ws) => {
+        if (gen !== up.gen) {
+          const p = new UpConn(ws, req, -1);
+          up.probes.push(p);
+          if (opts.onConnection) opts.onConnection(p);
+          return;
+        }
         const c = new UpConn(ws, req, up.conns.length);
         up.conns.push(c);
         for (const w of up._waiters.slice()) {
@@ -209,7 +230,11 @@ export async function startUpstream(t, opts = {}) {
 /** A TCP server that accepts connections and never says a word. */
 export async function startSilent(t) {
   const sockets = new Set();
-  const res = { port: 0, sockets, count: 0, url: (p = '/chat') => `ws://127.0.0.1:${res.port}${p}` };
+  const res = {
+    port: 0, sockets, count: 0,
+    url: (p = '/chat') => `ws://127.0.0.1:${res.port}${p}`,
+    reset() { res.count = 0; },
+  };
   const server = net.createServer((s) => {
     res.count++;
     sockets.add(s);
@@ -714,6 +739,7 @@ export async function bridge(t, o = {}) {
     upstream: o.upstream,
     routes: [{ name: 'chat', path: '/chat', up, ...(o.route || {}) }],
   });
+  up.reset(); // start-up reachability check of the upstream is not a session
   const api = new Api(gw, '/chat', o.api || {});
   t.after(() => api.destroy());
   return { up, gw, api };

@@ -173,6 +173,7 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
   it('upstream silent (TCP accepted, no handshake answer) → 504 after connect_timeout', async (t) => {
     const silent = await startSilent(t);
     const gw = await startGateway(t, { routes: [{ upstream: silent.url('/chat') }] });
+    silent.reset(); // forget the start-up reachability check
     const api = new Api(gw);
     t.after(() => api.destroy());
     const r = await api.open();

@@ -99,6 +99,7 @@ static bool cors_check(struct evhttp_request *req, const struct gw_route *r)
     }
     out_header(req, "Access-Control-Allow-Origin", origin);
     out_header(req, "Access-Control-Allow-Credentials", "true");
+    out_header(req, "Access-Control-Expose-Headers", "Retry-After");
     out_header(req, "Vary", "Origin");
     return true;
 }

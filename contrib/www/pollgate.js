@@ -26,6 +26,7 @@
  *   ws.onstatechange = function (state, info) {};
  *       // state: 'connecting' | 'open' | 'offline' | 'closing' | 'closed'
  *       // info.retryAt: Date.now()-based time of the next retry while offline, else 0
+ *   ws.ontransportchange = function (transport) {};  // auto mode gave up on SSE
  *   ws.addEventListener(type, fn) / ws.removeEventListener(type, fn) work as well.
  *
  *   ws.readyState      0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED (stays 1 while offline)
@@ -38,6 +39,7 @@
  *                      (queued until open); returns false once closing/closed
  *   ws.close([code[, reason]])  code 1000 or 3000-4999; flushes queued sends first (up to
  *                      3 s), posts /close, then fires onclose with that code
+ *   ws.reconnect()     retry now instead of waiting out the back-off (e.g. a button)
  *
  * Guarantees: messages are delivered in order and at most once (de-duplicated by seq);
  * a dropped poll or stream resumes where it stopped; sends go out in order, batched,
@@ -51,6 +53,7 @@
   var ACK_DELAY = 200;          // SSE: ack at most this long after a message...
   var ACK_EVERY = 100;          // ...or right away after this many unacked messages
   var MAX_BATCH = 65536;        // bytes per send request (a bigger single message goes alone)
+  var MAX_BATCH_MSGS = 100;     // messages per send request (the gateway's max_batch >= this)
   var REQ_TIMEOUT = 15000;      // open, ack, probe; sends get twice that
   var CLOSE_WAIT = 3000;        // close(): time allowed to flush queued sends
   var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
@@ -230,8 +233,8 @@
   };
 
   // One XHR; cb(res) with res = {status, body, retryAfter}; status 0 = network
-  // error or timeout. Bodies are JSON; cross-origin they go as text/plain so that
-  // no CORS preflight is needed.
+  // error or timeout. Bodies are JSON and labelled so: pollgate takes a text/plain
+  // send body as one raw text message. (Cross-origin, this costs a CORS preflight.)
   P._xhr = function (method, path, body, timeout, cb) {
     var self = this, xhr = new XMLHttpRequest(), done = false, timer;
     function finish(status) {
@@ -251,7 +254,7 @@
       xhr.open(method, this.url + path, true);
       if (this._cross) xhr.withCredentials = true;
       if (body !== null) {
-        xhr.setRequestHeader('Content-Type', this._cross ? 'text/plain;charset=UTF-8' : 'application/json');
+        xhr.setRequestHeader('Content-Type', 'application/json');
       }
       xhr.onreadystatechange = function () { if (xhr.readyState === 4) finish(xhr.status); };
       xhr.send(body);
@@ -300,6 +303,7 @@
   // The single way to CLOSED: onclose fires exactly once.
   P._finish = function (code, reason, wasClean) {
     if (this.readyState === CLOSED) return;
+    if (code === 1006) wasClean = false;  // as WebSocket: the upstream connection broke
     var name;
     this._stopRecv();
     for (name in this._timers) this._cancel(name);
@@ -442,6 +446,7 @@
     } catch (e) {
       this._log('EventSource failed:', e && e.message);
       this.transport = 'poll';
+      this._emit('transportchange', {}, ['poll']);
       this._poll();
       return;
     }
@@ -488,6 +493,7 @@
       if (this._opts.transport === 'auto' && this._sseBad >= 2) {
         this._log('SSE keeps failing, falling back to long-poll');
         this.transport = 'poll';
+        this._emit('transportchange', {}, ['poll']);
       }
       this._later('recv', this.transport === 'poll' ? 0 : this._delay(this._recvBackoff), this._startRecv);
     });
@@ -534,12 +540,13 @@
     this._flush();
     return true;
   };
-  // Everything queued (up to MAX_BATCH bytes) goes in one POST; the next batch
+  // Everything queued (up to MAX_BATCH bytes / MAX_BATCH_MSGS) goes in one POST; the next batch
   // waits until the gateway acked this one.
   P._flush = function () {
     if (this._inflight || !this._queue.length || !this.session || this.readyState === CLOSED) return;
     var batch = [], size = 0, msgs = [];
-    while (this._queue.length && (!batch.length || size + this._queue[0].n <= MAX_BATCH)) {
+    while (this._queue.length && (!batch.length ||
+        (size + this._queue[0].n <= MAX_BATCH && batch.length < MAX_BATCH_MSGS))) {
       batch.push(this._queue.shift());
       size += batch[batch.length - 1].n;
       msgs.push(batch[batch.length - 1].m);
@@ -591,11 +598,11 @@
   };
   P._closeNow = function () {
     var code = this._closeCode, reason = this._closeReason;
-    var body = code !== 1000 || reason ? JSON.stringify({ code: code, reason: reason }) : null;
     this._cancel('closeWait');
     this._cancel('send');
     this._abort('send');
-    this._req.close = this._xhr('POST', this._path('/close'), body, 5000, function (res) {
+    // The code and reason stay local: protocol v1's /close takes no body.
+    this._req.close = this._xhr('POST', this._path('/close'), null, 5000, function (res) {
       this._req.close = null;
       this._finish(code, reason, isOk(res.status) || res.status === 404 || res.status === 410);
     });

@@ -97,8 +97,8 @@ struct ws_client {
     struct evutil_addrinfo *ai_next;
     struct event *conn_ev;            /* while a TCP connect is in flight */
     evutil_socket_t fd;               /* that connect's socket, or -1 */
+    const struct evutil_addrinfo *ai_cur; /* address being tried */
     int conn_errno;                   /* last connect failure */
-    char conn_addr[INET6_ADDRSTRLEN + 8];
 
     struct event *timer;              /* see the top of the file */
     struct event *ping_ev;            /* keepalive, only while open */
@@ -124,6 +124,7 @@ struct ws_client {
     unsigned drop_after_flush : 1;    /* protocol error: drop once flushed */
     unsigned awaiting_pong : 1;
     unsigned eof_pending : 1;         /* EOF seen while paused with input */
+    unsigned rx_seen : 1;             /* bytes arrived this ping interval */
 };
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -349,6 +350,7 @@ static void teardown_io(struct ws_client *c)
     if (c->ai_list) {
         evutil_freeaddrinfo(c->ai_list);
         c->ai_list = c->ai_next = NULL;
+        c->ai_cur = NULL;
     }
     if (c->conn_ev) {
         event_free(c->conn_ev);
@@ -668,6 +670,9 @@ static void process_handshake(struct ws_client *c)
     }
 }
 
+static void closing_ended(struct ws_client *c, short what, int err,
+                          unsigned long tls_err);
+
 static void process_input(struct ws_client *c)
 {
     if (c->state == ST_HANDSHAKE)
@@ -676,14 +681,18 @@ static void process_input(struct ws_client *c)
         return;
     if (c->state == ST_OPEN || c->state == ST_CLOSING)
         process_frames(c);
-    /* An EOF held back while paused with unread frames: act on it now. */
-    if (!c->dead && c->bev && c->eof_pending && !c->paused &&
-        evbuffer_get_length(bufferevent_get_input(c->bev)) == 0 &&
-        c->state == ST_OPEN) {
-        c->eof_pending = 0;
+    /* An EOF held back while paused with unread frames: act on it once
+     * they are all read. */
+    if (c->dead || !c->bev || !c->eof_pending ||
+        (c->paused && c->state == ST_OPEN) ||
+        evbuffer_get_length(bufferevent_get_input(c->bev)) > 0)
+        return;
+    c->eof_pending = 0;
+    if (c->state == ST_OPEN)
         fail_now(c, WS_FAIL_CLOSED, 0,
                  "connection closed by server without a close frame");
-    }
+    else if (c->state == ST_CLOSING)
+        closing_ended(c, BEV_EVENT_EOF, 0, 0);
 }
 
 /* --------------------------------------------------- bufferevent callbacks */
@@ -692,8 +701,10 @@ static void bev_read_cb(struct bufferevent *bev, void *arg)
 {
     (void)bev;
     struct ws_client *c = arg;
-    if (!c->dead)
-        process_input(c);
+    if (c->dead)
+        return;
+    c->rx_seen = 1;
+    process_input(c);
 }
 
 static void bev_write_cb(struct bufferevent *bev, void *arg)
@@ -702,6 +713,19 @@ static void bev_write_cb(struct bufferevent *bev, void *arg)
     struct ws_client *c = arg;
     if (!c->dead)
         maybe_drop_flushed(c);
+}
+
+/* The first real OpenSSL error libevent recorded on c->bev (0 if none);
+ * empties libevent's list. It keeps them LIFO, and entries without a
+ * library are SSL_get_error codes, not errors. */
+static unsigned long tls_first_error(struct ws_client *c)
+{
+    unsigned long e, first = 0;
+    if (bufferevent_openssl_get_ssl(c->bev))
+        while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
+            if (ERR_GET_LIB(e) != 0)
+                first = e;
+    return first;
 }
 
 /* Detail for a failed TLS handshake: verification result first, then the
@@ -715,12 +739,7 @@ static void fail_tls(struct ws_client *c, short what, int err)
                  X509_verify_cert_error_string(vr));
         return;
     }
-    /* libevent keeps the errors LIFO; the first real one is the cause.
-     * Entries without a library are SSL_get_error codes, not errors. */
-    unsigned long e, first = 0;
-    while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-        if (ERR_GET_LIB(e) != 0)
-            first = e;
+    unsigned long first = tls_first_error(c);
     if (first) {
         const char *r = ERR_reason_error_string(first);
         char buf[256];
@@ -737,18 +756,6 @@ static void fail_tls(struct ws_client *c, short what, int err)
         errno_text(err, eb, sizeof eb);
         fail_now(c, WS_FAIL_TLS, 0, "TLS handshake failed: %s", eb);
     }
-}
-
-/* The first real OpenSSL error libevent recorded on c->bev (0 if none);
- * empties libevent's list. */
-static unsigned long tls_first_error(struct ws_client *c)
-{
-    unsigned long e, first = 0;
-    if (bufferevent_openssl_get_ssl(c->bev))
-        while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
-            if (ERR_GET_LIB(e) != 0)
-                first = e;
-    return first;
 }
 
 /* Is a TLS error really the peer closing TCP without close_notify?
@@ -910,6 +917,7 @@ static void start_stream(struct ws_client *c, evutil_socket_t fd)
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     evutil_freeaddrinfo(c->ai_list);
     c->ai_list = c->ai_next = NULL;
+    c->ai_cur = NULL;
     const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
     if (c->url.tls) {
         SSL *ssl = ssl_for(c);
@@ -972,7 +980,7 @@ static void connect_next(struct ws_client *c)
     while (c->ai_next) {
         struct evutil_addrinfo *ai = c->ai_next;
         c->ai_next = ai->ai_next;
-        fmt_addr(ai, c->conn_addr, sizeof c->conn_addr);
+        c->ai_cur = ai;
         evutil_socket_t fd = socket(ai->ai_family,
                                     SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC,
                                     IPPROTO_TCP);
@@ -994,9 +1002,11 @@ static void connect_next(struct ws_client *c)
         c->conn_errno = errno;
         evutil_closesocket(fd);
     }
-    char eb[128];
+    char eb[128], addr[INET6_ADDRSTRLEN + 8] = "?";
     errno_text(c->conn_errno ? c->conn_errno : ECONNREFUSED, eb, sizeof eb);
-    fail_now(c, WS_FAIL_CONNECT, 0, "%s (%s)", eb, c->conn_addr);
+    if (c->ai_cur)
+        fmt_addr(c->ai_cur, addr, sizeof addr);
+    fail_now(c, WS_FAIL_CONNECT, 0, "%s (%s)", eb, addr);
 }
 
 static void dns_cb(int result, struct evutil_addrinfo *res, void *arg)
@@ -1071,12 +1081,18 @@ static const char *phase_name(const struct ws_client *c)
 }
 
 /* Keepalive tick: one ping at a time, none while paused (no pong could be
- * read then). */
+ * read then). A connection that received nothing for a whole interval
+ * also gives back its reassembly buffer (up to 64 KiB). */
 static void ping_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct ws_client *c = arg;
-    if (c->dead || c->state != ST_OPEN || c->paused || c->awaiting_pong)
+    if (c->dead || c->state != ST_OPEN)
+        return;
+    if (!c->rx_seen)
+        ws_decoder_trim(c->dec);
+    c->rx_seen = 0;
+    if (c->paused || c->awaiting_pong)
         return;
     if (write_frame(c, WS_OP_PING, NULL, 0) < 0) {
         fail_now(c, WS_FAIL_IO, 0, "cannot queue ping: out of memory");
@@ -1216,11 +1232,17 @@ int ws_client_close(struct ws_client *c, uint16_t code, const char *reason)
     default:
         return 0; /* closing or closed already */
     }
-    if (code && !ws_close_code_valid(code))
-        return GW_EINVAL;
+    /* A bad argument must not keep the connection open: callers often
+     * ignore the result, so fix it up (and say so) instead of refusing. */
+    if (code && !ws_close_code_valid(code)) {
+        log_warn("ws_client_close: code %u may not be sent, using 1000", code);
+        code = WS_CLOSE_NORMAL;
+    }
     size_t rlen = reason && code ? strlen(reason) : 0;
-    if (rlen && !ws_utf8_valid((const uint8_t *)reason, rlen))
-        return GW_EINVAL;
+    if (rlen && !ws_utf8_valid((const uint8_t *)reason, rlen)) {
+        log_warn("ws_client_close: reason is not UTF-8, sending none");
+        rlen = 0;
+    }
     c->app_close = 1;
     uint8_t p[WS_CONTROL_MAX];
     size_t n, sent_len;

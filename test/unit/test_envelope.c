@@ -324,6 +324,8 @@ static const struct {
     {"1 ", GW_EINVAL, 0},
     {"1a", GW_EINVAL, 0},
     {"0x10", GW_EINVAL, 0},
+    {"1:", GW_EINVAL, 0},               /* the neighbours of '0'-'9' */
+    {"/1", GW_EINVAL, 0},
     {"1.0", GW_EINVAL, 0},
     {"1e3", GW_EINVAL, 0},
     {"\xd9\xa1", GW_EINVAL, 0},         /* ARABIC-INDIC DIGIT ONE */

@@ -400,6 +400,55 @@ static void test_escape_cap(void **state)
     gw_buf_free(&d);
 }
 
+/*
+ * The exact-size path stores whole words ahead of the output; with an
+ * allocation of exactly the output (63 bytes + NUL = gw_buf's first 64),
+ * ASan sees any store past the end. Escapes at every position.
+ */
+static void test_escape_tight_allocation(void **state)
+{
+    (void)state;
+    for (int e = 0; e < 3; e++) {
+        for (size_t j = 0; j <= 30; j++) {
+            for (size_t pos = 0; pos + 2 * j <= 61; pos++) {
+                /* j escapes (+1 byte each, "</" is 2 in and 3 out) */
+                if (e == 2 && 1 + pos + 3 * j > 62)
+                    continue;
+                char in[64], want[64];
+                size_t n = 0, w = 0;
+                want[w++] = '"';
+                for (size_t k = 0; k < pos; k++)
+                    in[n++] = want[w++] = 'a';
+                for (size_t k = 0; k < j; k++) {
+                    if (e == 0) {
+                        in[n++] = '"';
+                        want[w++] = '\\';
+                        want[w++] = '"';
+                    } else if (e == 1) {
+                        in[n++] = '\n';
+                        want[w++] = '\\';
+                        want[w++] = 'n';
+                    } else {
+                        in[n++] = '<';
+                        in[n++] = '/';
+                        memcpy(want + w, "<\\/", 3);
+                        w += 3;
+                    }
+                }
+                while (w < 62)
+                    in[n++] = want[w++] = 'b';
+                want[w++] = '"';
+                struct gw_buf b = {.max = 63}; /* 6x+2 > 63: exact path */
+                assert_int_equal(framing_json_string(&b, (uint8_t *)in, n,
+                                                     FRAMING_JSON_STD), 0);
+                assert_buf_eq(&b, want, 63, "tight");
+                assert_int_equal(b.cap, 64);
+                gw_buf_free(&b);
+            }
+        }
+    }
+}
+
 /* ---------------------------------------------------------- base64 */
 
 static const struct {
@@ -696,6 +745,7 @@ int main(void)
         cmocka_unit_test(test_escape_random_round_trip),
         cmocka_unit_test(test_escape_all_code_points),
         cmocka_unit_test(test_escape_cap),
+        cmocka_unit_test(test_escape_tight_allocation),
         cmocka_unit_test(test_base64_vectors),
         cmocka_unit_test(test_base64_all_bytes),
         cmocka_unit_test(test_base64_bad),

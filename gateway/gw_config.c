@@ -7,9 +7,9 @@
  * file, so they are validated too. [route NAME] sections use a table of
  * their own, applied to one struct gw_route per section.
  *
- * libinih splits "key = value" lines, trims them and strips inline
- * comments. We feed it through our own reader (ini_parse_stream) rather
- * than ini_parse_file, because of what libinih 55 does on its own:
+ * libinih splits "key = value" lines into trimmed names and values. We
+ * feed it through our own reader (ini_parse_stream) rather than
+ * ini_parse_file, because of what libinih 55 does on its own:
  *  - the handler gets no line number unless the library is built with
  *    INI_HANDLER_LINENO=1 (Debian's is, but its ini.h says 0, so a caller
  *    cannot know), so we count physical lines in the reader;
@@ -47,6 +47,7 @@
 
 #define MAX_ERRORS 100   /* messages kept in gw_diag; parsing goes on */
 #define MAX_ROUTES 1000  /* duplicate checks are quadratic */
+#define MAX_LIST 1000    /* entries in one list, for the same reason */
 #define MAX_KEYS 16      /* largest section table */
 #define WHY_MAX 512
 
@@ -62,6 +63,7 @@ enum dtype {
     T_ENUM,     /* int: index into values[] */
     T_STRING,   /* char *, NULL when empty */
     T_FILE,     /* char *, NULL when empty; relative to the config's dir */
+    T_DIR,      /* same, a directory */
     T_LISTEN,   /* char *host at off, uint16_t port at off2 */
     T_LIST,     /* char **items at off, size_t count at off2; "a, b, c" */
     T_URL,      /* char *, a ws:// or wss:// URL */
@@ -119,6 +121,8 @@ static const struct directive gateway_keys[] = {
       "least severe message logged: error|warn|info|debug" },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
       "largest request body accepted (413 above)" },
+    { "static_root", T_DIR, CF(static_root), 0, "", 0, 0, 0, NULL, NULL,
+      "directory served at / (the demo page); empty = none" },
 };
 
 static const struct directive session_keys[] = {
@@ -449,12 +453,13 @@ static void clear_string(const struct directive *d, char *base)
     *f = NULL;
 }
 
-/* T_STRING, T_FILE: empty means "not set" and is stored as NULL. */
+/* T_STRING, T_FILE, T_DIR: empty means "not set" and is stored as NULL,
+ * unless the key is required (no default): then the check says why not. */
 static int parse_string(const struct directive *d, const char *v, char *base,
                         char *why, size_t n)
 {
     char *s = NULL;
-    if (*v) {
+    if (*v || !d->def) {
         if (!(s = strdup(v)))
             return oom(why, n);
         if (d->check && d->check(s, why, n) < 0) {
@@ -614,6 +619,10 @@ static int list_append(const struct directive *d, const char *v, char *base,
             s++;
         while (e > s && isspace((unsigned char)e[-1]))
             e--;
+        if (e > s && *count >= MAX_LIST) {
+            snprintf(why, n, "too many entries (at most %d)", MAX_LIST);
+            return -1;
+        }
         if (e > s) {
             char *item = xstrndup(s, (size_t)(e - s));
             char **grown = item ? realloc(*items, (*count + 1) * sizeof *grown) : NULL;
@@ -661,6 +670,7 @@ static const struct {
     [T_ENUM] = { parse_enum, NULL },
     [T_STRING] = { parse_string, clear_string },
     [T_FILE] = { parse_string, clear_string },
+    [T_DIR] = { parse_string, clear_string },
     [T_LISTEN] = { parse_listen, clear_string },
     [T_LIST] = { parse_list, clear_list },
     [T_URL] = { parse_url, clear_string },
@@ -1162,22 +1172,43 @@ static int file_readable(const char *path, char *why, size_t n)
     return -1;
 }
 
+/* Relative T_FILE and T_DIR paths are relative to the config file, so
+ * that they do not depend on the directory pollgate was started from;
+ * directories must exist (files are checked by check_tls). */
+static int dir_usable(const char *path, char *why, size_t n)
+{
+    struct stat st;
+    const char *e = stat(path, &st) < 0              ? strerror(errno)
+                  : !S_ISDIR(st.st_mode)             ? "not a directory"
+                  : access(path, R_OK | X_OK) < 0    ? strerror(errno) : NULL;
+    if (e)
+        snprintf(why, n, "cannot use %s: %s", path, e);
+    return e ? -1 : 0;
+}
+
 static void resolve_paths(struct parser *p)
 {
-    const struct section *s = &sections[S_UPSTREAM];
-    for (size_t i = 0; i < s->n && p->base_dir; i++) {
-        char **f = (char **)(void *)((char *)p->cfg + s->keys[i].off);
-        if (s->keys[i].type != T_FILE || !*f || **f == '/')
-            continue;
-        size_t n = strlen(p->base_dir) + strlen(*f) + 2;
-        char *full = malloc(n);
-        if (!full) {
-            report(p, 0, NULL, NULL, "out of memory");
-            return;
+    char why[WHY_MAX];
+    for (int s = 0; s < N_GLOBAL; s++) {
+        for (size_t i = 0; i < sections[s].n; i++) {
+            const struct directive *d = &sections[s].keys[i];
+            char **f = (char **)(void *)((char *)p->cfg + d->off);
+            if ((d->type != T_FILE && d->type != T_DIR) || !*f)
+                continue;
+            if (**f != '/' && p->base_dir) {
+                size_t n = strlen(p->base_dir) + strlen(*f) + 2;
+                char *full = malloc(n);
+                if (!full) {
+                    report(p, 0, NULL, NULL, "out of memory");
+                    return;
+                }
+                snprintf(full, n, "%s/%s", p->base_dir, *f);
+                free(*f);
+                *f = full;
+            }
+            if (d->type == T_DIR && dir_usable(*f, why, sizeof why) < 0)
+                report(p, p->global_seen[s][i], sections[s].name, d->key, "%s", why);
         }
-        snprintf(full, n, "%s/%s", p->base_dir, *f);
-        free(*f);
-        *f = full;
     }
 }
 

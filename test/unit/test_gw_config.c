@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "gw_config.h"
@@ -77,6 +78,7 @@ static void check_defaults(const struct gw_config *c)
     assert_int_equal(c->listen_port, 8080);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->max_body, 1 << 20);
+    assert_null(c->static_root);
     assert_int_equal(c->poll_timeout_ms, 25000);
     assert_int_equal(c->heartbeat_ms, 25000);
     assert_int_equal(c->idle_timeout_ms, 30000);
@@ -163,40 +165,41 @@ static void test_all_keys(void **state)
              "listen = [::1]:9090\n"
              "log_level = debug\n"
              "max_body = 2MiB\n"
-             "[session]\n"                              /* 5 */
+             "static_root = %s\n"                       /* 5 */
+             "[session]\n"
              "poll_timeout = 30s\n"
              "heartbeat = 10s\n"
              "idle_timeout = 1m\n"
-             "max_lifetime = 2h\n"
-             "buffer_bytes = 512KiB\n"                  /* 10 */
+             "max_lifetime = 2h\n"                      /* 10 */
+             "buffer_bytes = 512KiB\n"
              "buffer_messages = 500\n"
              "overflow = drop-oldest\n"
              "send_buffer_bytes = 256KiB\n"
-             "max_batch = 50\n"
-             "max_sessions = 5000\n"                    /* 15 */
+             "max_batch = 50\n"                         /* 15 */
+             "max_sessions = 5000\n"
              "max_sessions_per_client = 10\n"
              "max_buffered_bytes = 2GiB\n"
              "[upstream]\n"
-             "connect_timeout = 1500ms\n"
-             "ping_interval = 0\n"                      /* 20 */
+             "connect_timeout = 1500ms\n"               /* 20 */
+             "ping_interval = 0\n"
              "max_message = 64KiB\n"
              "tls_ca_file = %s\n"
              "tls_verify = off\n"
-             "tls_cert_file = %s\n"
-             "tls_key_file = %s\n"                      /* 25 */
+             "tls_cert_file = %s\n"                     /* 25 */
+             "tls_key_file = %s\n"
              "[route chat]\n"
              "path = /chat/\n"
              "upstream = wss://example.com:8443/ws?x=1\n"
-             "origins = https://app.example.com, http://localhost:3000\n"
-             "forward_headers = Cookie, X-Request-Id\n"  /* 30 */
+             "origins = https://app.example.com, http://localhost:3000\n" /* 30 */
+             "forward_headers = Cookie, X-Request-Id\n"
              "forward_origin = on\n"
              "protocols = chat.v2, chat.v1\n"
              "[route second route]\n"
-             "path = /\n"
-             "upstream = ws://[::1]:9000/\n"             /* 35 */
+             "path = /\n"                               /* 35 */
+             "upstream = ws://[::1]:9000/\n"
              "origins = *\n"
              "forward_headers =\n",
-             ca, cert, key);
+             dir, ca, cert, key);
     struct gw_diag d = { 0 };
     struct gw_config *c = parse(text, &d);
     if (!c)
@@ -206,6 +209,7 @@ static void test_all_keys(void **state)
     assert_int_equal(c->listen_port, 9090);
     assert_int_equal(c->log_level, GW_LOG_DEBUG);
     assert_int_equal(c->max_body, 2 << 20);
+    assert_string_equal(c->static_root, dir);
     assert_int_equal(c->poll_timeout_ms, 30000);
     assert_int_equal(c->heartbeat_ms, 10000);
     assert_int_equal(c->idle_timeout_ms, 60000);
@@ -229,7 +233,7 @@ static void test_all_keys(void **state)
     assert_int_equal(c->n_routes, 2);
     const struct gw_route *r = &c->routes[0];
     assert_string_equal(r->name, "chat");
-    assert_int_equal(r->line, 26);
+    assert_int_equal(r->line, 27);
     assert_string_equal(r->path, "/chat");
     assert_string_equal(r->upstream, "wss://example.com:8443/ws?x=1");
     assert_int_equal(r->n_origins, 2);
@@ -244,7 +248,7 @@ static void test_all_keys(void **state)
 
     r = &c->routes[1];
     assert_string_equal(r->name, "second route");
-    assert_int_equal(r->line, 33);
+    assert_int_equal(r->line, 34);
     assert_string_equal(r->path, "/");
     assert_string_equal(r->upstream, "ws://[::1]:9000/");
     assert_true(r->origins_any);
@@ -268,7 +272,7 @@ static void test_all_keys(void **state)
 /* ------------------------------------------------- the shipped config file */
 
 static const char *const all_keys[] = {
-    "listen", "log_level", "max_body", "poll_timeout", "heartbeat",
+    "listen", "log_level", "max_body", "static_root", "poll_timeout", "heartbeat",
     "idle_timeout", "max_lifetime", "buffer_bytes", "buffer_messages",
     "overflow", "send_buffer_bytes", "max_batch", "max_sessions",
     "max_sessions_per_client", "max_buffered_bytes", "connect_timeout",
@@ -363,6 +367,7 @@ static const struct {
     { "[route r]\nupstream = ws://h/\n", 1, "[route r] path: required key missing" },
     { "[route r]\npath = /r\n", 1, "[route r] upstream: required key missing" },
     { "[route r]\npath = r\nupstream = ws://h/\n", 2, "'r' must start with '/'" },
+    { "[route r]\npath =\nupstream = ws://h/\n", 2, "[route r] path: '' must start with '/'" }, /* fuzz */
     { "[route r]\npath = /a b\nupstream = ws://h/\n", 2, "may not contain spaces" },
     { "[route r]\npath = /a?b\nupstream = ws://h/\n", 2, "may not contain spaces, '?' or '#'" },
     { "[route r]\npath = /r\nupstream = http://h/\n", 3, "[route r] upstream: invalid URL 'http://h/': expected ws://" },
@@ -395,6 +400,9 @@ static const struct {
     { "[upstream]\ntls_ca_file = /nonexistent/ca.pem\n[route r]\npath = /r\nupstream = wss://h/\n",
       2, "[upstream] tls_ca_file: cannot read /nonexistent/ca.pem: No such file or directory (needed by wss:// [route r] at line 3)" },
     { "[upstream]\ntls_ca_file = /tmp\n[route r]\npath = /r\nupstream = wss://h/\n", 2, "cannot read /tmp: is a directory" },
+    { "[gateway]\nstatic_root = /nonexistent/www\n" ROUTE, 2,
+      "[gateway] static_root: cannot use /nonexistent/www: No such file or directory" },
+    { "[gateway]\nstatic_root = /etc/passwd\n" ROUTE, 2, "cannot use /etc/passwd: not a directory" },
     { ROUTE "[upstream]\ntls_cert_file = /etc/passwd\n", 5, "[upstream] tls_cert_file: tls_key_file is required too" },
     { ROUTE "[upstream]\n\ntls_key_file = /etc/passwd\n", 6, "[upstream] tls_key_file: tls_cert_file is required too" },
 };
@@ -491,6 +499,33 @@ static void test_error_cap(void **state)
     assert_non_null(strstr(d.msgs[99], NAME ":101: [session] bogus99: unknown key"));
     assert_string_equal(d.msgs[100], NAME ": 50 more errors not listed");
     gw_diag_free(&d);
+}
+
+static void test_limits(void **state)
+{
+    (void)state;
+    size_t cap = 1100 * 48, n = 0;
+    char *text = malloc(cap);
+    assert_non_null(text);
+    size_t last = 0;
+    for (int i = 0; i < 1001; i++) {
+        last = n;
+        n += (size_t)snprintf(text + n, cap - n, "[route r%d]\npath = /%d\nupstream = ws://h/\n",
+                              i, i);
+    }
+    expect_error(text, 3001, "too many routes (at most 1000)");
+    text[last] = 0; /* without the last route: 1000 are fine */
+    struct gw_config *c = parse(text, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->n_routes, 1000);
+    gw_config_free(c);
+
+    n = (size_t)snprintf(text, cap, ROUTE "forward_headers = X-0");
+    for (int i = 1; i < 1001; i++)
+        n += (size_t)snprintf(text + n, cap - n, ",\n  X-%d", i);
+    snprintf(text + n, cap - n, "\n");
+    expect_error(text, 1004, "[route r] forward_headers: too many entries (at most 1000)");
+    free(text);
 }
 
 static void test_null_diag(void **state)
@@ -868,13 +903,24 @@ static void test_load(void **state)
     f = fopen(ini, "w");
     assert_non_null(f);
     fputs("[upstream]\ntls_cert_file = cert.pem\ntls_key_file = key.pem\n"
-          "[route r]\npath = /r\nupstream = wss://h/\n", f);
+          "[route r]\npath = /r\nupstream = wss://h/\n"
+          "[gateway]\nstatic_root = www\n", f);
     fclose(f);
+    char www[600];
+    snprintf(www, sizeof www, "%s/www", dir);
+    assert_null(gw_config_load(ini, &d)); /* www does not exist yet */
+    assert_int_equal(d.n, 1);
+    assert_non_null(strstr(d.msgs[0], ":8: [gateway] static_root: cannot use "));
+    assert_non_null(strstr(d.msgs[0], "/www: No such file or directory"));
+    gw_diag_free(&d);
+    assert_int_equal(mkdir(www, 0755), 0);
     struct gw_config *c = gw_config_load(ini, &d);
     assert_non_null(c);
     assert_string_equal(c->tls_cert_file, cert);
     assert_string_equal(c->tls_key_file, key);
+    assert_string_equal(c->static_root, www);
     gw_config_free(c);
+    rmdir(www);
     unlink(ini);
     unlink(cert);
     unlink(key);
@@ -894,6 +940,7 @@ int main(void)
         cmocka_unit_test(test_tls_files_unreadable),
         cmocka_unit_test(test_multiple_errors),
         cmocka_unit_test(test_error_cap),
+        cmocka_unit_test(test_limits),
         cmocka_unit_test(test_null_diag),
         cmocka_unit_test(test_ranges),
         cmocka_unit_test(test_units),

@@ -78,7 +78,6 @@ static void check_defaults(const struct gw_config *c)
     assert_int_equal(c->listen_port, 8080);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->max_body, 1 << 20);
-    assert_null(c->static_root);
     assert_int_equal(c->poll_timeout_ms, 25000);
     assert_int_equal(c->heartbeat_ms, 25000);
     assert_int_equal(c->idle_timeout_ms, 30000);
@@ -123,6 +122,7 @@ static void test_defaults(void **state)
     assert_int_equal(d.n, 0);
     assert_string_equal(c->file, NAME);
     check_defaults(c);
+    assert_null(c->static_root);
     assert_int_equal(c->n_routes, 1);
     assert_string_equal(c->routes[0].name, "r");
     assert_int_equal(c->routes[0].line, 3);
@@ -297,6 +297,9 @@ static void test_shipped_conf(void **state)
     assert_int_equal(d.n, 0);
     assert_string_equal(c->file, path);
     check_defaults(c);
+    /* the shipped file serves the demo page, resolved next to conf/ */
+    assert_non_null(c->static_root);
+    assert_non_null(strstr(c->static_root, "contrib/www"));
     assert_int_equal(c->n_routes, 1);
     assert_string_equal(c->routes[0].name, "chat");
     assert_string_equal(c->routes[0].path, "/chat");

@@ -488,7 +488,7 @@ static void handle_session_request(struct http_front *f,
         http_reply_empty(req, 204);
         goto out;
     }
-    uint64_t ack;
+    uint64_t ack = 0;
     const char *v = NULL;
     if (is_poll || is_ack)
         v = query_get(req, "ack", &params);
@@ -511,12 +511,14 @@ static void handle_session_request(struct http_front *f,
             goto out;
         }
     }
+    /* Where the browser is: its ack, or what it acknowledged before. */
+    uint64_t pos = v ? ack : session_acked(s);
     if (is_ack)
         http_reply_empty(req, 204);
     else if (is_poll)
-        transport_poll_handle(&f->tctx, req, s);
+        transport_poll_handle(&f->tctx, req, s, pos);
     else if (is_events)
-        transport_sse_handle(&f->tctx, req, s);
+        transport_sse_handle(&f->tctx, req, s, pos);
     else if (is_send)
         handle_send(f, req, s);
 out:
@@ -680,6 +682,17 @@ static void request_cb(struct evhttp_request *req, void *arg)
     }
     if (*path == 0)
         path = "/";
+    size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+    if (body_len > f->cfg->max_body) {
+        out_header(req, "Connection", "close");
+        log_info("%s: request body of %zu bytes over max_body (%llu)",
+                 http_client_addr(req), body_len,
+                 (unsigned long long)f->cfg->max_body);
+        http_reply_error(req, 413, "body_too_large",
+                         "request body is larger than %llu bytes",
+                         (unsigned long long)f->cfg->max_body);
+        return;
+    }
     const char *rest = NULL;
     const struct gw_route *r = route_match(f->cfg, path, &rest);
     if (r && (strncmp(rest, "/sessions", 9) == 0 || !f->static_root)) {
@@ -767,11 +780,20 @@ struct http_front *http_front_new(struct event_base *base,
         http_front_free(f);
         return NULL;
     }
-    evhttp_set_max_body_size(f->http, (ev_ssize_t)cfg->max_body);
+    /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own
+     * limit sits above it (twice max_body) so that only grossly oversized
+     * requests meet libevent 2.1's built-in 413, which is an HTML page it
+     * sends as soon as the declared Content-Length passes it (libevent 2.1
+     * has no hook to replace that page). Every method evhttp knows reaches
+     * us, so a wrong one gets a JSON 405 rather than libevent's HTML 501. */
+    evhttp_set_max_body_size(f->http, (ev_ssize_t)(cfg->max_body > INT64_MAX / 2
+                                                   ? INT64_MAX : cfg->max_body * 2));
     evhttp_set_max_headers_size(f->http, MAX_HEADERS_SIZE);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                               EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE |
-                               EVHTTP_REQ_OPTIONS);
+                               EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+                               EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(f->http, "application/json");
     evhttp_set_gencb(f->http, request_cb, f);
     if (listen_start(f) < 0) {

@@ -41,7 +41,6 @@ struct session {
     char *protocol;
     uint64_t send_seq;
     uint64_t acked;                /* highest ack the browser sent */
-    uint64_t lost_from, lost_to;
     struct session_queue q;
     struct event timer;            /* idle, then tombstone */
     struct event *life;            /* max_lifetime, if set */
@@ -381,21 +380,15 @@ static bool over_limit(const struct session *s, size_t len, bool *global)
            session_queue_count(&s->q) + 1 > cfg->buffer_messages;
 }
 
-static void note_lost(struct session *s, uint64_t seq)
-{
-    if (!s->lost_from)
-        s->lost_from = seq;
-    s->lost_to = seq;
-    s->t->stats.dropped++;
-}
-
-static void drop_front(struct session *s, bool count_lost)
+/* Evict the oldest message. Nothing to remember: a browser whose position
+ * is before the oldest message kept is told of the gap when it next asks
+ * (session_lost_since). */
+static void drop_front(struct session *s)
 {
     size_t before = s->q.bytes;
-    uint64_t seq = session_queue_drop_front(&s->q);
+    if (session_queue_drop_front(&s->q))
+        s->t->stats.dropped++;
     s->t->stats.buffered_bytes -= before - s->q.bytes;
-    if (seq && count_lost)
-        note_lost(s, seq);
 }
 
 static void up_message_cb(struct ws_client *c, bool binary,
@@ -411,13 +404,13 @@ static void up_message_cb(struct ws_client *c, bool binary,
      *    are only kept for a resume. Evicting them is reported as lost if
      *    the browser later resumes from before them. */
     while (s->q.written && over_limit(s, len, &global) && !global)
-        drop_front(s, false);
+        drop_front(s);
     if (over_limit(s, len, &global)) {
         switch ((enum gw_overflow)t->cfg->overflow) {
         case GW_OVERFLOW_DROP_OLDEST:
             while (session_queue_count(&s->q) && over_limit(s, len, &global) &&
                    !global)
-                drop_front(s, true);
+                drop_front(s);
             if (global) {
                 /* the budget is shared: never evict for others' sake,
                  * push back on this upstream instead */
@@ -647,19 +640,20 @@ const char *session_close_reason(const struct session *s)
 struct session_queue *session_queue(struct session *s) { return &s->q; }
 uint64_t session_send_acked(const struct session *s) { return s->send_seq; }
 
-bool session_lost_pending(const struct session *s)
+bool session_lost_since(const struct session *s, uint64_t pos,
+                        uint64_t *from, uint64_t *to)
 {
-    return s->lost_from != 0;
+    uint64_t lo = (pos > s->acked ? pos : s->acked) + 1;
+    if (lo >= s->q.head_seq)
+        return false;
+    *from = lo;
+    *to = s->q.head_seq - 1;
+    return true;
 }
 
-bool session_take_lost(struct session *s, uint64_t *from, uint64_t *to)
+uint64_t session_acked(const struct session *s)
 {
-    if (!s->lost_from)
-        return false;
-    *from = s->lost_from;
-    *to = s->lost_to;
-    s->lost_from = s->lost_to = 0;
-    return true;
+    return s->acked;
 }
 
 bool session_close_ready(const struct session *s, bool stream)
@@ -706,14 +700,6 @@ int session_ack(struct session *s, uint64_t ack)
     size_t before = s->q.bytes;
     session_queue_ack(&s->q, ack);
     s->t->stats.buffered_bytes -= before - s->q.bytes;
-    /* Resuming from before the oldest message kept (evicted after it was
-     * written to a stream, or dropped): say so, never silently. Messages
-     * the browser acknowledged itself earlier are not lost. */
-    uint64_t lo = (ack > s->acked ? ack : s->acked) + 1;
-    if (lo < s->q.head_seq && !s->lost_from) {
-        s->lost_from = lo;
-        s->lost_to = s->q.head_seq - 1;
-    }
     if (ack > s->acked)
         s->acked = ack;
     if (!s->sink && s->state != SESSION_FINISHED)

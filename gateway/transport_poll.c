@@ -22,6 +22,7 @@ struct poll_sink {
     struct http_watch watch;
     struct evhttp_request *req;
     struct event *timer;
+    uint64_t pos;   /* the browser's ack: messages after it are owed */
 };
 
 /* One scratch buffer for every response (single-threaded), so building a
@@ -42,25 +43,27 @@ int transport_ctx_init(struct transport_ctx *ctx, struct event_base *base,
     return ctx->tv_poll && ctx->tv_heartbeat ? 0 : GW_ENOMEM;
 }
 
-static bool poll_ready(struct session *s)
+static bool poll_ready(struct session *s, uint64_t pos)
 {
+    uint64_t from, to;
     return session_queue_count(session_queue(s)) > 0 ||
-           session_lost_pending(s) || session_close_ready(s, false);
+           session_lost_since(s, pos, &from, &to) ||
+           session_close_ready(s, false);
 }
 
 /* Build {"messages":[...],"lost":..,"closed":..}; returns true if the
  * close was included. s may be NULL (empty batch). */
-static bool build_batch(struct session *s, struct gw_buf *b)
+static bool build_batch(struct session *s, uint64_t pos, struct gw_buf *b)
 {
     bool closed = false;
     gw_buf_reset(b);
     gw_buf_append(b, "{\"messages\":[", 13);
     if (s) {
         struct session_queue *q = session_queue(s);
-        size_t pos = 0, off = 0;
+        size_t idx = 0, off = 0;
         struct sq_msg m;
         bool first = true;
-        while (session_queue_next(q, &pos, &off, &m)) {
+        while (session_queue_next(q, &idx, &off, &m)) {
             if (!first)
                 gw_buf_append(b, ",", 1);
             first = false;
@@ -69,7 +72,7 @@ static bool build_batch(struct session *s, struct gw_buf *b)
     }
     gw_buf_append(b, "]", 1);
     uint64_t from, to;
-    if (s && session_take_lost(s, &from, &to))
+    if (s && session_lost_since(s, pos, &from, &to))
         gw_buf_appendf(b, ",\"lost\":{\"from\":%llu,\"to\":%llu}",
                        (unsigned long long)from, (unsigned long long)to);
     if (s && session_close_ready(s, false)) {
@@ -94,7 +97,7 @@ static void poll_free(struct poll_sink *p)
 /* Answer and finish. s: the session to read from, or NULL (empty). */
 static void poll_respond(struct poll_sink *p, struct session *s)
 {
-    bool closed = build_batch(s, &scratch);
+    bool closed = build_batch(s, p->pos, &scratch);
     http_watch_stop(&p->watch);
     if (s)
         session_detach(s, &p->k);
@@ -109,7 +112,7 @@ static void poll_respond(struct poll_sink *p, struct session *s)
 static void poll_wake(struct session_sink *k)
 {
     struct poll_sink *p = (struct poll_sink *)k;
-    if (k->session && poll_ready(k->session))
+    if (k->session && poll_ready(k->session, p->pos))
         poll_respond(p, k->session);
 }
 
@@ -150,7 +153,8 @@ static void poll_gone(struct http_watch *w)
 }
 
 void transport_poll_handle(const struct transport_ctx *ctx,
-                           struct evhttp_request *req, struct session *s)
+                           struct evhttp_request *req, struct session *s,
+                           uint64_t pos)
 {
     struct poll_sink *p = calloc(1, sizeof *p);
     if (!p) {
@@ -159,8 +163,9 @@ void transport_poll_handle(const struct transport_ctx *ctx,
     }
     p->k.ops = &poll_ops;
     p->req = req;
+    p->pos = pos;
     session_attach(s, &p->k);
-    if (poll_ready(s)) {
+    if (poll_ready(s, pos)) {
         poll_respond(p, s);
         return;
     }

@@ -30,6 +30,7 @@ struct sse_sink {
     bool writing;   /* a chunk is on its way out */
     bool pending;   /* more to write once it has left */
     bool ending;    /* finish once the current chunk has left */
+    uint64_t pos;   /* last seq this stream has written (or resumed after) */
 };
 
 static struct gw_buf scratch;
@@ -96,12 +97,16 @@ static void sse_flush(struct sse_sink *k)
     struct gw_buf *b = &scratch;
     gw_buf_reset(b);
     uint64_t from, to;
-    if (session_take_lost(s, &from, &to))
+    if (session_lost_since(s, k->pos, &from, &to)) {
         framing_sse_lost(b, from, to);
+        k->pos = to;
+    }
     size_t pos = q->written, off = q->written_bytes;
     struct sq_msg m;
-    while (session_queue_next(q, &pos, &off, &m))
+    while (session_queue_next(q, &pos, &off, &m)) {
         framing_sse_message(b, m.seq, m.binary, m.data, m.len);
+        k->pos = m.seq;
+    }
     session_queue_mark_written(q);
     bool closing = session_close_ready(s, true);
     if (closing) {
@@ -177,7 +182,8 @@ static void sse_gone(struct http_watch *w)
 }
 
 void transport_sse_handle(const struct transport_ctx *ctx,
-                          struct evhttp_request *req, struct session *s)
+                          struct evhttp_request *req, struct session *s,
+                          uint64_t pos)
 {
     struct sse_sink *k = calloc(1, sizeof *k);
     if (!k) {
@@ -187,6 +193,7 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     k->k.ops = &sse_ops;
     k->req = req;
     k->ctx = ctx;
+    k->pos = pos;
     k->heartbeat = event_new(ctx->base, -1, 0, sse_heartbeat_cb, k);
     if (!k->heartbeat) {
         free(k);

@@ -143,10 +143,14 @@ void session_detach(struct session *s, struct session_sink *k);
 
 /* Queue access for sinks. */
 struct session_queue *session_queue(struct session *s);
-/* Range evicted and not yet reported (from..to), cleared by the call;
- * false if none. */
-bool session_take_lost(struct session *s, uint64_t *from, uint64_t *to);
-bool session_lost_pending(const struct session *s);
+/* A browser whose position is pos (last seq it has, or acked) asks: were
+ * messages after it evicted before it got them? Fills from..to (the gap
+ * before the oldest message kept) and returns true if so. Messages the
+ * browser acknowledged are never reported. Pure: ask as often as needed. */
+bool session_lost_since(const struct session *s, uint64_t pos,
+                        uint64_t *from, uint64_t *to);
+/* Highest ack the browser sent (0 if none). */
+uint64_t session_acked(const struct session *s);
 /* Counts as browser activity: restarts the idle timer if nothing is
  * attached. */
 void session_touch(struct session *s);

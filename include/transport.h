@@ -24,12 +24,16 @@ struct transport_ctx {
 int transport_ctx_init(struct transport_ctx *ctx, struct event_base *base,
                        const struct gw_config *cfg);
 
-/* GET P/sessions/<id>/poll: answer now or hold until data or timeout. */
+/* GET P/sessions/<id>/poll: answer now or hold until data or timeout.
+ * pos: the browser's position (its ack), for reporting evicted messages. */
 void transport_poll_handle(const struct transport_ctx *ctx,
-                           struct evhttp_request *req, struct session *s);
+                           struct evhttp_request *req, struct session *s,
+                           uint64_t pos);
 
-/* GET P/sessions/<id>/events: a Server-Sent Events stream. */
+/* GET P/sessions/<id>/events: a Server-Sent Events stream resuming after
+ * pos (Last-Event-ID, or the last ack). */
 void transport_sse_handle(const struct transport_ctx *ctx,
-                          struct evhttp_request *req, struct session *s);
+                          struct evhttp_request *req, struct session *s,
+                          uint64_t pos);
 
 #endif

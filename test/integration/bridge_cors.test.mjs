@@ -5,7 +5,7 @@
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { bridge, show, assertError, assertCommonHeaders } from './bridge_lib.mjs';
+import { bridge, show, assertError, assertCommonHeaders, openEvents } from './bridge_lib.mjs';
 
 function assertAllowed(r, origin) {
   assert.equal(r.headers['access-control-allow-origin'], origin, `Access-Control-Allow-Origin: ${show(r)}`);
@@ -16,7 +16,7 @@ function assertAllowed(r, origin) {
 
 const list = (h) => (h || '').split(',').map((s) => s.trim().toLowerCase()).filter(Boolean);
 
-describe('bridge: CORS and forwarded headers', { concurrency: 4, timeout: 60000 }, () => {
+describe('bridge: CORS and forwarded headers', { concurrency: 4, timeout: 150000 }, () => {
   it('origin list: allowed origins get CORS headers, others 403 without touching the upstream', async (t) => {
     const { up, api } = await bridge(t, { route: { origins: 'https://a.example, https://b.example' } });
     const A = 'https://a.example';
@@ -54,6 +54,19 @@ describe('bridge: CORS and forwarded headers', { concurrency: 4, timeout: 60000 
     await c.waitMessages(1);
     assert.deepEqual(c.texts(), ['good'], 'the 403 send must not reach the upstream');
     assert.equal(c.close, null, 'the 403 DELETE must not close the session');
+
+    // error answers and SSE streams for an allowed origin carry the CORS headers
+    // too, or the page could not read them
+    const e404 = await api.poll('AAAAAAAAAAAAAAAAAAAAAA', 0, { headers: { origin: A } });
+    assertError(e404, 404, 'unknown_session');
+    assertAllowed(e404, A);
+    const e400 = await api.sendBody(id, '{bad', 'application/json', { headers: { origin: A } });
+    assertError(e400, 400);
+    assertAllowed(e400, A);
+    const s = await openEvents(t, api.eventsUrl(id), { headers: { origin: B } });
+    assert.equal(s.status, 200, s.body);
+    assertAllowed({ ...s, text: '', method: 'GET' }, B);
+    s.destroy();
 
     // no Origin at all (curl, server-side clients): allowed, no CORS headers needed
     const n = await api.open();

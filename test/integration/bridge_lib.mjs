@@ -108,9 +108,13 @@ export class UpConn {
 
   /** Send a text (string) or binary (Buffer with binary=true) message; resolves when written. */
   send(data, binary = false) {
-    return new Promise((resolve, reject) => {
+    return withTimeout(new Promise((resolve, reject) => {
+      if (this.ws.readyState !== 1) {
+        reject(new Error(`upstream connection ${this.index} is not open (readyState ${this.ws.readyState}, close ${JSON.stringify(this.close)}, request headers ${JSON.stringify(this.headers)})`));
+        return;
+      }
       this.ws.send(data, { binary }, (err) => (err ? reject(err) : resolve()));
-    });
+    }), 15000, `upstream connection ${this.index}: message written to the socket`);
   }
 
   /** Send several messages in the same tick; resolves when all are written. */
@@ -235,14 +239,13 @@ export async function startSilent(t) {
     url: (p = '/chat') => `ws://127.0.0.1:${res.port}${p}`,
     reset() { res.count = 0; },
   };
-  const server = net.createServer((s) => {
+  const server = trackSockets(net.createServer((s) => {
     res.count++;
     sockets.add(s);
     s.on('error', () => {});
     s.on('close', () => sockets.delete(s));
-  });
+  }));
   res.port = await listen(t, server);
-  t.after(() => { for (const s of sockets) s.destroy(); });
   return res;
 }
 
@@ -319,6 +322,8 @@ export async function startGateway(t, opts = {}) {
     });
     let exited = null;
     proc.done.then((r) => { exited = r; });
+    let errText = '';
+    proc.child.stderr.on('data', (d) => { errText += d; });
     const gw = {
       port,
       origin: `http://127.0.0.1:${port}`,
@@ -346,19 +351,25 @@ export async function startGateway(t, opts = {}) {
         return r;
       },
     };
-    // wait for /health
+    // wait for /health (keep-alive, as browsers talk)
     const t0 = Date.now();
     let ready = false;
+    const hAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     while (Date.now() - t0 < 15000) {
       if (exited) break;
       try {
-        const r = await request(gw.url('/health'), { timeoutMs: 1000, agent: false });
+        const r = await request(gw.url('/health'), { timeoutMs: 1000, agent: hAgent });
         if (r.status === 200) { ready = true; break; }
       } catch { /* not yet listening */ }
       await sleep(20);
     }
+    hAgent.destroy();
     if (ready) {
       t.after(async () => { if (!gw.stopped) await gw.stop(); });
+      // /health may answer while the start-up upstream check is still running
+      // (same event loop); the check is over once "listening" is logged.
+      await waitUntil(() => /listening on/.test(errText) || exited, 5000, 'pollgate "listening on" log line')
+        .catch(() => {});
       return gw;
     }
     if (!exited) proc.child.kill('SIGKILL');
@@ -390,10 +401,19 @@ export function request(url, o = {}) {
       localAddress: o.localAddress,
       signal: o.signal,
     }, (res) => {
+      gotHead = res;
       const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('error', reject);
+      res.on('data', (c) => { chunks.push(c); gotBytes += c.length; });
+      let ended = false;
+      res.on('error', (e) => { clearTimeout(timer); reject(e); });
+      res.on('close', () => {
+        if (!ended) {
+          clearTimeout(timer);
+          reject(new Error(`HTTP ${o.method || 'GET'} ${url}: connection closed after status ${res.statusCode} and ${gotBytes} body bytes, before the response was complete`));
+        }
+      });
       res.on('end', () => {
+        ended = true;
         clearTimeout(timer);
         const buf = Buffer.concat(chunks);
         const text = buf.toString('utf8');
@@ -405,8 +425,13 @@ export function request(url, o = {}) {
       });
     });
     const timer = setTimeout(() => {
-      req.destroy(new Error(`HTTP ${o.method || 'GET'} ${url}: no complete response within ${o.timeoutMs ?? 10000} ms`));
+      const e = new Error(`HTTP ${o.method || 'GET'} ${url}: no complete response within ${o.timeoutMs ?? 10000} ms` +
+        (gotHead ? ` (status ${gotHead.statusCode} and ${gotBytes} body bytes received)` : ' (no response head)'));
+      reject(e);
+      req.destroy(e);
     }, o.timeoutMs ?? 10000);
+    let gotHead = null;
+    let gotBytes = 0;
     req.on('error', (e) => { clearTimeout(timer); reject(e); });
     req.end(body);
   });
@@ -570,9 +595,11 @@ export function assertSeqs(msgs, from, what = 'seq') {
  */
 export function openEvents(t, url, { headers = {}, timeoutMs = 5000 } = {}) {
   return new Promise((resolve, reject) => {
-    const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers }, agent: false });
+    // a keep-alive connection of its own, like EventSource
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const req = http.get(url, { headers: { accept: 'text/event-stream', ...headers }, agent });
     const timer = setTimeout(() => req.destroy(new Error(`SSE ${url}: no response head within ${timeoutMs} ms`)), timeoutMs);
-    req.on('error', (e) => { clearTimeout(timer); reject(e); });
+    req.on('error', (e) => { clearTimeout(timer); agent.destroy(); reject(e); });
     req.on('response', (res) => {
       clearTimeout(timer);
       const s = {
@@ -598,7 +625,7 @@ export function openEvents(t, url, { headers = {}, timeoutMs = 5000 } = {}) {
         waitMessages(n, ms = 5000) {
           return this.waitFor((st) => st.messageEvents().length >= n, ms, `${n} SSE message events`);
         },
-        destroy() { req.destroy(); res.destroy(); },
+        destroy() { req.destroy(); res.destroy(); agent.destroy(); },
         _wake() {
           for (const w of this._waiters.slice()) {
             if (w.pred(this)) {
@@ -743,4 +770,21 @@ export async function bridge(t, o = {}) {
   const api = new Api(gw, '/chat', o.api || {});
   t.after(() => api.destroy());
   return { up, gw, api };
+}
+
+/**
+ * Write `text` on a fresh TCP connection and collect everything until the
+ * server closes it (or ms pass). Resolves to the bytes received.
+ */
+export function rawExchange(port, text, ms = 5000) {
+  return new Promise((resolve) => {
+    const s = net.connect(port, '127.0.0.1');
+    const chunks = [];
+    const done = () => { clearTimeout(timer); s.destroy(); resolve(Buffer.concat(chunks)); };
+    const timer = setTimeout(done, ms);
+    s.on('connect', () => s.write(text));
+    s.on('data', (d) => chunks.push(d));
+    s.on('error', done);
+    s.on('close', done);
+  });
 }

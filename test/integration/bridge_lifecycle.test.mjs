@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 
 import {
-  bridge, startGateway, startSilent, startUpstream, Api, show, assertError, freePort,
-  sleep, withTimeout,
+  bridge, startGateway, startSilent, Api, show, assertError, freePort,
+  sleep, withTimeout, openEvents, sseData,
 } from './bridge_lib.mjs';
-import { listen } from './lib.mjs';
+import { listen, trackSockets } from './lib.mjs';
 
 /** Poll `id` until it answers 404 (bounded); returns the statuses seen. */
 async function untilUnknown(api, id, ms) {
@@ -29,11 +29,12 @@ async function untilUnknown(api, id, ms) {
   throw new Error(`still not 404 after ${ms} ms: ${statuses.join(',')}`);
 }
 
-describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => {
+describe('bridge: session lifecycle', { concurrency: 4, timeout: 150000 }, () => {
   it('DELETE → 204, upstream gets close 1000; then 410 session_closed, later 404', async (t) => {
     const { up, api } = await bridge(t);
     const id = await api.openOk();
     const c = await up.conn(0);
+    const tClose = Date.now();
     const r = await api.del(id);
     assert.equal(r.status, 204, show(r));
     assert.equal(r.body.length, 0);
@@ -44,8 +45,9 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
     assert.equal(typeof j.code, 'number', show(g));
     assert.ok('reason' in j, show(g));
     assertError(await api.send(id, ['late'], 1), 410, 'session_closed');
-    const u = await untilUnknown(api, id, 9000);
-    assert.ok(u.ms >= 1000, `410 lasted only ${u.ms} ms (should be about idle_timeout = 3 s)`);
+    await untilUnknown(api, id, 9000);
+    const lasted = Date.now() - tClose;
+    assert.ok(lasted >= 2500 && lasted <= 8000, `410 lasted ${lasted} ms (should be about idle_timeout = 3 s)`);
     assert.equal(c.messages.length, 0, 'nothing was forwarded after the close');
   });
 
@@ -105,6 +107,26 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
     // now stop polling: idle close follows
     const cl = await c.waitClose(8000);
     assert.equal(cl.code, 1001);
+  });
+
+  it('max_lifetime ends a busy session: upstream closed, the browser gets close then 410', async (t) => {
+    const { up, api } = await bridge(t, { session: { max_lifetime: '2s' } });
+    const t0 = Date.now();
+    const id = await api.openOk();
+    const c = await up.conn(0);
+    const s = await openEvents(t, api.eventsUrl(id));
+    assert.equal(s.status, 200, s.body);
+    const cl = await c.waitClose(8000);
+    const dt = Date.now() - t0;
+    assert.ok(dt >= 1500 && dt <= 5000, `lifetime close after ${dt} ms (max_lifetime 2 s)`);
+    assert.ok(cl.code >= 1000 && cl.code !== 1006, `clean close frame expected: ${JSON.stringify(cl)}`);
+    await s.waitFor((st) => st.events().some((e) => e.event === 'close'), 3000, 'close event');
+    const data = sseData(s.events().find((e) => e.event === 'close'));
+    assert.equal(data.code, cl.code, 'the browser learns the same close code');
+    await withTimeout(s.ended, 3000, 'stream ends');
+    const g = await api.poll(id, 0);
+    const j = assertError(g, 410, 'session_closed');
+    assert.equal(j.code, cl.code, show(g));
   });
 
   it('upstream close code and reason reach the browser over poll ("closed"), after the last message', async (t) => {
@@ -183,7 +205,7 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
   });
 
   it('upstream breaks (accepts, then resets) → 502', async (t) => {
-    const server = net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.destroy()); });
+    const server = trackSockets(net.createServer((s) => { s.on('error', () => {}); s.once('data', () => s.destroy()); }));
     const port = await listen(t, server);
     const gw = await startGateway(t, { routes: [{ upstream: `ws://127.0.0.1:${port}/chat` }] });
     const api = new Api(gw);
@@ -193,10 +215,10 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
   });
 
   it('upstream answers garbage instead of 101 → 502', async (t) => {
-    const server = net.createServer((s) => {
+    const server = trackSockets(net.createServer((s) => {
       s.on('error', () => {});
       s.once('data', () => s.end('HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok'));
-    });
+    }));
     const port = await listen(t, server);
     const gw = await startGateway(t, { routes: [{ upstream: `ws://127.0.0.1:${port}/chat` }] });
     const api = new Api(gw);
@@ -206,7 +228,7 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
     assert.match(j.message, /200/, `message should name the upstream status: ${show(r)}`);
   });
 
-  it('SIGTERM with live sessions and held polls exits 0 and closes the upstreams', async (t) => {
+  it('SIGTERM with live sessions and held polls exits 0 and closes the upstreams with 1001', async (t) => {
     const { up, gw, api } = await bridge(t);
     const ids = [];
     for (let i = 0; i < 5; i++) ids.push(await api.openOk());
@@ -214,8 +236,9 @@ describe('bridge: session lifecycle', { concurrency: 4, timeout: 90000 }, () => 
     await sleep(300);
     await gw.stop();
     await Promise.all(held);
+    // an orderly stop closes every upstream with a close frame: 1001 going away
     const codes = [];
     for (const c of up.conns) codes.push((await c.waitClose(3000)).code);
-    t.diagnostic(`upstream close codes on shutdown: ${codes.join(',')}`);
+    assert.deepEqual(codes, [1001, 1001, 1001, 1001, 1001], 'upstream close codes on SIGTERM (1006 = no close frame)');
   });
 });

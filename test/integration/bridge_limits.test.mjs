@@ -5,6 +5,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import {
   bridge, Api, show, assertError, assertSeqs, openEvents, sseData, sleep, waitUntil, request,
@@ -19,14 +20,19 @@ function assert503(r) {
 /** Is 127.0.0.2 usable as a source address (Linux loopback is 127/8)? */
 async function have127002(port) {
   try {
-    await request(`http://127.0.0.1:${port}/health`, { localAddress: '127.0.0.2', agent: false, timeoutMs: 2000 });
+    const agent = new http.Agent({ keepAlive: true, localAddress: '127.0.0.2' });
+    try {
+      await request(`http://127.0.0.1:${port}/health`, { localAddress: '127.0.0.2', agent, timeoutMs: 2000 });
+    } finally {
+      agent.destroy();
+    }
     return true;
   } catch {
     return false;
   }
 }
 
-describe('bridge: limits and overflow', { concurrency: 3, timeout: 120000 }, () => {
+describe('bridge: limits and overflow', { concurrency: 3, timeout: 150000 }, () => {
   it('max_sessions = 2: the third open → 503 + Retry-After, no upstream connection; room again after a close', async (t) => {
     const { up, api } = await bridge(t, { session: { max_sessions: '2' } });
     const a = await api.openOk();
@@ -109,16 +115,30 @@ describe('bridge: limits and overflow', { concurrency: 3, timeout: 120000 }, () 
     await waitUntil(() => c.bufferedAmount === 0, 10000, 'upstream socket drained after the browser caught up');
   });
 
-  it('overflow = drop-oldest: the oldest are dropped and reported as lost over poll and SSE', async (t) => {
+  it('overflow = drop-oldest: the oldest are dropped and reported as lost (relative to the ack) over poll and SSE', async (t) => {
     const { up, api } = await bridge(t, { session: { buffer_messages: '10', overflow: 'drop-oldest' } });
     const id = await api.openOk();
     const c = await up.conn(0);
-    await c.sendAll(Array.from({ length: 30 }, (_, i) => `m${i + 1}`));
-    const { last } = await api.pollUntil(id, (_, l) => l.messages.some((m) => m.seq === 30), { acking: false, ms: 8000 });
-    assert.deepEqual(last.messages.map((m) => m.text), Array.from({ length: 10 }, (_, i) => `m${i + 21}`));
-    assertSeqs(last.messages, 21);
-    assert.deepEqual(last.lost, { from: 1, to: 20 }, `lost range: ${JSON.stringify(last)}`);
+    const texts = (from, to) => Array.from({ length: to - from + 1 }, (_, i) => `m${from + i}`);
+    // stage 1: 15 messages into a 10-message buffer
+    await c.sendAll(texts(1, 15));
+    const s1 = await api.pollUntil(id, (_, l) => l.messages.some((m) => m.seq === 15), { acking: false, ms: 8000 });
+    assert.deepEqual(s1.last.messages.map((m) => m.text), texts(6, 15));
+    assertSeqs(s1.last.messages, 6);
+    assert.ok(s1.last.lost, `no lost range: ${JSON.stringify(s1.last)}`);
     assert.equal(c.close, null, 'drop-oldest must not close the session');
+    // that response is "lost" on its way: polling again with the same ack
+    // must say again that 1..5 are gone
+    const again = await api.pollOk(id, 0);
+    assert.deepEqual(again.messages.map((m) => m.seq), [6, 7, 8, 9, 10, 11, 12, 13, 14, 15]);
+    assert.deepEqual(again.lost, { from: 1, to: 5 }, `repeated poll with ack=0: ${JSON.stringify(again)}`);
+
+    // stage 2: 5 more evict 6..10; a browser still at ack=0 has lost 1..10
+    await c.sendAll(texts(16, 20));
+    const s2 = await api.pollUntil(id, (_, l) => l.messages.some((m) => m.seq === 20), { acking: false, ms: 8000 });
+    assert.deepEqual(s2.last.messages.map((m) => m.text), texts(11, 20));
+    assert.deepEqual(s2.last.lost, { from: 1, to: 10 },
+      `a poll with ack=0 answered with seq 11..20 must report lost 1..10: ${JSON.stringify(s2.last)}`);
 
     // SSE resume from before the oldest kept message: event lost, then the rest
     const s = await openEvents(t, api.eventsUrl(id), { headers: { 'last-event-id': '0' } });
@@ -127,17 +147,16 @@ describe('bridge: limits and overflow', { concurrency: 3, timeout: 120000 }, () 
     const evs = s.events();
     const lostIdx = evs.findIndex((e) => e.event === 'lost');
     assert.ok(lostIdx >= 0, `no lost event: ${JSON.stringify(evs.map((e) => e.raw))}`);
-    assert.deepEqual(sseData(evs[lostIdx]), { from: 1, to: 20 });
+    assert.deepEqual(sseData(evs[lostIdx]), { from: 1, to: 10 });
     const firstMsg = evs.findIndex((e) => e.event === 'message');
     assert.ok(lostIdx < firstMsg, 'lost is reported before the kept messages');
-    assert.deepEqual(s.messageEvents().map((e) => [e.id, sseData(e)]),
-      Array.from({ length: 10 }, (_, i) => [String(i + 21), `m${i + 21}`]));
+    assert.deepEqual(s.messageEvents().map((e) => [e.id, sseData(e)]), texts(11, 20).map((x, i) => [String(11 + i), x]));
     s.destroy();
 
     // a browser that acked past the loss sees no lost range
-    const p = await api.pollOk(id, 25);
-    assert.deepEqual(p.messages.map((m) => m.seq), [26, 27, 28, 29, 30]);
-    assert.ok(!('lost' in p), `no lost after ack=25: ${JSON.stringify(p)}`);
+    const p = await api.pollOk(id, 15);
+    assert.deepEqual(p.messages.map((m) => m.seq), [16, 17, 18, 19, 20]);
+    assert.ok(!('lost' in p), `no lost after ack=15: ${JSON.stringify(p)}`);
   });
 
   it('overflow = close: the session ends with 1008 "buffer overflow"', async (t) => {
@@ -174,7 +193,8 @@ describe('bridge: limits and overflow', { concurrency: 3, timeout: 120000 }, () 
     const c = await up.conn(0);
     const pad = 'b'.repeat(8 * 1024);
     await c.sendAll(Array.from({ length: 40 }, (_, i) => `${i + 1}:${pad}`));
-    const { last } = await api.pollUntil(id, (_, l) => l.messages.some((m) => m.seq === 40), { acking: false, ms: 8000 });
+    await api.pollUntil(id, (_, l) => l.messages.some((m) => m.seq === 40), { acking: false, ms: 8000 });
+    const last = await api.pollOk(id, 0); // everything has arrived: one more look
     assert.ok(last.lost, `no lost range after 320 KB into a 64 KiB buffer: ${JSON.stringify(last).slice(0, 300)}`);
     assert.equal(last.lost.from, 1);
     assert.equal(last.lost.to + 1, last.messages[0].seq, 'lost range ends right before the first kept message');

@@ -7,10 +7,10 @@ import assert from 'node:assert/strict';
 
 import {
   bridge, show, assertCommonHeaders, assertError, assertSeqs, payloads, ID_RE,
-  rawPollAbort, rawRequestThenDrop, sleep, withTimeout,
+  rawPollAbort, rawRequestThenDrop, rawExchange, sleep, withTimeout, request, startUpstream, startGateway, Api,
 } from './bridge_lib.mjs';
 
-describe('bridge: long-poll', { concurrency: 4, timeout: 90000 }, () => {
+describe('bridge: long-poll', { concurrency: 4, timeout: 150000 }, () => {
   it('open: 201 with a URL-safe 22-char id and the session timings; upstream handshake done first', async (t) => {
     const { up, api } = await bridge(t);
     const r = await api.open();
@@ -189,10 +189,105 @@ describe('bridge: long-poll', { concurrency: 4, timeout: 90000 }, () => {
     const r1 = await withTimeout(first, 5000, 'replaced poll');
     const dt = Date.now() - t1;
     assert.deepEqual(r1.messages, [], 'replaced poll must complete with an empty batch');
-    assert.ok(dt < 1000, `replaced poll completed ${dt} ms after the new one (should be at once)`);
+    assert.ok(dt < 1500, `replaced poll completed ${dt} ms after the new one (should be at once)`);
     await c.send('x');
     const r2 = await second;
     assert.deepEqual(r2.messages, [{ seq: 1, text: 'x' }]);
+  });
+
+  it('open with a bad body → 400, and no upstream connection is made', async (t) => {
+    const { up, api } = await bridge(t);
+    assertError(await api.open('not json'), 400);
+    assertError(await api.open('{"protocol":'), 400);
+    assertError(await api.open({ protocol: 5 }), 400);
+    assertError(await api.open([]), 400);
+    assert.equal(up.tcpCount, 0, 'a refused open must not reach the upstream');
+  });
+
+  it('wrong methods and unknown paths → JSON errors, never HTML', async (t) => {
+    const { api, gw } = await bridge(t);
+    const id = await api.openOk();
+    const cases = [
+      ['GET', '/chat/sessions'],
+      ['DELETE', '/chat/sessions'],
+      ['POST', `/chat/sessions/${id}/poll`],
+      ['GET', `/chat/sessions/${id}/send`],
+      ['PUT', `/chat/sessions/${id}/send`],
+      ['PATCH', '/chat/sessions'],
+      ['GET', '/chat/nothing-here'],
+    ];
+    const failures = [];
+    for (const [m, p] of cases) {
+      const r = await request(gw.url(p), { method: m, agent: api.agent });
+      try {
+        assert.ok(r.status >= 400 && r.status < 600, `status ${r.status}`);
+        assertError(r, r.status);
+      } catch (e) {
+        failures.push(`${m} ${p}: ${r.status} ${r.headers['content-type']} ${r.text.slice(0, 60).replace(/\s+/g, ' ')}`);
+      }
+    }
+    assert.deepEqual(failures, [], 'every error must be a JSON envelope with the common headers');
+  });
+
+  it('two routes reach their own upstreams', async (t) => {
+    const up1 = await startUpstream(t);
+    const up2 = await startUpstream(t);
+    const gw = await startGateway(t, {
+      routes: [
+        { name: 'chat', path: '/chat', up: up1 },
+        { name: 'feed', path: '/feed', up: up2, upstreamPath: '/live/feed' },
+      ],
+    });
+    up1.reset();
+    up2.reset();
+    const chat = new Api(gw, '/chat');
+    const feed = new Api(gw, '/feed');
+    t.after(() => { chat.destroy(); feed.destroy(); });
+    const a = await chat.openOk();
+    const b = await feed.openOk();
+    const ca = await up1.conn(0);
+    const cb = await up2.conn(0);
+    assert.equal(ca.url, '/chat');
+    assert.equal(cb.url, '/live/feed');
+    assert.equal(up1.conns.length, 1);
+    assert.equal(up2.conns.length, 1);
+    await ca.send('from chat');
+    await cb.send('from feed');
+    assert.deepEqual((await chat.pollOk(a, 0)).messages, [{ seq: 1, text: 'from chat' }]);
+    assert.deepEqual((await feed.pollOk(b, 0)).messages, [{ seq: 1, text: 'from feed' }]);
+    await chat.sendOk(a, ['to chat'], 1);
+    await feed.sendOk(b, ['to feed'], 1);
+    assert.deepEqual((await ca.waitMessages(1)).map((m) => m.data.toString()), ['to chat']);
+    assert.deepEqual((await cb.waitMessages(1)).map((m) => m.data.toString()), ['to feed']);
+  });
+
+  it('HTTP/1.0 and Connection: close requests get complete answers', async (t) => {
+    const { up, gw } = await bridge(t);
+    const failures = [];
+    const raw = async (what, text) => {
+      const got = await rawExchange(gw.port, text);
+      const m = /^HTTP\/1\.[01] (\d{3})/.exec(got.toString('latin1'));
+      if (!m) failures.push(`${what}: no HTTP response (${got.length} bytes: ${JSON.stringify(got.toString('latin1').slice(0, 80))})`);
+      return { status: m ? Number(m[1]) : 0, text: got.toString('utf8') };
+    };
+    const h = `Host: 127.0.0.1:${gw.port}\r\n`;
+    await raw('GET /health HTTP/1.0', `GET /health HTTP/1.0\r\n${h}\r\n`);
+    await raw('GET /health Connection: close', `GET /health HTTP/1.1\r\n${h}Connection: close\r\n\r\n`);
+    const o = await raw('POST /chat/sessions Connection: close',
+      `POST /chat/sessions HTTP/1.1\r\n${h}Connection: close\r\nContent-Length: 0\r\n\r\n`);
+    const id = /"session":"([A-Za-z0-9_-]{22})"/.exec(o.text)?.[1];
+    if (id) {
+      const c = await up.conn(0);
+      await c.send('hi');
+      const p = await raw('GET poll HTTP/1.0', `GET /chat/sessions/${id}/poll?ack=0 HTTP/1.0\r\n${h}\r\n`);
+      if (p.status && !p.text.includes('"text":"hi"')) failures.push(`poll over HTTP/1.0 without the message: ${p.text.slice(0, 200)}`);
+      const sd = await raw('POST send Connection: close', `POST /chat/sessions/${id}/send HTTP/1.1\r\n${h}Connection: close\r\n` +
+        `Content-Type: text/plain\r\nContent-Length: 5\r\n\r\nhello`);
+      if (sd.status === 200) await c.waitMessages(1);
+    } else {
+      failures.push(`no session id in the open answer: ${JSON.stringify(o.text.slice(0, 200))}`);
+    }
+    assert.deepEqual(failures, [], 'requests that close the connection after the answer');
   });
 
   it('unknown or never-existing session ids → 404 unknown_session on every endpoint', async (t) => {

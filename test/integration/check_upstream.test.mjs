@@ -10,12 +10,13 @@ import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
+import { randomBytes } from 'node:crypto';
 import os from 'node:os';
 import path from 'node:path';
 import { WebSocketServer } from 'ws';
 
 import {
-  runPollgate, describeRun, listen, freePort, makeCerts, tmpDir, writeFile, withTimeout,
+  runPollgate, describeRun, listen, freePort, refusedPort, makeCerts, tmpDir, writeFile, withTimeout,
   trackSockets, deferred,
 } from './lib.mjs';
 
@@ -66,7 +67,8 @@ async function startWs(t, { tls, wsOptions = {} } = {}) {
       ? https.createServer({ cert: readFileSync(tls.cert), key: readFileSync(tls.key) })
       : http.createServer()
   );
-  const wss = new WebSocketServer({ server, perMessageDeflate: false, ...wsOptions });
+  const wsPath = `/x/${randomBytes(6).toString('hex')}`; // strays get 400
+  const wss = new WebSocketServer({ server, path: wsPath, perMessageDeflate: false, ...wsOptions });
   const closes = [];
   const firstClose = deferred();
   const tlsErrors = [];
@@ -84,7 +86,7 @@ async function startWs(t, { tls, wsOptions = {} } = {}) {
     for (const c of wss.clients) c.terminate();
     wss.close();
   });
-  return { port, closes, firstClose: firstClose.promise, tlsErrors, wss };
+  return { port, path: wsPath, closes, firstClose: firstClose.promise, tlsErrors, wss };
 }
 
 /** A TCP server whose connections get `onSocket(socket)`. */
@@ -118,7 +120,7 @@ describe('reference: the TLS fixtures, checked with the npm ws client', { concur
     test(name, async (t) => {
       const { default: WebSocket } = await import('ws');
       const s = await startWs(t, { tls: certs[cert] });
-      const ws = new WebSocket(`wss://${host}:${s.port}/x`, { ca: readFileSync(certs[ca]) });
+      const ws = new WebSocket(`wss://${host}:${s.port}${s.path}`, { ca: readFileSync(certs[ca]) });
       t.after(() => ws.terminate());
       const outcome = await withTimeout(new Promise((resolve) => {
         ws.on('open', () => {
@@ -136,7 +138,7 @@ describe('reference: the TLS fixtures, checked with the npm ws client', { concur
 describe('pollgate --check-upstream', { concurrency: 4 }, () => {
   test('plain ws:// upstream: ok, and the server sees a clean 1000 close', async (t) => {
     const s = await startWs(t);
-    const url = `ws://127.0.0.1:${s.port}/x`;
+    const url = `ws://127.0.0.1:${s.port}${s.path}`;
     const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: url }]));
     assert.equal(r.code, 0, describeRun(r));
     assert.equal(r.routes.r1?.ok, true, describeRun(r));
@@ -149,8 +151,8 @@ describe('pollgate --check-upstream', { concurrency: 4 }, () => {
   test('wss:// with a certificate from the configured CA: ok (by name and by IP)', async (t) => {
     const s = await startWs(t, { tls: certs.server });
     const r = await checkUpstream(t, await writeConfig(t, [
-      { name: 'byname', upstream: `wss://localhost:${s.port}/x` },
-      { name: 'byip', upstream: `wss://127.0.0.1:${s.port}/x` },
+      { name: 'byname', upstream: `wss://localhost:${s.port}${s.path}` },
+      { name: 'byip', upstream: `wss://127.0.0.1:${s.port}${s.path}` },
     ]));
     assert.equal(r.code, 0, describeRun(r));
     assert.equal(r.routes.byname?.ok, true, describeRun(r));
@@ -161,26 +163,26 @@ describe('pollgate --check-upstream', { concurrency: 4 }, () => {
 
   test('wss:// signed by a CA that is not trusted: FAILED tls', async (t) => {
     const s = await startWs(t, { tls: certs.server });
-    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}/x` }], { ca: certs.ca2 }));
+    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}${s.path}` }], { ca: certs.ca2 }));
     assertFailed(r, 'r1', /tls/i);
   });
 
   test('wss:// certificate for another host name: FAILED tls', async (t) => {
     const s = await startWs(t, { tls: certs.other });
-    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}/x` }]));
+    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}${s.path}` }]));
     assertFailed(r, 'r1', /tls/i);
   });
 
   test('wss:// expired certificate: FAILED tls, mentioning expiry', async (t) => {
     const s = await startWs(t, { tls: certs.expired });
-    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}/x` }]));
+    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `wss://localhost:${s.port}${s.path}` }]));
     assertFailed(r, 'r1', /tls/i);
     assert.match(r.routes.r1.rest, /expir/i, describeRun(r));
   });
 
   test('upgrade refused with 403: FAILED ... HTTP 403', async (t) => {
     const s = await startWs(t, { wsOptions: { verifyClient: (info, cb) => cb(false, 403, 'Forbidden') } });
-    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `ws://127.0.0.1:${s.port}/x` }]));
+    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `ws://127.0.0.1:${s.port}${s.path}` }]));
     assertFailed(r, 'r1', /HTTP 403/);
   });
 
@@ -214,7 +216,7 @@ describe('pollgate --check-upstream', { concurrency: 4 }, () => {
   });
 
   test('closed port: FAILED refused', async (t) => {
-    const port = await freePort();
+    const port = await refusedPort();
     const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: `ws://127.0.0.1:${port}/x` }]));
     assertFailed(r, 'r1', /refused/i);
   });
@@ -228,9 +230,9 @@ describe('pollgate --check-upstream', { concurrency: 4 }, () => {
 
   test('two routes, one bad: exit non-zero and both lines printed', async (t) => {
     const s = await startWs(t);
-    const bad = await freePort();
+    const bad = await refusedPort();
     const r = await checkUpstream(t, await writeConfig(t, [
-      { name: 'good', upstream: `ws://127.0.0.1:${s.port}/g` },
+      { name: 'good', upstream: `ws://127.0.0.1:${s.port}${s.path}` },
       { name: 'bad', upstream: `ws://127.0.0.1:${bad}/b` },
     ]));
     assert.notEqual(r.code, 0, describeRun(r));

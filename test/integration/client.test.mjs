@@ -5,13 +5,14 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { randomBytes } from 'node:crypto';
 import { WebSocketServer } from 'ws';
 
 import {
-  startProbe, runProbe, describeRun, listen, onceEvent, withTimeout, patternBytes,
+  runProbe, describeRun, listen, withTimeout, patternBytes,
   haveIpv6Loopback, trackSockets, deferred,
 } from './lib.mjs';
-import { startRawServer } from './rawws.mjs';
+import { startRawServer, handshakeResponse, acceptKey } from './rawws.mjs';
 
 /**
  * A ws server on host:0. opts are WebSocketServer options; onConnection
@@ -20,7 +21,10 @@ import { startRawServer } from './rawws.mjs';
  */
 async function startWsServer(t, opts = {}, onConnection, host = '127.0.0.1') {
   const server = trackSockets(http.createServer((req, res) => res.writeHead(426).end()));
-  const wss = new WebSocketServer({ server, perMessageDeflate: false, ...opts });
+  // A random path: a stray connection from another test that reused the
+  // ephemeral port is refused by ws and never counted here.
+  const wsPath = `/echo/${randomBytes(6).toString('hex')}`;
+  const wss = new WebSocketServer({ server, path: wsPath, perMessageDeflate: false, ...opts });
   const conns = [];
   const waiters = [];
   wss.on('connection', (ws, req) => {
@@ -47,7 +51,7 @@ async function startWsServer(t, opts = {}, onConnection, host = '127.0.0.1') {
   return {
     wss,
     port,
-    url: `ws://${urlHost}:${port}/echo`,
+    url: `ws://${urlHost}:${port}${wsPath}`,
     conns,
     nextConn(ms = 5000) {
       if (conns.length) return Promise.resolve(conns[0]);
@@ -193,13 +197,13 @@ test('keepalive: pings are sent and answered pongs keep the connection open', as
     });
   });
   const started = Date.now();
-  const r = await runProbe(t, srv.url, { ping: 200, quitAfter: 6000 });
+  const r = await runProbe(t, srv.url, { ping: 300, quitAfter: 8000 });
   assertProbeOk(r);
+  assert.equal(r.parsed.close.fail, 'ok', describeRun(r));
+  assert.equal(r.parsed.close.code, 1000, describeRun(r));
   const c = await srv.nextConn();
   assert.ok(c.pings.length >= 3, `pings seen by the server: ${c.pings.length}`);
-  assert.equal(r.parsed.close.code, 1000, describeRun(r));
-  assert.equal(r.parsed.close.fail, 'ok', describeRun(r));
-  assert.ok(Date.now() - started >= 500, 'three 200 ms intervals passed');
+  assert.ok(Date.now() - started >= 800, 'three 300 ms intervals passed');
 });
 
 test('keepalive: a server that never answers pings -> ping-timeout', async (t) => {
@@ -272,3 +276,37 @@ test('a message over --max-message from ws is refused with 1009', async (t) => {
   const c = await srv.nextConn();
   assert.equal((await withTimeout(c.closed, 5000, 'server close')).code, 1009);
 });
+
+// Opening-handshake validation (RFC 6455 4.1, the client's duties on the
+// server's response): each bad 101 must fail the connection before open.
+{
+  const ok101 = (req) => handshakeResponse(req).split('\r\n').filter((l) => l !== '');
+  const join = (lines) => lines.join('\r\n') + '\r\n\r\n';
+  const without = (name) => (req) => join(ok101(req).filter((l) => !l.toLowerCase().startsWith(name)));
+  const replace = (name, line) => (req) => join(ok101(req).map((l) => (l.toLowerCase().startsWith(name) ? line : l)));
+  const plus = (line) => (req) => join([...ok101(req), line]);
+  const badResponses = [
+    ['missing Upgrade header', without('upgrade:'), 'handshake'],
+    ['Upgrade: h2c instead of websocket', replace('upgrade:', 'Upgrade: h2c'), 'handshake'],
+    ['missing Connection header', without('connection:'), 'handshake'],
+    ['Connection: keep-alive (no Upgrade token)', replace('connection:', 'Connection: keep-alive'), 'handshake'],
+    ['missing Sec-WebSocket-Accept', without('sec-websocket-accept:'), 'handshake'],
+    ['Sec-WebSocket-Accept for another key', replace('sec-websocket-accept:', `Sec-WebSocket-Accept: ${acceptKey('dGhlIHNhbXBsZSBub25jZQ==')}`), 'handshake'],
+    ['an extension that was not offered', plus('Sec-WebSocket-Extensions: permessage-deflate'), 'handshake'],
+    ['200 instead of 101', () => 'HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n', 'http-status', 200],
+    ['302 redirect', () => 'HTTP/1.1 302 Found\r\nLocation: /elsewhere\r\nContent-Length: 0\r\n\r\n', 'http-status', 302],
+  ];
+  for (const [what, response, fail, status] of badResponses) {
+    test(`handshake: ${what} -> fail=${fail}, never opened`, async (t) => {
+      const srv = await startRawServer(t, null, { response });
+      const r = await runProbe(t, srv.url, { send: ['must not be sent'], close: 1000, timeout: 3000 });
+      assert.equal(r.code, 0, describeRun(r));
+      assert.equal(r.parsed.open, null, `must not open\n${describeRun(r)}`);
+      assert.equal(r.parsed.close?.fail, fail, describeRun(r));
+      assert.equal(r.parsed.close.opened, false, describeRun(r));
+      if (status) assert.equal(r.parsed.close.status, status, describeRun(r));
+      const c = await srv.nextConn();
+      assert.equal(c.frames.length, 0, 'no frame may follow a failed handshake');
+    });
+  }
+}

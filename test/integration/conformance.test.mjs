@@ -334,7 +334,8 @@ function runWsClient(t, url, c) {
 }
 
 function describeConn(conn) {
-  return conn.frames
+  const end = `[tcp: fin=${conn.gotFin} error=${conn.socketError} closed=${conn.tcpClosed}]`;
+  return end + ' ' + conn.frames
     .map((f) => `${f.opcode}${f.fin ? '' : '(nofin)'}:${f.payload.length > 40 ? f.payload.length + 'B' : f.payload.toString('hex')}`)
     .join(' ');
 }
@@ -394,6 +395,8 @@ async function runCase(t, c, client) {
   }
   const conn = await srv.nextConn(1000);
   const log = await withTimeout(conn.handlerDone, 10000, 'server script');
+  if (srv.conns.length !== 1) log.push(`${srv.conns.length} connections`);
+  if (srv.strangers.length) log.push(`stray requests: ${srv.strangers.map((r) => `${r.method} ${r.path}`).join(', ')}`);
   assert.deepEqual(srv.errors, [], 'raw server errors');
   return { conn, exp, clientView, log };
 }
@@ -404,7 +407,8 @@ describe('reference: npm ws client against the raw server', { concurrency: 4 }, 
   for (const c of CASES) {
     test(c.name, async (t) => {
       const { conn, exp, clientView, log } = await runCase(t, c, 'ws');
-      checkServerView(conn, exp, `ws (${log.join('; ')})`);
+      const wsView = `code=${clientView.code} errors=${clientView.errors.map((e) => e.message).join('; ')}`;
+      checkServerView(conn, exp, `ws client (${wsView}) (server: ${log.join('; ')})`);
       if (exp.wsCloseCode) assert.equal(clientView.code, exp.wsCloseCode);
       if (exp.messages) {
         assert.deepEqual(clientView.messages.map((m) => m.data.toString('hex')), exp.messages.map((m) => m.data.toString('hex')));

@@ -374,6 +374,28 @@ export async function freePort(host = '127.0.0.1') {
   return port;
 }
 
+/**
+ * A port on 127.0.0.1 that refuses connections. Port 1 (tcpmux) is never
+ * handed out as an ephemeral port, so unlike a bound-then-released port no
+ * concurrently running test can start listening on it; checked first.
+ */
+export async function refusedPort() {
+  const code = await new Promise((resolve) => {
+    const s = net.connect(1, '127.0.0.1');
+    s.setTimeout(2000, () => {
+      s.destroy();
+      resolve('timeout');
+    });
+    s.on('error', (e) => resolve(e.code));
+    s.on('connect', () => {
+      s.destroy();
+      resolve('connected');
+    });
+  });
+  if (code !== 'ECONNREFUSED') throw new Error(`127.0.0.1:1 does not refuse connections here (${code})`);
+  return 1;
+}
+
 /** Is ::1 usable here? */
 export async function haveIpv6Loopback() {
   try {

@@ -11,7 +11,7 @@
 
 import crypto from 'node:crypto';
 import net from 'node:net';
-import { deferred, withTimeout, listen, sleep } from './lib.mjs';
+import { deferred, withTimeout, sleep } from './lib.mjs';
 
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
 
@@ -156,6 +156,10 @@ export class RawConn {
     this.handlerDone = Promise.resolve();
     this._closed = deferred();
     this.closed = this._closed.promise;
+    this.gotFin = false; // the client half-closed (FIN)
+    this.socketError = null; // e.g. ECONNRESET
+    socket.on('end', () => (this.gotFin = true));
+    socket.on('error', (e) => (this.socketError = e.code || e.message));
     socket.on('close', () => {
       this.tcpClosed = true;
       this._closed.resolve();
@@ -343,18 +347,21 @@ export function handshakeResponse(request, { protocol, extraHeaders = [] } = {})
 }
 
 /**
- * Start a raw server on 127.0.0.1 (or opts.host), port 0. For each
- * connection: read the request head, answer (opts.response(request) may
+ * Start a raw server on 127.0.0.1 (or opts.host), port 0. Only requests for
+ * its own random path (in `url`) count; others get 404 (kept in strangers).
+ * For each connection: read the request head, answer (opts.response(request) may
  * return a custom response string, or null to answer nothing), then call
  * handler(conn) if given. Errors thrown by the handler are kept in
  * server.errors (tests assert it is empty) and the socket is destroyed.
  * Closed, with all sockets, after test t.
  *
- * Resolves to { port, url, conns, nextConn(ms), errors, server }.
+ * Resolves to { port, url, conns, nextConn(ms) (the first connection), errors, server }.
  */
 export async function startRawServer(t, handler, opts = {}) {
   const conns = [];
   const errors = [];
+  const strangers = [];
+  const urlPath = `/raw/${crypto.randomBytes(6).toString('hex')}`;
   const connWaiters = [];
   const sockets = new Set();
   const server = net.createServer(async (socket) => {
@@ -364,6 +371,13 @@ export async function startRawServer(t, handler, opts = {}) {
     let conn;
     try {
       const { request, rest } = await readHttpRequest(socket);
+      if (request.path !== urlPath) {
+        // Not our client (a stray connection from a concurrently running
+        // test that reused this ephemeral port): keep it out of `conns`.
+        strangers.push(request);
+        socket.end('HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n');
+        return;
+      }
       conn = new RawConn(socket, opts);
       conn.request = request;
       conns.push(conn);
@@ -402,11 +416,12 @@ export async function startRawServer(t, handler, opts = {}) {
   return {
     server,
     port,
-    url: `ws://${urlHost}:${port}/raw`,
+    url: `ws://${urlHost}:${port}${urlPath}`,
     conns,
+    strangers,
     errors,
     nextConn(ms = 5000) {
-      if (conns.length) return Promise.resolve(conns[conns.length - 1]);
+      if (conns.length) return Promise.resolve(conns[0]);
       const d = deferred();
       connWaiters.push(d);
       return withTimeout(d.promise, ms, 'a client connection');
@@ -414,4 +429,3 @@ export async function startRawServer(t, handler, opts = {}) {
   };
 }
 
-export { listen };

@@ -167,6 +167,8 @@ static const struct directive upstream_keys[] = {
       "PEM client certificate for wss:// upstreams (with tls_key_file)" },
     { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
       "PEM private key of tls_cert_file" },
+    { "resolv_conf", T_FILE, CF(resolv_conf), 0, "", 0, 0, 0, NULL, NULL,
+      "resolver configuration for upstream host names; empty = /etc/resolv.conf" },
 };
 
 static const struct directive route_keys[] = {

@@ -71,6 +71,26 @@ static uint64_t raise_nofile(void)
     return cap;
 }
 
+struct evdns_base *gw_dns_new(struct event_base *base,
+                              const struct gw_config *cfg)
+{
+    if (!cfg->resolv_conf)
+        return evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
+                                    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    struct evdns_base *dns = evdns_base_new(base, EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    if (!dns)
+        return NULL;
+    int rc = evdns_base_resolv_conf_parse(dns, DNS_OPTIONS_ALL, cfg->resolv_conf);
+    if (rc != 0) {
+        log_error("resolv_conf %s: cannot use it (evdns error %d)",
+                  cfg->resolv_conf, rc);
+        evdns_base_free(dns, 0);
+        return NULL;
+    }
+    evdns_base_load_hosts(dns, NULL);
+    return dns;
+}
+
 int gw_server_run(const struct gw_config *cfg)
 {
     struct gw_server s = { .cfg = cfg };
@@ -81,8 +101,7 @@ int gw_server_run(const struct gw_config *cfg)
     s.base = event_base_new();
     if (!s.base)
         goto out;
-    s.dns = evdns_base_new(s.base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
-                                   EVDNS_BASE_DISABLE_WHEN_INACTIVE);
+    s.dns = gw_dns_new(s.base, cfg);
     if (!s.dns)
         log_warn("no DNS resolver: only numeric upstream hosts will work");
     s.ssl_ctx = ws_client_ssl_ctx_new(cfg->tls_ca_file, cfg->tls_verify,

@@ -94,8 +94,7 @@ int main(int argc, char **argv)
     if (check_up) {
         struct gw_error err = {0};
         struct event_base *base = event_base_new();
-        struct evdns_base *dns = base ? evdns_base_new(base,
-            EVDNS_BASE_INITIALIZE_NAMESERVERS | EVDNS_BASE_DISABLE_WHEN_INACTIVE) : NULL;
+        struct evdns_base *dns = base ? gw_dns_new(base, cfg) : NULL;
         SSL_CTX *ctx = ws_client_ssl_ctx_new(cfg->tls_ca_file, cfg->tls_verify,
                                              cfg->tls_cert_file,
                                              cfg->tls_key_file, &err);

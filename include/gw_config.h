@@ -59,6 +59,8 @@ struct gw_config {
     bool tls_verify;
     char *tls_cert_file;        /* optional client certificate (PEM) */
     char *tls_key_file;
+    char *resolv_conf;          /* resolv.conf-style file for evdns, or NULL
+                                   for the system's /etc/resolv.conf */
 
     struct gw_route *routes;
     size_t n_routes;

@@ -7,6 +7,14 @@
 
 #include "gw_config.h"
 
+struct event_base;
+struct evdns_base;
+
+/* The resolver for upstream names: /etc/resolv.conf and /etc/hosts, or
+ * cfg->resolv_conf. NULL (logged) if none could be set up. */
+struct evdns_base *gw_dns_new(struct event_base *base,
+                              const struct gw_config *cfg);
+
 /* Run until SIGINT/SIGTERM. Borrowed cfg. Returns the process exit code. */
 int gw_server_run(const struct gw_config *cfg);
 

@@ -4,6 +4,7 @@
 // that answer badly or not at all, a closed port and a name that never
 // resolves.
 
+import dgram from 'node:dgram';
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync, rmSync, mkdtempSync } from 'node:fs';
@@ -47,6 +48,33 @@ async function writeConfig(t, routes, { connectTimeout = '2s', ca, extraUpstream
     lines.push('', `[route ${r.name}]`, `path = /${r.name}`, `upstream = ${r.upstream}`);
   }
   return writeFile(dir, 'pollgate.ini', lines.join('\n') + '\n');
+}
+
+/**
+ * A DNS server on 127.0.0.1 that answers every query with NXDOMAIN, and a
+ * resolv.conf naming it: { port, resolvConf, queries }.
+ */
+async function startNxdomainDns(t) {
+  const sock = dgram.createSocket('udp4');
+  const state = { queries: 0 };
+  sock.on('message', (msg, rinfo) => {
+    if (msg.length < 12) return;
+    state.queries++;
+    const reply = Buffer.from(msg);
+    reply[2] = 0x80 | (msg[2] & 0x79); // QR, keep opcode and RD
+    reply[3] = 0x80 | 0x03;            // RA, RCODE 3 = NXDOMAIN
+    reply.writeUInt16BE(0, 6);         // no answers
+    reply.writeUInt16BE(0, 8);
+    reply.writeUInt16BE(0, 10);
+    sock.send(reply, rinfo.port, rinfo.address);
+  });
+  await new Promise((resolve) => sock.bind(0, '127.0.0.1', resolve));
+  t.after(() => sock.close());
+  const port = sock.address().port;
+  const dir = tmpDir(t);
+  state.port = port;
+  state.resolvConf = writeFile(dir, 'resolv.conf', `nameserver 127.0.0.1:${port}\n`);
+  return state;
 }
 
 /** Run --check-upstream; returns the run plus lines keyed by route name. */
@@ -222,8 +250,12 @@ describe('pollgate --check-upstream', { concurrency: 4 }, () => {
   });
 
   test('name that does not resolve: FAILED dns, bounded by connect_timeout', async (t) => {
-    // .invalid never resolves (RFC 6761); one query to the system resolver.
-    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: 'ws://nonexistent.invalid:1/' }], { connectTimeout: '2s' }));
+    // The test's own resolver on loopback (resolv_conf) answers NXDOMAIN,
+    // so no query leaves the machine.
+    const dns = await startNxdomainDns(t);
+    const r = await checkUpstream(t, await writeConfig(t, [{ name: 'r1', upstream: 'ws://nonexistent.invalid:1/' }],
+      { connectTimeout: '2s', extraUpstream: `resolv_conf = ${dns.resolvConf}` }));
+    assert.ok(dns.queries > 0, 'pollgate must have asked the test resolver');
     assertFailed(r, 'r1', /dns/i);
     assert.ok(r.ms < 6000, `took too long: ${r.ms} ms`);
   });

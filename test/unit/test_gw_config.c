@@ -272,6 +272,7 @@ static void test_all_keys(void **state)
 /* ------------------------------------------------- the shipped config file */
 
 static const char *const all_keys[] = {
+    "resolv_conf",
     "listen", "log_level", "max_body", "static_root", "poll_timeout", "heartbeat",
     "idle_timeout", "max_lifetime", "buffer_bytes", "buffer_messages",
     "overflow", "send_buffer_bytes", "max_batch", "max_sessions",

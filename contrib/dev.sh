@@ -144,7 +144,8 @@ cmd_test() {
     if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
         log "make distcheck"
         build dist
-        make -C "$BUILD/dist" distcheck >"$BUILD/dist/distcheck.log" 2>&1 ||
+        # (the distributed tree has no node_modules: integration tests skip there)
+        POLLGATE_REQUIRE_INTEGRATION=0 make -C "$BUILD/dist" distcheck >"$BUILD/dist/distcheck.log" 2>&1 ||
             { tail -n 80 "$BUILD/dist/distcheck.log"; exit 1; }
     fi
     log "all tests passed"

@@ -32,6 +32,8 @@
 # reordering or error); a target missed is reported (MISS), not fatal,
 # since the figures depend on the machine and on what else runs on it.
 
+# ulimit -n is not POSIX but dash and bash (Debian's sh and make's SHELL) have it.
+# shellcheck disable=SC3045
 set -u
 here=$(cd "$(dirname "$0")" && pwd) || exit 1
 root=$(cd "$here/../.." && pwd) || exit 1

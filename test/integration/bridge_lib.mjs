@@ -11,7 +11,12 @@
 //  Api              the pollgate protocol v1 over plain HTTP (open, poll, send,
 //                   ack, close), with error-shape checks.
 //  openEvents()     a small SSE client that keeps the raw lines of every event.
-//  rawPollAbort()   a poll whose response is cut off after its first bytes.
+//  rawPollAbort()   a poll whose response is cut off after its first bytes;
+//  rawExchange()    one raw request on its own connection (HTTP/1.0, close).
+//
+// pollgate checks every upstream once at start-up (before "listening on" is
+// logged): startGateway waits for that log line and bridge() calls
+// up.reset(), so that connection never counts as a session.
 //
 // Everything started here is torn down by the test's t.after.
 
@@ -21,7 +26,7 @@ import net from 'node:net';
 import { WebSocketServer } from 'ws';
 
 import {
-  POLLGATE_BIN, requireBin, startProcess, withTimeout, deferred, listen, closeServer,
+  POLLGATE_BIN, requireBin, startProcess, withTimeout, deferred, listen,
   trackSockets, freePort, tmpDir, writeFile, sleep,
 } from './lib.mjs';
 
@@ -31,17 +36,18 @@ export const ID_RE = /^[A-Za-z0-9_-]{22}$/;
 export const ERR_CODE_RE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
 const SANITIZER_RE = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
 
-/** Resolves once pred() is true (checked on every `tick` call and every 10 ms). */
+/** Resolves once pred() is true (checked every 10 ms); rejects after ms. */
 export function waitUntil(pred, ms, what) {
+  let iv;
   return withTimeout(new Promise((resolve) => {
     const check = () => {
       let v;
       try { v = pred(); } catch { v = false; }
       if (v) { clearInterval(iv); resolve(v); }
     };
-    const iv = setInterval(check, 10);
+    iv = setInterval(check, 10);
     check();
-  }), ms, what);
+  }), ms, what).finally(() => clearInterval(iv));
 }
 
 // ------------------------------------------------------------------ upstream

@@ -6,7 +6,7 @@ import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 
 import {
-  bridge, show, assertCommonHeaders, assertError, openEvents, sseData, sleep, withTimeout,
+  bridge, show, assertCommonHeaders, assertError, openEvents, sseData, withTimeout,
 } from './bridge_lib.mjs';
 
 const ev = (s, what = 'message') => s.events().filter((e) => e.event === what);

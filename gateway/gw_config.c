@@ -111,6 +111,8 @@ static int check_protocols(char *s, char *why, size_t n);
 /* Same order as enum gw_log_level and enum gw_overflow. */
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const overflows[] = { "pause", "drop-oldest", "close", NULL };
+/* Same order as enum gw_sockjs_binary. */
+static const char *const sockjs_binaries[] = { "close", "base64", "drop", NULL };
 
 /* key, type, field, field2, default, min, max, flags, values, check, help */
 static const struct directive gateway_keys[] = {
@@ -185,6 +187,20 @@ static const struct directive route_keys[] = {
       "send the browser's Origin header to the upstream" },
     { "protocols", T_STRING, RF(protocols), 0, "", 0, 0, 0, NULL, check_protocols,
       "WebSocket subprotocols offered to the upstream, comma-separated" },
+    { "sockjs", T_BOOL, RF(sockjs), 0, "off", 0, 0, 0, NULL, NULL,
+      "also serve the SockJS protocol (for sockjs-client) on this route" },
+    { "sockjs_path", T_STRING, RF(sockjs_path), 0, "", 0, 0, 0, NULL, check_path,
+      "base path of the SockJS endpoints; empty = <path>/sockjs" },
+    { "sockjs_url", T_STRING, RF(sockjs_url), 0, "/sockjs.min.js", 0, 0, 0, NULL,
+      NULL, "sockjs-client script URL loaded by the SockJS iframe page" },
+    { "response_limit", T_SIZE, RF(response_limit), 0, "128KiB", KIB(1), GIB(1),
+      0, NULL, NULL, "bytes written to one SockJS streaming response before it ends" },
+    { "disconnect_delay", T_DURATION, RF(disconnect_delay_ms), 0, "5s", 100,
+      HOURS(1), 0, NULL, NULL, "SockJS session kept this long after its last receiving request" },
+    { "cookie_needed", T_BOOL, RF(cookie_needed), 0, "off", 0, 0, 0, NULL, NULL,
+      "set a JSESSIONID cookie on SockJS session requests (sticky load balancers)" },
+    { "binary", T_ENUM, RF(sockjs_binary), 0, "close", 0, 0, 0, sockjs_binaries,
+      NULL, "binary upstream message on a SockJS session: close | base64 | drop" },
 };
 
 enum { S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };

@@ -11,6 +11,10 @@
 #include "gw_common.h"
 
 enum gw_overflow { GW_OVERFLOW_PAUSE = 0, GW_OVERFLOW_DROP_OLDEST, GW_OVERFLOW_CLOSE };
+/* What a SockJS session does with a binary upstream message (SockJS
+ * carries text only). */
+enum gw_sockjs_binary { GW_SOCKJS_BINARY_CLOSE = 0, GW_SOCKJS_BINARY_BASE64,
+                        GW_SOCKJS_BINARY_DROP };
 
 struct gw_route {
     char *name;             /* from "[route NAME]" */
@@ -24,6 +28,15 @@ struct gw_route {
     size_t n_forward_headers;
     bool forward_origin;    /* forward the browser's Origin header */
     char *protocols;        /* subprotocols offered by default, or NULL */
+
+    /* SockJS dialect (sockjs = on) */
+    bool sockjs;
+    char *sockjs_path;      /* base URL of the SockJS endpoints; NULL = path + "/sockjs" */
+    char *sockjs_url;       /* sockjs-client script loaded by the iframe page */
+    uint64_t response_limit;      /* bytes per streaming response */
+    uint64_t disconnect_delay_ms; /* session kept this long without a receiving request */
+    bool cookie_needed;     /* JSESSIONID cookie for sticky load balancers */
+    int sockjs_binary;      /* enum gw_sockjs_binary */
 };
 
 struct gw_config {

@@ -1378,11 +1378,18 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
             st.wheel_t0 = now;
             st.wheel_done = -1;
         }
-        if (in_phase > 120) {
-            fprintf(stderr, "pgbench: sessions not open after 120 s "
-                    "(opened %d attached %d failed %d)\n", st.opened,
-                    st.attached, st.failed);
-            exit(1);
+        {   /* give up when opening stalls (10 s without progress) */
+            static int last_opened = -1;
+            static uint64_t last_progress;
+            if (st.opened + st.attached + st.failed != last_opened) {
+                last_opened = st.opened + st.attached + st.failed;
+                last_progress = now;
+            } else if (secs(now - last_progress) > 10 || in_phase > 300) {
+                fprintf(stderr, "pgbench: opening sessions stalled (opened %d "
+                        "attached %d failed %d of %d)\n", st.opened,
+                        st.attached, st.failed, opt.sessions);
+                exit(1);
+            }
         }
         break;
     case PH_WARMUP:

@@ -268,8 +268,9 @@ done
 echo "(msg/CPU-s = messages delivered per second of pollgate utime+stime; latency"
 echo " upstream send -> browser receive, echo: browser send -> browser receive;"
 echo " bench = pgbench's own CPU on its core; held = sessions still receiving at"
-echo " the end; idle: 9,900 sessions, not 10,000, because of the 20,000"
-echo " descriptors per process hard limit; load average $loadavg_start -> $loadavg_end)"
+echo " the end; idle: $IDLE_K sessions (10,000 would need 20,000+ descriptors"
+echo " in pollgate, this machine's hard limit per process is 20,000);"
+echo " load average $loadavg_start -> $loadavg_end)"
 
 {
     printf '{"generated":"%s","pollgate":"%s","host":{"nproc":%s,"kernel":"%s",' \

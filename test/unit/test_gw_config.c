@@ -111,6 +111,12 @@ static void check_default_route_keys(const struct gw_route *r)
     assert_string_equal(r->forward_headers[3], "Accept-Language");
     assert_false(r->forward_origin);
     assert_null(r->protocols);
+    assert_null(r->sockjs_path);
+    assert_string_equal(r->sockjs_url, "/sockjs.min.js");
+    assert_int_equal(r->response_limit, 128 * 1024);
+    assert_int_equal(r->disconnect_delay_ms, 5000);
+    assert_false(r->cookie_needed);
+    assert_int_equal(r->sockjs_binary, GW_SOCKJS_BINARY_CLOSE);
 }
 
 static void test_defaults(void **state)
@@ -129,6 +135,7 @@ static void test_defaults(void **state)
     assert_string_equal(c->routes[0].path, "/r");
     assert_string_equal(c->routes[0].upstream, "ws://127.0.0.1:9000/r");
     check_default_route_keys(&c->routes[0]);
+    assert_false(c->routes[0].sockjs);
     gw_config_free(c);
 }
 
@@ -279,7 +286,8 @@ static const char *const all_keys[] = {
     "max_sessions_per_client", "max_buffered_bytes", "connect_timeout",
     "ping_interval", "max_message", "tls_ca_file", "tls_verify",
     "tls_cert_file", "tls_key_file", "path", "upstream", "origins",
-    "forward_headers", "forward_origin", "protocols",
+    "forward_headers", "forward_origin", "protocols", "sockjs", "sockjs_path",
+    "sockjs_url", "response_limit", "disconnect_delay", "cookie_needed", "binary",
 };
 
 static void test_shipped_conf(void **state)
@@ -306,6 +314,7 @@ static void test_shipped_conf(void **state)
     assert_string_equal(c->routes[0].path, "/chat");
     assert_string_equal(c->routes[0].upstream, "ws://127.0.0.1:9000/chat");
     check_default_route_keys(&c->routes[0]);
+    assert_true(c->routes[0].sockjs); /* the demo serves sockjs-client too */
     gw_config_free(c);
 
     /* Every key is shown, set (to its default), in the file. */

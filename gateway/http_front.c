@@ -24,6 +24,7 @@
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
+#include "sockjs.h"
 #include "transport.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024)
@@ -39,6 +40,7 @@ struct http_front {
     char *static_root;
     struct evconnlistener *listener;
     struct event *resume_accept;
+    struct sockjs_ctx sjs;
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -290,26 +292,9 @@ static void handle_open(struct http_front *f, struct evhttp_request *req,
         return;
     const char *addr = http_client_addr(req);
 
-    /* Headers for the upstream: the route's list, then the client address
-     * like nginx's $proxy_add_x_forwarded_for, X-Real-IP, and Origin. */
     struct ws_header hdr[MAX_FORWARDED + 3];
-    size_t n = 0;
-    for (size_t i = 0; i < r->n_forward_headers && n < MAX_FORWARDED; i++) {
-        const char *v = in_header(req, r->forward_headers[i]);
-        if (v)
-            hdr[n++] = (struct ws_header){ r->forward_headers[i], v };
-    }
     char xff[1024];
-    const char *prev = in_header(req, "X-Forwarded-For");
-    if (prev && strlen(prev) + strlen(addr) + 3 < sizeof xff)
-        snprintf(xff, sizeof xff, "%s, %s", prev, addr);
-    else
-        snprintf(xff, sizeof xff, "%s", addr);
-    hdr[n++] = (struct ws_header){ "X-Forwarded-For", xff };
-    hdr[n++] = (struct ws_header){ "X-Real-IP", addr };
-    const char *origin = in_header(req, "Origin");
-    if (r->forward_origin && origin)
-        hdr[n++] = (struct ws_header){ "Origin", origin };
+    size_t n = http_forward_headers(req, r, hdr, MAX_FORWARDED + 3, xff, sizeof xff);
 
     struct open_sink *o = calloc(1, sizeof *o);
     if (!o) {
@@ -326,6 +311,7 @@ static void handle_open(struct http_front *f, struct evhttp_request *req,
         .headers = hdr,
         .n_headers = n,
         .opener = &o->k,
+        .binary_policy = -1,
     };
     struct session *s = NULL;
     switch (session_open(f->sessions, &p, &s)) {
@@ -471,7 +457,13 @@ static void handle_session_request(struct http_front *f,
         method_not_allowed(req, allow);
         return;
     }
-    struct session *s = session_find(f->sessions, id, id_len);
+    /* Only ids of this protocol: 22 base64url characters (SockJS keys,
+     * which contain ':', live in the same table and must not match). */
+    bool id_ok = id_len == SESSION_ID_LEN;
+    for (size_t i = 0; id_ok && i < id_len; i++)
+        id_ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+                (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_';
+    struct session *s = id_ok ? session_find(f->sessions, id, id_len) : NULL;
     if (!s || session_state(s) == SESSION_OPENING) {
         http_reply_error(req, 404, "unknown_session", "no such session");
         goto out;
@@ -694,7 +686,13 @@ static void request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     const char *rest = NULL;
-    const struct gw_route *r = route_match(f->cfg, path, &rest);
+    size_t ridx = 0;
+    const struct gw_route *r = sockjs_match(f->cfg, path, &ridx, &rest);
+    if (r) {
+        sockjs_handle(&f->sjs, req, r, ridx, rest);
+        return;
+    }
+    r = route_match(f->cfg, path, &rest);
     if (r && (strncmp(rest, "/sessions", 9) == 0 || !f->static_root)) {
         handle_route(f, req, r, rest);
         return;
@@ -780,6 +778,9 @@ struct http_front *http_front_new(struct event_base *base,
         http_front_free(f);
         return NULL;
     }
+    f->sjs = (struct sockjs_ctx){ .base = base, .cfg = cfg, .sessions = sessions,
+                                  .tv_heartbeat = f->tctx.tv_heartbeat };
+    f->sjs.tctx = (struct sockjs_tctx){ base, f->tctx.tv_heartbeat };
     /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own
      * limit sits above it (twice max_body) so that only grossly oversized
      * requests meet libevent 2.1's built-in 413, which is an HTML page it

@@ -13,7 +13,9 @@
 
 #include "framing.h"
 #include "gw_common.h"
+#include "gw_config.h"
 #include "gw_log.h"
+#include "ws_handshake.h"
 
 void http_add_common_headers(struct evhttp_request *req)
 {
@@ -165,4 +167,36 @@ void http_watch_stop(struct http_watch *w)
         w->closed_ev = NULL;
     }
     evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+}
+
+size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
+                            struct ws_header *hdr, size_t max, char *xff,
+                            size_t xff_cap)
+{
+    struct evkeyvalq *in = evhttp_request_get_input_headers(req);
+    const char *addr = http_client_addr(req);
+    size_t n = 0;
+    if (max < 3)
+        return 0;
+    for (size_t i = 0; i < r->n_forward_headers && n < max - 3; i++) {
+        const char *v = evhttp_find_header(in, r->forward_headers[i]);
+        if (v)
+            hdr[n++] = (struct ws_header){ r->forward_headers[i], v };
+    }
+    const char *prev = evhttp_find_header(in, "X-Forwarded-For");
+    size_t pl = prev ? strlen(prev) : 0, al = strlen(addr);
+    if (prev && pl + al + 3 <= xff_cap) {
+        memcpy(xff, prev, pl);
+        memcpy(xff + pl, ", ", 2);
+        memcpy(xff + pl + 2, addr, al + 1);
+    } else {
+        /* no (or an absurdly long) incoming value: just the client */
+        snprintf(xff, xff_cap, "%s", addr);
+    }
+    hdr[n++] = (struct ws_header){ "X-Forwarded-For", xff };
+    hdr[n++] = (struct ws_header){ "X-Real-IP", addr };
+    const char *origin = evhttp_find_header(in, "Origin");
+    if (r->forward_origin && origin)
+        hdr[n++] = (struct ws_header){ "Origin", origin };
+    return n;
 }

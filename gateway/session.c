@@ -35,8 +35,10 @@ struct session {
     bool on_pause_list;            /* paused by the global budget */
     bool released;
     bool has_send_seq;
+    bool keep_failed;              /* failed open: stay as a tombstone */
     uint16_t close_code;
-    char id[SESSION_ID_LEN + 1];
+    int binary_policy;             /* -1 = pass, else enum gw_sockjs_binary */
+    const struct timeval *tv_idle; /* idle and tombstone period */
     char *close_reason;
     char *protocol;
     uint64_t send_seq;
@@ -46,6 +48,8 @@ struct session {
     struct event *life;            /* max_lifetime, if set */
     TAILQ_ENTRY(session) pause_link;
     struct session *grave_next;
+    size_t id_len;
+    char id[];                     /* NUL-terminated */
 };
 
 TAILQ_HEAD(session_list, session);
@@ -101,7 +105,7 @@ static int table_grow(struct session_table *t)
         struct session *s = t->buckets[i], *next;
         for (; s; s = next) {
             next = s->next_id;
-            size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (n - 1);
+            size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (n - 1);
             s->next_id = b[h];
             b[h] = s;
         }
@@ -116,7 +120,7 @@ static int table_insert(struct session_table *t, struct session *s)
 {
     if (t->n_entries + 1 > t->n_buckets && table_grow(t) < 0)
         return GW_ENOMEM;
-    size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (t->n_buckets - 1);
+    size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (t->n_buckets - 1);
     s->next_id = t->buckets[h];
     t->buckets[h] = s;
     t->n_entries++;
@@ -125,7 +129,7 @@ static int table_insert(struct session_table *t, struct session *s)
 
 static void table_remove(struct session_table *t, struct session *s)
 {
-    size_t h = hash_bytes(t->hash_seed, s->id, SESSION_ID_LEN) & (t->n_buckets - 1);
+    size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (t->n_buckets - 1);
     for (struct session **pp = &t->buckets[h]; *pp; pp = &(*pp)->next_id) {
         if (*pp == s) {
             *pp = s->next_id;
@@ -138,11 +142,11 @@ static void table_remove(struct session_table *t, struct session *s)
 struct session *session_find(struct session_table *t, const char *id,
                              size_t id_len)
 {
-    if (id_len != SESSION_ID_LEN || !t->n_buckets)
+    if (id_len == 0 || id_len > SESSION_KEY_MAX || !t->n_buckets)
         return NULL;
     size_t h = hash_bytes(t->hash_seed, id, id_len) & (t->n_buckets - 1);
     for (struct session *s = t->buckets[h]; s; s = s->next_id)
-        if (memcmp(s->id, id, SESSION_ID_LEN) == 0)
+        if (s->id_len == id_len && memcmp(s->id, id, id_len) == 0)
             return s;
     return NULL;
 }
@@ -254,7 +258,7 @@ static void detach_sink(struct session *s, enum session_detach_why why)
 
 static void arm_timer(struct session *s)
 {
-    event_add(&s->timer, s->t->tv_idle);
+    event_add(&s->timer, s->tv_idle);
 }
 
 static void set_close(struct session *s, uint16_t code, const char *reason,
@@ -399,6 +403,26 @@ static void up_message_cb(struct ws_client *c, bool binary,
     struct session_table *t = s->t;
     if (s->state != SESSION_OPEN || s->released)
         return;
+    if (binary && s->binary_policy >= 0) {
+        switch ((enum gw_sockjs_binary)s->binary_policy) {
+        case GW_SOCKJS_BINARY_DROP:
+            t->stats.dropped++;
+            return;
+        case GW_SOCKJS_BINARY_CLOSE:
+            log_info("session %s: binary upstream message, closing (binary = close)",
+                     s->id);
+            set_close(s, WS_CLOSE_UNSUPPORTED, "binary message not supported", 28);
+            ws_client_close(s->up, WS_CLOSE_UNSUPPORTED,
+                            "binary message not supported");
+            s->state = SESSION_CLOSED;
+            if (s->sink)
+                s->sink->ops->wake(s->sink);
+            return;
+        case GW_SOCKJS_BINARY_BASE64:
+        default:
+            break; /* queued as binary; the SockJS sink writes it as base64 */
+        }
+    }
     bool global;
     /* 1. Messages already written to a stream go first: they were sent and
      *    are only kept for a resume. Evicting them is reported as lost if
@@ -460,7 +484,18 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         s->opener = NULL;
         log_info("session %s: upstream %s failed: %s", s->id,
                  s->route->upstream, ci->detail ? ci->detail : "");
-        session_release(s);
+        if (s->keep_failed && !s->released) {
+            /* SockJS: later requests get the close frame until reaped */
+            const char *why = ci->detail && *ci->detail ? ci->detail
+                                                        : "upstream failed";
+            set_close(s, WS_CLOSE_INTERNAL, why, strlen(why));
+            ws_client_free(s->up);
+            s->up = NULL;
+            s->state = SESSION_OPEN; /* for session_finish's accounting */
+            session_finish(s);
+        } else {
+            session_release(s);
+        }
         if (op)
             op->ops->opened(op, ci);
         return;
@@ -573,7 +608,13 @@ enum session_open_err session_open(struct session_table *t,
         return SESSION_OPEN_CLIENT_FULL;
     ce->count++;
 
-    struct session *s = calloc(1, sizeof *s);
+    size_t id_len = p->id ? p->id_len : SESSION_ID_LEN;
+    if (p->id && (id_len == 0 || id_len > SESSION_KEY_MAX ||
+                  session_find(t, p->id, id_len))) {
+        client_put(t, ce);
+        return SESSION_OPEN_FAILED;
+    }
+    struct session *s = calloc(1, sizeof *s + id_len + 1);
     if (!s) {
         client_put(t, ce);
         return SESSION_OPEN_FAILED;
@@ -582,10 +623,26 @@ enum session_open_err session_open(struct session_table *t,
     s->client = ce;
     s->route = p->route;
     s->opener = p->opener;
+    s->id_len = id_len;
+    s->keep_failed = p->keep_failed;
+    s->binary_policy = p->binary_policy;
+    s->tv_idle = t->tv_idle;
+    if (p->idle_ms) {
+        struct timeval tv = { (time_t)(p->idle_ms / 1000),
+                              (suseconds_t)(p->idle_ms % 1000) * 1000 };
+        const struct timeval *ctv = event_base_init_common_timeout(t->base, &tv);
+        if (ctv)
+            s->tv_idle = ctv;
+    }
     session_queue_init(&s->q);
-    do
-        make_id(s->id);
-    while (session_find(t, s->id, SESSION_ID_LEN));
+    if (p->id) {
+        memcpy(s->id, p->id, id_len);
+        s->id[id_len] = 0;
+    } else {
+        do
+            make_id(s->id);
+        while (session_find(t, s->id, SESSION_ID_LEN));
+    }
     event_assign(&s->timer, t->base, -1, 0, session_timer_cb, s);
 
     struct gw_error err = {0};
@@ -615,6 +672,11 @@ enum session_open_err session_open(struct session_table *t,
     }
     *out = s;
     return SESSION_OPEN_OK;
+}
+
+bool session_receiving(const struct session *s)
+{
+    return s->sink != NULL || s->opener != NULL;
 }
 
 void session_abort_open(struct session *s)

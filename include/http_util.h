@@ -38,6 +38,20 @@ void http_reply_empty(struct evhttp_request *req, int status);
 const char *http_client_addr(struct evhttp_request *req);
 
 /*
+ * The headers a new session sends in its upstream handshake: the route's
+ * forward_headers present in the request, X-Forwarded-For (the incoming
+ * value with the client address appended, like nginx's
+ * $proxy_add_x_forwarded_for), X-Real-IP, and Origin if forward_origin.
+ * Fills hdr (at most max entries, pointers borrowed from req and xff) and
+ * returns how many. xff must hold xff_cap bytes.
+ */
+struct gw_route;
+struct ws_header;
+size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
+                            struct ws_header *hdr, size_t max, char *xff,
+                            size_t xff_cap);
+
+/*
  * Watch a held request for the browser going away. gone() is called at
  * most once; after it the request must not be used (it is freed or
  * orphaned-and-freed by the watch). Stop the watch before replying.

@@ -38,6 +38,7 @@ enum session_state {
 };
 
 #define SESSION_ID_LEN 22  /* 128 bits, base64url without padding */
+#define SESSION_KEY_MAX 200 /* longest key (SockJS ids are the client's) */
 
 /* ------------------------------------------------------------ the sink */
 
@@ -105,6 +106,16 @@ struct session_open_params {
     const struct ws_header *headers;  /* copied by ws_client */
     size_t n_headers;
     struct session_sink *opener;      /* told via ops->opened */
+    /* SockJS sessions: */
+    const char *id;                   /* key chosen by the caller (copied);
+                                         NULL = a new random id */
+    size_t id_len;
+    uint64_t idle_ms;                 /* idle and tombstone period;
+                                         0 = idle_timeout */
+    bool keep_failed;                 /* a failed open leaves a tombstone
+                                         (close 1011) instead of nothing */
+    int binary_policy;                /* -1 = deliver binary as binary, else
+                                         enum gw_sockjs_binary */
 };
 
 /* Create a session and start its upstream connection. */
@@ -125,6 +136,9 @@ const char *session_protocol(const struct session *s);
 /* Close code/reason once CLOSED or FINISHED. */
 uint16_t session_close_code(const struct session *s);
 const char *session_close_reason(const struct session *s);
+
+/* Is a receiving request attached (or the opener still waiting)? */
+bool session_receiving(const struct session *s);
 
 /* The opener's request went away before the upstream opened: abort. */
 void session_abort_open(struct session *s);

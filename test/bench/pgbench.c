@@ -306,6 +306,13 @@ static struct {
 
 static uint32_t hist[HIST_N];
 
+/* Per second of the window: worst latency and messages over 10 ms, to tell
+ * a stall (one bad second) from a spread-out tail. */
+#define TL_N 120
+static uint64_t tl_max_ns[TL_N];
+static uint32_t tl_slow[TL_N];
+static uint64_t tl_gap_ns[TL_N];   /* longest gap between two bench ticks */
+
 /* ------------------------------------------------------------ /proc */
 
 static double proc_cpu_s(long pid)
@@ -904,6 +911,13 @@ static void record(struct sess *s, uint64_t pg_id, uint64_t seq, uint64_t ts,
         st.hist_n++;
         if (lat > st.lat_max_ns)
             st.lat_max_ns = lat;
+        uint64_t sec = (now - st.s0.t_ns) / 1000000000u;
+        if (sec < TL_N) {
+            if (lat > tl_max_ns[sec])
+                tl_max_ns[sec] = lat;
+            if (lat > 10000000u)
+                tl_slow[sec]++;
+        }
     }
 }
 
@@ -1359,8 +1373,15 @@ static void finish(void);
 static void tick_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what; (void)arg;
+    static uint64_t last_tick;
     uint64_t now = now_ns();
     double in_phase = secs(now - st.phase_ns);
+    if (st.phase == PH_MEASURE && last_tick) {
+        uint64_t sec = (now - st.s0.t_ns) / 1000000000u;
+        if (sec < TL_N && now - last_tick > tl_gap_ns[sec])
+            tl_gap_ns[sec] = now - last_tick;
+    }
+    last_tick = now;
     progress(now);
     switch (st.phase) {
     case PH_OPEN:
@@ -1599,7 +1620,7 @@ static void write_json(const struct results *r)
             "\"pollgate_wakeups_per_s\":%.0f,\"pollgate_msgs_per_wakeup\":%.2f,"
             "\"pollgate_preempted_per_s\":%.0f,"
             "\"target\":{\"msgs_per_cpu_s\":%.0f,\"p50_ms\":%.1f,\"p99_ms\":%.1f},"
-            "\"pass\":{\"msgs_per_cpu_s\":%s,\"p50\":%s,\"p99\":%s},\"clean\":%s}\n",
+            "\"pass\":{\"msgs_per_cpu_s\":%s,\"p50\":%s,\"p99\":%s},\"clean\":%s,",
             (double)r->reqs / r->window, st.rss_end_kb, st.hwm_kb, r->self_pct,
             r->cpu0_busy_pct, r->cpu1_busy_pct, r->others_cpu0_pct,
             r->reqs ? (double)st.recv_window / (double)r->reqs : 0,
@@ -1610,6 +1631,17 @@ static void write_json(const struct results *r)
             opt.t_mpcs, opt.t_p50, opt.t_p99,
             r->pass_mpcs ? "true" : "false", r->pass_p50 ? "true" : "false",
             r->pass_p99 ? "true" : "false", r->clean ? "true" : "false");
+    int secs_n = (int)r->window < TL_N ? (int)r->window : TL_N;
+    fprintf(f, "\"max_ms_by_second\":[");
+    for (int i = 0; i < secs_n; i++)
+        fprintf(f, "%s%.1f", i ? "," : "", (double)tl_max_ns[i] / 1e6);
+    fprintf(f, "],\"over_10ms_by_second\":[");
+    for (int i = 0; i < secs_n; i++)
+        fprintf(f, "%s%u", i ? "," : "", tl_slow[i]);
+    fprintf(f, "],\"bench_loop_gap_ms_by_second\":[");
+    for (int i = 0; i < secs_n; i++)
+        fprintf(f, "%s%.1f", i ? "," : "", (double)tl_gap_ns[i] / 1e6);
+    fprintf(f, "]}\n");
     fclose(f);
 }
 

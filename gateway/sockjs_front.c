@@ -1,0 +1,523 @@
+/* sockjs_front.c - routing and headers of the SockJS dialect. */
+#include "sockjs.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+#include <time.h>
+
+#include <event2/buffer.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <openssl/rand.h>
+
+#include "framing_sockjs.h"
+#include "gw_log.h"
+#include "http_util.h"
+#include "session.h"
+#include "transport_sockjs.h"
+
+#define SJS_NO_CACHE "no-store, no-cache, no-transform, must-revalidate, max-age=0"
+#define SJS_YEAR 31536000
+#define SJS_ID_MAX 128
+
+static const struct sjs_transport transports[] = {
+    { "xhr", "application/javascript; charset=UTF-8", SOCKJS_WRAP_XHR, false, true, false },
+    { "xhr_streaming", "application/javascript; charset=UTF-8", SOCKJS_WRAP_XHR, true, true, false },
+    { "eventsource", "text/event-stream", SOCKJS_WRAP_EVENTSOURCE, true, false, false },
+    { "htmlfile", "text/html; charset=UTF-8", SOCKJS_WRAP_HTMLFILE, true, false, true },
+    { "jsonp", "application/javascript; charset=UTF-8", SOCKJS_WRAP_JSONP, false, false, true },
+};
+
+/* ------------------------------------------------------------- helpers */
+
+static const char *in_header(struct evhttp_request *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+static void out_header(struct evhttp_request *req, const char *name,
+                       const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
+}
+
+static void reply_text(struct evhttp_request *req, int status,
+                       const char *ctype, const char *body)
+{
+    struct evbuffer *b = evbuffer_new();
+    if (b && body)
+        evbuffer_add(b, body, strlen(body));
+    if (ctype)
+        out_header(req, "Content-Type", ctype);
+    evhttp_send_reply(req, status, http_reason(status), b);
+    if (b)
+        evbuffer_free(b);
+}
+
+static void not_found(struct evhttp_request *req)
+{
+    reply_text(req, 404, "text/plain; charset=UTF-8", "Not Found");
+}
+
+static void no_cache(struct evhttp_request *req)
+{
+    out_header(req, "Cache-Control", SJS_NO_CACHE);
+}
+
+static bool same_origin(const char *origin, const char *host)
+{
+    const char *p = strstr(origin, "://");
+    return p && host && strcasecmp(p + 3, host) == 0;
+}
+
+/*
+ * CORS as the reference server does it (echo the Origin with credentials,
+ * "*" without one), restricted by the route's origins list: "*" allows
+ * any, a list allows those, empty allows the same origin only (as for the
+ * pollgate protocol). Answers 403 and returns false for a refused Origin.
+ */
+static bool cors(struct evhttp_request *req, const struct gw_route *r)
+{
+    const char *origin = in_header(req, "Origin");
+    if (origin && strcmp(origin, "null") != 0) {
+        bool ok = r->origins_any;
+        for (size_t i = 0; !ok && i < r->n_origins; i++)
+            ok = strcasecmp(r->origins[i], origin) == 0;
+        if (!ok && !r->origins_any && r->n_origins == 0)
+            ok = same_origin(origin, in_header(req, "Host"));
+        if (!ok) {
+            log_info("%s: origin %s refused on SockJS route %s",
+                     http_client_addr(req), origin, r->name);
+            no_cache(req);
+            reply_text(req, 403, "text/plain; charset=UTF-8",
+                       "Origin not allowed.");
+            return false;
+        }
+        out_header(req, "Access-Control-Allow-Origin", origin);
+        out_header(req, "Vary", "Origin");
+    } else {
+        out_header(req, "Access-Control-Allow-Origin", "*");
+    }
+    out_header(req, "Access-Control-Allow-Credentials", "true");
+    const char *rh = in_header(req, "Access-Control-Request-Headers");
+    if (rh)
+        out_header(req, "Access-Control-Allow-Headers", rh);
+    return true;
+}
+
+static void options_reply(struct evhttp_request *req, const char *methods)
+{
+    char exp[64], age[32];
+    time_t t = time(NULL) + SJS_YEAR;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(exp, sizeof exp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(age, sizeof age, "public, max-age=%d", SJS_YEAR);
+    out_header(req, "Cache-Control", age);
+    out_header(req, "Expires", exp);
+    snprintf(age, sizeof age, "%d", SJS_YEAR);
+    out_header(req, "Access-Control-Max-Age", age);
+    out_header(req, "Access-Control-Allow-Methods", methods);
+    evhttp_send_reply(req, 204, "No Content", NULL);
+}
+
+/* JSESSIONID=<incoming or dummy>; path=/ when cookie_needed. */
+static void session_cookie(struct evhttp_request *req, const struct gw_route *r)
+{
+    if (!r->cookie_needed)
+        return;
+    const char *c = in_header(req, "Cookie");
+    char v[160] = "dummy";
+    const char *p = c ? strstr(c, "JSESSIONID=") : NULL;
+    if (p) {
+        p += 11;
+        size_t n = strcspn(p, ";, ");
+        bool ok = n > 0 && n < sizeof v;
+        for (size_t i = 0; ok && i < n; i++)
+            ok = p[i] > 32 && p[i] < 127 && p[i] != '"' && p[i] != '\\';
+        if (ok) {
+            memcpy(v, p, n);
+            v[n] = 0;
+        }
+    }
+    char cookie[200];
+    snprintf(cookie, sizeof cookie, "JSESSIONID=%s; path=/", v);
+    out_header(req, "Set-Cookie", cookie);
+}
+
+/* --------------------------------------------------- static endpoints */
+
+static void handle_info(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+                        const struct gw_route *r)
+{
+    (void)ctx;
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m == EVHTTP_REQ_OPTIONS) {
+        options_reply(req, "OPTIONS, GET");
+        return;
+    }
+    if (m != EVHTTP_REQ_GET) {
+        out_header(req, "Allow", "OPTIONS, GET");
+        reply_text(req, 405, NULL, NULL);
+        return;
+    }
+    uint32_t entropy = 0;
+    RAND_bytes((unsigned char *)&entropy, sizeof entropy);
+    char body[160];
+    snprintf(body, sizeof body, "{\"websocket\":false,\"cookie_needed\":%s,"
+             "\"origins\":[\"*:*\"],\"entropy\":%u}",
+             r->cookie_needed ? "true" : "false", entropy);
+    no_cache(req);
+    reply_text(req, 200, "application/json; charset=UTF-8", body);
+}
+
+static bool iframe_name_ok(const char *rest)
+{
+    if (strcmp(rest, "/iframe.html") == 0)
+        return true;
+    if (strncmp(rest, "/iframe-", 8) != 0)
+        return false;
+    const char *p = rest + 8;
+    size_t n = strlen(p);
+    if (n < 5 || strcmp(p + n - 5, ".html") != 0)
+        return false;
+    for (size_t i = 0; i < n - 5; i++) {
+        char c = p[i];
+        if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || c == '.' ||
+              c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+        out_header(req, "Allow", "GET");
+        reply_text(req, 405, NULL, NULL);
+        return;
+    }
+    struct gw_buf page = {0};
+    char etag[44];
+    sockjs_iframe_page(&page, r->sockjs_url ? r->sockjs_url : "/sockjs.min.js");
+    sockjs_iframe_etag(page.data, page.len, etag);
+    char exp[64], cc[48];
+    time_t t = time(NULL) + SJS_YEAR;
+    struct tm tm;
+    gmtime_r(&t, &tm);
+    strftime(exp, sizeof exp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+    snprintf(cc, sizeof cc, "public, max-age=%d", SJS_YEAR);
+    out_header(req, "Cache-Control", cc);
+    out_header(req, "Expires", exp);
+    out_header(req, "ETag", etag);
+    const char *inm = in_header(req, "If-None-Match");
+    if (inm && strcmp(inm, etag) == 0) {
+        evhttp_send_reply(req, 304, "Not Modified", NULL);
+    } else {
+        out_header(req, "Content-Type", "text/html; charset=UTF-8");
+        struct evbuffer *b = evbuffer_new();
+        if (b)
+            evbuffer_add(b, page.data, page.len);
+        evhttp_send_reply(req, 200, "OK", b);
+        if (b)
+            evbuffer_free(b);
+    }
+    gw_buf_free(&page);
+}
+
+/* ------------------------------------------------------------ sessions */
+
+static const char *query_param(struct evhttp_request *req, struct evkeyvalq *q,
+                               const char *a, const char *b)
+{
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *qs = u ? evhttp_uri_get_query(u) : NULL;
+    if (!qs)
+        return NULL;
+    if (TAILQ_EMPTY(q) && evhttp_parse_query_str(qs, q) != 0)
+        return NULL;
+    const char *v = evhttp_find_header(q, a);
+    return v ? v : (b ? evhttp_find_header(q, b) : NULL);
+}
+
+static void close_frame_reply(const struct sockjs_ctx *ctx, struct sjs_sink *k,
+                              uint16_t code, const char *reason)
+{
+    (void)ctx;
+    struct gw_buf f = {0};
+    sockjs_frame_close(&f, code, reason, strlen(reason));
+    sjs_send_frame_and_end(k, &f);
+    gw_buf_free(&f);
+}
+
+static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+                           const struct gw_route *r, const char *key,
+                           size_t key_len, const struct sjs_transport *tr)
+{
+    struct evkeyvalq q;
+    TAILQ_INIT(&q);
+    const char *cb = NULL;
+    if (tr->callback) {
+        cb = tr->wrap == SOCKJS_WRAP_JSONP ? query_param(req, &q, "c", "callback")
+                                           : query_param(req, &q, "c", NULL);
+        if (!cb) {
+            reply_text(req, 500, "text/plain; charset=UTF-8",
+                       "\"callback\" parameter required");
+            goto out;
+        }
+        if (!sockjs_callback_valid(cb)) {
+            reply_text(req, 500, "text/plain; charset=UTF-8",
+                       "invalid \"callback\" parameter");
+            goto out;
+        }
+    }
+    session_cookie(req, r);
+    const struct sockjs_tctx *tc = &ctx->tctx;
+    struct sjs_sink *k = sjs_new(tc, req, tr, cb, r->response_limit);
+    if (!k) {
+        reply_text(req, 503, "text/plain; charset=UTF-8", "Out of memory.");
+        goto out;
+    }
+    struct session *s = session_find(ctx->sessions, key, key_len);
+    if (!s) {
+        struct ws_header hdr[40];
+        char xff[1024];
+        const char *addr = http_client_addr(req);
+        size_t n = http_forward_headers(req, r, hdr, 40, xff, sizeof xff);
+        struct session_open_params p = {
+            .route = r,
+            .client_addr = addr,
+            .headers = hdr,
+            .n_headers = n,
+            .opener = sjs_sink(k),
+            .id = key,
+            .id_len = key_len,
+            .idle_ms = r->disconnect_delay_ms,
+            .keep_failed = true,
+            .binary_policy = r->sockjs_binary,
+        };
+        switch (session_open(ctx->sessions, &p, &s)) {
+        case SESSION_OPEN_OK:
+            log_info("%s: SockJS session %s opened (route %s, %s)", addr, key,
+                     r->name, tr->name);
+            sjs_start(tc, k, s, true);
+            break;
+        case SESSION_OPEN_FULL:
+        case SESSION_OPEN_CLIENT_FULL:
+            close_frame_reply(ctx, k, 1013, "Too many sessions, try again later");
+            break;
+        default:
+            close_frame_reply(ctx, k, WS_CLOSE_INTERNAL,
+                              "Cannot start the upstream connection");
+            break;
+        }
+        goto out;
+    }
+    if (session_state(s) == SESSION_FINISHED) {
+        close_frame_reply(ctx, k, session_close_code(s), session_close_reason(s));
+        goto out;
+    }
+    if (session_receiving(s)) {
+        close_frame_reply(ctx, k, 2010, "Another connection still open");
+        goto out;
+    }
+    sjs_start(tc, k, s, false);
+out:
+    evhttp_clear_headers(&q);
+}
+
+static void sjs_send_error(struct evhttp_request *req, int rc)
+{
+    const char *msg = rc == SOCKJS_SEND_BROKEN ? "Broken JSON encoding."
+                    : rc == SOCKJS_SEND_TOO_MANY ? "Too many messages."
+                    : rc == SOCKJS_SEND_NOMEM ? "Out of memory."
+                    : "Payload expected.";
+    reply_text(req, 500, "text/plain; charset=UTF-8", msg);
+}
+
+static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+                        const struct gw_route *r, const char *key,
+                        size_t key_len, bool jsonp)
+{
+    struct session *s = session_find(ctx->sessions, key, key_len);
+    if (!s || session_state(s) == SESSION_OPENING ||
+        session_state(s) == SESSION_FINISHED) {
+        not_found(req);
+        return;
+    }
+    session_cookie(req, r);
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    struct envelope env = {0};
+    int rc = jsonp ? sockjs_parse_jsonp_send(&env, body, len,
+                                             in_header(req, "Content-Type"),
+                                             ctx->cfg->max_batch)
+                   : sockjs_parse_send(&env, body, len, ctx->cfg->max_batch);
+    if (rc != SOCKJS_SEND_OK) {
+        envelope_clear(&env);
+        sjs_send_error(req, rc);
+        return;
+    }
+    struct session_out_msg *msgs = env.n ? calloc(env.n, sizeof *msgs) : NULL;
+    if (env.n && !msgs) {
+        envelope_clear(&env);
+        sjs_send_error(req, SOCKJS_SEND_NOMEM);
+        return;
+    }
+    for (size_t i = 0; i < env.n; i++)
+        msgs[i] = (struct session_out_msg){ false, env.data.data + env.msgs[i].off,
+                                            env.msgs[i].len };
+    enum session_send_result res = session_send(s, false, 0, msgs, env.n);
+    free(msgs);
+    envelope_clear(&env);
+    session_touch(s);
+    switch (res) {
+    case SESSION_SEND_OK:
+    case SESSION_SEND_DUPLICATE:
+        if (jsonp)
+            reply_text(req, 200, "text/plain; charset=UTF-8", "ok");
+        else
+            reply_text(req, 204, "text/plain; charset=UTF-8", NULL);
+        break;
+    case SESSION_SEND_FULL:
+        /* SockJS has no retry-after: refuse loudly rather than drop */
+        out_header(req, "Retry-After", "1");
+        reply_text(req, 503, "text/plain; charset=UTF-8",
+                   "Upstream is not keeping up.");
+        break;
+    default:
+        not_found(req);
+        break;
+    }
+}
+
+/* A server or session segment: non-empty, no '/' and no '.'. */
+static size_t segment(const char *p)
+{
+    size_t n = strcspn(p, "/");
+    for (size_t i = 0; i < n; i++)
+        if (p[i] == '.')
+            return 0;
+    return n;
+}
+
+static void handle_session_url(const struct sockjs_ctx *ctx,
+                               struct evhttp_request *req,
+                               const struct gw_route *r, size_t route_idx,
+                               const char *rest)
+{
+    const char *server = rest + 1;
+    size_t sn = segment(server);
+    if (!sn || server[sn] != '/') {
+        not_found(req);
+        return;
+    }
+    const char *sess = server + sn + 1;
+    size_t in = segment(sess);
+    if (!in || in > SJS_ID_MAX || sess[in] != '/') {
+        not_found(req);
+        return;
+    }
+    const char *name = sess + in + 1;
+    /* Key: route index + ':' + the client's session id (the server part is
+     * for load balancers and does not matter inside one process). */
+    char key[SJS_ID_MAX + 24];
+    int kl = snprintf(key, sizeof key, "s%zu:%.*s", route_idx, (int)in, sess);
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    bool is_send = !strcmp(name, "xhr_send"), is_jsend = !strcmp(name, "jsonp_send");
+    const struct sjs_transport *tr = NULL;
+    for (size_t i = 0; i < sizeof transports / sizeof *transports; i++)
+        if (!strcmp(name, transports[i].name))
+            tr = &transports[i];
+    if (!tr && !is_send && !is_jsend) {
+        not_found(req);
+        return;
+    }
+    bool post = is_send || is_jsend || tr->post;
+    if (m == EVHTTP_REQ_OPTIONS) {
+        session_cookie(req, r);
+        options_reply(req, post ? "OPTIONS, POST" : "OPTIONS, GET");
+        return;
+    }
+    if ((post && m != EVHTTP_REQ_POST) || (!post && m != EVHTTP_REQ_GET)) {
+        out_header(req, "Allow", post ? "OPTIONS, POST" : "OPTIONS, GET");
+        reply_text(req, 405, NULL, NULL);
+        return;
+    }
+    no_cache(req);
+    if (tr && tr->wrap == SOCKJS_WRAP_JSONP)
+        out_header(req, "X-Content-Type-Options", "nosniff");
+    else if (tr || is_jsend)
+        out_header(req, "X-Content-Type-Options", "nosniff");
+    if (tr)
+        handle_receive(ctx, req, r, key, (size_t)kl, tr);
+    else
+        handle_send(ctx, req, r, key, (size_t)kl, is_jsend);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static size_t base_of(const struct gw_route *r, char *out, size_t cap)
+{
+    if (r->sockjs_path)
+        return (size_t)snprintf(out, cap, "%s", r->sockjs_path);
+    return (size_t)snprintf(out, cap, "%s/sockjs",
+                            strcmp(r->path, "/") ? r->path : "");
+}
+
+const struct gw_route *sockjs_match(const struct gw_config *cfg,
+                                    const char *path, size_t *route_idx,
+                                    const char **rest)
+{
+    const struct gw_route *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < cfg->n_routes; i++) {
+        const struct gw_route *r = &cfg->routes[i];
+        if (!r->sockjs)
+            continue;
+        char base[512];
+        size_t n = base_of(r, base, sizeof base);
+        if (n < sizeof base && strncmp(path, base, n) == 0 &&
+            (path[n] == '/' || path[n] == 0) && (!best || n > best_len)) {
+            best = r;
+            best_len = n;
+            *route_idx = i;
+        }
+    }
+    if (best)
+        *rest = path + best_len;
+    return best;
+}
+
+void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+                   const struct gw_route *r, size_t route_idx,
+                   const char *rest)
+{
+    if (!cors(req, r))
+        return;
+    if (*rest == 0 || strcmp(rest, "/") == 0) {
+        enum evhttp_cmd_type m = evhttp_request_get_command(req);
+        if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
+            out_header(req, "Allow", "GET");
+            reply_text(req, 405, NULL, NULL);
+            return;
+        }
+        reply_text(req, 200, "text/plain; charset=UTF-8", "Welcome to SockJS!\n");
+        return;
+    }
+    if (strcmp(rest, "/info") == 0) {
+        handle_info(ctx, req, r);
+        return;
+    }
+    if (iframe_name_ok(rest)) {
+        handle_iframe(req, r);
+        return;
+    }
+    handle_session_url(ctx, req, r, route_idx, rest);
+}

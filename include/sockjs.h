@@ -1,0 +1,38 @@
+/*
+ * sockjs.h - the SockJS dialect (protocol 0.3) of a route with sockjs = on:
+ * greeting, /info, the iframe page, the receiving transports (xhr,
+ * xhr_streaming, eventsource, htmlfile, jsonp) and the sending ones
+ * (xhr_send, jsonp_send), all over the same session core as pollgate's
+ * own protocol. Each SockJS session is one upstream WebSocket.
+ */
+#ifndef SOCKJS_H
+#define SOCKJS_H
+
+#include <stddef.h>
+#include "gw_config.h"
+#include "transport_sockjs.h"
+
+struct evhttp_request;
+struct event_base;
+struct session_table;
+
+struct sockjs_ctx {
+    struct event_base *base;
+    const struct gw_config *cfg;
+    struct session_table *sessions;
+    const struct timeval *tv_heartbeat;
+    struct sockjs_tctx tctx;   /* what the sinks keep a pointer to */
+};
+
+/* Is path under the SockJS base of a route? Sets *route_idx and *rest
+ * (what follows the base: "", "/", "/info", ...). Longest base wins. */
+const struct gw_route *sockjs_match(const struct gw_config *cfg,
+                                    const char *path, size_t *route_idx,
+                                    const char **rest);
+
+/* Answer a request under a route's SockJS base. */
+void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+                   const struct gw_route *r, size_t route_idx,
+                   const char *rest);
+
+#endif

@@ -1,0 +1,45 @@
+/*
+ * transport_sockjs.h - the SockJS receiving transports (internal to the
+ * SockJS front: sockjs_front.c creates a sink per receiving request).
+ */
+#ifndef TRANSPORT_SOCKJS_H
+#define TRANSPORT_SOCKJS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include "framing_sockjs.h"
+
+struct evhttp_request;
+struct event_base;
+struct session;
+struct session_sink;
+struct sjs_sink;
+
+struct sockjs_tctx {
+    struct event_base *base;
+    const struct timeval *tv_heartbeat;
+};
+
+struct sjs_transport {
+    const char *name;          /* "xhr", "xhr_streaming", ... */
+    const char *content_type;
+    enum sockjs_wrap wrap;
+    bool streaming;
+    bool post;                 /* POST (else GET) */
+    bool callback;             /* needs ?c= */
+};
+
+/* New sink for a receiving request; streaming transports start the
+ * response (headers + prelude) now. NULL on ENOMEM (nothing sent). */
+struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
+                         struct evhttp_request *req,
+                         const struct sjs_transport *tr, const char *callback,
+                         uint64_t limit);
+struct session_sink *sjs_sink(struct sjs_sink *k);
+/* Attach to s (opener: wait for the upstream handshake, then "o"). */
+void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
+               struct session *s, bool opener);
+/* Answer one frame (a close, 2010, ...) and finish. */
+void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame);
+
+#endif

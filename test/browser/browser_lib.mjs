@@ -1,0 +1,226 @@
+// browser_lib.mjs - helpers for the browser suite (test/browser/*.test.mjs):
+//
+//  launchBrowser(t)   headless Debian Chromium driven by npm playwright-core
+//                     (a fresh profile, closed in t.after)
+//  newPage(browser, t, o)  a page in a context of its own whose window has no
+//                     WebSocket (and, with o.noEventSource, no EventSource)
+//                     before any script runs; every console line, page error
+//                     and request of the page and its frames goes to page.log
+//  withLog(page, fn)  runs fn; on failure appends what the browser saw
+//  startDemoUpstream(t)  the shipped contrib/demo/upstream.mjs on a free port
+//  startStatic(t, routes)  a small HTTP server for pages from another origin
+//  startCutProxy(t, port)  a TCP relay in front of the gateway whose
+//                     connections can all be cut (a dropped network)
+//
+// The gateway and the controllable upstream come from the integration
+// suite's helpers (../integration/bridge_lib.mjs), imported as they are.
+
+import http from 'node:http';
+import net from 'node:net';
+import { existsSync, mkdirSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+import {
+  SRCDIR, BUILDDIR, startProcess, withTimeout, listen, trackSockets, freePort, sleep,
+} from '../integration/lib.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+
+export const CHROMIUM = process.env.POLLGATE_CHROMIUM || '/usr/bin/chromium';
+export const WWW_DIR = path.join(SRCDIR, 'contrib', 'www');
+export const DEMO_UPSTREAM = path.join(SRCDIR, 'contrib', 'demo', 'upstream.mjs');
+export const SOCKJS_MIN_JS = path.join(SRCDIR, 'test', 'node_modules', 'sockjs-client', 'dist', 'sockjs.min.js');
+/** Where screenshots go (gitignored test/output/ of the build tree). */
+export const OUTPUT_DIR = process.env.POLLGATE_OUTPUT_DIR || path.join(BUILDDIR, 'test', 'output');
+
+const CHROMIUM_ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+];
+
+// ------------------------------------------------------------------ browser
+
+/** Launch Chromium (fresh temporary profile); closed after test t. */
+export async function launchBrowser(t) {
+  if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install chromium)`);
+  const browser = await withTimeout(chromium.launch({
+    executablePath: CHROMIUM,
+    headless: true,
+    args: CHROMIUM_ARGS,
+    timeout: 30000,
+  }), 35000, 'Chromium start');
+  t.after(() => withTimeout(browser.close(), 10000, 'Chromium close').catch(() => {}));
+  return browser;
+}
+
+/**
+ * A page in a fresh context. o: { noEventSource, viewport }.
+ * window.WebSocket is gone before any script of any frame runs.
+ * page.log: [string] - console, page errors, requests and their outcome.
+ */
+export async function newPage(browser, t, o = {}) {
+  const context = await browser.newContext({ viewport: o.viewport || { width: 900, height: 560 } });
+  t.after(() => withTimeout(context.close(), 10000, 'context close').catch(() => {}));
+  context.setDefaultTimeout(10000);
+  await context.addInitScript((noEventSource) => {
+    delete window.WebSocket;
+    window.WebSocket = undefined;
+    if (noEventSource) {
+      delete window.EventSource;
+      window.EventSource = undefined;
+    }
+  }, !!o.noEventSource);
+  const page = await context.newPage();
+  const t0 = Date.now();
+  const log = [];
+  const add = (s) => {
+    log.push(`+${String(Date.now() - t0).padStart(5)} ms ${s}`);
+    if (log.length > 2000) log.splice(0, 500);
+  };
+  const short = (u) => (u.length > 160 ? u.slice(0, 160) + '...' : u);
+  page.on('console', (m) => add(`console.${m.type()}: ${m.text()}`));
+  page.on('pageerror', (e) => add(`pageerror: ${e.message}`));
+  page.on('request', (r) => add(`request ${r.method()} ${short(r.url())}`));
+  page.on('response', (r) => add(`response ${r.status()} ${r.request().method()} ${short(r.url())}`));
+  page.on('requestfailed', (r) => add(`requestfailed ${r.method()} ${short(r.url())}: ${r.failure()?.errorText}`));
+  page.on('requestfinished', (r) => { if (/sockjs|sessions/.test(r.url())) add(`finished ${r.method()} ${short(r.url())}`); });
+  page.log = log;
+  return page;
+}
+
+/** Run fn(); if it throws, add the page logs (last lines) to the error. */
+export async function withLog(pages, fn) {
+  try {
+    return await fn();
+  } catch (e) {
+    const list = Array.isArray(pages) ? pages : [pages];
+    let extra = '';
+    list.forEach((p, i) => {
+      const lines = p.log.slice(-80);
+      extra += `\n--- browser log of page ${i} (${p.log.length} lines, last ${lines.length}) ---\n${lines.join('\n')}`;
+    });
+    if (e && typeof e === 'object' && 'message' in e) {
+      e.message += extra;
+      if (e.stack) e.stack = `${e.stack}${extra}`;
+      throw e;
+    }
+    throw new Error(String(e) + extra);
+  }
+}
+
+export function outputPath(name) {
+  mkdirSync(OUTPUT_DIR, { recursive: true });
+  return path.join(OUTPUT_DIR, name);
+}
+
+// ------------------------------------------------------------------ demo upstream
+
+/**
+ * Start contrib/demo/upstream.mjs (npm ws from contrib/demo or test/) on a
+ * free port of 127.0.0.1. Resolves to { port, url(path), proc }.
+ */
+export async function startDemoUpstream(t) {
+  let lastErr;
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const port = await freePort();
+    const proc = startProcess(t, process.execPath,
+      ['--import', path.join(here, 'resolve_ws.mjs'), DEMO_UPSTREAM, '--port', String(port), '--host', '127.0.0.1'],
+      { timeoutMs: 170000 });
+    let err = '';
+    let exited = false;
+    proc.child.stderr.on('data', (d) => { err += d; });
+    proc.done.then(() => { exited = true; });
+    const t0 = Date.now();
+    while (Date.now() - t0 < 10000 && !exited && !/listening on/.test(err)) await sleep(20);
+    if (/listening on/.test(err) && !exited) {
+      return { port, url: (p = '/chat') => `ws://127.0.0.1:${port}${p}`, proc, stderr: () => err };
+    }
+    proc.child.kill('SIGKILL');
+    lastErr = new Error(`demo upstream did not start: ${err.slice(-2000)}`);
+    if (!/EADDRINUSE/.test(err)) break;
+  }
+  throw lastErr;
+}
+
+// ------------------------------------------------------------------ static pages
+
+/**
+ * A tiny HTTP server on 127.0.0.1: routes maps a path to
+ * { type, body (string|Buffer) }; anything else is 404. Closed after t.
+ * Resolves to { port, origin, url(path), hits: [paths] }.
+ */
+export async function startStatic(t, routes) {
+  const hits = [];
+  const server = trackSockets(http.createServer((req, res) => {
+    const p = new URL(req.url, 'http://x').pathname;
+    hits.push(p);
+    const r = routes[p];
+    if (!r) {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found');
+      return;
+    }
+    res.writeHead(200, { 'content-type': r.type, 'cache-control': 'no-store' }).end(r.body);
+  }));
+  const port = await listen(t, server);
+  return {
+    port,
+    origin: `http://127.0.0.1:${port}`,
+    url: (p) => `http://127.0.0.1:${port}${p}`,
+    hits,
+  };
+}
+
+// ------------------------------------------------------------------ network cut
+
+/**
+ * A TCP relay 127.0.0.1:<port> -> 127.0.0.1:targetPort. cut() resets every
+ * relayed connection (both sides) and resets new ones until restore(): what
+ * the browser and the gateway see when the network in between drops.
+ * (Chromium's offline emulation alone does not end requests already in
+ * flight, such as an open EventSource stream.)
+ * Resolves to { port, url(path), cut(), restore(), accepted, refused }.
+ */
+export async function startCutProxy(t, targetPort) {
+  const open = new Set();
+  const kill = (s) => {
+    if (s.destroyed) return;
+    if (typeof s.resetAndDestroy === 'function' && s.readyState !== 'opening') s.resetAndDestroy();
+    else s.destroy();
+  };
+  const proxy = {
+    port: 0,
+    down: false,
+    accepted: 0,
+    refused: 0,
+    url: (p) => `http://127.0.0.1:${proxy.port}${p}`,
+    cut() {
+      proxy.down = true;
+      for (const s of open) kill(s);
+    },
+    restore() { proxy.down = false; },
+  };
+  const server = net.createServer((c) => {
+    c.on('error', () => {});
+    if (proxy.down) {
+      proxy.refused++;
+      kill(c);
+      return;
+    }
+    proxy.accepted++;
+    const u = net.connect(targetPort, '127.0.0.1');
+    u.on('error', () => {});
+    for (const [a, b] of [[c, u], [u, c]]) {
+      open.add(a);
+      a.on('close', () => {
+        open.delete(a);
+        kill(b);
+      });
+      a.pipe(b);
+    }
+  });
+  proxy.port = await listen(t, trackSockets(server));
+  t.after(() => { for (const s of open) s.destroy(); });
+  return proxy;
+}

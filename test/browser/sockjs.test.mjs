@@ -1,0 +1,222 @@
+// sockjs.test.mjs - an unmodified sockjs-client (npm sockjs-client, its
+// browser build dist/sockjs.min.js) in headless Chromium, with
+// window.WebSocket removed, using pollgate as its SockJS server, one
+// transport at a time, in front of a plain WebSocket echo upstream.
+//
+// The page comes from another origin (a small HTTP server on another port
+// that serves it and sockjs.min.js), so the XHR transports go through CORS
+// and the iframe transports load pollgate's iframe page, which loads
+// sockjs.min.js back from the page server (sockjs_url).
+//
+// For each transport: `sock.transport` after open is that transport; short,
+// unicode (escaping-prone: U+2028, NUL, quotes, </script>...) and ~20 KB
+// messages echo back exactly and reach the upstream exactly; a burst pushed
+// by the upstream arrives in order (response_limit is small, so streaming
+// responses are renewed on the way); sock.close() ends the upstream socket
+// after disconnect_delay; an upstream close reaches the browser after the
+// message sent before it, with its code and reason.
+
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+
+import { launchBrowser, newPage, withLog, startStatic, SOCKJS_MIN_JS } from './browser_lib.mjs';
+import { startGateway, startUpstream, request, withTimeout } from '../integration/bridge_lib.mjs';
+
+const TRANSPORTS = [
+  'xhr-streaming',
+  'xhr-polling',
+  'eventsource',
+  'iframe-eventsource',
+  'iframe-htmlfile',
+  'iframe-xhr-polling',
+  'jsonp-polling',
+];
+
+const SHORT = Array.from({ length: 10 }, (_, i) => `message ${i + 1}`);
+
+const UNICODE = [
+  'zażółć gęślą jaźń',
+  '日本語のテキスト、中文、한국어',
+  'emoji 😀🎉👍🏽 and a flag 🇵🇱',
+  'rtl: שלום עולם — مرحبا بالعالم',
+  'combining: e\u0301 a\u0308 o\u0328',
+  'quotes " \' ` backslash \\ slash / and </script><script>parent.x=1</script>',
+  'line\nbreaks\r\nand\ttabs',
+  'separators \u2028 \u2029, bom \ufeff, zero-width \u200b\u200c\u200d, \u00ad soft hyphen',
+  'controls \u0001\u0008\u000b\u000c\u001f\u007f\u0085',
+  'nul \u0000 inside',
+  'private use \ue000 and noncharacter-free astral 𝄞 𠜎',
+  '',
+  '[]{}:,"\\u0041 looks like an escape',
+];
+
+function bigMessage() {
+  let s = '';
+  for (let i = 0; Buffer.byteLength(s) < 20 * 1024; i++) {
+    s += `line ${i}: "quoted" \\back\\slash — żółw 🐢 \u2028 </script> ${'x'.repeat(i % 17)}\n`;
+  }
+  return s;
+}
+const BIG = bigMessage();
+
+const PAGE = `<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>sockjs-client test page</title></head>
+<body><h1>sockjs-client test page</h1>
+<script src="/sockjs.min.js"></script>
+</body></html>
+`;
+
+/** Assert two lists of strings are equal, describing the first difference briefly. */
+function sameTexts(got, want, what) {
+  const show = (s) => (s === undefined ? 'undefined' :
+    `${JSON.stringify(s.length > 100 ? s.slice(0, 100) + '...' : s)} (${s.length} chars)`);
+  if (got.length === want.length && got.every((g, i) => g === want[i])) return;
+  const lines = [`${what}: got ${got.length} messages, want ${want.length}`];
+  for (let i = 0; i < Math.max(got.length, want.length) && lines.length < 8; i++) {
+    if (got[i] === want[i]) continue;
+    let at = 0;
+    const g = got[i] ?? '';
+    const w = want[i] ?? '';
+    while (at < g.length && at < w.length && g[at] === w[at]) at++;
+    lines.push(`  [${i}] got ${show(got[i])}\n       want ${show(want[i])}\n       first difference at char ${at}: ` +
+      `got ${JSON.stringify(g.slice(at, at + 20))}, want ${JSON.stringify(w.slice(at, at + 20))}`);
+  }
+  assert.fail(lines.join('\n'));
+}
+
+test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport at a time',
+  { timeout: 110000 }, async (t) => {
+    const sockjsJs = readFileSync(SOCKJS_MIN_JS);
+    const site = await startStatic(t, {
+      '/': { type: 'text/html; charset=utf-8', body: PAGE },
+      '/sockjs.min.js': { type: 'application/javascript; charset=utf-8', body: sockjsJs },
+    });
+    const up = await startUpstream(t, {
+      onConnection: (c) => c.ws.on('message', (data, isBinary) => {
+        if (c.ws.readyState === 1) c.ws.send(data, { binary: isBinary });
+      }),
+    });
+    const gw = await startGateway(t, {
+      gateway: { max_body: '1MiB' },
+      session: { heartbeat: '2s', poll_timeout: '5s', idle_timeout: '10s' },
+      routes: [{
+        name: 'echo',
+        path: '/echo',
+        up,
+        upstreamPath: '/echo',
+        origins: '*',
+        extra: {
+          sockjs: 'on',
+          sockjs_url: site.url('/sockjs.min.js'),
+          response_limit: '4KiB',
+          disconnect_delay: '1s',
+        },
+      }],
+    });
+    up.reset();
+    const sockjsUrl = gw.url('/echo/sockjs');
+    const browser = await launchBrowser(t);
+
+    await t.test('GET /echo/sockjs/info answers as SockJS 0.3 does', { timeout: 10000 }, async () => {
+      const r = await request(`${sockjsUrl}/info`, { headers: { origin: site.origin }, timeoutMs: 5000 });
+      assert.equal(r.status, 200, `GET ${sockjsUrl}/info: ${r.status} ${r.text.slice(0, 300)}`);
+      const info = JSON.parse(r.text);
+      assert.equal(typeof info.websocket, 'boolean', r.text);
+      assert.equal(typeof info.cookie_needed, 'boolean', r.text);
+      assert.ok(Array.isArray(info.origins), r.text);
+      assert.equal(typeof info.entropy, 'number', r.text);
+      assert.equal(r.headers['access-control-allow-origin'], site.origin);
+    });
+
+    /** Open a SockJS connection in the page (state in window.sjs[i]). */
+    async function openSock(page, transport) {
+      const i = await page.evaluate(({ url, transport }) => {
+        window.sjs = window.sjs || [];
+        const st = { open: false, transport: null, messages: [], close: null, events: [] };
+        const sock = new window.SockJS(url, null, { transports: [transport] });
+        st.sock = sock;
+        sock.onopen = () => { st.open = true; st.transport = sock.transport; st.events.push('open'); };
+        sock.onmessage = (e) => { st.messages.push(e.data); };
+        sock.onclose = (e) => {
+          st.close = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+          st.events.push(`close ${e.code} ${e.reason}`);
+        };
+        window.sjs.push(st);
+        return window.sjs.length - 1;
+      }, { url: sockjsUrl, transport });
+      await page.waitForFunction((i) => window.sjs[i].open || window.sjs[i].close, i, { timeout: 15000 });
+      const s = await page.evaluate((i) => ({ open: window.sjs[i].open, transport: window.sjs[i].transport, close: window.sjs[i].close }), i);
+      assert.ok(s.open, `SockJS(${transport}) did not open: onclose ${JSON.stringify(s.close)}`);
+      assert.equal(s.transport, transport, 'sock.transport after open');
+      return i;
+    }
+
+    const received = (page, i) => page.evaluate((i) => window.sjs[i].messages, i);
+    const waitReceived = (page, i, n, ms, what) => page.waitForFunction(({ i, n }) =>
+      window.sjs[i].messages.length >= n || window.sjs[i].close, { i, n }, { timeout: ms })
+      .catch((e) => { throw new Error(`${what}: ${e.message.split('\n')[0]}`); });
+
+    /** Send list from the page; check the upstream got it and the echo came back. */
+    async function roundTrip(page, i, conn, list, what) {
+      const base = (await received(page, i)).length;
+      const upBase = conn.messages.length;
+      await page.evaluate(({ i, list }) => { for (const m of list) window.sjs[i].sock.send(m); }, { i, list });
+      await conn.waitMessages(upBase + list.length, 10000);
+      const upGot = conn.messages.slice(upBase);
+      assert.ok(upGot.every((m) => !m.binary), `${what}: the upstream got text frames`);
+      sameTexts(upGot.map((m) => m.data.toString('utf8')), list, `${what}: what the upstream received`);
+      await waitReceived(page, i, base + list.length, 10000, `${what}: echoes in the browser`);
+      sameTexts((await received(page, i)).slice(base), list, `${what}: echoes the browser received`);
+    }
+
+    for (const transport of TRANSPORTS) {
+      await t.test(transport, { timeout: 40000 }, async (st) => {
+        const page = await newPage(browser, st);
+        await withLog(page, async () => {
+          const res = await page.goto(site.url('/'), { timeout: 10000 });
+          assert.equal(res.status(), 200);
+          assert.equal(await page.evaluate(() => typeof window.WebSocket), 'undefined');
+          assert.equal(await page.evaluate(() => typeof window.SockJS), 'function');
+
+          const first = up.conns.length;
+          const i = await openSock(page, transport);
+          const conn = await up.conn(first, 5000);
+
+          await roundTrip(page, i, conn, SHORT, 'short messages');
+          await roundTrip(page, i, conn, UNICODE, 'unicode messages');
+          await roundTrip(page, i, conn, [BIG], `one ${Buffer.byteLength(BIG)}-byte message`);
+
+          // a burst pushed by the upstream (more than response_limit in all)
+          const burst = Array.from({ length: 60 }, (_, k) => `push ${k + 1} ${'p'.repeat(100)}`);
+          const base = (await received(page, i)).length;
+          await conn.sendAll(burst);
+          await waitReceived(page, i, base + burst.length, 10000, 'burst from the upstream');
+          sameTexts((await received(page, i)).slice(base), burst, 'burst from the upstream');
+
+          // the browser closes: the upstream socket ends after disconnect_delay
+          const t0 = Date.now();
+          await page.evaluate((i) => window.sjs[i].sock.close(), i);
+          const c1 = await page.evaluate((i) => window.sjs[i].close, i);
+          assert.equal(c1?.code, 1000, `onclose after sock.close(): ${JSON.stringify(c1)}`);
+
+          // meanwhile a second connection: the upstream says something, then closes
+          const j = await openSock(page, transport);
+          const conn2 = await up.conn(first + 1, 5000);
+          await conn2.send('last words');
+          await conn2.closeWith(4001, 'bye from upstream');
+          await page.waitForFunction((j) => window.sjs[j].close, j, { timeout: 10000 });
+          const s2 = await page.evaluate((j) => ({ messages: window.sjs[j].messages, close: window.sjs[j].close }), j);
+          sameTexts(s2.messages, ['last words'], 'messages before the upstream close');
+          assert.deepEqual(s2.close, { code: 4001, reason: 'bye from upstream', wasClean: true },
+            'onclose after the upstream closed with 4001');
+
+          const cl = await conn.waitClose(10000);
+          st.diagnostic(`upstream of the closed SockJS session ended ${Date.now() - t0} ms after sock.close() with ${JSON.stringify(cl)}`);
+          assert.equal(up.conns.length, first + 2, 'one upstream connection per SockJS session');
+          const recv = page.log.filter((l) => /^\S+ +\S+ ms request \S+ .*\/echo\/sockjs\/[^/]+\/[^/]+\/(xhr_streaming|xhr|eventsource|htmlfile|jsonp)\b/.test(l));
+          st.diagnostic(`receiving requests: ${recv.length}`);
+        });
+      });
+    }
+  });

@@ -114,8 +114,10 @@ static void shorten_controls(struct gw_buf *b, size_t from)
             w += 2;
             r += 6;
         } else {
-            if (w)
-                memmove(w, r, n), w += n;
+            if (w) {
+                memmove(w, r, n);
+                w += n;
+            }
             r += n;
         }
         if (w) { /* copy the plain run up to the next backslash */

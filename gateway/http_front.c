@@ -45,18 +45,6 @@ struct http_front {
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *query_get(struct evhttp_request *req, const char *key,
-                             struct evkeyvalq *params)
-{
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-    const char *q = u ? evhttp_uri_get_query(u) : NULL;
-    if (!q)
-        return NULL;
-    if (TAILQ_EMPTY(params) && evhttp_parse_query_str(q, params) != 0)
-        return NULL;
-    return evhttp_find_header(params, key);
-}
-
 static const char *in_header(struct evhttp_request *req, const char *name)
 {
     return evhttp_find_header(evhttp_request_get_input_headers(req), name);
@@ -68,16 +56,6 @@ static void out_header(struct evhttp_request *req, const char *name,
     evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
 }
 
-/* Host part of "scheme://host[:port]" compared with the Host header. */
-static bool same_origin(const char *origin, const char *host)
-{
-    const char *p = strstr(origin, "://");
-    if (!p || !host)
-        return false;
-    p += 3;
-    return strcasecmp(p, host) == 0;
-}
-
 /*
  * CORS for a route request. Adds the response headers for an allowed
  * Origin; answers 403 and returns false for a present but refused one.
@@ -87,12 +65,7 @@ static bool cors_check(struct evhttp_request *req, const struct gw_route *r)
     const char *origin = in_header(req, "Origin");
     if (!origin)
         return true;
-    bool ok = r->origins_any;
-    for (size_t i = 0; !ok && i < r->n_origins; i++)
-        ok = strcasecmp(r->origins[i], origin) == 0;
-    if (!ok && r->n_origins == 0 && !r->origins_any)
-        ok = same_origin(origin, in_header(req, "Host"));
-    if (!ok) {
+    if (!http_origin_allowed(r, origin, in_header(req, "Host"))) {
         log_info("%s: origin %s refused on route %s", http_client_addr(req),
                  origin, r->name);
         http_reply_error(req, 403, "origin_not_allowed",
@@ -314,25 +287,23 @@ static void handle_open(struct http_front *f, struct evhttp_request *req,
         .binary_policy = -1,
     };
     struct session *s = NULL;
-    switch (session_open(f->sessions, &p, &s)) {
+    enum session_open_err rc = session_open(f->sessions, &p, &s);
+    switch (rc) {
     case SESSION_OPEN_OK:
         break;
     case SESSION_OPEN_FULL:
+    case SESSION_OPEN_CLIENT_FULL: {
+        bool mine = rc == SESSION_OPEN_CLIENT_FULL;
         free(o);
         out_header(req, "Retry-After", "5");
-        log_warn("%s: max_sessions (%llu) reached", addr,
-                 (unsigned long long)f->cfg->max_sessions);
-        http_reply_error(req, 503, "too_many_sessions",
-                         "the gateway is at its session limit");
+        log_warn("%s: %s reached", addr,
+                 mine ? "max_sessions_per_client" : "max_sessions (or descriptors)");
+        http_reply_error(req, 503, mine ? "too_many_sessions_for_client"
+                                        : "too_many_sessions",
+                         mine ? "too many sessions from your address"
+                              : "the gateway is at its session limit");
         return;
-    case SESSION_OPEN_CLIENT_FULL:
-        free(o);
-        out_header(req, "Retry-After", "5");
-        log_warn("%s: max_sessions_per_client (%llu) reached", addr,
-                 (unsigned long long)f->cfg->max_sessions_per_client);
-        http_reply_error(req, 503, "too_many_sessions_for_client",
-                         "too many sessions from your address");
-        return;
+    }
     case SESSION_OPEN_FAILED:
     default:
         free(o);
@@ -483,9 +454,9 @@ static void handle_session_request(struct http_front *f,
     uint64_t ack = 0;
     const char *v = NULL;
     if (is_poll || is_ack)
-        v = query_get(req, "ack", &params);
+        v = http_query(req, &params, "ack");
     else if (is_events) {
-        v = query_get(req, "last_event_id", &params);
+        v = http_query(req, &params, "last_event_id");
         if (!v)
             v = in_header(req, "Last-Event-ID");
     }

@@ -4,6 +4,8 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -92,6 +94,32 @@ void http_reply_empty(struct evhttp_request *req, int status)
 {
     http_add_common_headers(req);
     evhttp_send_reply(req, status, http_reason(status), NULL);
+}
+
+bool http_origin_allowed(const struct gw_route *r, const char *origin,
+                         const char *host)
+{
+    if (r->origins_any)
+        return true;
+    for (size_t i = 0; i < r->n_origins; i++)
+        if (strcasecmp(r->origins[i], origin) == 0)
+            return true;
+    if (r->n_origins)
+        return false;
+    const char *p = strstr(origin, "://");
+    return p && host && strcasecmp(p + 3, host) == 0;
+}
+
+const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
+                       const char *key)
+{
+    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
+    const char *q = u ? evhttp_uri_get_query(u) : NULL;
+    if (!q)
+        return NULL;
+    if (TAILQ_EMPTY(params) && evhttp_parse_query_str(q, params) != 0)
+        return NULL;
+    return evhttp_find_header(params, key);
 }
 
 const char *http_client_addr(struct evhttp_request *req)

@@ -35,7 +35,9 @@ struct session {
     bool on_pause_list;            /* paused by the global budget */
     bool released;
     bool has_send_seq;
-    bool keep_failed;              /* failed open: stay as a tombstone */
+    bool keep_failed;              /* SockJS: a failed open leaves a
+                                      tombstone; idle sessions are reaped */
+    bool unlinked;                 /* out of the table, upstream closing */
     uint16_t close_code;
     int binary_policy;             /* -1 = pass, else enum gw_sockjs_binary */
     const struct timeval *tv_idle; /* idle and tombstone period */
@@ -67,6 +69,8 @@ struct session_table {
     const struct timeval *tv_idle, *tv_life;
     struct session_list pause_list; /* paused for the global budget */
     struct session *graveyard;      /* released, freed from the loop */
+    struct session *unlinked;       /* reaped, upstream still closing
+                                       (chained through next_id) */
     struct event *reaper;
     struct session_stats stats;
     uint64_t fd_capacity;
@@ -312,7 +316,15 @@ static void session_release(struct session *s)
     }
     t->stats.buffered_bytes -= s->q.bytes;
     session_queue_clear(&s->q);
-    table_remove(t, s);
+    if (s->unlinked) {
+        for (struct session **pp = &t->unlinked; *pp; pp = &(*pp)->next_id)
+            if (*pp == s) {
+                *pp = s->next_id;
+                break;
+            }
+    } else {
+        table_remove(t, s);
+    }
     event_del(&s->timer);
     if (s->life) {
         event_free(s->life);
@@ -515,6 +527,10 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         if (s->sink)
             s->sink->ops->wake(s->sink);
     }
+    if (s->unlinked) {
+        session_release(s);  /* reaped already: its upstream is closed now */
+        return;
+    }
     /* The connection is over: let go of it now (freeing inside its own
      * callback is allowed, ws_client defers it). */
     if (!s->released) {
@@ -543,9 +559,21 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         set_close(s, WS_CLOSE_GOING_AWAY, "idle timeout", 12);
         ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
+        if (s->keep_failed) {
+            /* SockJS: reaped now (a new request with this id starts a new
+             * session); the struct lives until the close handshake ends */
+            event_del(&s->timer);
+            table_remove(s->t, s);
+            s->unlinked = true;
+            s->next_id = s->t->unlinked;
+            s->t->unlinked = s;
+        }
         break;
     case SESSION_CLOSED:
-        session_finish(s);
+        if (s->keep_failed)
+            session_release(s);
+        else
+            session_finish(s);
         break;
     case SESSION_FINISHED:
         session_release(s);
@@ -885,6 +913,8 @@ void session_table_free(struct session_table *t)
             }
         }
     }
+    while (t->unlinked)
+        session_release(t->unlinked);
     if (t->reaper) {
         reaper_cb(-1, 0, t);
         event_free(t->reaper);

@@ -68,12 +68,6 @@ static void no_cache(struct evhttp_request *req)
     out_header(req, "Cache-Control", SJS_NO_CACHE);
 }
 
-static bool same_origin(const char *origin, const char *host)
-{
-    const char *p = strstr(origin, "://");
-    return p && host && strcasecmp(p + 3, host) == 0;
-}
-
 /*
  * CORS as the reference server does it (echo the Origin with credentials,
  * "*" without one), restricted by the route's origins list: "*" allows
@@ -83,12 +77,11 @@ static bool same_origin(const char *origin, const char *host)
 static bool cors(struct evhttp_request *req, const struct gw_route *r)
 {
     const char *origin = in_header(req, "Origin");
-    if (origin && strcmp(origin, "null") != 0) {
-        bool ok = r->origins_any;
-        for (size_t i = 0; !ok && i < r->n_origins; i++)
-            ok = strcasecmp(r->origins[i], origin) == 0;
-        if (!ok && !r->origins_any && r->n_origins == 0)
-            ok = same_origin(origin, in_header(req, "Host"));
+    if (origin) {
+        /* "null" (sandboxed or file: pages) has no host: only "*" lets it in */
+        bool ok = strcmp(origin, "null") == 0
+                      ? r->origins_any
+                      : http_origin_allowed(r, origin, in_header(req, "Host"));
         if (!ok) {
             log_info("%s: origin %s refused on SockJS route %s",
                      http_client_addr(req), origin, r->name);
@@ -98,13 +91,14 @@ static bool cors(struct evhttp_request *req, const struct gw_route *r)
             return false;
         }
         out_header(req, "Access-Control-Allow-Origin", origin);
-        out_header(req, "Vary", "Origin");
+        out_header(req, "Access-Control-Allow-Credentials", "true");
     } else {
+        /* like the reference: any page, but then without credentials */
         out_header(req, "Access-Control-Allow-Origin", "*");
     }
-    out_header(req, "Access-Control-Allow-Credentials", "true");
+    out_header(req, "Vary", "Origin");
     const char *rh = in_header(req, "Access-Control-Request-Headers");
-    if (rh)
+    if (rh && *rh)
         out_header(req, "Access-Control-Allow-Headers", rh);
     return true;
 }
@@ -232,19 +226,6 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
 
 /* ------------------------------------------------------------ sessions */
 
-static const char *query_param(struct evhttp_request *req, struct evkeyvalq *q,
-                               const char *a, const char *b)
-{
-    const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
-    const char *qs = u ? evhttp_uri_get_query(u) : NULL;
-    if (!qs)
-        return NULL;
-    if (TAILQ_EMPTY(q) && evhttp_parse_query_str(qs, q) != 0)
-        return NULL;
-    const char *v = evhttp_find_header(q, a);
-    return v ? v : (b ? evhttp_find_header(q, b) : NULL);
-}
-
 static void close_frame_reply(const struct sockjs_ctx *ctx, struct sjs_sink *k,
                               uint16_t code, const char *reason)
 {
@@ -263,8 +244,9 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
     TAILQ_INIT(&q);
     const char *cb = NULL;
     if (tr->callback) {
-        cb = tr->wrap == SOCKJS_WRAP_JSONP ? query_param(req, &q, "c", "callback")
-                                           : query_param(req, &q, "c", NULL);
+        cb = http_query(req, &q, "c");
+        if (!cb && tr->wrap == SOCKJS_WRAP_JSONP)
+            cb = http_query(req, &q, "callback");
         if (!cb) {
             reply_text(req, 500, "text/plain; charset=UTF-8",
                        "\"callback\" parameter required");

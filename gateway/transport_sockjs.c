@@ -174,8 +174,11 @@ static void sjs_flush(struct sjs_sink *k)
     if (!scratch.len)
         return;
     if (!k->tr->streaming) {
-        if (closing)
+        if (closing) {
+            /* let go first: finishing the session detaches its sink */
+            session_detach(s, &k->k);
             session_close_delivered(s);
+        }
         sjs_reply_once(k, &scratch);
         return;
     }

@@ -204,28 +204,6 @@ static int mask_key_next(uint8_t key[4])
     return 0;
 }
 
-/* dst = src ^ key (rotated to offset); 8 bytes at a time. Returns the new
- * offset. */
-static size_t copy_masked(uint8_t *dst, const uint8_t *src, size_t n,
-                          const uint8_t key[4], size_t offset)
-{
-    uint8_t k8[8];
-    for (size_t i = 0; i < 8; i++)
-        k8[i] = key[(offset + i) & 3];
-    uint64_t k;
-    memcpy(&k, k8, 8);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t w;
-        memcpy(&w, src + i, 8);
-        w ^= k;
-        memcpy(dst + i, &w, 8);
-    }
-    for (; i < n; i++)
-        dst[i] = src[i] ^ k8[i & 7];
-    return offset + n;
-}
-
 /* ------------------------------------------------------------- frames out */
 
 /*
@@ -264,7 +242,7 @@ static int write_frame(struct ws_client *c, enum ws_opcode op,
         }
         if (hdone == hlen && used < room && pdone < len) {
             size_t k = len - pdone < room - used ? len - pdone : room - used;
-            moff = copy_masked(dst + used, src + pdone, k, key, moff);
+            moff = ws_frame_mask_copy(dst + used, src + pdone, k, key, moff);
             pdone += k;
             used += k;
         }

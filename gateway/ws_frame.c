@@ -77,6 +77,12 @@ size_t ws_frame_write_header(uint8_t *out, bool fin, enum ws_opcode op,
 size_t ws_frame_mask(uint8_t *data, size_t len, const uint8_t mask[4],
                      size_t offset)
 {
+    return ws_frame_mask_copy(data, data, len, mask, offset);
+}
+
+size_t ws_frame_mask_copy(uint8_t *dst, const uint8_t *data, size_t len,
+                          const uint8_t mask[4], size_t offset)
+{
     /* The key rotated to this offset, twice: the mask has period 4, so
      * one 64-bit word masks 8 bytes at any position that is a multiple
      * of 8 from here. memcpy keeps it byte-order and alignment neutral. */
@@ -91,10 +97,10 @@ size_t ws_frame_mask(uint8_t *data, size_t len, const uint8_t mask[4],
         uint64_t w;
         memcpy(&w, data + i, 8);
         w ^= key;
-        memcpy(data + i, &w, 8);
+        memcpy(dst + i, &w, 8);
     }
     for (; i < len; i++)
-        data[i] ^= key8[i & 7];
+        dst[i] = data[i] ^ key8[i & 7];
     return offset + len;
 }
 

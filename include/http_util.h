@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+struct gw_route;
 struct evhttp_request;
 struct evhttp_connection;
 struct evbuffer;
@@ -34,9 +35,24 @@ void http_reply_error(struct evhttp_request *req, int status,
 /* 204 No Content. */
 void http_reply_empty(struct evhttp_request *req, int status);
 
+/*
+ * May a page from origin use route r? "*" allows any, a list allows its
+ * entries, an empty list only the same origin (the Origin's host[:port]
+ * equals the request's Host).
+ */
+bool http_origin_allowed(const struct gw_route *r, const char *origin,
+                         const char *host);
+
+/* A query-string parameter, decoded; params is filled on first use (init
+ * it with TAILQ_INIT, free with evhttp_clear_headers). NULL if absent. */
+struct evkeyvalq;
+const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
+                       const char *key);
+
 /* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
 const char *http_client_addr(struct evhttp_request *req);
 
+struct gw_route;
 /*
  * The headers a new session sends in its upstream handshake: the route's
  * forward_headers present in the request, X-Forwarded-For (the incoming
@@ -45,7 +61,6 @@ const char *http_client_addr(struct evhttp_request *req);
  * Fills hdr (at most max entries, pointers borrowed from req and xff) and
  * returns how many. xff must hold xff_cap bytes.
  */
-struct gw_route;
 struct ws_header;
 size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
                             struct ws_header *hdr, size_t max, char *xff,

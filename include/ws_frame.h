@@ -63,6 +63,9 @@ size_t ws_frame_write_header(uint8_t *out, bool fin, enum ws_opcode op,
  */
 size_t ws_frame_mask(uint8_t *data, size_t len, const uint8_t mask[4],
                      size_t offset);
+/* The same, writing data ^ mask to dst (dst may equal data). */
+size_t ws_frame_mask_copy(uint8_t *dst, const uint8_t *data, size_t len,
+                          const uint8_t mask[4], size_t offset);
 
 /*
  * Build a close payload (2-byte code + reason, truncated to fit 125 bytes

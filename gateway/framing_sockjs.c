@@ -2,7 +2,7 @@
  * framing_sockjs.c - the SockJS protocol (0.3) as its reference server,
  * sockjs-node 0.3.24, writes and reads it: frames, per-transport wrapping
  * and preludes, the iframe page, callback names and send bodies. Pure: no
- * I/O; the transports (transport_sockjs_*) do the HTTP side.
+ * I/O; the SockJS transports do the HTTP side.
  *
  * Byte for byte with the reference, except where noted (each exception is
  * JSON- or HTML-equivalent for the client and closes a hole):
@@ -134,7 +134,8 @@ static void shorten_controls(struct gw_buf *b, size_t from)
     }
 }
 
-/* A JSON string as the reference's utils.quote writes it (see the top). */
+/* A JSON string as the reference's utils.quote writes it (see the top).
+ * The cap (out->max) is checked against the longer \u00xx form. */
 static int quote(struct gw_buf *out, const uint8_t *s, size_t n)
 {
     size_t start = out->len;
@@ -261,7 +262,11 @@ static int wrap_eventsource(struct gw_buf *out, const uint8_t *f, size_t n)
         return rc;
     memcpy(d, "data: ", 6);
     size_t o = 6;
-    for (size_t i = 0; i < n; i++) {
+    if (!special && n) { /* the usual case */
+        memcpy(d + o, f, n);
+        o += n;
+    }
+    for (size_t i = 0; special && i < n; i++) {
         uint8_t c = f[i];
         if (c == '%' || c == '\r' || c == '\n' || c == 0) {
             static const char hex[] = "0123456789ABCDEF";

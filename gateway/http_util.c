@@ -11,6 +11,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
 #include "framing.h"
@@ -120,6 +121,18 @@ const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
     if (TAILQ_EMPTY(params) && evhttp_parse_query_str(q, params) != 0)
         return NULL;
     return evhttp_find_header(params, key);
+}
+
+void http_stream_start(struct evhttp_request *req, int status)
+{
+    if (req->major < 1 || (req->major == 1 && req->minor < 1)) {
+        /* libevent 2.1 answers an HTTP/1.0 keep-alive request with
+         * "Content-Length: 0" for a stream: forget the keep-alive wish. */
+        evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection");
+        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
+                          "close");
+    }
+    evhttp_send_reply_start(req, status, http_reason(status));
 }
 
 const char *http_client_addr(struct evhttp_request *req)

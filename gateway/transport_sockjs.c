@@ -327,7 +327,7 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", tr->content_type);
     if (tr->streaming) {
-        evhttp_send_reply_start(req, 200, "OK");
+        http_stream_start(req, 200);
         struct gw_buf b = {0};
         switch (tr->wrap) {
         case SOCKJS_WRAP_EVENTSOURCE: sockjs_prelude_eventsource(&b); break;

@@ -204,7 +204,7 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     http_add_common_headers(req);
-    evhttp_send_reply_start(req, 200, "OK");
+    http_stream_start(req, 200);
 
     /* A new stream replays everything not acknowledged. */
     session_attach(s, &k->k);

@@ -49,6 +49,13 @@ struct evkeyvalq;
 const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
                        const char *key);
 
+/*
+ * Start a streaming response (evhttp_send_reply_start). An HTTP/1.0 stream
+ * has no chunking, so it can only end by closing the connection: say so
+ * (even if the client asked for keep-alive) so evhttp closes it at the end.
+ */
+void http_stream_start(struct evhttp_request *req, int status);
+
 /* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
 const char *http_client_addr(struct evhttp_request *req);
 

@@ -89,10 +89,75 @@ export async function startSockjsGateway(t, { routes, ups = [], gateway, session
     env,
   });
   for (const up of ups) up.reset();
+  gateways.set(t, gw);
   const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
   t.after(() => agent.destroy());
   gw.sockjs = (base, tt = t) => new SjEndpoint(tt, gw, base, agent);
   return gw;
+}
+
+const gateways = new WeakMap();
+const preStop = new WeakMap();
+
+/**
+ * Register, before anything else of test t, the teardown that runs first
+ * (t.after hooks run in registration order): the callbacks given to
+ * beforeGatewayStop (closing clients), then an orderly stop of the gateway
+ * (SIGTERM, clean exit and no sanitizer report asserted) - before the
+ * upstreams are torn down, as in a real shutdown.
+ */
+export function orderlyTeardown(t) {
+  preStop.set(t, []);
+  t.after(async () => {
+    for (const f of preStop.get(t)) await f();
+    const gw = gateways.get(t);
+    if (gw && !gw.stopped) await gw.stop();
+  });
+}
+
+/** Run fn at teardown before the gateway is stopped (see orderlyTeardown). */
+export function beforeGatewayStop(t, fn) {
+  const l = preStop.get(t);
+  if (!l) throw new Error('beforeGatewayStop: call orderlyTeardown(t) first');
+  l.push(fn);
+}
+
+/** The gateway started for test t by startSockjsGateway (or undefined). */
+export function gatewayOf(t) { return gateways.get(t); }
+
+/**
+ * If gw's process exited while the test was running (not by stop()): a text
+ * naming the exit and the sanitizer report (or the stderr tail). Else null.
+ */
+export async function crashReport(gw, waitMs = 300) {
+  if (!gw || gw.stopped) return null;
+  const r = await Promise.race([gw.proc.done, new Promise((res) => setTimeout(() => res(null), waitMs))]);
+  if (!r || gw.stopped) return null;
+  const err = r.stderr || '';
+  const i = err.search(/ERROR: AddressSanitizer|runtime error:|LeakSanitizer|AddressSanitizer:DEADLYSIGNAL/);
+  let tail = i >= 0 ? err.slice(i, i + 6000) : err.slice(-2000);
+  const shadow = tail.indexOf('Shadow bytes around');
+  if (shadow > 0) tail = tail.slice(0, shadow);
+  return `pollgate exited during the test (exit ${r.code}, signal ${r.signal}):\n${tail}`;
+}
+
+/**
+ * Wrap a test function so that, when it fails and the gateway of the test
+ * has died, the failure carries pollgate's sanitizer report (an error in a
+ * t.after hook is not shown once the test itself has failed).
+ */
+export function crashAware(fn) {
+  return async (t) => {
+    try {
+      await fn(t);
+    } catch (e) {
+      const rep = await crashReport(gateways.get(t));
+      if (!rep) throw e;
+      const ne = new Error(`${e && e.message}\n--- ${rep}`);
+      ne.cause = e;
+      throw ne;
+    }
+  };
 }
 
 // ------------------------------------------------------------------ frames

@@ -421,11 +421,24 @@ static void test_wrap_errors(void **state)
                      GW_EINVAL);
     assert_int_equal(sockjs_wrap(NULL, SOCKJS_WRAP_XHR, NULL, f, 1), GW_EINVAL);
     assert_buf_eq(&b, B("PRE"), "unchanged after errors");
+    /* an empty frame may be NULL */
+    static const char *const empty[] = {
+        "\n", "data: \r\n\r\n", "<script>\np(\"\");\n</script>\r\n",
+        "/**/cb(\"\");\r\n",
+    };
+    for (int w = SOCKJS_WRAP_XHR; w <= SOCKJS_WRAP_JSONP; w++) {
+        gw_buf_reset(&b);
+        assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)w, "cb", NULL, 0),
+                         0);
+        assert_buf_eq(&b, empty[w], strlen(empty[w]), "NULL empty frame");
+    }
+    gw_buf_reset(&b);
+    assert_int_equal(gw_buf_append(&b, "PRE", 3), 0);
     /* all or nothing at the cap, for every transport */
     for (int w = SOCKJS_WRAP_XHR; w <= SOCKJS_WRAP_JSONP; w++) {
         const uint8_t *fr = (const uint8_t *)"a[\"<\\/%\"]";
-        b.max = 3 + 10; /* less than any wrapped form needs */
-        assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)w, "cb", fr, 10),
+        b.max = 3 + 9; /* less than any wrapped form needs */
+        assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)w, "cb", fr, 9),
                          GW_ETOOBIG);
         assert_buf_eq(&b, B("PRE"), "cap");
     }

@@ -315,11 +315,7 @@ out:
 
 static void sjs_send_error(struct evhttp_request *req, int rc)
 {
-    const char *msg = rc == SOCKJS_SEND_BROKEN ? "Broken JSON encoding."
-                    : rc == SOCKJS_SEND_TOO_MANY ? "Too many messages."
-                    : rc == SOCKJS_SEND_NOMEM ? "Out of memory."
-                    : "Payload expected.";
-    reply_text(req, 500, "text/plain; charset=UTF-8", msg);
+    reply_text(req, 500, "text/plain; charset=UTF-8", sockjs_send_strerror(rc));
 }
 
 static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req,

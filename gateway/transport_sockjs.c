@@ -324,6 +324,13 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
         free(k);
         return NULL;
     }
+    /* Watch from the start: whatever this request ends up doing (a stream,
+     * one frame, a close frame), the browser may leave before it is done. */
+    if (http_watch_start(&k->watch, req, sjs_gone) < 0) {
+        event_free(k->heartbeat);
+        free(k);
+        return NULL;
+    }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", tr->content_type);
     if (tr->streaming) {
@@ -350,11 +357,6 @@ void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
     k->k.session = s;
     if (!opener)
         session_attach(s, &k->k);
-    if (http_watch_start(&k->watch, k->req, sjs_gone) < 0) {
-        if (!opener)
-            sjs_detach(&k->k, SESSION_DETACH_CLOSING);
-        return;
-    }
     event_add(k->heartbeat, ctx->tv_heartbeat);
     if (!opener)
         sjs_flush(k);

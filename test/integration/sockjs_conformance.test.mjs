@@ -14,13 +14,13 @@
 import { describe, it as nodeIt } from 'node:test';
 import assert from 'node:assert/strict';
 
-import { startUpstream, waitUntil } from './bridge_lib.mjs';
+import { startUpstream } from './bridge_lib.mjs';
 import { sleep, withTimeout, refusedPort } from './lib.mjs';
 import {
-  startEchoUpstream, sockjsRoute, startSockjsGateway, parseFrame, messagesOf, xhrFrames,
+  startEchoUpstream, sockjsRoute, startSockjsGateway, parseFrame, messagesOf,
   eventsourceFrames, htmlfileFrames, parseJsonp, randomId, assertContentType, assertNoCache,
-  assertCors, show, httpReq, rawHttp, rawReadMore, dechunk, parseHead, crashAware, orderlyTeardown,
-  PRELUDE_XHR, ANOTHER, NO_CACHE,
+  assertCors, show, rawHttp, rawReadMore, dechunk, parseHead, crashAware, orderlyTeardown,
+  PRELUDE_XHR, ANOTHER,
 } from './sockjs_lib.mjs';
 
 /** node:test's it, failures annotated with pollgate's crash report. */
@@ -918,6 +918,25 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     }
   });
 
+  it('close: an upstream vanishing without a close frame ends attached streams with c[...]; clean exit', async (t) => {
+    const { E, nextConn } = await setup(t);
+    for (const tr of ['xhr_streaming', 'eventsource', 'htmlfile']) {
+      const s = E().session();
+      const conn = nextConn();
+      const x = await s.stream(tr);
+      await x.waitFrames(1);
+      const c = await conn();
+      c.ws.terminate(); // TCP gone, no close frame
+      await x.waitEnd(5000);
+      const f = x.dataFrames().at(-1);
+      assert.equal(f.type, 'c', `${tr}: the stream ends with a close frame: ${JSON.stringify(x.dataFrames().map((y) => y.raw))}`);
+      assert.ok(f.code >= 1000 && f.code <= 4999, `${tr}: ${f.raw}`);
+      const again = await s.stream('xhr_streaming');
+      await again.waitEnd(5000);
+      assert.equal(again.text, PRELUDE_XHR + f.raw + '\n', `${tr}: the same close frame on the next request`);
+    }
+  });
+
   it('close: unreachable (refused) or refusing (HTTP 403) upstream -> c[1011,"<reason>"]', async (t) => {
     const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
     for (const base of ['/refused/sockjs', '/reject/sockjs']) {
@@ -1106,11 +1125,12 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
     const sid = randomId();
     const r = await rawHttp(t, port, `POST /close/sockjs/000/${sid}/xhr_streaming HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n`, { ms: 5000 });
-    assert.ok(!r.timedOut, `the connection must be closed after the close frame: ${JSON.stringify(r.raw.toString('latin1').slice(-200))}`);
     assert.ok(r.head && r.head.status === 200, r.raw.toString('latin1').slice(0, 300));
-    assert.equal(r.head.headers['transfer-encoding'], undefined, 'no Transfer-Encoding on HTTP/1.0');
-    assert.equal(r.head.headers['content-length'], undefined, 'no Content-Length on a stream');
+    const head = JSON.stringify(r.raw.subarray(0, r.head.headLength).toString('latin1'));
+    assert.equal(r.head.headers['transfer-encoding'], undefined, `no Transfer-Encoding on HTTP/1.0: ${head}`);
+    assert.equal(r.head.headers['content-length'], undefined, `no Content-Length on a stream: ${head}`);
     assert.equal(r.body.toString(), PRELUDE_XHR + 'o\n' + GO_AWAY + '\n');
+    assert.ok(!r.timedOut, `the connection must be closed after the close frame (the end of an HTTP/1.0 stream): ${head}`);
   });
 
   it('HTTP/1.1: xhr_streaming is chunked and ends with the last chunk', async (t) => {

@@ -98,20 +98,22 @@ export async function startSockjsGateway(t, { routes, ups = [], gateway, session
 
 const gateways = new WeakMap();
 const preStop = new WeakMap();
+const tornDown = new WeakSet();
 
 /**
- * Register, before anything else of test t, the teardown that runs first
- * (t.after hooks run in registration order): the callbacks given to
- * beforeGatewayStop (closing clients), then an orderly stop of the gateway
- * (SIGTERM, clean exit and no sanitizer report asserted) - before the
- * upstreams are torn down, as in a real shutdown.
+ * Prepare the orderly teardown of test t (call it before starting anything):
+ * first the callbacks given to beforeGatewayStop (closing clients), then a
+ * stop of the gateway (SIGTERM; clean exit and no sanitizer report asserted),
+ * and only then, through the t.after hooks of bridge_lib, the upstreams - as
+ * in a real shutdown. crashAware runs it at the end of the test body, so an
+ * unclean exit fails the test; a t.after hook registered here is the
+ * fallback and never throws (a throwing hook would skip the later ones and
+ * leave servers open).
  */
 export function orderlyTeardown(t) {
   preStop.set(t, []);
   t.after(async () => {
-    for (const f of preStop.get(t)) await f();
-    const gw = gateways.get(t);
-    if (gw && !gw.stopped) await gw.stop();
+    try { await runTeardown(t); } catch { /* reported by crashAware */ }
   });
 }
 
@@ -120,6 +122,16 @@ export function beforeGatewayStop(t, fn) {
   const l = preStop.get(t);
   if (!l) throw new Error('beforeGatewayStop: call orderlyTeardown(t) first');
   l.push(fn);
+}
+
+async function runTeardown(t) {
+  if (tornDown.has(t)) return;
+  tornDown.add(t);
+  for (const f of preStop.get(t) || []) {
+    try { await f(); } catch { /* best effort */ }
+  }
+  const gw = gateways.get(t);
+  if (gw && !gw.stopped) await gw.stop();
 }
 
 /** The gateway started for test t by startSockjsGateway (or undefined). */
@@ -142,9 +154,10 @@ export async function crashReport(gw, waitMs = 300) {
 }
 
 /**
- * Wrap a test function so that, when it fails and the gateway of the test
- * has died, the failure carries pollgate's sanitizer report (an error in a
- * t.after hook is not shown once the test itself has failed).
+ * Wrap a test function: after it, the orderly teardown (orderlyTeardown)
+ * runs inside the test, so a gateway that does not exit cleanly fails it;
+ * when the test fails and its gateway has died, the failure carries
+ * pollgate's sanitizer report.
  */
 export function crashAware(fn) {
   return async (t) => {
@@ -152,11 +165,13 @@ export function crashAware(fn) {
       await fn(t);
     } catch (e) {
       const rep = await crashReport(gateways.get(t));
+      try { await runTeardown(t); } catch { /* the test failed already */ }
       if (!rep) throw e;
       const ne = new Error(`${e && e.message}\n--- ${rep}`);
       ne.cause = e;
       throw ne;
     }
+    await runTeardown(t);
   };
 }
 

@@ -4,8 +4,8 @@
 #   contrib/dev.sh demo   install what is missing, build, start the demo
 #                         upstream and pollgate with conf/pollgate.ini
 #   contrib/dev.sh test   install what is missing, build with ASan/UBSan,
-#                         run every test (unit, integration, fuzz smoke,
-#                         distcheck); exits non-zero on any failure
+#                         run every test (unit, integration, browser, fuzz
+#                         smoke, distcheck); exits non-zero on any failure
 #   contrib/dev.sh deps   only install what is missing
 #
 # Installing is idempotent: packages already present are not touched and
@@ -19,7 +19,8 @@ JOBS="$(nproc 2>/dev/null || echo 2)"
 BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
   libssl-dev libjansson-dev libinih-dev libhttp-parser-dev openssl
   ca-certificates curl"
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev"
+# chromium: the browser tests (test/browser), driven by npm playwright-core
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -123,7 +124,8 @@ cmd_test() {
         done
         exit 1
     fi
-    cat "$BUILD"/asan/test/unit/*.log "$BUILD"/asan/test/integration/*.log 2>/dev/null |
+    cat "$BUILD"/asan/test/unit/*.log "$BUILD"/asan/test/integration/*.log \
+        "$BUILD"/asan/test/browser/*.log 2>/dev/null |
         grep -E '^(# (tests|pass|fail)|\[  (PASSED|FAILED)  \])' || true
     log "fuzz smoke (libFuzzer, ${FUZZ_SECONDS:-20}s per target)"
     build fuzz CC=clang --enable-fuzzing

@@ -1,5 +1,10 @@
 // browser_lib.mjs - helpers for the browser suite (test/browser/*.test.mjs):
 //
+//  cleanupGuard(t)    a stand-in for t in the helpers below and in the
+//                     integration helpers: everything registered with its
+//                     after() is undone, newest first, even when one step
+//                     fails (node runs a test's own after hooks in order
+//                     and stops at the first that throws)
 //  launchBrowser(t)   headless Debian Chromium driven by npm playwright-core
 //                     (a fresh profile, closed in t.after)
 //  newPage(browser, t, o)  a page in a context of its own whose window has no
@@ -39,6 +44,31 @@ const CHROMIUM_ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
   '--disable-background-networking', '--disable-component-update', '--disable-sync',
 ];
+
+// ------------------------------------------------------------------ cleanup
+
+/**
+ * Returns g with g.after(fn) like t.after, run from one hook of t registered
+ * now (so before any other of t's hooks added later): every fn runs, newest
+ * first, each bounded to 20 s; the first error is thrown once all have run
+ * (e.g. the sanitizer report found when the gateway is stopped).
+ */
+export function cleanupGuard(t) {
+  const fns = [];
+  t.after(async () => {
+    const errors = [];
+    while (fns.length) {
+      const fn = fns.pop();
+      try {
+        await withTimeout(Promise.resolve().then(fn), 20000, 'cleanup step');
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    if (errors.length) throw errors[0];
+  });
+  return { after(fn) { fns.push(fn); }, diagnostic: (m) => t.diagnostic(m) };
+}
 
 // ------------------------------------------------------------------ browser
 

@@ -17,7 +17,7 @@ import { statSync } from 'node:fs';
 import WebSocket from 'ws';
 
 import {
-  launchBrowser, newPage, withLog, startDemoUpstream, startCutProxy, WWW_DIR, outputPath,
+  cleanupGuard, launchBrowser, newPage, withLog, startDemoUpstream, startCutProxy, WWW_DIR, outputPath,
 } from './browser_lib.mjs';
 import { startGateway, withTimeout, sleep } from '../integration/bridge_lib.mjs';
 
@@ -49,13 +49,14 @@ async function say(page, text) {
 }
 
 test('demo page and pollgate.js in Chromium without WebSocket', { timeout: 100000 }, async (t) => {
-  const demo = await startDemoUpstream(t);
-  const gw = await startGateway(t, {
+  const g = cleanupGuard(t);
+  const demo = await startDemoUpstream(g);
+  const gw = await startGateway(g, {
     gateway: { static_root: WWW_DIR, max_body: '1MiB' },
     session: { poll_timeout: '5s', heartbeat: '2s', idle_timeout: '30s' },
     routes: [{ name: 'chat', path: '/chat', upstream: demo.url('/chat') }],
   });
-  const browser = await launchBrowser(t);
+  const browser = await launchBrowser(g);
 
   /** Open the demo page and wait until its session is open. */
   async function openDemo(st, { noEventSource = false, base = gw.origin } = {}) {
@@ -125,7 +126,7 @@ test('demo page and pollgate.js in Chromium without WebSocket', { timeout: 10000
   // (Chromium's offline emulation alone lets requests already in flight,
   // like the open EventSource stream, go on); with `offline`, the browser is
   // also told it is offline (navigator.onLine, 'offline'/'online' events).
-  const proxy = await startCutProxy(t, gw.port);
+  const proxy = await startCutProxy(g, gw.port);
   for (const [mode, offline] of [['sse', true], ['poll', true], ['sse', false], ['poll', false]]) {
     const how = offline ? 'offline for 3 s' : 'connections cut for 3 s';
     await t.test(`${how} while the upstream pushes (${mode}): nothing lost, same session`,

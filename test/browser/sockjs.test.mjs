@@ -9,19 +9,22 @@
 // sockjs.min.js back from the page server (sockjs_url).
 //
 // For each transport: `sock.transport` after open is that transport; short,
-// unicode (escaping-prone: U+2028, NUL, quotes, </script>...) and ~20 KB
+// unicode (escaping-prone: U+2028, NUL, quotes, controls...) and ~20 KB
 // messages echo back exactly and reach the upstream exactly; a burst pushed
 // by the upstream arrives in order (response_limit is small, so streaming
 // responses are renewed on the way); sock.close() ends the upstream socket
 // after disconnect_delay; an upstream close reaches the browser after the
-// message sent before it, with its code and reason.
+// message sent before it, with its code and reason; markup in messages
+// (</script>, <!--) does not break any transport.
 
 import test from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 
-import { launchBrowser, newPage, withLog, startStatic, SOCKJS_MIN_JS } from './browser_lib.mjs';
-import { startGateway, startUpstream, request, withTimeout } from '../integration/bridge_lib.mjs';
+import {
+  cleanupGuard, launchBrowser, newPage, withLog, startStatic, SOCKJS_MIN_JS,
+} from './browser_lib.mjs';
+import { startGateway, startUpstream, request } from '../integration/bridge_lib.mjs';
 
 const TRANSPORTS = [
   'xhr-streaming',
@@ -41,7 +44,7 @@ const UNICODE = [
   'emoji 😀🎉👍🏽 and a flag 🇵🇱',
   'rtl: שלום עולם — مرحبا بالعالم',
   'combining: e\u0301 a\u0308 o\u0328',
-  'quotes " \' ` backslash \\ slash / and </script><script>parent.x=1</script>',
+  'quotes " \' ` backslash \\ and slash /',
   'line\nbreaks\r\nand\ttabs',
   'separators \u2028 \u2029, bom \ufeff, zero-width \u200b\u200c\u200d, \u00ad soft hyphen',
   'controls \u0001\u0008\u000b\u000c\u001f\u007f\u0085',
@@ -54,11 +57,22 @@ const UNICODE = [
 function bigMessage() {
   let s = '';
   for (let i = 0; Buffer.byteLength(s) < 20 * 1024; i++) {
-    s += `line ${i}: "quoted" \\back\\slash — żółw 🐢 \u2028 </script> ${'x'.repeat(i % 17)}\n`;
+    s += `line ${i}: "quoted" \\back\\slash — żółw 🐢 \u2028 ${'x'.repeat(i % 17)}\n`;
   }
   return s;
 }
 const BIG = bigMessage();
+
+// Markup that ends or opens a script element or comment: harmless for the
+// XHR and EventSource transports, fatal for htmlfile if not escaped (the
+// reference server, sockjs-node 0.3.24, breaks on the first one).
+const MARKUP = [
+  '</script><script>parent.injected = 1</script>',
+  '<!-- <script> -->',
+  '</SCRIPT >',
+  ']]> <![CDATA[',
+  `a long one: ${'</script>'.repeat(2000)}`,
+];
 
 const PAGE = `<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>sockjs-client test page</title></head>
@@ -87,38 +101,46 @@ function sameTexts(got, want, what) {
 
 test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport at a time',
   { timeout: 110000 }, async (t) => {
+    const g = cleanupGuard(t);
     const sockjsJs = readFileSync(SOCKJS_MIN_JS);
-    const site = await startStatic(t, {
+    const site = await startStatic(g, {
       '/': { type: 'text/html; charset=utf-8', body: PAGE },
       '/sockjs.min.js': { type: 'application/javascript; charset=utf-8', body: sockjsJs },
+      '/favicon.ico': { type: 'image/x-icon', body: '' },
     });
-    const up = await startUpstream(t, {
+    const up = await startUpstream(g, {
       onConnection: (c) => c.ws.on('message', (data, isBinary) => {
         if (c.ws.readyState === 1) c.ws.send(data, { binary: isBinary });
       }),
     });
-    const gw = await startGateway(t, {
-      gateway: { max_body: '1MiB' },
-      session: { heartbeat: '2s', poll_timeout: '5s', idle_timeout: '10s' },
-      routes: [{
-        name: 'echo',
-        path: '/echo',
-        up,
-        upstreamPath: '/echo',
-        origins: '*',
-        extra: {
-          sockjs: 'on',
-          sockjs_url: site.url('/sockjs.min.js'),
-          response_limit: '4KiB',
-          disconnect_delay: '1s',
-        },
-      }],
-    });
-    up.reset();
-    const sockjsUrl = gw.url('/echo/sockjs');
-    const browser = await launchBrowser(t);
+    const browser = await launchBrowser(g);
 
-    await t.test('GET /echo/sockjs/info answers as SockJS 0.3 does', { timeout: 10000 }, async () => {
+    // A gateway of its own for each subtest: a crash or a sanitizer report
+    // (checked when it stops, at the end of the subtest) is the subtest's.
+    async function gateway(st) {
+      const gw = await startGateway(cleanupGuard(st), {
+        gateway: { max_body: '1MiB' },
+        session: { heartbeat: '2s', poll_timeout: '5s', idle_timeout: '10s' },
+        routes: [{
+          name: 'echo',
+          path: '/echo',
+          up,
+          upstreamPath: '/echo',
+          origins: '*',
+          extra: {
+            sockjs: 'on',
+            sockjs_url: site.url('/sockjs.min.js'),
+            response_limit: '4KiB',
+            disconnect_delay: '1s',
+          },
+        }],
+      });
+      up.reset();
+      return gw;
+    }
+
+    await t.test('GET /echo/sockjs/info answers as SockJS 0.3 does', { timeout: 20000 }, async (st) => {
+      const sockjsUrl = (await gateway(st)).url('/echo/sockjs');
       const r = await request(`${sockjsUrl}/info`, { headers: { origin: site.origin }, timeoutMs: 5000 });
       assert.equal(r.status, 200, `GET ${sockjsUrl}/info: ${r.status} ${r.text.slice(0, 300)}`);
       const info = JSON.parse(r.text);
@@ -130,7 +152,7 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
     });
 
     /** Open a SockJS connection in the page (state in window.sjs[i]). */
-    async function openSock(page, transport) {
+    async function openSock(page, sockjsUrl, transport) {
       const i = await page.evaluate(({ url, transport }) => {
         window.sjs = window.sjs || [];
         const st = { open: false, transport: null, messages: [], close: null, events: [] };
@@ -172,7 +194,8 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
 
     for (const transport of TRANSPORTS) {
       await t.test(transport, { timeout: 40000 }, async (st) => {
-        const page = await newPage(browser, st);
+        const page = await newPage(browser, st); // closed before the gateway stops
+        const sockjsUrl = (await gateway(st)).url('/echo/sockjs');
         await withLog(page, async () => {
           const res = await page.goto(site.url('/'), { timeout: 10000 });
           assert.equal(res.status(), 200);
@@ -180,7 +203,7 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
           assert.equal(await page.evaluate(() => typeof window.SockJS), 'function');
 
           const first = up.conns.length;
-          const i = await openSock(page, transport);
+          const i = await openSock(page, sockjsUrl, transport);
           const conn = await up.conn(first, 5000);
 
           await roundTrip(page, i, conn, SHORT, 'short messages');
@@ -201,7 +224,7 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
           assert.equal(c1?.code, 1000, `onclose after sock.close(): ${JSON.stringify(c1)}`);
 
           // meanwhile a second connection: the upstream says something, then closes
-          const j = await openSock(page, transport);
+          const j = await openSock(page, sockjsUrl, transport);
           const conn2 = await up.conn(first + 1, 5000);
           await conn2.send('last words');
           await conn2.closeWith(4001, 'bye from upstream');
@@ -213,7 +236,17 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
 
           const cl = await conn.waitClose(10000);
           st.diagnostic(`upstream of the closed SockJS session ended ${Date.now() - t0} ms after sock.close() with ${JSON.stringify(cl)}`);
-          assert.equal(up.conns.length, first + 2, 'one upstream connection per SockJS session');
+
+          // a third connection: markup in messages
+          const k = await openSock(page, sockjsUrl, transport);
+          const conn3 = await up.conn(first + 2, 5000);
+          await roundTrip(page, k, conn3, MARKUP, 'markup messages');
+          for (const f of page.frames()) {
+            const injected = await f.evaluate(() => window.injected).catch(() => undefined);
+            assert.equal(injected, undefined, `script injected into frame ${f.url()}`);
+          }
+          await page.evaluate((k) => window.sjs[k].sock.close(), k);
+          assert.equal(up.conns.length, first + 3, 'one upstream connection per SockJS session');
           const recv = page.log.filter((l) => /^\S+ +\S+ ms request \S+ .*\/echo\/sockjs\/[^/]+\/[^/]+\/(xhr_streaming|xhr|eventsource|htmlfile|jsonp)\b/.test(l));
           st.diagnostic(`receiving requests: ${recv.length}`);
         });

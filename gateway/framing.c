@@ -534,7 +534,7 @@ int framing_sse_message(struct gw_buf *out, uint64_t seq, bool binary,
  * if that byte was not the sequence's first, it may start a new one and is
  * looked at again.
  */
-static int utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n)
+int framing_utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n)
 {
     static const uint8_t fffd[3] = {0xEF, 0xBF, 0xBD};
     uint32_t st = WS_UTF8_ACCEPT;
@@ -575,7 +575,7 @@ int framing_sse_close(struct gw_buf *out, uint16_t code, const char *reason,
 
     /* ws_client validates reasons, so the copy is for robustness only. */
     if (reason_len && !ws_utf8_valid(r, reason_len)) {
-        if ((rc = utf8_sanitize(&clean, r, reason_len)) < 0) {
+        if ((rc = framing_utf8_sanitize(&clean, r, reason_len)) < 0) {
             gw_buf_free(&clean);
             return rc;
         }

@@ -146,34 +146,6 @@ static int quote(struct gw_buf *out, const uint8_t *s, size_t n)
     return 0;
 }
 
-/* Copy s with every ill-formed subpart replaced by U+FFFD (as framing.c
- * does for SSE close reasons). */
-static int utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n)
-{
-    static const uint8_t fffd[3] = {0xEF, 0xBF, 0xBD};
-    uint32_t st = WS_UTF8_ACCEPT;
-    size_t start = 0;
-    int rc;
-
-    for (size_t i = 0; i < n;) {
-        if (st == WS_UTF8_ACCEPT)
-            start = i;
-        st = ws_utf8_step(st, s + i, 1);
-        if (st == WS_UTF8_REJECT) {
-            if ((rc = gw_buf_append(out, fffd, 3)) < 0)
-                return rc;
-            st = WS_UTF8_ACCEPT;
-            if (i == start)
-                i++; /* cannot start a sequence: drop it */
-            continue;
-        }
-        i++;
-        if (st == WS_UTF8_ACCEPT &&
-            (rc = gw_buf_append(out, s + start, i - start)) < 0)
-            return rc;
-    }
-    return st != WS_UTF8_ACCEPT ? gw_buf_append(out, fffd, 3) : 0;
-}
 
 /* ---------------------------------------------------------------- frames */
 
@@ -199,7 +171,7 @@ int sockjs_frame_close(struct gw_buf *out, uint16_t code, const char *reason,
     int rc;
 
     if (reason_len && !ws_utf8_valid(r, reason_len)) {
-        if ((rc = utf8_sanitize(&clean, r, reason_len)) < 0) {
+        if ((rc = framing_utf8_sanitize(&clean, r, reason_len)) < 0) {
             gw_buf_free(&clean);
             return rc;
         }

@@ -103,16 +103,23 @@ static bool cors(struct evhttp_request *req, const struct gw_route *r)
     return true;
 }
 
-static void options_reply(struct evhttp_request *req, const char *methods)
+/* Cacheable for a year (preflights, the iframe page). */
+static void long_cache(struct evhttp_request *req)
 {
-    char exp[64], age[32];
+    char exp[64], cc[48];
     time_t t = time(NULL) + SJS_YEAR;
     struct tm tm;
     gmtime_r(&t, &tm);
     strftime(exp, sizeof exp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    snprintf(age, sizeof age, "public, max-age=%d", SJS_YEAR);
-    out_header(req, "Cache-Control", age);
+    snprintf(cc, sizeof cc, "public, max-age=%d", SJS_YEAR);
+    out_header(req, "Cache-Control", cc);
     out_header(req, "Expires", exp);
+}
+
+static void options_reply(struct evhttp_request *req, const char *methods)
+{
+    char age[32];
+    long_cache(req);
     snprintf(age, sizeof age, "%d", SJS_YEAR);
     out_header(req, "Access-Control-Max-Age", age);
     out_header(req, "Access-Control-Allow-Methods", methods);
@@ -200,14 +207,7 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
     char etag[44];
     sockjs_iframe_page(&page, r->sockjs_url ? r->sockjs_url : "/sockjs.min.js");
     sockjs_iframe_etag(page.data, page.len, etag);
-    char exp[64], cc[48];
-    time_t t = time(NULL) + SJS_YEAR;
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    strftime(exp, sizeof exp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
-    snprintf(cc, sizeof cc, "public, max-age=%d", SJS_YEAR);
-    out_header(req, "Cache-Control", cc);
-    out_header(req, "Expires", exp);
+    long_cache(req);
     out_header(req, "ETag", etag);
     const char *inm = in_header(req, "If-None-Match");
     if (inm && strcmp(inm, etag) == 0) {

@@ -31,6 +31,11 @@ enum framing_json_flavour {
 int framing_json_string(struct gw_buf *out, const uint8_t *data, size_t len,
                         enum framing_json_flavour fl);
 
+/* Append s with every invalid UTF-8 sequence replaced by U+FFFD (one per
+ * bad sequence, as WHATWG decoders do): for close reasons and other text
+ * that did not come through a validating path. */
+int framing_utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n);
+
 /* Length of base64 (standard alphabet, padded) for n input bytes. */
 size_t framing_base64_len(size_t n);
 /* Append base64 of data (no quotes). */

@@ -21,14 +21,7 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define CHECK(c)                                                         \
-    do {                                                                 \
-        if (!(c)) {                                                      \
-            fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__,       \
-                    __LINE__, #c);                                       \
-            abort();                                                     \
-        }                                                                \
-    } while (0)
+#include "fuzz_common.h"
 
 /* A decode run: serialized events plus the final outcome. */
 struct run {

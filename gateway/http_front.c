@@ -686,9 +686,15 @@ static void request_cb(struct evhttp_request *req, void *arg)
 /* accept() failed hard (EMFILE/ENFILE: out of descriptors). libevent would
  * retry at once, forever: stop accepting for a moment instead, so the
  * pending connections wait in the backlog while sessions end. */
+/* The listener's user pointer belongs to evhttp (evhttp_bind_listener sets
+ * it to its own socket record), so the front is found here instead: one
+ * HTTP front per process. */
+static struct http_front *accept_front;
+
 static void accept_error_cb(struct evconnlistener *l, void *arg)
 {
-    struct http_front *f = arg;
+    (void)arg;
+    struct http_front *f = accept_front;
     int err = EVUTIL_SOCKET_ERROR();
     log_warn("accept failed: %s; pausing accepts for 250 ms",
              evutil_socket_error_to_string(err));
@@ -724,6 +730,7 @@ static int listen_start(struct http_front *f)
         log_error("cannot listen on %s: %s", text, strerror(errno));
         return GW_EIO;
     }
+    accept_front = f;
     evconnlistener_set_error_cb(f->listener, accept_error_cb);
     if (!evhttp_bind_listener(f->http, f->listener)) {
         log_error("cannot listen on %s", text);
@@ -793,6 +800,8 @@ void http_front_free(struct http_front *f)
         evconnlistener_free(f->listener);
     if (f->resume_accept)
         event_free(f->resume_accept);
+    if (accept_front == f)
+        accept_front = NULL;
     free(f->static_root);
     free(f);
 }

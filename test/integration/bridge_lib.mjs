@@ -322,7 +322,9 @@ export async function startGateway(t, opts = {}) {
     const port = await freePort();
     const config = makeConfig(port, { ...opts, routes });
     const file = writeFile(dir, `pollgate-${attempt}.ini`, config);
-    const proc = startProcess(null, POLLGATE_BIN, ['-c', file], {
+    // opts.wrapper: a command to run pollgate under, e.g. ['prlimit', '--nofile=160:160']
+    const argv = [...(opts.wrapper || []), POLLGATE_BIN, '-c', file];
+    const proc = startProcess(null, argv[0], argv.slice(1), {
       timeoutMs: opts.processTimeoutMs ?? 170000,
       env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', ...(opts.env || {}) },
     });
@@ -336,6 +338,7 @@ export async function startGateway(t, opts = {}) {
       url: (p) => `http://127.0.0.1:${port}${p}`,
       proc,
       config,
+      stderr: () => errText,
       stopped: false,
       async stop() {
         if (this.stopped) return this.result;

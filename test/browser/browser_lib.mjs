@@ -120,6 +120,11 @@ export async function newPage(browser, t, o = {}) {
   return page;
 }
 
+/** Uncaught errors of the page's scripts (any frame) seen so far. */
+export function pageErrors(page) {
+  return page.log.filter((l) => / pageerror: /.test(l));
+}
+
 /** Run fn(); if it throws, add the page logs (last lines) to the error. */
 export async function withLog(pages, fn) {
   try {

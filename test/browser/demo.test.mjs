@@ -17,7 +17,8 @@ import { statSync } from 'node:fs';
 import WebSocket from 'ws';
 
 import {
-  cleanupGuard, launchBrowser, newPage, withLog, startDemoUpstream, startCutProxy, WWW_DIR, outputPath,
+  cleanupGuard, launchBrowser, newPage, withLog, pageErrors, startDemoUpstream, startCutProxy,
+  WWW_DIR, outputPath,
 } from './browser_lib.mjs';
 import { startGateway, withTimeout, sleep } from '../integration/bridge_lib.mjs';
 
@@ -106,6 +107,7 @@ test('demo page and pollgate.js in Chromium without WebSocket', { timeout: 10000
       assert.equal(await b.$$eval('#messages b', (els) => els.length), 0, 'no <b> element created');
       assert.deepEqual(await notices(a), [], 'no notices on page A');
       assert.deepEqual(await notices(b), [], 'no notices on page B');
+      assert.deepEqual([...pageErrors(a), ...pageErrors(b)], [], 'no uncaught script error');
     });
     return { a, b };
   }
@@ -190,6 +192,7 @@ test('demo page and pollgate.js in Chromium without WebSocket', { timeout: 10000
           const failed = page.log.filter((l) => /requestfailed .*\/chat\/sessions\//.test(l)).length - failedBefore;
           assert.ok(failed >= 1, 'the page saw its requests to the gateway fail');
           assert.equal((await page.textContent('#status')).trim(), 'open', '#status');
+          assert.deepEqual(pageErrors(page), [], 'no uncaught script error');
         });
       });
   }

@@ -28,4 +28,7 @@ if ! command -v node >/dev/null 2>&1; then
     exit 1
 fi
 
-exec node --test --test-concurrency=2 "$POLLGATE_SRCDIR"/test/integration/*.test.mjs
+# --test-force-exit: a test whose cleanup failed must not keep the run alive;
+# --test-timeout: no single test may hang the suite.
+exec node --test --test-concurrency=2 --test-force-exit --test-timeout=180000 \
+    "$POLLGATE_SRCDIR"/test/integration/*.test.mjs

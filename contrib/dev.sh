@@ -151,6 +151,14 @@ cmd_test() {
             { tail -n 80 "$BUILD/dist/distcheck.log"; exit 1; }
     fi
     log "all tests passed"
+    # One plain closing line over every runner's counts.
+    cat "$BUILD"/asan/test/unit/*.log "$BUILD"/asan/test/integration/*.log \
+        "$BUILD"/asan/test/browser/*.log 2>/dev/null | awk '
+        /^# pass [0-9]+$/ { p += $3 }
+        /^# fail [0-9]+$/ { f += $3 }
+        /^\[  PASSED  \] [0-9]+ test/ { p += $4 }
+        /^\[  FAILED  \] [0-9]+ test/ { f += $4 }
+        END { printf "%d passed, %d failed\n", p, f }'
 }
 
 case "${1:-}" in

@@ -563,6 +563,21 @@ int framing_utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n)
     return 0;
 }
 
+const uint8_t *framing_utf8_clean(struct gw_buf *tmp, const uint8_t *s,
+                                  size_t *len)
+{
+    if (!*len)
+        return s ? s : (const uint8_t *)"";
+    if (ws_utf8_valid(s, *len))
+        return s;
+    if (framing_utf8_sanitize(tmp, s, *len) < 0) {
+        gw_buf_free(tmp);
+        return NULL;
+    }
+    *len = tmp->len;
+    return tmp->data;
+}
+
 int framing_sse_close(struct gw_buf *out, uint16_t code, const char *reason,
                       size_t reason_len)
 {
@@ -574,14 +589,8 @@ int framing_sse_close(struct gw_buf *out, uint16_t code, const char *reason,
     int rc;
 
     /* ws_client validates reasons, so the copy is for robustness only. */
-    if (reason_len && !ws_utf8_valid(r, reason_len)) {
-        if ((rc = framing_utf8_sanitize(&clean, r, reason_len)) < 0) {
-            gw_buf_free(&clean);
-            return rc;
-        }
-        r = clean.data;
-        reason_len = clean.len;
-    }
+    if (!(r = framing_utf8_clean(&clean, r, &reason_len)))
+        return GW_ENOMEM;
     if ((rc = append_str_u64(out, "event: close\ndata: {\"code\":", code)) < 0 ||
         (rc = gw_buf_append(out, ",\"reason\":", 10)) < 0 ||
         (rc = framing_json_string(out, r, reason_len, FRAMING_JSON_STD)) < 0 ||

@@ -170,14 +170,8 @@ int sockjs_frame_close(struct gw_buf *out, uint16_t code, const char *reason,
     char num[16];
     int rc;
 
-    if (reason_len && !ws_utf8_valid(r, reason_len)) {
-        if ((rc = framing_utf8_sanitize(&clean, r, reason_len)) < 0) {
-            gw_buf_free(&clean);
-            return rc;
-        }
-        r = clean.data;
-        reason_len = clean.len;
-    }
+    if (!(r = framing_utf8_clean(&clean, r, &reason_len)))
+        return GW_ENOMEM;
     int n = snprintf(num, sizeof num, "c[%u,", (unsigned)code);
     if ((rc = gw_buf_append(out, num, (size_t)n)) < 0 ||
         (rc = quote(out, r, reason_len)) < 0 ||

@@ -35,6 +35,10 @@ int framing_json_string(struct gw_buf *out, const uint8_t *data, size_t len,
  * bad sequence, as WHATWG decoders do): for close reasons and other text
  * that did not come through a validating path. */
 int framing_utf8_sanitize(struct gw_buf *out, const uint8_t *s, size_t n);
+/* s itself when it is valid UTF-8; otherwise a sanitized copy written to
+ * tmp (the caller frees tmp), with *len updated. NULL on ENOMEM. */
+const uint8_t *framing_utf8_clean(struct gw_buf *tmp, const uint8_t *s,
+                                  size_t *len);
 
 /* Length of base64 (standard alphabet, padded) for n input bytes. */
 size_t framing_base64_len(size_t n);

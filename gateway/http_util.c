@@ -51,24 +51,45 @@ const char *http_reason(int status)
     }
 }
 
-void http_reply_json(struct evhttp_request *req, int status,
-                     struct evbuffer *body)
+/* One evbuffer for every reply body and chunk (single-threaded): evhttp
+ * moves its contents out, so it is empty again after each use and a
+ * delivery allocates no evbuffer of its own. */
+static struct evbuffer *out_scratch(const void *data, size_t len)
 {
-    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
-    http_add_common_headers(req);
-    evhttp_send_reply(req, status, http_reason(status), body);
+    static struct evbuffer *b;
+    if (!b)
+        b = evbuffer_new();
+    if (b && len)
+        evbuffer_add(b, data, len);
+    return b;
+}
+
+void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
+                      size_t len)
+{
+    struct evbuffer *b = out_scratch(data, len);
+    evhttp_send_reply(req, status, http_reason(status), b);
+    if (b) /* an orphaned request is freed without taking the body */
+        evbuffer_drain(b, evbuffer_get_length(b));
+}
+
+void http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
+                       void (*cb)(struct evhttp_connection *, void *),
+                       void *arg)
+{
+    struct evbuffer *b = out_scratch(data, len);
+    evhttp_send_reply_chunk_with_cb(req, b, cb, arg);
+    if (b) /* a request already gone leaves it untouched */
+        evbuffer_drain(b, evbuffer_get_length(b));
 }
 
 void http_reply_json_str(struct evhttp_request *req, int status,
                          const char *json, size_t len)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (b)
-        evbuffer_add(b, json, len);
-    http_reply_json(req, status, b);
-    if (b)
-        evbuffer_free(b);
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_add_header(h, "Content-Type", "application/json; charset=utf-8");
+    http_add_common_headers(req);
+    http_reply_bytes(req, status, json, len);
 }
 
 void http_reply_error(struct evhttp_request *req, int status,
@@ -182,16 +203,15 @@ int http_watch_start(struct http_watch *w, struct evhttp_request *req,
     w->evcon = evhttp_request_get_connection(req);
     w->gone = gone;
     w->active = false;
-    w->closed_ev = NULL;
+    w->closed_ev_added = false;
     if (!w->evcon)
         return GW_ESTATE;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(w->evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     struct event_base *base = evhttp_connection_get_base(w->evcon);
     if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
-        w->closed_ev = event_new(base, fd, EV_CLOSED, watch_closed_cb, w);
-        if (w->closed_ev)
-            event_add(w->closed_ev, NULL);
+        event_assign(&w->closed_ev, base, fd, EV_CLOSED, watch_closed_cb, w);
+        w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
     }
     evhttp_connection_set_closecb(w->evcon, watch_evcon_closed_cb, w);
     w->active = true;
@@ -203,9 +223,9 @@ void http_watch_stop(struct http_watch *w)
     if (!w->active)
         return;
     w->active = false;
-    if (w->closed_ev) {
-        event_free(w->closed_ev);
-        w->closed_ev = NULL;
+    if (w->closed_ev_added) {
+        event_del(&w->closed_ev);
+        w->closed_ev_added = false;
     }
     evhttp_connection_set_closecb(w->evcon, NULL, NULL);
 }

@@ -48,14 +48,9 @@ static void out_header(struct evhttp_request *req, const char *name,
 static void reply_text(struct evhttp_request *req, int status,
                        const char *ctype, const char *body)
 {
-    struct evbuffer *b = evbuffer_new();
-    if (b && body)
-        evbuffer_add(b, body, strlen(body));
     if (ctype)
         out_header(req, "Content-Type", ctype);
-    evhttp_send_reply(req, status, http_reason(status), b);
-    if (b)
-        evbuffer_free(b);
+    http_reply_bytes(req, status, body, body ? strlen(body) : 0);
 }
 
 static void not_found(struct evhttp_request *req)
@@ -214,12 +209,7 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
         evhttp_send_reply(req, 304, "Not Modified", NULL);
     } else {
         out_header(req, "Content-Type", "text/html; charset=UTF-8");
-        struct evbuffer *b = evbuffer_new();
-        if (b)
-            evbuffer_add(b, page.data, page.len);
-        evhttp_send_reply(req, 200, "OK", b);
-        if (b)
-            evbuffer_free(b);
+        http_reply_bytes(req, 200, page.data, page.len);
     }
     gw_buf_free(&page);
 }

@@ -10,6 +10,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 
 #include "framing.h"
@@ -21,7 +22,7 @@ struct poll_sink {
     struct session_sink k;
     struct http_watch watch;
     struct evhttp_request *req;
-    struct event *timer;
+    struct event timer;   /* poll_timeout (embedded: one allocation per poll) */
     uint64_t pos;   /* the browser's ack: messages after it are owed */
 };
 
@@ -89,8 +90,7 @@ static bool build_batch(struct session *s, uint64_t pos, struct gw_buf *b)
 
 static void poll_free(struct poll_sink *p)
 {
-    if (p->timer)
-        event_free(p->timer);
+    event_del(&p->timer);
     free(p);
 }
 
@@ -164,15 +164,15 @@ void transport_poll_handle(const struct transport_ctx *ctx,
     p->k.ops = &poll_ops;
     p->req = req;
     p->pos = pos;
+    event_assign(&p->timer, ctx->base, -1, 0, poll_timeout_cb, p);
     session_attach(s, &p->k);
     if (poll_ready(s, pos)) {
         poll_respond(p, s);
         return;
     }
-    p->timer = event_new(ctx->base, -1, 0, poll_timeout_cb, p);
-    if (!p->timer || http_watch_start(&p->watch, req, poll_gone) < 0) {
+    if (http_watch_start(&p->watch, req, poll_gone) < 0) {
         poll_respond(p, s);
         return;
     }
-    event_add(p->timer, ctx->tv_poll);
+    event_add(&p->timer, ctx->tv_poll);
 }

@@ -20,6 +20,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -33,7 +34,7 @@ struct sjs_sink {
     struct session_sink k;
     struct http_watch watch;
     struct evhttp_request *req;
-    struct event *heartbeat;
+    struct event heartbeat;
     const struct sockjs_tctx *ctx;
     const struct sjs_transport *tr;
     char callback[40];
@@ -48,8 +49,7 @@ static struct gw_buf scratch;
 
 static void sjs_free(struct sjs_sink *k)
 {
-    if (k->heartbeat)
-        event_free(k->heartbeat);
+    event_del(&k->heartbeat);
     free(k);
 }
 
@@ -83,29 +83,19 @@ static void sjs_written_cb(struct evhttp_connection *evcon, void *arg)
 /* Polling: the whole answer is b; send it and finish. */
 static void sjs_reply_once(struct sjs_sink *k, const struct gw_buf *b)
 {
-    struct evbuffer *out = evbuffer_new();
-    if (out)
-        evbuffer_add(out, b->data, b->len);
     http_watch_stop(&k->watch);
     if (k->k.session)
         session_detach(k->k.session, &k->k);
-    evhttp_send_reply(k->req, 200, "OK", out);
-    if (out)
-        evbuffer_free(out);
+    http_reply_bytes(k->req, 200, b->data, b->len);
     sjs_free(k);
 }
 
 /* Streaming: write b as one chunk (the next waits until it left). */
 static void sjs_write(struct sjs_sink *k, const struct gw_buf *b)
 {
-    struct evbuffer *out = evbuffer_new();
-    if (!out)
-        return;
-    evbuffer_add(out, b->data, b->len);
     k->sent += b->len;
     k->writing = true;
-    evhttp_send_reply_chunk_with_cb(k->req, out, sjs_written_cb, k);
-    evbuffer_free(out);
+    http_stream_chunk(k->req, b->data, b->len, sjs_written_cb, k);
 }
 
 /* Wrap one frame for this transport into b. */
@@ -268,7 +258,7 @@ static void sjs_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd; (void)what;
     struct sjs_sink *k = arg;
     if (k->opener) {
-        event_add(k->heartbeat, k->ctx->tv_heartbeat);
+        event_add(&k->heartbeat, k->ctx->tv_heartbeat);
         return;
     }
     struct gw_buf f = {0}, b = {0};
@@ -283,7 +273,7 @@ static void sjs_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     if (!k->writing)
         sjs_write(k, &b);
     gw_buf_free(&b);
-    event_add(k->heartbeat, k->ctx->tv_heartbeat);
+    event_add(&k->heartbeat, k->ctx->tv_heartbeat);
 }
 
 static void sjs_gone(struct http_watch *w)
@@ -319,15 +309,10 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     k->limit = limit;
     if (callback)
         snprintf(k->callback, sizeof k->callback, "%s", callback);
-    k->heartbeat = event_new(ctx->base, -1, 0, sjs_heartbeat_cb, k);
-    if (!k->heartbeat) {
-        free(k);
-        return NULL;
-    }
+    event_assign(&k->heartbeat, ctx->base, -1, 0, sjs_heartbeat_cb, k);
     /* Watch from the start: whatever this request ends up doing (a stream,
      * one frame, a close frame), the browser may leave before it is done. */
     if (http_watch_start(&k->watch, req, sjs_gone) < 0) {
-        event_free(k->heartbeat);
         free(k);
         return NULL;
     }
@@ -357,7 +342,7 @@ void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
     k->k.session = s;
     if (!opener)
         session_attach(s, &k->k);
-    event_add(k->heartbeat, ctx->tv_heartbeat);
+    event_add(&k->heartbeat, ctx->tv_heartbeat);
     if (!opener)
         sjs_flush(k);
 }

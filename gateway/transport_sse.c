@@ -13,6 +13,7 @@
 
 #include <event2/buffer.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
@@ -25,7 +26,7 @@ struct sse_sink {
     struct session_sink k;
     struct http_watch watch;
     struct evhttp_request *req;
-    struct event *heartbeat;
+    struct event heartbeat;
     const struct transport_ctx *ctx;
     bool writing;   /* a chunk is on its way out */
     bool pending;   /* more to write once it has left */
@@ -41,8 +42,7 @@ static struct gw_buf scratch;
 
 static void sse_free(struct sse_sink *k)
 {
-    if (k->heartbeat)
-        event_free(k->heartbeat);
+    event_del(&k->heartbeat);
     free(k);
 }
 
@@ -71,15 +71,10 @@ static void sse_written_cb(struct evhttp_connection *evcon, void *arg)
         sse_flush(k);
 }
 
-static void sse_write(struct sse_sink *k, struct gw_buf *b)
+static void sse_write(struct sse_sink *k, const struct gw_buf *b)
 {
-    struct evbuffer *out = evbuffer_new();
-    if (!out)
-        return;
-    evbuffer_add(out, b->data, b->len);
     k->writing = true;
-    evhttp_send_reply_chunk_with_cb(k->req, out, sse_written_cb, k);
-    evbuffer_free(out);
+    http_stream_chunk(k->req, b->data, b->len, sse_written_cb, k);
 }
 
 /* Write everything not yet written, the lost notice, and the close. */
@@ -157,13 +152,10 @@ static void sse_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct sse_sink *k = arg;
-    if (!k->writing) {
-        struct gw_buf b = { 0 };
-        gw_buf_append(&b, ": heartbeat\n\n", 13);
-        sse_write(k, &b);
-        gw_buf_free(&b);
-    }
-    event_add(k->heartbeat, k->ctx->tv_heartbeat);
+    static const struct gw_buf beat = { (uint8_t *)": heartbeat\n\n", 13, 0, 0 };
+    if (!k->writing)
+        sse_write(k, &beat);
+    event_add(&k->heartbeat, k->ctx->tv_heartbeat);
 }
 
 static void sse_gone(struct http_watch *w)
@@ -194,12 +186,7 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     k->req = req;
     k->ctx = ctx;
     k->pos = pos;
-    k->heartbeat = event_new(ctx->base, -1, 0, sse_heartbeat_cb, k);
-    if (!k->heartbeat) {
-        free(k);
-        http_reply_error(req, 503, "out_of_memory", "out of memory");
-        return;
-    }
+    event_assign(&k->heartbeat, ctx->base, -1, 0, sse_heartbeat_cb, k);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
@@ -225,6 +212,6 @@ void transport_sse_handle(const struct transport_ctx *ctx,
         sse_detach(&k->k, SESSION_DETACH_CLOSING);
         return;
     }
-    event_add(k->heartbeat, ctx->tv_heartbeat);
+    event_add(&k->heartbeat, ctx->tv_heartbeat);
     sse_flush(k);
 }

@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include <event2/event_struct.h>
+
 struct gw_route;
 struct evhttp_request;
 struct evhttp_connection;
@@ -22,9 +24,6 @@ void http_add_common_headers(struct evhttp_request *req);
 /* Standard reason phrase for a status. */
 const char *http_reason(int status);
 
-/* Reply with a JSON body (taken: evbuffer contents are moved out). */
-void http_reply_json(struct evhttp_request *req, int status,
-                     struct evbuffer *body);
 /* Reply with a JSON body given as a string. */
 void http_reply_json_str(struct evhttp_request *req, int status,
                          const char *json, size_t len);
@@ -32,6 +31,14 @@ void http_reply_json_str(struct evhttp_request *req, int status,
 void http_reply_error(struct evhttp_request *req, int status,
                       const char *code, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+/* Send len bytes as the whole body (status reason from http_reason). */
+void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
+                      size_t len);
+/* One chunk of a streaming response; cb(arg) once it has left our buffer. */
+struct evhttp_connection;
+void http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
+                       void (*cb)(struct evhttp_connection *, void *),
+                       void *arg);
 /* 204 No Content. */
 void http_reply_empty(struct evhttp_request *req, int status);
 
@@ -81,7 +88,8 @@ size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r
 struct http_watch {
     struct evhttp_request *req;
     struct evhttp_connection *evcon;
-    struct event *closed_ev;
+    struct event closed_ev;   /* embedded: no allocation per request */
+    bool closed_ev_added;
     void (*gone)(struct http_watch *w);
     bool active;
 };

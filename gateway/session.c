@@ -38,6 +38,8 @@ struct session {
     bool keep_failed;              /* SockJS: a failed open leaves a
                                       tombstone; idle sessions are reaped */
     bool unlinked;                 /* out of the table, upstream closing */
+    bool was_opened;               /* counted in opened_total */
+    bool counted_closed;           /* counted in closed_total */
     uint16_t close_code;
     int binary_policy;             /* -1 = pass, else enum gw_sockjs_binary */
     const struct timeval *tv_idle; /* idle and tombstone period */
@@ -219,7 +221,10 @@ struct session_table *session_table_new(struct event_base *base,
     t->cfg = cfg;
     t->ssl_ctx = ssl_ctx;
     TAILQ_INIT(&t->pause_list);
-    RAND_bytes((unsigned char *)&t->hash_seed, sizeof t->hash_seed);
+    if (RAND_bytes((unsigned char *)&t->hash_seed, sizeof t->hash_seed) != 1) {
+        free(t);
+        return NULL;
+    }
     t->n_cbuckets = 1024;
     t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
     t->reaper = event_new(base, -1, 0, reaper_cb, t);
@@ -296,6 +301,15 @@ static void set_paused(struct session *s, bool pause)
         ws_client_pause_reading(s->up, pause);
 }
 
+/* closed_total counts sessions that opened, once each. */
+static void count_closed(struct session *s)
+{
+    if (s->was_opened && !s->counted_closed) {
+        s->counted_closed = true;
+        s->t->stats.closed_total++;
+    }
+}
+
 /* Unlink and queue for freeing from the event loop. */
 static void session_release(struct session *s)
 {
@@ -307,6 +321,7 @@ static void session_release(struct session *s)
     unpause_global(s);
     if (s->paused)
         set_paused(s, false);
+    count_closed(s);
     if (s->state != SESSION_FINISHED) {
         client_put(t, s->client);
         s->client = NULL;
@@ -348,7 +363,7 @@ static void session_finish(struct session *s)
     s->state = SESSION_FINISHED;
     t->stats.sessions--;
     t->stats.tombstones++;
-    t->stats.closed_total++;
+    count_closed(s);
     client_put(t, s->client);
     s->client = NULL;
     t->stats.buffered_bytes -= s->q.bytes;
@@ -370,6 +385,7 @@ static void up_open_cb(struct ws_client *c, void *arg)
     struct session_sink *op = s->opener;
     const char *proto = ws_client_protocol(c);
     s->state = SESSION_OPEN;
+    s->was_opened = true;
     s->t->stats.opened_total++;
     if (proto)
         s->protocol = strdup(proto);
@@ -407,6 +423,34 @@ static void drop_front(struct session *s)
     s->t->stats.buffered_bytes -= before - s->q.bytes;
 }
 
+/* The gateway ends the upstream side (policy, lifetime, out of memory):
+ * remember why, send the close frame, and let the browser learn the close
+ * after everything queued before it. */
+static void close_upstream(struct session *s, uint16_t code, const char *reason)
+{
+    set_close(s, code, reason, strlen(reason));
+    ws_client_close(s->up, code, reason);
+    s->state = SESSION_CLOSED;
+    unpause_global(s);
+    if (s->life) {
+        event_free(s->life);
+        s->life = NULL;
+    }
+    if (s->sink)
+        s->sink->ops->wake(s->sink);
+}
+
+/* Stop reading this upstream because the budget shared by all sessions is
+ * spent: listed, so that whoever frees budget resumes it. */
+static void pause_for_budget(struct session *s)
+{
+    set_paused(s, true);
+    if (!s->on_pause_list) {
+        TAILQ_INSERT_TAIL(&s->t->pause_list, s, pause_link);
+        s->on_pause_list = true;
+    }
+}
+
 static void up_message_cb(struct ws_client *c, bool binary,
                           const uint8_t *data, size_t len, void *arg)
 {
@@ -418,17 +462,12 @@ static void up_message_cb(struct ws_client *c, bool binary,
     if (binary && s->binary_policy >= 0) {
         switch ((enum gw_sockjs_binary)s->binary_policy) {
         case GW_SOCKJS_BINARY_DROP:
-            t->stats.dropped++;
+            t->stats.binary_dropped++;
             return;
         case GW_SOCKJS_BINARY_CLOSE:
             log_info("session %s: binary upstream message, closing (binary = close)",
                      s->id);
-            set_close(s, WS_CLOSE_UNSUPPORTED, "binary message not supported", 28);
-            ws_client_close(s->up, WS_CLOSE_UNSUPPORTED,
-                            "binary message not supported");
-            s->state = SESSION_CLOSED;
-            if (s->sink)
-                s->sink->ops->wake(s->sink);
+            close_upstream(s, WS_CLOSE_UNSUPPORTED, "binary message not supported");
             return;
         case GW_SOCKJS_BINARY_BASE64:
         default:
@@ -447,37 +486,29 @@ static void up_message_cb(struct ws_client *c, bool binary,
             while (session_queue_count(&s->q) && over_limit(s, len, &global) &&
                    !global)
                 drop_front(s);
-            if (global) {
-                /* the budget is shared: never evict for others' sake,
-                 * push back on this upstream instead */
-                set_paused(s, true);
-            }
+            if (global) /* the budget is shared: never evict for others'
+                         * sake, push back on this upstream instead */
+                pause_for_budget(s);
             break;
         case GW_OVERFLOW_CLOSE:
             log_info("session %s: buffer overflow, closing", s->id);
-            set_close(s, WS_CLOSE_POLICY, "buffer overflow", 15);
-            ws_client_close(s->up, WS_CLOSE_POLICY, "buffer overflow");
-            s->state = SESSION_CLOSED;
-            if (s->sink)
-                s->sink->ops->wake(s->sink);
+            close_upstream(s, WS_CLOSE_POLICY, "buffer overflow");
             return;
         case GW_OVERFLOW_PAUSE:
         default:
             /* Keep this message (nothing is dropped) and stop reading. */
-            set_paused(s, true);
-            if (global && !s->on_pause_list) {
-                TAILQ_INSERT_TAIL(&t->pause_list, s, pause_link);
-                s->on_pause_list = true;
-            }
+            if (global)
+                pause_for_budget(s);
+            else
+                set_paused(s, true);
             break;
         }
     }
     size_t before = s->q.bytes;
     if (session_queue_push(&s->q, binary, data, len) < 0) {
         log_error("session %s: out of memory queuing a message", s->id);
-        set_close(s, WS_CLOSE_INTERNAL, "out of memory", 13);
-        ws_client_close(s->up, WS_CLOSE_INTERNAL, "out of memory");
-        s->state = SESSION_CLOSED;
+        close_upstream(s, WS_CLOSE_INTERNAL, "out of memory");
+        return;
     } else {
         t->stats.buffered_bytes += s->q.bytes - before;
         t->stats.messages_in++;
@@ -588,22 +619,19 @@ static void session_life_cb(evutil_socket_t fd, short what, void *arg)
     if (s->state != SESSION_OPEN)
         return;
     log_info("session %s: max_lifetime reached, closing upstream", s->id);
-    set_close(s, WS_CLOSE_GOING_AWAY, "session lifetime reached", 24);
-    ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "session lifetime reached");
-    s->state = SESSION_CLOSED;
-    unpause_global(s);
-    if (s->sink)
-        s->sink->ops->wake(s->sink);
+    close_upstream(s, WS_CLOSE_GOING_AWAY, "session lifetime reached");
 }
 
 /* ---------------------------------------------------------------- open */
 
-static void make_id(char out[SESSION_ID_LEN + 1])
+/* A fresh random id; GW_EIO if the CSPRNG fails (never a guessable id). */
+static int make_id(char out[SESSION_ID_LEN + 1])
 {
     static const char b64url[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t r[16];
-    RAND_bytes(r, sizeof r);
+    if (RAND_bytes(r, sizeof r) != 1)
+        return GW_EIO;
     /* 128 bits -> 22 characters (the last one carries 2 bits) */
     uint32_t acc = 0;
     int bits = 0, j = 0;
@@ -618,6 +646,7 @@ static void make_id(char out[SESSION_ID_LEN + 1])
     if (bits)
         out[j++] = b64url[(acc << (6 - bits)) & 63];
     out[j] = 0;
+    return 0;
 }
 
 enum session_open_err session_open(struct session_table *t,
@@ -667,9 +696,14 @@ enum session_open_err session_open(struct session_table *t,
         memcpy(s->id, p->id, id_len);
         s->id[id_len] = 0;
     } else {
-        do
-            make_id(s->id);
-        while (session_find(t, s->id, SESSION_ID_LEN));
+        do {
+            if (make_id(s->id) < 0) {
+                log_error("session: the CSPRNG failed, refusing to open");
+                client_put(t, ce);
+                free(s);
+                return SESSION_OPEN_FAILED;
+            }
+        } while (session_find(t, s->id, SESSION_ID_LEN));
     }
     event_assign(&s->timer, t->base, -1, 0, session_timer_cb, s);
 
@@ -768,10 +802,13 @@ void session_check_resume(struct session *s)
     struct session_table *t = s->t;
     if (s->paused && s->state == SESSION_OPEN &&
         s->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM &&
-        session_queue_count(&s->q) <= cfg->buffer_messages / RESUME_DEN &&
-        t->stats.buffered_bytes < cfg->max_buffered_bytes) {
-        unpause_global(s);
-        set_paused(s, false);
+        session_queue_count(&s->q) <= cfg->buffer_messages / RESUME_DEN) {
+        if (t->stats.buffered_bytes < cfg->max_buffered_bytes) {
+            unpause_global(s);
+            set_paused(s, false);
+        } else {
+            pause_for_budget(s); /* only the shared budget holds it now */
+        }
     }
     /* Freed budget: let sessions paused by the global limit go on. */
     while (!TAILQ_EMPTY(&t->pause_list) &&

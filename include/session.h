@@ -71,7 +71,8 @@ struct session_stats {
     uint64_t tombstones;
     uint64_t opened_total, closed_total;
     uint64_t messages_in, messages_out; /* upstream->browser, browser->upstream */
-    uint64_t dropped;           /* evicted by drop-oldest */
+    uint64_t dropped;           /* evicted by drop-oldest / stream eviction */
+    uint64_t binary_dropped;    /* binary messages discarded (SockJS binary = drop) */
     uint64_t buffered_bytes;    /* all queues together */
     uint64_t paused;            /* sessions whose upstream reading is paused */
 };

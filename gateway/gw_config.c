@@ -123,6 +123,9 @@ static const struct directive gateway_keys[] = {
       "least severe message logged: error|warn|info|debug" },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
       "largest request body accepted (413 above)" },
+    { "request_timeout", T_DURATION, CF(request_timeout_ms), 0, "60s", SEC(1),
+      HOURS(1), 0, NULL, NULL,
+      "reading a request, keep-alive idling, a stalled write: each bounded" },
     { "static_root", T_DIR, CF(static_root), 0, "", 0, 0, 0, NULL, NULL,
       "directory served at / (the demo page); empty = none" },
 };

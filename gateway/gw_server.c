@@ -127,8 +127,11 @@ int gw_server_run(const struct gw_config *cfg)
         goto out;
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
-    event_add(s.sigint, NULL);
-    event_add(s.sigterm, NULL);
+    if (!s.sigint || !s.sigterm || event_add(s.sigint, NULL) != 0 ||
+        event_add(s.sigterm, NULL) != 0) {
+        log_error("cannot install signal handlers");
+        goto out;
+    }
 
     /* Startup check: log whether each route's upstream answers (a failure
      * is not fatal: the upstream may come up later). */

@@ -531,12 +531,13 @@ static void handle_stats(struct http_front *f, struct evhttp_request *req)
     int n = snprintf(b, sizeof b,
         "{\"sessions\":%llu,\"tombstones\":%llu,\"opened_total\":%llu,"
         "\"closed_total\":%llu,\"messages_to_browser\":%llu,"
-        "\"messages_to_upstream\":%llu,\"dropped\":%llu,"
+        "\"messages_to_upstream\":%llu,\"dropped\":%llu,\"binary_dropped\":%llu,"
         "\"buffered_bytes\":%llu,\"paused\":%llu}",
         (unsigned long long)st->sessions, (unsigned long long)st->tombstones,
         (unsigned long long)st->opened_total, (unsigned long long)st->closed_total,
         (unsigned long long)st->messages_in, (unsigned long long)st->messages_out,
-        (unsigned long long)st->dropped, (unsigned long long)st->buffered_bytes,
+        (unsigned long long)st->dropped, (unsigned long long)st->binary_dropped,
+        (unsigned long long)st->buffered_bytes,
         (unsigned long long)st->paused);
     http_reply_json_str(req, 200, b, (size_t)n);
 }
@@ -605,15 +606,22 @@ static void handle_static(struct http_front *f, struct evhttp_request *req,
         http_reply_error(req, 404, "not_found", "no such file");
         return;
     }
-    struct evbuffer *b = evbuffer_new();
-    if (!b || evbuffer_add_file(b, fd, 0, st.st_size) != 0) {
+    /* The segment owns fd (closes it when freed) whatever happens next;
+     * evbuffer_add_file would leak it on some failures. */
+    struct evbuffer_file_segment *seg =
+        evbuffer_file_segment_new(fd, 0, st.st_size, EVBUF_FS_CLOSE_ON_FREE);
+    struct evbuffer *b = seg ? evbuffer_new() : NULL;
+    if (!seg)
+        close(fd);
+    if (!b || evbuffer_add_file_segment(b, seg, 0, st.st_size) != 0) {
         if (b)
             evbuffer_free(b);
-        else
-            close(fd);
+        if (seg)
+            evbuffer_file_segment_free(seg);
         http_reply_error(req, 500, "internal_error", "cannot read file");
         return;
     }
+    evbuffer_file_segment_free(seg); /* b holds its own reference */
     out_header(req, "Content-Type", mime_type(path));
     out_header(req, "Cache-Control", "no-cache");
     out_header(req, "X-Content-Type-Options", "nosniff");
@@ -768,6 +776,13 @@ struct http_front *http_front_new(struct event_base *base,
     evhttp_set_max_body_size(f->http, (ev_ssize_t)(cfg->max_body > INT64_MAX / 2
                                                    ? INT64_MAX : cfg->max_body * 2));
     evhttp_set_max_headers_size(f->http, MAX_HEADERS_SIZE);
+    /* Reading a request (and idling between keep-alive requests) and a
+     * write that makes no progress (a browser that stopped reading a
+     * stream) are both bounded; a held poll or an idle stream reads and
+     * writes nothing, so this does not cut them. */
+    struct timeval io = { (time_t)(cfg->request_timeout_ms / 1000),
+                          (suseconds_t)(cfg->request_timeout_ms % 1000) * 1000 };
+    evhttp_set_timeout_tv(f->http, &io);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
                                EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |

@@ -73,14 +73,21 @@ void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
         evbuffer_drain(b, evbuffer_get_length(b));
 }
 
-void http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
+bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
                        void (*cb)(struct evhttp_connection *, void *),
                        void *arg)
 {
     struct evbuffer *b = out_scratch(data, len);
+    /* evhttp silently does nothing (and never calls cb) for an empty
+     * chunk or a request without a connection: say so instead */
+    if (!b || !len || evbuffer_get_length(b) != len ||
+        !evhttp_request_get_connection(req)) {
+        if (b)
+            evbuffer_drain(b, evbuffer_get_length(b));
+        return false;
+    }
     evhttp_send_reply_chunk_with_cb(req, b, cb, arg);
-    if (b) /* a request already gone leaves it untouched */
-        evbuffer_drain(b, evbuffer_get_length(b));
+    return true;
 }
 
 void http_reply_json_str(struct evhttp_request *req, int status,

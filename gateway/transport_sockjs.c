@@ -91,11 +91,21 @@ static void sjs_reply_once(struct sjs_sink *k, const struct gw_buf *b)
 }
 
 /* Streaming: write b as one chunk (the next waits until it left). */
-static void sjs_write(struct sjs_sink *k, const struct gw_buf *b)
+/* Queue b; false if it could not be (the caller ends the response). */
+static bool sjs_write(struct sjs_sink *k, const struct gw_buf *b)
 {
     k->sent += b->len;
-    k->writing = true;
-    http_stream_chunk(k->req, b->data, b->len, sjs_written_cb, k);
+    k->writing = http_stream_chunk(k->req, b->data, b->len, sjs_written_cb, k);
+    return k->writing;
+}
+
+/* Finish once what was queued has left; at once if nothing was. */
+static void sjs_end_after(struct sjs_sink *k, bool queued)
+{
+    if (queued)
+        k->ending = true;
+    else
+        sjs_finish(k);
 }
 
 /* Wrap one frame for this transport into b. */
@@ -172,7 +182,10 @@ static void sjs_flush(struct sjs_sink *k)
         sjs_reply_once(k, &scratch);
         return;
     }
-    sjs_write(k, &scratch);
+    if (!sjs_write(k, &scratch)) {
+        sjs_finish(k);
+        return;
+    }
     if (closing) {
         session_detach(s, &k->k);
         session_close_delivered(s);
@@ -226,19 +239,19 @@ static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail
         sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why));
         wrap(k, &b, &frame);
         k->k.session = NULL;
-        if (k->tr->streaming) {
-            sjs_write(k, &b);
-            k->ending = true;
-        } else {
+        if (k->tr->streaming)
+            sjs_end_after(k, sjs_write(k, &b));
+        else
             sjs_reply_once(k, &b);
-        }
     } else {
         sockjs_frame_open(&frame);
         wrap(k, &b, &frame);
         if (k->tr->streaming) {
             session_attach(k->k.session, &k->k);
-            sjs_write(k, &b);
-            k->pending = true; /* anything that came with the open */
+            if (sjs_write(k, &b))
+                k->pending = true; /* anything that came with the open */
+            else
+                sjs_finish(k);
         } else {
             sjs_reply_once(k, &b);
         }
@@ -270,9 +283,12 @@ static void sjs_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         gw_buf_free(&b);
         return;
     }
-    if (!k->writing)
-        sjs_write(k, &b);
+    bool ok = k->writing || sjs_write(k, &b);
     gw_buf_free(&b);
+    if (!ok) {
+        sjs_finish(k);
+        return;
+    }
     event_add(&k->heartbeat, k->ctx->tv_heartbeat);
 }
 
@@ -351,11 +367,9 @@ void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame)
 {
     struct gw_buf b = {0};
     wrap(k, &b, frame);
-    if (k->tr->streaming) {
-        sjs_write(k, &b);
-        k->ending = true;
-    } else {
+    if (k->tr->streaming)
+        sjs_end_after(k, sjs_write(k, &b));
+    else
         sjs_reply_once(k, &b);
-    }
     gw_buf_free(&b);
 }

@@ -71,10 +71,11 @@ static void sse_written_cb(struct evhttp_connection *evcon, void *arg)
         sse_flush(k);
 }
 
-static void sse_write(struct sse_sink *k, const struct gw_buf *b)
+/* Queue b; false if it could not be (the caller ends the stream). */
+static bool sse_write(struct sse_sink *k, const struct gw_buf *b)
 {
-    k->writing = true;
-    http_stream_chunk(k->req, b->data, b->len, sse_written_cb, k);
+    k->writing = http_stream_chunk(k->req, b->data, b->len, sse_written_cb, k);
+    return k->writing;
 }
 
 /* Write everything not yet written, the lost notice, and the close. */
@@ -108,10 +109,13 @@ static void sse_flush(struct sse_sink *k)
         const char *r = session_close_reason(s);
         framing_sse_close(b, session_close_code(s), r, strlen(r));
     }
-    if (b->len)
-        sse_write(k, b);
+    bool ok = !b->len || sse_write(k, b);
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
+    if (!ok) { /* written messages stay queued for the next stream */
+        sse_end(k);
+        return;
+    }
     if (closing) {
         session_detach(s, &k->k);
         session_close_delivered(s);
@@ -153,8 +157,10 @@ static void sse_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
     (void)fd; (void)what;
     struct sse_sink *k = arg;
     static const struct gw_buf beat = { (uint8_t *)": heartbeat\n\n", 13, 0, 0 };
-    if (!k->writing)
-        sse_write(k, &beat);
+    if (!k->writing && !sse_write(k, &beat)) {
+        sse_end(k);
+        return;
+    }
     event_add(&k->heartbeat, k->ctx->tv_heartbeat);
 }
 

@@ -47,6 +47,7 @@ struct gw_config {
     uint16_t listen_port;
     int log_level;          /* enum gw_log_level */
     uint64_t max_body;      /* bytes */
+    uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
     char *static_root;      /* directory served at "/" (demo page), or NULL;
                                relative paths are relative to the config file */
 

@@ -34,9 +34,11 @@ void http_reply_error(struct evhttp_request *req, int status,
 /* Send len bytes as the whole body (status reason from http_reason). */
 void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
                       size_t len);
-/* One chunk of a streaming response; cb(arg) once it has left our buffer. */
+/* One chunk of a streaming response; cb(arg) once it has left our buffer.
+ * Returns false when nothing was queued (no connection any more, or out of
+ * memory): then cb will never be called. */
 struct evhttp_connection;
-void http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
+bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
                        void (*cb)(struct evhttp_connection *, void *),
                        void *arg);
 /* 204 No Content. */

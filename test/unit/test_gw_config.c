@@ -78,6 +78,7 @@ static void check_defaults(const struct gw_config *c)
     assert_int_equal(c->listen_port, 8080);
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->max_body, 1 << 20);
+    assert_int_equal(c->request_timeout_ms, 60000);
     assert_int_equal(c->poll_timeout_ms, 25000);
     assert_int_equal(c->heartbeat_ms, 25000);
     assert_int_equal(c->idle_timeout_ms, 30000);
@@ -279,7 +280,7 @@ static void test_all_keys(void **state)
 /* ------------------------------------------------- the shipped config file */
 
 static const char *const all_keys[] = {
-    "resolv_conf",
+    "resolv_conf", "request_timeout",
     "listen", "log_level", "max_body", "static_root", "poll_timeout", "heartbeat",
     "idle_timeout", "max_lifetime", "buffer_bytes", "buffer_messages",
     "overflow", "send_buffer_bytes", "max_batch", "max_sessions",

@@ -45,16 +45,6 @@ struct http_front {
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *in_header(struct evhttp_request *req, const char *name)
-{
-    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
-}
-
-static void out_header(struct evhttp_request *req, const char *name,
-                       const char *value)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
-}
 
 /*
  * CORS for a route request. Adds the response headers for an allowed
@@ -62,30 +52,30 @@ static void out_header(struct evhttp_request *req, const char *name,
  */
 static bool cors_check(struct evhttp_request *req, const struct gw_route *r)
 {
-    const char *origin = in_header(req, "Origin");
+    const char *origin = http_in_header(req, "Origin");
     if (!origin)
         return true;
-    if (!http_origin_allowed(r, origin, in_header(req, "Host"))) {
+    if (!http_origin_allowed(r, origin, http_in_header(req, "Host"))) {
         log_info("%s: origin %s refused on route %s", http_client_addr(req),
                  origin, r->name);
         http_reply_error(req, 403, "origin_not_allowed",
                          "origin %s is not allowed on this route", origin);
         return false;
     }
-    out_header(req, "Access-Control-Allow-Origin", origin);
-    out_header(req, "Access-Control-Allow-Credentials", "true");
-    out_header(req, "Access-Control-Expose-Headers", "Retry-After");
-    out_header(req, "Vary", "Origin");
+    http_out_header(req, "Access-Control-Allow-Origin", origin);
+    http_out_header(req, "Access-Control-Allow-Credentials", "true");
+    http_out_header(req, "Access-Control-Expose-Headers", "Retry-After");
+    http_out_header(req, "Vary", "Origin");
     return true;
 }
 
 static void cors_preflight(struct evhttp_request *req, const char *methods)
 {
-    const char *rh = in_header(req, "Access-Control-Request-Headers");
-    out_header(req, "Access-Control-Allow-Methods", methods);
-    out_header(req, "Access-Control-Allow-Headers",
+    const char *rh = http_in_header(req, "Access-Control-Request-Headers");
+    http_out_header(req, "Access-Control-Allow-Methods", methods);
+    http_out_header(req, "Access-Control-Allow-Headers",
                rh ? rh : "Content-Type, Last-Event-ID");
-    out_header(req, "Access-Control-Max-Age", "600");
+    http_out_header(req, "Access-Control-Max-Age", "600");
     http_reply_empty(req, 204);
 }
 
@@ -104,7 +94,7 @@ static const char *method_name(enum evhttp_cmd_type m)
 
 static void method_not_allowed(struct evhttp_request *req, const char *allow)
 {
-    out_header(req, "Allow", allow);
+    http_out_header(req, "Allow", allow);
     http_reply_error(req, 405, "method_not_allowed",
                      "%s is not allowed here (allowed: %s)",
                      method_name(evhttp_request_get_command(req)), allow);
@@ -295,7 +285,7 @@ static void handle_open(struct http_front *f, struct evhttp_request *req,
     case SESSION_OPEN_CLIENT_FULL: {
         bool mine = rc == SESSION_OPEN_CLIENT_FULL;
         free(o);
-        out_header(req, "Retry-After", "5");
+        http_out_header(req, "Retry-After", "5");
         log_warn("%s: %s reached", addr,
                  mine ? "max_sessions_per_client" : "max_sessions (or descriptors)");
         http_reply_error(req, 503, mine ? "too_many_sessions_for_client"
@@ -323,7 +313,7 @@ static void handle_send(struct http_front *f, struct evhttp_request *req,
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    const char *ct = in_header(req, "Content-Type");
+    const char *ct = http_in_header(req, "Content-Type");
     struct envelope env = {0};
     struct gw_error err = {0};
     int rc;
@@ -342,19 +332,7 @@ static void handle_send(struct http_front *f, struct evhttp_request *req,
         envelope_clear(&env);
         return;
     }
-    struct session_out_msg *msgs = env.n ? calloc(env.n, sizeof *msgs) : NULL;
-    if (env.n && !msgs) {
-        envelope_clear(&env);
-        http_reply_error(req, 503, "out_of_memory", "out of memory");
-        return;
-    }
-    for (size_t i = 0; i < env.n; i++)
-        msgs[i] = (struct session_out_msg){ env.msgs[i].binary,
-                                            env.data.data + env.msgs[i].off,
-                                            env.msgs[i].len };
-    enum session_send_result res = session_send(s, env.has_seq, env.seq,
-                                                msgs, env.n);
-    free(msgs);
+    enum session_send_result res = session_send(s, &env);
     char ack[48];
     if (env.has_seq)
         snprintf(ack, sizeof ack, "{\"ack\":%llu}", (unsigned long long)env.seq);
@@ -367,7 +345,7 @@ static void handle_send(struct http_front *f, struct evhttp_request *req,
         http_reply_json_str(req, 200, ack, strlen(ack));
         break;
     case SESSION_SEND_FULL:
-        out_header(req, "Retry-After", "1");
+        http_out_header(req, "Retry-After", "1");
         http_reply_error(req, 429, "send_buffer_full",
                          "the upstream is not keeping up; retry the same batch");
         break;
@@ -458,7 +436,7 @@ static void handle_session_request(struct http_front *f,
     else if (is_events) {
         v = http_query(req, &params, "last_event_id");
         if (!v)
-            v = in_header(req, "Last-Event-ID");
+            v = http_in_header(req, "Last-Event-ID");
     }
     if (is_ack && !v) {
         http_reply_error(req, 400, "bad_request", "ack is required");
@@ -622,9 +600,9 @@ static void handle_static(struct http_front *f, struct evhttp_request *req,
         return;
     }
     evbuffer_file_segment_free(seg); /* b holds its own reference */
-    out_header(req, "Content-Type", mime_type(path));
-    out_header(req, "Cache-Control", "no-cache");
-    out_header(req, "X-Content-Type-Options", "nosniff");
+    http_out_header(req, "Content-Type", mime_type(path));
+    http_out_header(req, "Cache-Control", "no-cache");
+    http_out_header(req, "X-Content-Type-Options", "nosniff");
     evhttp_send_reply(req, 200, "OK", b);
     evbuffer_free(b);
 }
@@ -639,7 +617,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
     if (!path) {
         /* evhttp calls us without a URI when it rejected the request:
          * a body over max_body, or malformed headers. */
-        out_header(req, "Connection", "close");
+        http_out_header(req, "Connection", "close");
         if (evhttp_request_get_response_code(req) == 413) {
             log_info("%s: request body over max_body (%llu bytes)",
                      http_client_addr(req), (unsigned long long)f->cfg->max_body);
@@ -655,7 +633,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
         path = "/";
     size_t body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
     if (body_len > f->cfg->max_body) {
-        out_header(req, "Connection", "close");
+        http_out_header(req, "Connection", "close");
         log_info("%s: request body of %zu bytes over max_body (%llu)",
                  http_client_addr(req), body_len,
                  (unsigned long long)f->cfg->max_body);
@@ -780,8 +758,8 @@ struct http_front *http_front_new(struct event_base *base,
      * write that makes no progress (a browser that stopped reading a
      * stream) are both bounded; a held poll or an idle stream reads and
      * writes nothing, so this does not cut them. */
-    struct timeval io = { (time_t)(cfg->request_timeout_ms / 1000),
-                          (suseconds_t)(cfg->request_timeout_ms % 1000) * 1000 };
+    struct timeval io;
+    gw_ms_to_tv(cfg->request_timeout_ms, &io);
     evhttp_set_timeout_tv(f->http, &io);
     evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
                                EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |

@@ -20,6 +20,17 @@
 #include "gw_log.h"
 #include "ws_handshake.h"
 
+const char *http_in_header(struct evhttp_request *req, const char *name)
+{
+    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
+}
+
+void http_out_header(struct evhttp_request *req, const char *name,
+                     const char *value)
+{
+    evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
+}
+
 void http_add_common_headers(struct evhttp_request *req)
 {
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);

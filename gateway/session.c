@@ -228,12 +228,12 @@ struct session_table *session_table_new(struct event_base *base,
     t->n_cbuckets = 1024;
     t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
     t->reaper = event_new(base, -1, 0, reaper_cb, t);
-    struct timeval tv = { (time_t)(cfg->idle_timeout_ms / 1000),
-                          (suseconds_t)(cfg->idle_timeout_ms % 1000) * 1000 };
+    struct timeval tv;
+    gw_ms_to_tv(cfg->idle_timeout_ms, &tv);
     t->tv_idle = event_base_init_common_timeout(base, &tv);
     if (cfg->max_lifetime_ms) {
-        struct timeval lt = { (time_t)(cfg->max_lifetime_ms / 1000),
-                              (suseconds_t)(cfg->max_lifetime_ms % 1000) * 1000 };
+        struct timeval lt;
+        gw_ms_to_tv(cfg->max_lifetime_ms, &lt);
         t->tv_life = event_base_init_common_timeout(base, &lt);
     }
     if (!t->cbuckets || !t->reaper || !t->tv_idle || table_grow(t) < 0) {
@@ -391,8 +391,9 @@ static void up_open_cb(struct ws_client *c, void *arg)
         s->protocol = strdup(proto);
     if (s->t->tv_life) {
         s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
-        if (s->life)
-            event_add(s->life, s->t->tv_life);
+        if (!s->life || event_add(s->life, s->t->tv_life) != 0)
+            log_warn("session %s: cannot arm max_lifetime (out of memory)",
+                     s->id);
     }
     arm_timer(s);
     s->opener = NULL;
@@ -685,8 +686,8 @@ enum session_open_err session_open(struct session_table *t,
     s->binary_policy = p->binary_policy;
     s->tv_idle = t->tv_idle;
     if (p->idle_ms) {
-        struct timeval tv = { (time_t)(p->idle_ms / 1000),
-                              (suseconds_t)(p->idle_ms % 1000) * 1000 };
+        struct timeval tv;
+        gw_ms_to_tv(p->idle_ms, &tv);
         const struct timeval *ctv = event_base_init_common_timeout(t->base, &tv);
         if (ctv)
             s->tv_idle = ctv;
@@ -862,31 +863,30 @@ void session_detach(struct session *s, struct session_sink *k)
         arm_timer(s);
 }
 
-enum session_send_result session_send(struct session *s, bool has_seq,
-                                      uint64_t seq,
-                                      const struct session_out_msg *msgs,
-                                      size_t n)
+enum session_send_result session_send(struct session *s,
+                                      const struct envelope *env)
 {
     if (s->state != SESSION_OPEN)
         return SESSION_SEND_NOT_OPEN;
-    if (has_seq && s->has_send_seq && seq <= s->send_seq)
+    if (env->has_seq && s->has_send_seq && env->seq <= s->send_seq)
         return SESSION_SEND_DUPLICATE;
     size_t total = 0;
-    for (size_t i = 0; i < n; i++)
-        total += msgs[i].len + WS_FRAME_HEADER_MAX;
+    for (size_t i = 0; i < env->n; i++)
+        total += env->msgs[i].len + WS_FRAME_HEADER_MAX;
     size_t pending = ws_client_pending_bytes(s->up);
     /* An empty buffer always takes one batch, so a batch larger than the
      * limit cannot be refused forever. */
     if (pending && pending + total > s->t->cfg->send_buffer_bytes)
         return SESSION_SEND_FULL;
-    for (size_t i = 0; i < n; i++) {
-        if (ws_client_send(s->up, msgs[i].binary, msgs[i].data, msgs[i].len) < 0)
+    for (size_t i = 0; i < env->n; i++) {
+        const struct envelope_msg *m = &env->msgs[i];
+        if (ws_client_send(s->up, m->binary, env->data.data + m->off, m->len) < 0)
             return SESSION_SEND_NOT_OPEN;
         s->t->stats.messages_out++;
     }
-    if (has_seq) {
+    if (env->has_seq) {
         s->has_send_seq = true;
-        s->send_seq = seq;
+        s->send_seq = env->seq;
     }
     if (!s->sink)
         arm_timer(s);

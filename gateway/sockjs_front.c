@@ -34,22 +34,12 @@ static const struct sjs_transport transports[] = {
 
 /* ------------------------------------------------------------- helpers */
 
-static const char *in_header(struct evhttp_request *req, const char *name)
-{
-    return evhttp_find_header(evhttp_request_get_input_headers(req), name);
-}
-
-static void out_header(struct evhttp_request *req, const char *name,
-                       const char *value)
-{
-    evhttp_add_header(evhttp_request_get_output_headers(req), name, value);
-}
 
 static void reply_text(struct evhttp_request *req, int status,
                        const char *ctype, const char *body)
 {
     if (ctype)
-        out_header(req, "Content-Type", ctype);
+        http_out_header(req, "Content-Type", ctype);
     http_reply_bytes(req, status, body, body ? strlen(body) : 0);
 }
 
@@ -60,7 +50,7 @@ static void not_found(struct evhttp_request *req)
 
 static void no_cache(struct evhttp_request *req)
 {
-    out_header(req, "Cache-Control", SJS_NO_CACHE);
+    http_out_header(req, "Cache-Control", SJS_NO_CACHE);
 }
 
 /*
@@ -71,12 +61,12 @@ static void no_cache(struct evhttp_request *req)
  */
 static bool cors(struct evhttp_request *req, const struct gw_route *r)
 {
-    const char *origin = in_header(req, "Origin");
+    const char *origin = http_in_header(req, "Origin");
     if (origin) {
         /* "null" (sandboxed or file: pages) has no host: only "*" lets it in */
         bool ok = strcmp(origin, "null") == 0
                       ? r->origins_any
-                      : http_origin_allowed(r, origin, in_header(req, "Host"));
+                      : http_origin_allowed(r, origin, http_in_header(req, "Host"));
         if (!ok) {
             log_info("%s: origin %s refused on SockJS route %s",
                      http_client_addr(req), origin, r->name);
@@ -85,16 +75,16 @@ static bool cors(struct evhttp_request *req, const struct gw_route *r)
                        "Origin not allowed.");
             return false;
         }
-        out_header(req, "Access-Control-Allow-Origin", origin);
-        out_header(req, "Access-Control-Allow-Credentials", "true");
+        http_out_header(req, "Access-Control-Allow-Origin", origin);
+        http_out_header(req, "Access-Control-Allow-Credentials", "true");
     } else {
         /* like the reference: any page, but then without credentials */
-        out_header(req, "Access-Control-Allow-Origin", "*");
+        http_out_header(req, "Access-Control-Allow-Origin", "*");
     }
-    out_header(req, "Vary", "Origin");
-    const char *rh = in_header(req, "Access-Control-Request-Headers");
+    http_out_header(req, "Vary", "Origin");
+    const char *rh = http_in_header(req, "Access-Control-Request-Headers");
     if (rh && *rh)
-        out_header(req, "Access-Control-Allow-Headers", rh);
+        http_out_header(req, "Access-Control-Allow-Headers", rh);
     return true;
 }
 
@@ -107,8 +97,8 @@ static void long_cache(struct evhttp_request *req)
     gmtime_r(&t, &tm);
     strftime(exp, sizeof exp, "%a, %d %b %Y %H:%M:%S GMT", &tm);
     snprintf(cc, sizeof cc, "public, max-age=%d", SJS_YEAR);
-    out_header(req, "Cache-Control", cc);
-    out_header(req, "Expires", exp);
+    http_out_header(req, "Cache-Control", cc);
+    http_out_header(req, "Expires", exp);
 }
 
 static void options_reply(struct evhttp_request *req, const char *methods)
@@ -116,8 +106,8 @@ static void options_reply(struct evhttp_request *req, const char *methods)
     char age[32];
     long_cache(req);
     snprintf(age, sizeof age, "%d", SJS_YEAR);
-    out_header(req, "Access-Control-Max-Age", age);
-    out_header(req, "Access-Control-Allow-Methods", methods);
+    http_out_header(req, "Access-Control-Max-Age", age);
+    http_out_header(req, "Access-Control-Allow-Methods", methods);
     evhttp_send_reply(req, 204, "No Content", NULL);
 }
 
@@ -126,7 +116,7 @@ static void session_cookie(struct evhttp_request *req, const struct gw_route *r)
 {
     if (!r->cookie_needed)
         return;
-    const char *c = in_header(req, "Cookie");
+    const char *c = http_in_header(req, "Cookie");
     char v[160] = "dummy";
     const char *p = c ? strstr(c, "JSESSIONID=") : NULL;
     if (p) {
@@ -142,7 +132,7 @@ static void session_cookie(struct evhttp_request *req, const struct gw_route *r)
     }
     char cookie[200];
     snprintf(cookie, sizeof cookie, "JSESSIONID=%s; path=/", v);
-    out_header(req, "Set-Cookie", cookie);
+    http_out_header(req, "Set-Cookie", cookie);
 }
 
 /* --------------------------------------------------- static endpoints */
@@ -157,7 +147,7 @@ static void handle_info(const struct sockjs_ctx *ctx, struct evhttp_request *req
         return;
     }
     if (m != EVHTTP_REQ_GET) {
-        out_header(req, "Allow", "OPTIONS, GET");
+        http_out_header(req, "Allow", "OPTIONS, GET");
         reply_text(req, 405, NULL, NULL);
         return;
     }
@@ -194,7 +184,7 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-        out_header(req, "Allow", "GET");
+        http_out_header(req, "Allow", "GET");
         reply_text(req, 405, NULL, NULL);
         return;
     }
@@ -203,12 +193,12 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
     sockjs_iframe_page(&page, r->sockjs_url ? r->sockjs_url : "/sockjs.min.js");
     sockjs_iframe_etag(page.data, page.len, etag);
     long_cache(req);
-    out_header(req, "ETag", etag);
-    const char *inm = in_header(req, "If-None-Match");
+    http_out_header(req, "ETag", etag);
+    const char *inm = http_in_header(req, "If-None-Match");
     if (inm && strcmp(inm, etag) == 0) {
         evhttp_send_reply(req, 304, "Not Modified", NULL);
     } else {
-        out_header(req, "Content-Type", "text/html; charset=UTF-8");
+        http_out_header(req, "Content-Type", "text/html; charset=UTF-8");
         http_reply_bytes(req, 200, page.data, page.len);
     }
     gw_buf_free(&page);
@@ -324,7 +314,7 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct envelope env = {0};
     int rc = jsonp ? sockjs_parse_jsonp_send(&env, body, len,
-                                             in_header(req, "Content-Type"),
+                                             http_in_header(req, "Content-Type"),
                                              ctx->cfg->max_batch)
                    : sockjs_parse_send(&env, body, len, ctx->cfg->max_batch);
     if (rc != SOCKJS_SEND_OK) {
@@ -332,17 +322,7 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
         sjs_send_error(req, rc);
         return;
     }
-    struct session_out_msg *msgs = env.n ? calloc(env.n, sizeof *msgs) : NULL;
-    if (env.n && !msgs) {
-        envelope_clear(&env);
-        sjs_send_error(req, SOCKJS_SEND_NOMEM);
-        return;
-    }
-    for (size_t i = 0; i < env.n; i++)
-        msgs[i] = (struct session_out_msg){ false, env.data.data + env.msgs[i].off,
-                                            env.msgs[i].len };
-    enum session_send_result res = session_send(s, false, 0, msgs, env.n);
-    free(msgs);
+    enum session_send_result res = session_send(s, &env);
     envelope_clear(&env);
     session_touch(s);
     switch (res) {
@@ -355,7 +335,7 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
         break;
     case SESSION_SEND_FULL:
         /* SockJS has no retry-after: refuse loudly rather than drop */
-        out_header(req, "Retry-After", "1");
+        http_out_header(req, "Retry-After", "1");
         reply_text(req, 503, "text/plain; charset=UTF-8",
                    "Upstream is not keeping up.");
         break;
@@ -414,15 +394,13 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
         return;
     }
     if ((post && m != EVHTTP_REQ_POST) || (!post && m != EVHTTP_REQ_GET)) {
-        out_header(req, "Allow", post ? "OPTIONS, POST" : "OPTIONS, GET");
+        http_out_header(req, "Allow", post ? "OPTIONS, POST" : "OPTIONS, GET");
         reply_text(req, 405, NULL, NULL);
         return;
     }
     no_cache(req);
-    if (tr && tr->wrap == SOCKJS_WRAP_JSONP)
-        out_header(req, "X-Content-Type-Options", "nosniff");
-    else if (tr || is_jsend)
-        out_header(req, "X-Content-Type-Options", "nosniff");
+    if (tr || is_jsend) /* script and text responses */
+        http_out_header(req, "X-Content-Type-Options", "nosniff");
     if (tr)
         handle_receive(ctx, req, r, key, (size_t)kl, tr);
     else
@@ -472,7 +450,7 @@ void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
     if (*rest == 0 || strcmp(rest, "/") == 0) {
         enum evhttp_cmd_type m = evhttp_request_get_command(req);
         if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-            out_header(req, "Allow", "GET");
+            http_out_header(req, "Allow", "GET");
             reply_text(req, 405, NULL, NULL);
             return;
         }

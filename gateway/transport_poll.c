@@ -33,10 +33,9 @@ static struct gw_buf scratch;
 int transport_ctx_init(struct transport_ctx *ctx, struct event_base *base,
                        const struct gw_config *cfg)
 {
-    struct timeval p = { (time_t)(cfg->poll_timeout_ms / 1000),
-                         (suseconds_t)(cfg->poll_timeout_ms % 1000) * 1000 };
-    struct timeval h = { (time_t)(cfg->heartbeat_ms / 1000),
-                         (suseconds_t)(cfg->heartbeat_ms % 1000) * 1000 };
+    struct timeval p, h;
+    gw_ms_to_tv(cfg->poll_timeout_ms, &p);
+    gw_ms_to_tv(cfg->heartbeat_ms, &h);
     ctx->base = base;
     ctx->cfg = cfg;
     ctx->tv_poll = event_base_init_common_timeout(base, &p);

@@ -45,7 +45,18 @@ struct sjs_sink {
     bool opener;            /* waiting for the upstream handshake */
 };
 
-static struct gw_buf scratch;
+/* Reused for every delivery (single-threaded): the wrapped response,
+ * the bare frame, and base64 of binary messages. Released when a huge
+ * batch made them grow. */
+static struct gw_buf scratch, frame_scratch, b64_scratch;
+
+static void trim_scratch(struct gw_buf *b)
+{
+    if (b->cap > 1 << 20)
+        gw_buf_free(b);
+    else
+        gw_buf_reset(b);
+}
 
 static void sjs_free(struct sjs_sink *k)
 {
@@ -124,21 +135,21 @@ static bool take_messages(struct session *s, struct gw_buf *frame)
     size_t idx = 0, off = 0;
     struct sq_msg m;
     uint64_t last = 0;
-    struct gw_buf b64 = {0};
+    struct gw_buf *b64 = &b64_scratch;
     sockjs_frame_array_begin(frame);
     while (session_queue_next(q, &idx, &off, &m)) {
         if (m.binary) { /* binary = base64 (other policies never queue it) */
-            gw_buf_reset(&b64);
-            framing_base64_append(&b64, m.data, m.len);
-            sockjs_frame_array_item(frame, idx == 1, b64.data ? b64.data
-                                    : (const uint8_t *)"", b64.len);
+            gw_buf_reset(b64);
+            framing_base64_append(b64, m.data, m.len);
+            sockjs_frame_array_item(frame, idx == 1, b64->data ? b64->data
+                                    : (const uint8_t *)"", b64->len);
         } else {
             sockjs_frame_array_item(frame, idx == 1, m.data, m.len);
         }
         last = m.seq;
     }
     sockjs_frame_array_end(frame);
-    gw_buf_free(&b64);
+    trim_scratch(b64);
     session_ack(s, last);
     return true;
 }
@@ -160,17 +171,18 @@ static void sjs_flush(struct sjs_sink *k)
         return;
     }
     k->pending = false;
-    struct gw_buf frame = {0};
-    gw_buf_reset(&scratch);
+    struct gw_buf *frame = &frame_scratch;
+    gw_buf_reset(frame);
+    trim_scratch(&scratch); /* a huge previous batch is let go here */
     bool closing = false;
-    if (take_messages(s, &frame)) {
-        wrap(k, &scratch, &frame);
+    if (take_messages(s, frame)) {
+        wrap(k, &scratch, frame);
     } else if (session_close_ready(s, false)) {
-        close_frame(s, &frame);
-        wrap(k, &scratch, &frame);
+        close_frame(s, frame);
+        wrap(k, &scratch, frame);
         closing = true;
     }
-    gw_buf_free(&frame);
+    trim_scratch(frame);
     if (!scratch.len)
         return;
     if (!k->tr->streaming) {

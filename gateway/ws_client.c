@@ -156,8 +156,7 @@ const char *ws_client_fail_name(enum ws_client_fail f)
 static const struct timeval *ms_tv(struct ws_client *c, uint32_t ms,
                                    struct timeval *tmp)
 {
-    tmp->tv_sec = (time_t)(ms / 1000);
-    tmp->tv_usec = (suseconds_t)(ms % 1000) * 1000;
+    gw_ms_to_tv(ms, tmp);
     const struct timeval *ct = event_base_init_common_timeout(c->base, tmp);
     return ct ? ct : tmp;
 }

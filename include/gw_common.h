@@ -69,6 +69,10 @@ uint8_t *gw_buf_reserve(struct gw_buf *b, size_t len);
 void gw_buf_reset(struct gw_buf *b);  /* len = 0, keeps memory */
 void gw_buf_free(struct gw_buf *b);   /* releases memory, struct reusable */
 
+/* Milliseconds as a struct timeval (for libevent timers). */
+struct timeval;
+void gw_ms_to_tv(uint64_t ms, struct timeval *tv);
+
 /* Parse a size with unit (B, KiB, MiB, GiB; bare number = bytes).
  * Returns 0 or GW_EINVAL. */
 int gw_parse_size(const char *s, uint64_t *out);

@@ -19,6 +19,11 @@ struct evhttp_connection;
 struct evbuffer;
 struct event;
 
+/* A request header (borrowed), or NULL; add a response header. */
+const char *http_in_header(struct evhttp_request *req, const char *name);
+void http_out_header(struct evhttp_request *req, const char *name,
+                     const char *value);
+
 /* Cache-Control: no-store, X-Content-Type-Options: nosniff. */
 void http_add_common_headers(struct evhttp_request *req);
 /* Standard reason phrase for a status. */

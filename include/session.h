@@ -22,6 +22,7 @@
 
 #include "gw_common.h"
 #include "gw_config.h"
+#include "envelope.h"
 #include "session_queue.h"
 #include "ws_client.h"
 
@@ -186,19 +187,12 @@ enum session_send_result {
     SESSION_SEND_NOT_OPEN,    /* upstream closed -> 410 */
 };
 /*
- * Forward a batch of messages in order. seq: has_seq/seq of the batch.
- * msgs[i] points into data. All or nothing: either every message is
+ * Forward a parsed browser batch (borrowed) in order; its seq, if any,
+ * makes the send idempotent. All or nothing: either every message is
  * queued upstream or none.
  */
-struct session_out_msg {
-    bool binary;
-    const uint8_t *data;
-    size_t len;
-};
-enum session_send_result session_send(struct session *s, bool has_seq,
-                                      uint64_t seq,
-                                      const struct session_out_msg *msgs,
-                                      size_t n);
+enum session_send_result session_send(struct session *s,
+                                      const struct envelope *env);
 uint64_t session_send_acked(const struct session *s);
 
 /* Browser asked to close (DELETE / POST close): upstream gets 1000. */

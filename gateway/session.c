@@ -310,6 +310,29 @@ static void count_closed(struct session *s)
     }
 }
 
+/* What ending a live session lets go of, whether it becomes a tombstone
+ * or is released: its request, pauses, client slot, queue and lifetime
+ * timer. Idempotent. */
+static void let_go(struct session *s)
+{
+    struct session_table *t = s->t;
+    detach_sink(s, SESSION_DETACH_CLOSING);
+    unpause_global(s);
+    if (s->paused)
+        set_paused(s, false);
+    count_closed(s);
+    if (s->client) {
+        client_put(t, s->client);
+        s->client = NULL;
+    }
+    t->stats.buffered_bytes -= s->q.bytes;
+    session_queue_clear(&s->q);
+    if (s->life) {
+        event_free(s->life);
+        s->life = NULL;
+    }
+}
+
 /* Unlink and queue for freeing from the event loop. */
 static void session_release(struct session *s)
 {
@@ -317,20 +340,11 @@ static void session_release(struct session *s)
         return;
     s->released = true;
     struct session_table *t = s->t;
-    detach_sink(s, SESSION_DETACH_CLOSING);
-    unpause_global(s);
-    if (s->paused)
-        set_paused(s, false);
-    count_closed(s);
-    if (s->state != SESSION_FINISHED) {
-        client_put(t, s->client);
-        s->client = NULL;
+    if (s->state != SESSION_FINISHED)
         t->stats.sessions--;
-    } else {
+    else
         t->stats.tombstones--;
-    }
-    t->stats.buffered_bytes -= s->q.bytes;
-    session_queue_clear(&s->q);
+    let_go(s);
     if (s->unlinked) {
         for (struct session **pp = &t->unlinked; *pp; pp = &(*pp)->next_id)
             if (*pp == s) {
@@ -341,10 +355,6 @@ static void session_release(struct session *s)
         table_remove(t, s);
     }
     event_del(&s->timer);
-    if (s->life) {
-        event_free(s->life);
-        s->life = NULL;
-    }
     s->grave_next = t->graveyard;
     t->graveyard = s;
     event_active(t->reaper, EV_TIMEOUT, 0);
@@ -356,22 +366,10 @@ static void session_finish(struct session *s)
     if (s->state == SESSION_FINISHED)
         return;
     struct session_table *t = s->t;
-    detach_sink(s, SESSION_DETACH_CLOSING);
-    unpause_global(s);
-    if (s->paused)
-        set_paused(s, false);
+    let_go(s);
     s->state = SESSION_FINISHED;
     t->stats.sessions--;
     t->stats.tombstones++;
-    count_closed(s);
-    client_put(t, s->client);
-    s->client = NULL;
-    t->stats.buffered_bytes -= s->q.bytes;
-    session_queue_clear(&s->q);
-    if (s->life) {
-        event_free(s->life);
-        s->life = NULL;
-    }
     arm_timer(s);
 }
 

@@ -89,7 +89,9 @@ cmd_demo() {
     log "starting the demo upstream on 127.0.0.1:9000"
     node "$ROOT/contrib/demo/upstream.mjs" --port 9000 &
     local up=$!
-    trap 'kill $up 2>/dev/null; wait $up 2>/dev/null' EXIT
+    # Expand the pids now: the EXIT trap runs after this function's locals
+    # are gone (set -u would stop it with "unbound variable").
+    trap "kill $up 2>/dev/null; wait $up 2>/dev/null" EXIT
     trap 'exit 0' INT TERM
     # wait until the upstream listens (bounded)
     for _ in $(seq 50); do
@@ -99,7 +101,7 @@ cmd_demo() {
     log "starting pollgate -c ${conf#$ROOT/} (Ctrl-C stops both)"
     "$BUILD/release/gateway/pollgate" -c "$conf" &
     local gw=$!
-    trap 'kill $gw $up 2>/dev/null; wait $gw $up 2>/dev/null' EXIT
+    trap "kill $gw $up 2>/dev/null; wait $gw $up 2>/dev/null" EXIT
     local listen
     listen="$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:];]*\).*/\1/p' "$conf" | head -1)"
     for _ in $(seq 50); do

@@ -185,8 +185,9 @@ static bool is_ip_literal(const char *host)
 /* -------------------------------------------------- masking key pool */
 
 /*
- * One pool per thread: pollgate runs one event loop per thread, so there is
- * no locking; 4 KiB gives 1024 keys per RAND_bytes call.
+ * One pool per thread (pollgate runs a single event loop, so in practice
+ * one pool); thread-local storage keeps it lock-free should that change.
+ * 4 KiB gives 1024 keys per RAND_bytes call.
  */
 static _Thread_local uint8_t mask_pool[4096];
 static _Thread_local size_t mask_pool_pos = sizeof mask_pool;
@@ -1265,11 +1266,6 @@ void ws_client_pause_reading(struct ws_client *c, bool pause)
 const char *ws_client_protocol(const struct ws_client *c)
 {
     return c ? c->protocol : NULL;
-}
-
-bool ws_client_is_open(const struct ws_client *c)
-{
-    return c && !c->dead && c->state == ST_OPEN && !c->close_sent;
 }
 
 static void real_free(struct ws_client *c)

@@ -2,7 +2,7 @@
  * gw_common.h - error codes, error detail and a small growable byte buffer
  * shared by every pollgate module.
  *
- * Conventions (see GUIDE.md section 3):
+ * Conventions:
  *  - int functions return 0 (or a positive count) on success, a negative
  *    enum gw_err on failure; GW_EAGAIN ("need more input") is never a failure.
  *  - pointer functions return NULL on failure.

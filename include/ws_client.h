@@ -106,7 +106,6 @@ void ws_client_pause_reading(struct ws_client *c, bool pause);
 
 /* Subprotocol the server chose, or NULL; borrowed. */
 const char *ws_client_protocol(const struct ws_client *c);
-bool ws_client_is_open(const struct ws_client *c);
 
 /* Release. Safe anytime, including inside the client's own callbacks (then
  * deferred); no callback fires after this call. ws_client_free(NULL) ok. */

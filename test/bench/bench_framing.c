@@ -7,9 +7,8 @@
  * (json_dumps, which allocates) are measured too, for scale, and so are
  * 100-byte messages with nothing to escape against a plain copy.
  *
- * Build: gcc -std=c11 -D_GNU_SOURCE -O2 -Iinclude gateway/gw_common.c
- *        gateway/framing.c gateway/ws_utf8.c test/bench/bench_framing.c
- *        -ljansson -o bench_framing
+ * Built by `make bench` (EXTRA_PROGRAMS), which runs it after the load
+ * scenarios; by hand: `make test/bench/bench_framing` in a build directory.
  * Run:   ./bench_framing [iterations]   (default 10000000)
  */
 #include <jansson.h>
@@ -68,7 +67,7 @@ static void make_messages(void)
 }
 
 /* CPU time of this thread: the machines are shared, and CPU time is what
- * the gateway's budget is counted in (GUIDE section 5). */
+ * the gateway's budget is counted in. */
 static double now(void)
 {
     struct timespec ts;

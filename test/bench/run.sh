@@ -8,7 +8,7 @@
 # pgbench measure, stop pollgate (SIGTERM). Prints a summary table and
 # writes it as JSON to $POLLGATE_BUILDDIR/test/output/bench.json.
 #
-# Scenarios (GUIDE.md section 5 targets):
+# Scenarios (the targets of the README's benchmark section):
 #   longpoll  1,000 sessions, long-poll, 10 msg/s each, 100 B messages
 #   sse       1,000 sessions, SSE, 50 msg/s each, 100 B, ack every 500 ms
 #   echo      100 sessions: POST .../send every 100 ms -> upstream echo ->
@@ -106,7 +106,7 @@ fi
 
 # BENCH_RT=N (default 10; 0 = off): both processes SCHED_FIFO priority N
 # (chrt), when permitted: the nearest thing to "a core given to the
-# gateway" (GUIDE section 5) on a shared machine. Measured here under a
+# gateway" on a shared machine. Measured here under a
 # load average of ~20: with CFS (even at autogroup nice -20) other tenants
 # on core 0 cost pollgate ~15% more CPU per message and multiply p99;
 # the kernel's RT throttling still leaves 5% of each core to the others.

@@ -55,7 +55,8 @@ static bool cors_check(struct evhttp_request *req, const struct gw_route *r)
     const char *origin = http_in_header(req, "Origin");
     if (!origin)
         return true;
-    if (!http_origin_allowed(r, origin, http_in_header(req, "Host"))) {
+    if (!http_origin_allowed(r, origin, http_in_header(req, "Host"),
+                             http_request_tls(req))) {
         log_info("%s: origin %s refused on route %s", http_client_addr(req),
                  origin, r->name);
         http_reply_error(req, 403, "origin_not_allowed",

@@ -9,6 +9,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -136,18 +137,49 @@ void http_reply_empty(struct evhttp_request *req, int status)
     evhttp_send_reply(req, status, http_reason(status), NULL);
 }
 
-bool http_origin_allowed(const struct gw_route *r, const char *origin,
-                         const char *host)
+/* Length of authority a (host[:port]) without a trailing default port. */
+static size_t authority_len(const char *a, const char *default_port)
 {
-    if (r->origins_any)
+    size_t n = strlen(a), d = strlen(default_port);
+    if (n >= d && strcasecmp(a + n - d, default_port) == 0)
+        return n - d;
+    return n;
+}
+
+bool http_same_origin(const char *origin, const char *host, bool tls)
+{
+    if (!origin || !host)
+        return false;
+    const char *a, *dflt;
+    if (strncasecmp(origin, "https://", 8) == 0) {
+        a = origin + 8;
+        dflt = ":443";
+    } else if (!tls && strncasecmp(origin, "http://", 7) == 0) {
+        a = origin + 7;
+        dflt = ":80";
+    } else {
+        return false;
+    }
+    size_t la = authority_len(a, dflt), lh = authority_len(host, dflt);
+    return la && la == lh && strncasecmp(a, host, la) == 0;
+}
+
+bool http_origin_allowed(const struct gw_route *r, const char *origin,
+                         const char *host, bool tls)
+{
+    if (r->origins_any || http_same_origin(origin, host, tls))
         return true;
     for (size_t i = 0; i < r->n_origins; i++)
         if (strcasecmp(r->origins[i], origin) == 0)
             return true;
-    if (r->n_origins)
-        return false;
-    const char *p = strstr(origin, "://");
-    return p && host && strcasecmp(p + 3, host) == 0;
+    return false;
+}
+
+bool http_request_tls(struct evhttp_request *req)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    return bev && bufferevent_openssl_get_ssl(bev) != NULL;
 }
 
 const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,

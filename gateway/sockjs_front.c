@@ -66,7 +66,8 @@ static bool cors(struct evhttp_request *req, const struct gw_route *r)
         /* "null" (sandboxed or file: pages) has no host: only "*" lets it in */
         bool ok = strcmp(origin, "null") == 0
                       ? r->origins_any
-                      : http_origin_allowed(r, origin, http_in_header(req, "Host"));
+                      : http_origin_allowed(r, origin, http_in_header(req, "Host"),
+                                            http_request_tls(req));
         if (!ok) {
             log_info("%s: origin %s refused on SockJS route %s",
                      http_client_addr(req), origin, r->name);

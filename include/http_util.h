@@ -50,12 +50,24 @@ bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
 void http_reply_empty(struct evhttp_request *req, int status);
 
 /*
- * May a page from origin use route r? "*" allows any, a list allows its
- * entries, an empty list only the same origin (the Origin's host[:port]
- * equals the request's Host).
+ * Is origin the request's own origin? Its host[:port] must equal the Host
+ * header, default ports (":80" for http, ":443" for https) being the same
+ * as none. On a TLS connection only an https origin can be; on a plain one
+ * both schemes are accepted, because a TLS-terminating proxy in front
+ * (nginx, HAProxy) makes the browser's https page arrive as plain HTTP.
+ */
+bool http_same_origin(const char *origin, const char *host, bool tls);
+
+/*
+ * May a page from origin use route r? Its own origin always may (the iframe
+ * transports and pages served from static_root); "*" allows any other, a
+ * list allows its entries, an empty list nothing else.
  */
 bool http_origin_allowed(const struct gw_route *r, const char *origin,
-                         const char *host);
+                         const char *host, bool tls);
+
+/* Did the request arrive over TLS (a tls_listen listener)? */
+bool http_request_tls(struct evhttp_request *req);
 
 /* A query-string parameter, decoded; params is filled on first use (init
  * it with TAILQ_INIT, free with evhttp_clear_headers). NULL if absent. */

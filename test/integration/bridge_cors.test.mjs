@@ -109,6 +109,27 @@ describe('bridge: CORS and forwarded headers', { concurrency: 4, timeout: 150000
     assert.ok(gw.port);
   });
 
+  it('an origin list never shuts out the gateway\'s own origin (default ports folded)', async (t) => {
+    const { up, api, gw } = await bridge(t, { route: { origins: 'https://app.example' } });
+    const same = `http://127.0.0.1:${gw.port}`;
+    const r = await api.open(undefined, { headers: { origin: same } });
+    assert.equal(r.status, 201, show(r));
+    assertAllowed(r, same);
+    const c = await up.conn(0);
+    await c.send('hi');
+    const p = await api.poll(r.json.session, 0, { headers: { origin: same } });
+    assert.equal(p.status, 200, show(p));
+    assertAllowed(p, same);
+    // Host with the scheme's default port is the same origin as none
+    const r2 = await api.open(undefined, { headers: { origin: 'http://gate.example', host: 'gate.example:80' } });
+    assert.equal(r2.status, 201, show(r2));
+    const tcp = up.tcpCount;
+    for (const o of [`http://127.0.0.1:${gw.port + 1}`, `http://localhost:${gw.port}`, 'https://evil.example']) {
+      assertError(await api.open(undefined, { headers: { origin: o } }), 403);
+    }
+    assert.equal(up.tcpCount, tcp, 'rejected origins never reach the upstream');
+  });
+
   it('origins empty = same-origin only (Origin host must equal Host)', async (t) => {
     const { up, api, gw } = await bridge(t, { route: { origins: '' } });
     const same = `http://127.0.0.1:${gw.port}`;

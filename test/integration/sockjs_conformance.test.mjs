@@ -742,6 +742,20 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     assert.deepEqual(c.texts(), ['ok', 'no-origin'], 'only allowed sends were forwarded');
     const noOrigin = await S().req('GET', '/info');
     assert.equal(noOrigin.status, 200, `a request without Origin (not a browser) is allowed: ${show(noOrigin)}`);
+    // the gateway's own origin (the iframe page's, static_root pages') is
+    // always allowed, list or not
+    const own = { origin: `http://127.0.0.1:${port}` };
+    const oi = await S().req('GET', '/info', { headers: own });
+    assert.equal(oi.status, 200, `own origin /info: ${show(oi)}`);
+    assertCors(oi, own.origin, 'own origin /info');
+    const s2 = S().session();
+    const conn2 = nextConn();
+    const o2 = await s2.xhr({ headers: own });
+    assert.equal(o2.text, 'o\n', `own origin xhr: ${show(o2)}`);
+    const c2 = await conn2();
+    await s2.sendOk(['same-origin'], { headers: own });
+    await c2.waitMessages(1);
+    assert.deepEqual(c2.texts(), ['same-origin']);
   });
 
   // ------------------------------------------------------------ cookies

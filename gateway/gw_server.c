@@ -16,6 +16,7 @@
 
 #include "check_upstream.h"
 #include "gw_log.h"
+#include "gw_notify.h"
 #include "http_front.h"
 #include "session.h"
 #include "ws_client.h"
@@ -42,6 +43,7 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
     s->stopping = true;
     log_info("signal %d: stopping (closing upstreams with 1001)", (int)sig);
+    gw_notify("STOPPING=1\nSTATUS=stopping");
     /* Stop taking requests, complete held ones, close every upstream
      * cleanly, and give the close handshakes a moment. */
     http_front_stop_accepting(s->front);
@@ -140,6 +142,9 @@ int gw_server_run(const struct gw_config *cfg)
     log_info("pollgate listening on %s%s%s:%u", strchr(cfg->listen_host, ':') ? "[" : "",
              cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "",
              cfg->listen_port);
+    /* systemd Type=notify: started once we accept connections. */
+    if (gw_notify("READY=1\nSTATUS=listening") < 0)
+        log_warn("NOTIFY_SOCKET is set but the service manager could not be told we are ready");
     event_base_dispatch(s.base);
     log_info("stopped");
     rc = 0;

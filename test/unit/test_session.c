@@ -14,6 +14,7 @@
 
 #include <event2/event.h>
 
+#include "envelope_batch.h"
 #include "session.h"
 
 /* --------------------------------------------------------- fake upstream */
@@ -164,6 +165,7 @@ struct fx {
     struct gw_route route, route2;
     struct session_table *t;
     struct tsink opener;
+    char last_id[SESSION_KEY_MAX + 1]; /* id of the last session opened */
 };
 
 static int setup(void **state)
@@ -242,6 +244,7 @@ static struct session *open_on(struct fx *x, const struct session_policy *pol,
     assert_int_equal(session_open(x->t, pol, &p, &s), SESSION_OPEN_OK);
     assert_non_null(s);
     assert_int_equal(session_state(s), SESSION_OPENING);
+    snprintf(x->last_id, sizeof x->last_id, "%s", session_id(s));
     return s;
 }
 
@@ -431,14 +434,14 @@ static void test_global_budget_drop_oldest_never_evicts(void **state)
 static void test_tombstone_410_then_404(void **state)
 {
     struct fx *x = *state;
-    x->cfg.idle_timeout_ms = 40;
+    x->cfg.idle_timeout_ms = 100;
     start(x);
     struct fake_up *f;
     struct session *s = open_up(x, &session_policy_native, NULL, &f);
     char id[SESSION_ID_LEN + 1];
     memcpy(id, session_id(s), sizeof id);
     up_msg(f, false, "x");
-    run_ms(x, 70);
+    run_ms(x, 150);
     /* idle: upstream told 1001, the id answers 410 */
     assert_int_equal(f->close_calls, 1);
     assert_int_equal(f->close_code, WS_CLOSE_GOING_AWAY);
@@ -457,7 +460,7 @@ static void test_tombstone_410_then_404(void **state)
     up_closed(f, WS_CLOSE_GOING_AWAY, "", WS_FAIL_NONE, NULL);
     assert_int_equal(g_freed, 1);
     assert_non_null(session_find(x->t, id, SESSION_ID_LEN));
-    run_ms(x, 70);
+    run_ms(x, 120);
     /* then gone: 404 */
     assert_null(session_find(x->t, id, SESSION_ID_LEN));
     assert_int_equal(st->tombstones, 0);
@@ -466,13 +469,15 @@ static void test_tombstone_410_then_404(void **state)
 static void test_closed_unfetched_becomes_tombstone(void **state)
 {
     struct fx *x = *state;
-    x->cfg.idle_timeout_ms = 30;
+    x->cfg.idle_timeout_ms = 100;
     start(x);
     struct fake_up *f;
     struct session *s = open_up(x, &session_policy_native, NULL, &f);
     up_closed(f, 4000, "done", WS_FAIL_NONE, NULL);
     assert_int_equal(session_state(s), SESSION_CLOSED);
-    run_ms(x, 50);
+    run_ms(x, 150);
+    s = session_find(x->t, x->last_id, SESSION_ID_LEN);
+    assert_non_null(s);
     assert_int_equal(session_state(s), SESSION_FINISHED);
     assert_int_equal(session_close_code(s), 4000);
     assert_string_equal(session_close_reason(s), "done");
@@ -861,6 +866,119 @@ static void test_shutdown_and_free_with_opener(void **state)
     assert_int_equal(g_freed, 2);
 }
 
+/* State of the native session id, or -1 once it is gone (404). */
+static int state_of(struct fx *x, const char *id)
+{
+    struct session *s = session_find(x->t, id, SESSION_ID_LEN);
+    return s ? (int)session_state(s) : -1;
+}
+
+static void test_idle_timer_follows_sink(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.idle_timeout_ms = 100;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    char id[SESSION_ID_LEN + 1];
+    memcpy(id, session_id(s), sizeof id);
+    struct tsink k;
+    ts_init(&k);
+    /* a waiting request keeps the session alive however long it waits */
+    session_attach(s, &k.k);
+    run_ms(x, 250);
+    assert_int_equal(state_of(x, id), SESSION_OPEN);
+    /* it ends: the idle period starts; browser activity restarts it */
+    session_detach(s, &k.k);
+    assert_false(session_receiving(s));
+    run_ms(x, 60);
+    assert_int_equal(send2(s, false, 0, "a", "b"), SESSION_SEND_OK);
+    run_ms(x, 60);
+    session_touch(s);
+    run_ms(x, 60);
+    assert_int_equal(session_ack(s, 0), 0);
+    run_ms(x, 60);
+    assert_int_equal(state_of(x, id), SESSION_OPEN);
+    assert_int_equal(f->close_calls, 0);
+    run_ms(x, 80);
+    assert_int_equal(state_of(x, id), SESSION_FINISHED);
+    assert_int_equal(f->close_calls, 1);
+}
+
+static void test_per_session_idle_period(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.idle_timeout_ms = 60000;
+    start(x);
+    struct session_policy pol = session_policy_native;
+    pol.idle_ms = 100;
+    struct fake_up *f;
+    struct session *s = open_up(x, &pol, NULL, &f);
+    char id[SESSION_ID_LEN + 1];
+    memcpy(id, session_id(s), sizeof id);
+    run_ms(x, 150);
+    assert_int_equal(state_of(x, id), SESSION_FINISHED);
+    assert_int_equal(f->close_code, WS_CLOSE_GOING_AWAY);
+    /* the tombstone lasts the session's period too */
+    run_ms(x, 100);
+    assert_int_equal(state_of(x, id), -1);
+}
+
+/* The native parser's envelope seen as a session batch: order, types,
+ * seq, and more messages than the view holds inline. */
+static void test_envelope_batch(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    char body[1024] = "{\"seq\":7,\"messages\":[";
+    char expect[512] = "";
+    int n = ENVELOPE_BATCH_INLINE + 4;
+    for (int i = 0; i < n; i++) {
+        char m[32];
+        char e[16];
+        if (i == 3) {
+            snprintf(m, sizeof m, "{\"binary\":\"Ymlu\"},");
+            snprintf(e, sizeof e, "b:bin,");
+        } else {
+            snprintf(m, sizeof m, "\"m%d\",", i);
+            snprintf(e, sizeof e, "t:m%d,", i);
+        }
+        strcat(expect, e);
+        strcat(body, m);
+    }
+    body[strlen(body) - 1] = 0;
+    strcat(body, "]}");
+    struct envelope env = {0};
+    struct gw_error err = {0};
+    assert_int_equal(envelope_parse(&env, body, strlen(body), 100, &err), 0);
+    struct envelope_batch eb;
+    assert_int_equal(envelope_batch_init(&eb, &env), 0);
+    assert_non_null(eb.heap);
+    assert_int_equal(eb.b.n, (size_t)n);
+    assert_true(eb.b.has_seq);
+    assert_int_equal(eb.b.seq, 7);
+    assert_true(eb.b.msgs[3].binary);
+    assert_int_equal(eb.b.msgs[3].len, 3);
+    assert_memory_equal(eb.b.msgs[3].data, "bin", 3);
+    assert_int_equal(session_send(s, &eb.b), SESSION_SEND_OK);
+    envelope_batch_clear(&eb);
+    envelope_clear(&env);
+    assert_int_equal(f->n_sent, n);
+    assert_string_equal(f->sent, expect);
+    /* small batches use the inline array */
+    assert_int_equal(envelope_parse(&env, "{\"messages\":[\"x\"]}", 18, 100,
+                                    &err), 0);
+    assert_int_equal(envelope_batch_init(&eb, &env), 0);
+    assert_null(eb.heap);
+    assert_false(eb.b.has_seq);
+    assert_int_equal(session_send(s, &eb.b), SESSION_SEND_OK);
+    envelope_batch_clear(&eb);
+    envelope_clear(&env);
+    assert_int_equal(f->n_sent, n + 1);
+}
+
 int main(void)
 {
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
@@ -889,6 +1007,9 @@ int main(void)
         T(test_abort_open),
         T(test_limits_and_connect_failure),
         T(test_shutdown_and_free_with_opener),
+        T(test_idle_timer_follows_sink),
+        T(test_per_session_idle_period),
+        T(test_envelope_batch),
     };
 #undef T
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,9 +1,13 @@
 /*
  * session.h - the session core: one browser session <-> one upstream
- * WebSocket (ws_client). Owns the session table (unguessable ids), the
- * queue toward the browser with sequence numbers and acks, idempotent
- * sends, timers, limits, back-pressure, and the close/tombstone lifecycle.
- * Knows nothing of HTTP: transports reach a browser through a "sink".
+ * WebSocket (ws_client, reached through session_upstream_ops). Owns the
+ * session table (keyed by id kind, route and id), the queue toward the
+ * browser with sequence numbers and acks, idempotent sends, timers,
+ * limits, back-pressure, and the close/tombstone lifecycle. Knows nothing
+ * of HTTP or of either dialect's wire format: transports reach a browser
+ * through a "sink", and what differs between dialects (who names a
+ * session, idle and failed-open rules, binary handling) is an explicit
+ * struct session_policy given to session_open.
  *
  * Lifecycle:
  *   OPENING  upstream handshake under way; the opener sink waits
@@ -11,11 +15,13 @@
  *   CLOSED   upstream gone (or closed by the gateway at max_lifetime);
  *            queued messages are still delivered, then the close itself
  *   FINISHED close delivered to the browser, or closed by the gateway
- *            (idle, DELETE): a tombstone answering 410 for idle_timeout,
- *            then freed (404)
+ *            (idle, DELETE): a tombstone answering 410 for the idle
+ *            period, then freed (404). Under SESSION_IDLE_REAP an idle
+ *            session leaves the table at once instead.
  *
  * Memory rule: a session is never freed inside a callback that may still
- * use it; session_release() unlinks it and frees it from the event loop.
+ * use it; session_release() unlinks it and frees it from the event loop
+ * (the only path that frees a session once session_open returned it).
  */
 #ifndef SESSION_H
 #define SESSION_H
@@ -87,8 +93,8 @@ struct session_table *session_table_new(struct event_base *base,
  * down", attached requests are completed. Returns how many upstream
  * connections are still closing (let the loop run a moment for them). */
 size_t session_table_shutdown(struct session_table *t);
-/* Reach upstreams through ops (borrowed for the table's life) instead of
- * ws_client. Call before the first session_open. */
+/* Reach upstreams through ops (borrowed for the table's life; NULL =
+ * session_upstream_ws). Call before the first session_open. */
 void session_table_set_upstream_ops(struct session_table *t,
                                     const struct session_upstream_ops *ops);
 /* Free everything (upstreams still open are dropped). */

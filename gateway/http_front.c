@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "envelope.h"
+#include "envelope_batch.h"
 #include "framing.h"
 #include "gw_log.h"
 #include "http_util.h"
@@ -275,10 +276,10 @@ static void handle_open(struct http_front *f, struct evhttp_request *req,
         .headers = hdr,
         .n_headers = n,
         .opener = &o->k,
-        .binary_policy = -1,
     };
     struct session *s = NULL;
-    enum session_open_err rc = session_open(f->sessions, &p, &s);
+    enum session_open_err rc = session_open(f->sessions, &session_policy_native,
+                                            &p, &s);
     switch (rc) {
     case SESSION_OPEN_OK:
         break;
@@ -333,7 +334,10 @@ static void handle_send(struct http_front *f, struct evhttp_request *req,
         envelope_clear(&env);
         return;
     }
-    enum session_send_result res = session_send(s, &env);
+    struct envelope_batch eb;
+    enum session_send_result res = envelope_batch_init(&eb, &env) < 0
+        ? SESSION_SEND_FULL : session_send(s, &eb.b);
+    envelope_batch_clear(&eb);
     char ack[48];
     if (env.has_seq)
         snprintf(ack, sizeof ack, "{\"ack\":%llu}", (unsigned long long)env.seq);
@@ -407,13 +411,8 @@ static void handle_session_request(struct http_front *f,
         method_not_allowed(req, allow);
         return;
     }
-    /* Only ids of this protocol: 22 base64url characters (SockJS keys,
-     * which contain ':', live in the same table and must not match). */
-    bool id_ok = id_len == SESSION_ID_LEN;
-    for (size_t i = 0; id_ok && i < id_len; i++)
-        id_ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
-                (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_';
-    struct session *s = id_ok ? session_find(f->sessions, id, id_len) : NULL;
+    /* session_find only sees gateway-named (native) sessions */
+    struct session *s = session_find(f->sessions, id, id_len);
     if (!s || session_state(s) == SESSION_OPENING) {
         http_reply_error(req, 404, "unknown_session", "no such session");
         goto out;

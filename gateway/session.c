@@ -15,6 +15,29 @@
  * below this fraction of the limit (hysteresis: no pause/resume flapping). */
 #define RESUME_NUM 1
 #define RESUME_DEN 2
+/* Sessions paused for the shared budget resume once all queues together
+ * are below this fraction of max_buffered_bytes. */
+#define RESUME_GLOBAL_NUM 9
+#define RESUME_GLOBAL_DEN 10
+
+const struct session_policy session_policy_native = {
+    .id_kind = SESSION_ID_RANDOM,
+    .idle = SESSION_IDLE_TOMBSTONE,
+    .failed_open = SESSION_FAILED_OPEN_FORGET,
+    .binary = SESSION_BINARY_PASS,
+    .idle_ms = 0,
+};
+
+const struct session_upstream_ops session_upstream_ws = {
+    .create = ws_client_new,
+    .connect = ws_client_connect,
+    .send = ws_client_send,
+    .close = ws_client_close,
+    .pending_bytes = ws_client_pending_bytes,
+    .pause_reading = ws_client_pause_reading,
+    .protocol = ws_client_protocol,
+    .free = ws_client_free,
+};
 
 struct client_entry {
     struct client_entry *next;
@@ -23,7 +46,7 @@ struct client_entry {
 };
 
 struct session {
-    struct session *next_id;       /* hash chain */
+    struct session *next_id;       /* hash chain (only while in the table) */
     struct session_table *t;
     struct client_entry *client;   /* NULL once FINISHED */
     const struct gw_route *route;
@@ -35,13 +58,11 @@ struct session {
     bool on_pause_list;            /* paused by the global budget */
     bool released;
     bool has_send_seq;
-    bool keep_failed;              /* SockJS: a failed open leaves a
-                                      tombstone; idle sessions are reaped */
     bool unlinked;                 /* out of the table, upstream closing */
     bool was_opened;               /* counted in opened_total */
     bool counted_closed;           /* counted in closed_total */
     uint16_t close_code;
-    int binary_policy;             /* -1 = pass, else enum gw_sockjs_binary */
+    struct session_policy pol;
     const struct timeval *tv_idle; /* idle and tombstone period */
     char *close_reason;
     char *protocol;
@@ -51,18 +72,21 @@ struct session {
     struct event timer;            /* idle, then tombstone */
     struct event *life;            /* max_lifetime, if set */
     TAILQ_ENTRY(session) pause_link;
+    LIST_ENTRY(session) unlinked_link;
     struct session *grave_next;
     size_t id_len;
     char id[];                     /* NUL-terminated */
 };
 
 TAILQ_HEAD(session_list, session);
+LIST_HEAD(session_unlinked, session);
 
 struct session_table {
     struct event_base *base;
     struct evdns_base *dns;
     const struct gw_config *cfg;
     SSL_CTX *ssl_ctx;
+    const struct session_upstream_ops *up;
     struct session **buckets;
     size_t n_buckets, n_entries;
     struct client_entry **cbuckets;
@@ -71,8 +95,7 @@ struct session_table {
     const struct timeval *tv_idle, *tv_life;
     struct session_list pause_list; /* paused for the global budget */
     struct session *graveyard;      /* released, freed from the loop */
-    struct session *unlinked;       /* reaped, upstream still closing
-                                       (chained through next_id) */
+    struct session_unlinked unlinked; /* reaped, upstream still closing */
     struct event *reaper;
     struct session_stats stats;
     uint64_t fd_capacity;
@@ -101,6 +124,28 @@ static uint64_t hash_bytes(uint64_t seed, const char *s, size_t n)
     return h;
 }
 
+/* The table's key: id kind, route (client-named ids only) and id. */
+static const struct gw_route *key_route(enum session_id_kind kind,
+                                        const struct gw_route *r)
+{
+    return kind == SESSION_ID_CLIENT ? r : NULL;
+}
+
+static size_t key_hash(const struct session_table *t, enum session_id_kind kind,
+                       const struct gw_route *r, const char *id, size_t n,
+                       size_t n_buckets)
+{
+    uint64_t ns = ((uint64_t)(uintptr_t)key_route(kind, r) << 1) | (uint64_t)kind;
+    return hash_bytes(t->hash_seed ^ (ns * 0x9e3779b97f4a7c15ULL), id, n) &
+           (n_buckets - 1);
+}
+
+static size_t session_hash(const struct session_table *t,
+                           const struct session *s, size_t n_buckets)
+{
+    return key_hash(t, s->pol.id_kind, s->route, s->id, s->id_len, n_buckets);
+}
+
 static int table_grow(struct session_table *t)
 {
     size_t n = t->n_buckets ? t->n_buckets * 2 : 1024;
@@ -111,7 +156,7 @@ static int table_grow(struct session_table *t)
         struct session *s = t->buckets[i], *next;
         for (; s; s = next) {
             next = s->next_id;
-            size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (n - 1);
+            size_t h = session_hash(t, s, n);
             s->next_id = b[h];
             b[h] = s;
         }
@@ -126,7 +171,7 @@ static int table_insert(struct session_table *t, struct session *s)
 {
     if (t->n_entries + 1 > t->n_buckets && table_grow(t) < 0)
         return GW_ENOMEM;
-    size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (t->n_buckets - 1);
+    size_t h = session_hash(t, s, t->n_buckets);
     s->next_id = t->buckets[h];
     t->buckets[h] = s;
     t->n_entries++;
@@ -135,7 +180,7 @@ static int table_insert(struct session_table *t, struct session *s)
 
 static void table_remove(struct session_table *t, struct session *s)
 {
-    size_t h = hash_bytes(t->hash_seed, s->id, s->id_len) & (t->n_buckets - 1);
+    size_t h = session_hash(t, s, t->n_buckets);
     for (struct session **pp = &t->buckets[h]; *pp; pp = &(*pp)->next_id) {
         if (*pp == s) {
             *pp = s->next_id;
@@ -145,16 +190,33 @@ static void table_remove(struct session_table *t, struct session *s)
     }
 }
 
-struct session *session_find(struct session_table *t, const char *id,
-                             size_t id_len)
+static struct session *find_key(struct session_table *t,
+                                enum session_id_kind kind,
+                                const struct gw_route *r, const char *id,
+                                size_t id_len)
 {
     if (id_len == 0 || id_len > SESSION_KEY_MAX || !t->n_buckets)
         return NULL;
-    size_t h = hash_bytes(t->hash_seed, id, id_len) & (t->n_buckets - 1);
+    r = key_route(kind, r);
+    size_t h = key_hash(t, kind, r, id, id_len, t->n_buckets);
     for (struct session *s = t->buckets[h]; s; s = s->next_id)
-        if (s->id_len == id_len && memcmp(s->id, id, id_len) == 0)
+        if (s->pol.id_kind == kind && key_route(kind, s->route) == r &&
+            s->id_len == id_len && memcmp(s->id, id, id_len) == 0)
             return s;
     return NULL;
+}
+
+struct session *session_find(struct session_table *t, const char *id,
+                             size_t id_len)
+{
+    return find_key(t, SESSION_ID_RANDOM, NULL, id, id_len);
+}
+
+struct session *session_find_client(struct session_table *t,
+                                    const struct gw_route *r,
+                                    const char *id, size_t id_len)
+{
+    return find_key(t, SESSION_ID_CLIENT, r, id, id_len);
 }
 
 static struct client_entry *client_get(struct session_table *t,
@@ -200,7 +262,7 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
     while (t->graveyard) {
         struct session *s = t->graveyard;
         t->graveyard = s->grave_next;
-        ws_client_free(s->up);
+        t->up->free(s->up);
         session_queue_clear(&s->q);
         free(s->close_reason);
         free(s->protocol);
@@ -220,7 +282,9 @@ struct session_table *session_table_new(struct event_base *base,
     t->dns = dns;
     t->cfg = cfg;
     t->ssl_ctx = ssl_ctx;
+    t->up = &session_upstream_ws;
     TAILQ_INIT(&t->pause_list);
+    LIST_INIT(&t->unlinked);
     if (RAND_bytes((unsigned char *)&t->hash_seed, sizeof t->hash_seed) != 1) {
         free(t);
         return NULL;
@@ -241,6 +305,12 @@ struct session_table *session_table_new(struct event_base *base,
         return NULL;
     }
     return t;
+}
+
+void session_table_set_upstream_ops(struct session_table *t,
+                                    const struct session_upstream_ops *ops)
+{
+    t->up = ops ? ops : &session_upstream_ws;
 }
 
 void session_table_set_fd_capacity(struct session_table *t, uint64_t n)
@@ -280,6 +350,34 @@ static void set_close(struct session *s, uint16_t code, const char *reason,
     s->close_reason = strndup(reason ? reason : "", reason ? reason_len : 0);
 }
 
+static void set_close_str(struct session *s, uint16_t code, const char *reason)
+{
+    set_close(s, code, reason, strlen(reason));
+}
+
+/* The gateway closes the upstream: the browser will learn this code and
+ * reason (unless an earlier close won). */
+static void close_up(struct session *s, uint16_t code, const char *reason)
+{
+    set_close_str(s, code, reason);
+    s->t->up->close(s->up, code, reason);
+}
+
+/* Let go of the upstream connection (allowed inside its own callbacks). */
+static void drop_upstream(struct session *s)
+{
+    s->t->up->free(s->up);
+    s->up = NULL;
+}
+
+static void stop_lifetime(struct session *s)
+{
+    if (s->life) {
+        event_free(s->life);
+        s->life = NULL;
+    }
+}
+
 static void unpause_global(struct session *s)
 {
     if (s->on_pause_list) {
@@ -298,7 +396,7 @@ static void set_paused(struct session *s, bool pause)
     else
         s->t->stats.paused--;
     if (s->up)
-        ws_client_pause_reading(s->up, pause);
+        s->t->up->pause_reading(s->up, pause);
 }
 
 /* closed_total counts sessions that opened, once each. */
@@ -327,10 +425,7 @@ static void let_go(struct session *s)
     }
     t->stats.buffered_bytes -= s->q.bytes;
     session_queue_clear(&s->q);
-    if (s->life) {
-        event_free(s->life);
-        s->life = NULL;
-    }
+    stop_lifetime(s);
 }
 
 /* Unlink and queue for freeing from the event loop. */
@@ -345,15 +440,10 @@ static void session_release(struct session *s)
     else
         t->stats.tombstones--;
     let_go(s);
-    if (s->unlinked) {
-        for (struct session **pp = &t->unlinked; *pp; pp = &(*pp)->next_id)
-            if (*pp == s) {
-                *pp = s->next_id;
-                break;
-            }
-    } else {
+    if (s->unlinked)
+        LIST_REMOVE(s, unlinked_link);
+    else
         table_remove(t, s);
-    }
     event_del(&s->timer);
     s->grave_next = t->graveyard;
     t->graveyard = s;
@@ -381,7 +471,7 @@ static void up_open_cb(struct ws_client *c, void *arg)
     if (s->released)
         return;
     struct session_sink *op = s->opener;
-    const char *proto = ws_client_protocol(c);
+    const char *proto = s->t->up->protocol(c);
     s->state = SESSION_OPEN;
     s->was_opened = true;
     s->t->stats.opened_total++;
@@ -422,21 +512,24 @@ static void drop_front(struct session *s)
     s->t->stats.buffered_bytes -= before - s->q.bytes;
 }
 
+/* The upstream side is over: queued messages are still delivered, then
+ * the close. */
+static void become_closed(struct session *s)
+{
+    s->state = SESSION_CLOSED;
+    unpause_global(s);
+    stop_lifetime(s);
+    if (s->sink)
+        s->sink->ops->wake(s->sink);
+}
+
 /* The gateway ends the upstream side (policy, lifetime, out of memory):
  * remember why, send the close frame, and let the browser learn the close
  * after everything queued before it. */
 static void close_upstream(struct session *s, uint16_t code, const char *reason)
 {
-    set_close(s, code, reason, strlen(reason));
-    ws_client_close(s->up, code, reason);
-    s->state = SESSION_CLOSED;
-    unpause_global(s);
-    if (s->life) {
-        event_free(s->life);
-        s->life = NULL;
-    }
-    if (s->sink)
-        s->sink->ops->wake(s->sink);
+    close_up(s, code, reason);
+    become_closed(s);
 }
 
 /* Stop reading this upstream because the budget shared by all sessions is
@@ -458,19 +551,19 @@ static void up_message_cb(struct ws_client *c, bool binary,
     struct session_table *t = s->t;
     if (s->state != SESSION_OPEN || s->released)
         return;
-    if (binary && s->binary_policy >= 0) {
-        switch ((enum gw_sockjs_binary)s->binary_policy) {
-        case GW_SOCKJS_BINARY_DROP:
+    if (binary) {
+        switch (s->pol.binary) {
+        case SESSION_BINARY_DROP:
             t->stats.binary_dropped++;
             return;
-        case GW_SOCKJS_BINARY_CLOSE:
+        case SESSION_BINARY_CLOSE:
             log_info("session %s: binary upstream message, closing (binary = close)",
                      s->id);
             close_upstream(s, WS_CLOSE_UNSUPPORTED, "binary message not supported");
             return;
-        case GW_SOCKJS_BINARY_BASE64:
+        case SESSION_BINARY_PASS:
         default:
-            break; /* queued as binary; the SockJS sink writes it as base64 */
+            break; /* queued as binary; the sink encodes it */
         }
     }
     bool global;
@@ -526,14 +619,13 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         s->opener = NULL;
         log_info("session %s: upstream %s failed: %s", s->id,
                  s->route->upstream, ci->detail ? ci->detail : "");
-        if (s->keep_failed && !s->released) {
-            /* SockJS: later requests get the close frame until reaped */
+        if (s->pol.failed_open == SESSION_FAILED_OPEN_TOMBSTONE &&
+            !s->released) {
+            /* later requests get the close until the tombstone expires */
             const char *why = ci->detail && *ci->detail ? ci->detail
                                                         : "upstream failed";
-            set_close(s, WS_CLOSE_INTERNAL, why, strlen(why));
-            ws_client_free(s->up);
-            s->up = NULL;
-            s->state = SESSION_OPEN; /* for session_finish's accounting */
+            set_close_str(s, WS_CLOSE_INTERNAL, why);
+            drop_upstream(s);
             session_finish(s);
         } else {
             session_release(s);
@@ -548,14 +640,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
             set_close(s, ci->code, ci->detail, strlen(ci->detail));
         else
             set_close(s, ci->code, ci->reason, ci->reason_len);
-        s->state = SESSION_CLOSED;
-        unpause_global(s);
-        if (s->life) {
-            event_free(s->life);
-            s->life = NULL;
-        }
-        if (s->sink)
-            s->sink->ops->wake(s->sink);
+        become_closed(s);
     }
     if (s->unlinked) {
         session_release(s);  /* reaped already: its upstream is closed now */
@@ -563,10 +648,8 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
     }
     /* The connection is over: let go of it now (freeing inside its own
      * callback is allowed, ws_client defers it). */
-    if (!s->released) {
-        ws_client_free(s->up);
-        s->up = NULL;
-    }
+    if (!s->released)
+        drop_upstream(s);
 }
 
 static const struct ws_client_callbacks up_callbacks = {
@@ -577,6 +660,17 @@ static const struct ws_client_callbacks up_callbacks = {
 
 /* -------------------------------------------------------------- timers */
 
+/* Forget the id now (a new request with it starts a new session); the
+ * struct lives, off the table, until its upstream's close handshake ends
+ * and up_close_cb releases it. */
+static void session_unlink(struct session *s)
+{
+    event_del(&s->timer);
+    table_remove(s->t, s);
+    s->unlinked = true;
+    LIST_INSERT_HEAD(&s->t->unlinked, s, unlinked_link);
+}
+
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
@@ -586,21 +680,13 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         break; /* bounded by connect_timeout */
     case SESSION_OPEN:
         log_info("session %s: idle timeout, closing upstream", s->id);
-        set_close(s, WS_CLOSE_GOING_AWAY, "idle timeout", 12);
-        ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "idle timeout");
+        close_up(s, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
-        if (s->keep_failed) {
-            /* SockJS: reaped now (a new request with this id starts a new
-             * session); the struct lives until the close handshake ends */
-            event_del(&s->timer);
-            table_remove(s->t, s);
-            s->unlinked = true;
-            s->next_id = s->t->unlinked;
-            s->t->unlinked = s;
-        }
+        if (s->pol.idle == SESSION_IDLE_REAP)
+            session_unlink(s);
         break;
     case SESSION_CLOSED:
-        if (s->keep_failed)
+        if (s->pol.idle == SESSION_IDLE_REAP)
             session_release(s);
         else
             session_finish(s);
@@ -649,11 +735,15 @@ static int make_id(char out[SESSION_ID_LEN + 1])
 }
 
 enum session_open_err session_open(struct session_table *t,
+                                   const struct session_policy *pol,
                                    const struct session_open_params *p,
                                    struct session **out)
 {
     const struct gw_config *cfg = t->cfg;
+    bool client_id = pol->id_kind == SESSION_ID_CLIENT;
     *out = NULL;
+    if (client_id && !p->id)
+        return SESSION_OPEN_FAILED;
     if (t->stats.sessions >= cfg->max_sessions ||
         (t->fd_capacity && t->stats.sessions >= t->fd_capacity))
         return SESSION_OPEN_FULL;
@@ -664,9 +754,9 @@ enum session_open_err session_open(struct session_table *t,
         return SESSION_OPEN_CLIENT_FULL;
     ce->count++;
 
-    size_t id_len = p->id ? p->id_len : SESSION_ID_LEN;
-    if (p->id && (id_len == 0 || id_len > SESSION_KEY_MAX ||
-                  session_find(t, p->id, id_len))) {
+    size_t id_len = client_id ? p->id_len : SESSION_ID_LEN;
+    if (client_id && (id_len == 0 || id_len > SESSION_KEY_MAX ||
+                      session_find_client(t, p->route, p->id, id_len))) {
         client_put(t, ce);
         return SESSION_OPEN_FAILED;
     }
@@ -680,18 +770,17 @@ enum session_open_err session_open(struct session_table *t,
     s->route = p->route;
     s->opener = p->opener;
     s->id_len = id_len;
-    s->keep_failed = p->keep_failed;
-    s->binary_policy = p->binary_policy;
+    s->pol = *pol;
     s->tv_idle = t->tv_idle;
-    if (p->idle_ms) {
+    if (pol->idle_ms) {
         struct timeval tv;
-        gw_ms_to_tv(p->idle_ms, &tv);
+        gw_ms_to_tv(pol->idle_ms, &tv);
         const struct timeval *ctv = event_base_init_common_timeout(t->base, &tv);
         if (ctv)
             s->tv_idle = ctv;
     }
     session_queue_init(&s->q);
-    if (p->id) {
+    if (client_id) {
         memcpy(s->id, p->id, id_len);
         s->id[id_len] = 0;
     } else {
@@ -717,16 +806,16 @@ enum session_open_err session_open(struct session_table *t,
         .ping_interval_ms = (uint32_t)cfg->ping_interval_ms,
         .ssl_ctx = t->ssl_ctx,
     };
-    s->up = ws_client_new(t->base, t->dns, &opt, &up_callbacks, s, &err);
+    s->up = t->up->create(t->base, t->dns, &opt, &up_callbacks, s, &err);
     if (!s->up || table_insert(t, s) < 0) {
         log_warn("session: cannot create upstream client: %s", err.msg);
-        ws_client_free(s->up);
+        t->up->free(s->up);
         client_put(t, ce);
         free(s);
         return SESSION_OPEN_FAILED;
     }
     t->stats.sessions++;
-    if (ws_client_connect(s->up) < 0) {
+    if (t->up->connect(s->up) < 0) {
         s->opener = NULL;
         session_release(s);
         return SESSION_OPEN_FAILED;
@@ -745,7 +834,7 @@ void session_abort_open(struct session *s)
     if (s->state != SESSION_OPENING)
         return;
     s->opener = NULL;
-    ws_client_close(s->up, WS_CLOSE_GOING_AWAY, "browser went away");
+    s->t->up->close(s->up, WS_CLOSE_GOING_AWAY, "browser went away");
     session_release(s);
 }
 
@@ -761,7 +850,6 @@ const char *session_close_reason(const struct session *s)
     return s->close_reason ? s->close_reason : "";
 }
 struct session_queue *session_queue(struct session *s) { return &s->q; }
-uint64_t session_send_acked(const struct session *s) { return s->send_seq; }
 
 bool session_lost_since(const struct session *s, uint64_t pos,
                         uint64_t *from, uint64_t *to)
@@ -811,7 +899,8 @@ void session_check_resume(struct session *s)
     }
     /* Freed budget: let sessions paused by the global limit go on. */
     while (!TAILQ_EMPTY(&t->pause_list) &&
-           t->stats.buffered_bytes < cfg->max_buffered_bytes / 10 * 9) {
+           t->stats.buffered_bytes <
+               cfg->max_buffered_bytes / RESUME_GLOBAL_DEN * RESUME_GLOBAL_NUM) {
         struct session *o = TAILQ_FIRST(&t->pause_list);
         unpause_global(o);
         if (o->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM)
@@ -862,29 +951,30 @@ void session_detach(struct session *s, struct session_sink *k)
 }
 
 enum session_send_result session_send(struct session *s,
-                                      const struct envelope *env)
+                                      const struct session_batch *b)
 {
+    const struct session_upstream_ops *up = s->t->up;
     if (s->state != SESSION_OPEN)
         return SESSION_SEND_NOT_OPEN;
-    if (env->has_seq && s->has_send_seq && env->seq <= s->send_seq)
+    if (b->has_seq && s->has_send_seq && b->seq <= s->send_seq)
         return SESSION_SEND_DUPLICATE;
     size_t total = 0;
-    for (size_t i = 0; i < env->n; i++)
-        total += env->msgs[i].len + WS_FRAME_HEADER_MAX;
-    size_t pending = ws_client_pending_bytes(s->up);
+    for (size_t i = 0; i < b->n; i++)
+        total += b->msgs[i].len + WS_FRAME_HEADER_MAX;
+    size_t pending = up->pending_bytes(s->up);
     /* An empty buffer always takes one batch, so a batch larger than the
      * limit cannot be refused forever. */
     if (pending && pending + total > s->t->cfg->send_buffer_bytes)
         return SESSION_SEND_FULL;
-    for (size_t i = 0; i < env->n; i++) {
-        const struct envelope_msg *m = &env->msgs[i];
-        if (ws_client_send(s->up, m->binary, env->data.data + m->off, m->len) < 0)
+    for (size_t i = 0; i < b->n; i++) {
+        const struct session_out_msg *m = &b->msgs[i];
+        if (up->send(s->up, m->binary, m->data, m->len) < 0)
             return SESSION_SEND_NOT_OPEN;
         s->t->stats.messages_out++;
     }
-    if (env->has_seq) {
+    if (b->has_seq) {
         s->has_send_seq = true;
-        s->send_seq = env->seq;
+        s->send_seq = b->seq;
     }
     if (!s->sink)
         arm_timer(s);
@@ -900,8 +990,7 @@ void session_close_by_browser(struct session *s)
         return;
     }
     if (s->state == SESSION_OPEN) {
-        set_close(s, WS_CLOSE_NORMAL, "closed by browser", 17);
-        ws_client_close(s->up, WS_CLOSE_NORMAL, "closed by browser");
+        close_up(s, WS_CLOSE_NORMAL, "closed by browser");
     }
     session_finish(s);
 }
@@ -915,9 +1004,7 @@ size_t session_table_shutdown(struct session_table *t)
         for (struct session *s = t->buckets[i], *next; s; s = next) {
             next = s->next_id;
             if (s->state == SESSION_OPEN) {
-                set_close(s, WS_CLOSE_GOING_AWAY, "gateway shutting down", 21);
-                ws_client_close(s->up, WS_CLOSE_GOING_AWAY,
-                                "gateway shutting down");
+                close_up(s, WS_CLOSE_GOING_AWAY, "gateway shutting down");
                 session_finish(s);
             } else if (s->state == SESSION_CLOSED) {
                 session_finish(s);
@@ -948,8 +1035,8 @@ void session_table_free(struct session_table *t)
             }
         }
     }
-    while (t->unlinked)
-        session_release(t->unlinked);
+    while (!LIST_EMPTY(&t->unlinked))
+        session_release(LIST_FIRST(&t->unlinked));
     if (t->reaper) {
         reaper_cb(-1, 0, t);
         event_free(t->reaper);

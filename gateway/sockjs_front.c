@@ -17,12 +17,29 @@
 #include "framing_sockjs.h"
 #include "gw_log.h"
 #include "http_util.h"
+#include "envelope_batch.h"
 #include "session.h"
 #include "transport_sockjs.h"
 
 #define SJS_NO_CACHE "no-store, no-cache, no-transform, must-revalidate, max-age=0"
 #define SJS_YEAR 31536000
 #define SJS_ID_MAX 128
+/* Close codes the SockJS protocol answers with (frames, not upstream) */
+#define SJS_CLOSE_TRY_AGAIN 1013          /* too many sessions */
+#define SJS_CLOSE_ANOTHER_CONNECTION 2010 /* a receiving request is open */
+
+static enum session_binary sjs_binary_policy(int sockjs_binary)
+{
+    switch ((enum gw_sockjs_binary)sockjs_binary) {
+    case GW_SOCKJS_BINARY_DROP:
+        return SESSION_BINARY_DROP;
+    case GW_SOCKJS_BINARY_CLOSE:
+        return SESSION_BINARY_CLOSE;
+    case GW_SOCKJS_BINARY_BASE64:
+    default:
+        return SESSION_BINARY_PASS; /* the SockJS sink writes it as base64 */
+    }
+}
 
 static const struct sjs_transport transports[] = {
     { "xhr", "application/javascript; charset=UTF-8", SOCKJS_WRAP_XHR, false, true, false },
@@ -246,7 +263,7 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         reply_text(req, 503, "text/plain; charset=UTF-8", "Out of memory.");
         goto out;
     }
-    struct session *s = session_find(ctx->sessions, key, key_len);
+    struct session *s = session_find_client(ctx->sessions, r, key, key_len);
     if (!s) {
         struct ws_header hdr[40];
         char xff[1024];
@@ -260,11 +277,15 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
             .opener = sjs_sink(k),
             .id = key,
             .id_len = key_len,
-            .idle_ms = r->disconnect_delay_ms,
-            .keep_failed = true,
-            .binary_policy = r->sockjs_binary,
         };
-        switch (session_open(ctx->sessions, &p, &s)) {
+        const struct session_policy pol = {
+            .id_kind = SESSION_ID_CLIENT,
+            .idle = SESSION_IDLE_REAP,
+            .failed_open = SESSION_FAILED_OPEN_TOMBSTONE,
+            .binary = sjs_binary_policy(r->sockjs_binary),
+            .idle_ms = r->disconnect_delay_ms,
+        };
+        switch (session_open(ctx->sessions, &pol, &p, &s)) {
         case SESSION_OPEN_OK:
             log_info("%s: SockJS session %s opened (route %s, %s)", addr, key,
                      r->name, tr->name);
@@ -272,7 +293,8 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
             break;
         case SESSION_OPEN_FULL:
         case SESSION_OPEN_CLIENT_FULL:
-            close_frame_reply(ctx, k, 1013, "Too many sessions, try again later");
+            close_frame_reply(ctx, k, SJS_CLOSE_TRY_AGAIN,
+                              "Too many sessions, try again later");
             break;
         default:
             close_frame_reply(ctx, k, WS_CLOSE_INTERNAL,
@@ -286,7 +308,8 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         goto out;
     }
     if (session_receiving(s)) {
-        close_frame_reply(ctx, k, 2010, "Another connection still open");
+        close_frame_reply(ctx, k, SJS_CLOSE_ANOTHER_CONNECTION,
+                          "Another connection still open");
         goto out;
     }
     sjs_start(tc, k, s, false);
@@ -303,7 +326,7 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
                         const struct gw_route *r, const char *key,
                         size_t key_len, bool jsonp)
 {
-    struct session *s = session_find(ctx->sessions, key, key_len);
+    struct session *s = session_find_client(ctx->sessions, r, key, key_len);
     if (!s || session_state(s) == SESSION_OPENING ||
         session_state(s) == SESSION_FINISHED) {
         not_found(req);
@@ -323,7 +346,10 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
         sjs_send_error(req, rc);
         return;
     }
-    enum session_send_result res = session_send(s, &env);
+    struct envelope_batch eb;
+    enum session_send_result res = envelope_batch_init(&eb, &env) < 0
+        ? SESSION_SEND_FULL : session_send(s, &eb.b);
+    envelope_batch_clear(&eb);
     envelope_clear(&env);
     session_touch(s);
     switch (res) {
@@ -358,8 +384,7 @@ static size_t segment(const char *p)
 
 static void handle_session_url(const struct sockjs_ctx *ctx,
                                struct evhttp_request *req,
-                               const struct gw_route *r, size_t route_idx,
-                               const char *rest)
+                               const struct gw_route *r, const char *rest)
 {
     const char *server = rest + 1;
     size_t sn = segment(server);
@@ -374,10 +399,12 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
         return;
     }
     const char *name = sess + in + 1;
-    /* Key: route index + ':' + the client's session id (the server part is
+    /* Key: the client's session id, within this route (the server part is
      * for load balancers and does not matter inside one process). */
-    char key[SJS_ID_MAX + 24];
-    int kl = snprintf(key, sizeof key, "s%zu:%.*s", route_idx, (int)in, sess);
+    char key[SJS_ID_MAX + 1];
+    size_t kl = in;
+    memcpy(key, sess, in);
+    key[in] = 0;
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     bool is_send = !strcmp(name, "xhr_send"), is_jsend = !strcmp(name, "jsonp_send");
     const struct sjs_transport *tr = NULL;
@@ -403,9 +430,9 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
     if (tr || is_jsend) /* script and text responses */
         http_out_header(req, "X-Content-Type-Options", "nosniff");
     if (tr)
-        handle_receive(ctx, req, r, key, (size_t)kl, tr);
+        handle_receive(ctx, req, r, key, kl, tr);
     else
-        handle_send(ctx, req, r, key, (size_t)kl, is_jsend);
+        handle_send(ctx, req, r, key, kl, is_jsend);
 }
 
 /* ------------------------------------------------------------ dispatch */
@@ -466,5 +493,5 @@ void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
         handle_iframe(req, r);
         return;
     }
-    handle_session_url(ctx, req, r, route_idx, rest);
+    handle_session_url(ctx, req, r, rest);
 }

@@ -245,7 +245,7 @@ static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail
     struct gw_buf frame = {0}, b = {0};
     k->opener = false;
     if (fail) {
-        /* The session is a tombstone now (keep_failed): c[1011,...] */
+        /* The session is a tombstone now (SESSION_FAILED_OPEN_TOMBSTONE) */
         const char *why = fail->detail && *fail->detail ? fail->detail
                                                         : "upstream failed";
         sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why));

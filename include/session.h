@@ -1,9 +1,13 @@
 /*
  * session.h - the session core: one browser session <-> one upstream
- * WebSocket (ws_client). Owns the session table (unguessable ids), the
- * queue toward the browser with sequence numbers and acks, idempotent
- * sends, timers, limits, back-pressure, and the close/tombstone lifecycle.
- * Knows nothing of HTTP: transports reach a browser through a "sink".
+ * WebSocket (ws_client, reached through session_upstream_ops). Owns the
+ * session table (keyed by id kind, route and id), the queue toward the
+ * browser with sequence numbers and acks, idempotent sends, timers,
+ * limits, back-pressure, and the close/tombstone lifecycle. Knows nothing
+ * of HTTP or of either dialect's wire format: transports reach a browser
+ * through a "sink", and what differs between dialects (who names a
+ * session, idle and failed-open rules, binary handling) is an explicit
+ * struct session_policy given to session_open.
  *
  * Lifecycle:
  *   OPENING  upstream handshake under way; the opener sink waits
@@ -11,19 +15,21 @@
  *   CLOSED   upstream gone (or closed by the gateway at max_lifetime);
  *            queued messages are still delivered, then the close itself
  *   FINISHED close delivered to the browser, or closed by the gateway
- *            (idle, DELETE): a tombstone answering 410 for idle_timeout,
- *            then freed (404)
+ *            (idle, DELETE): a tombstone answering 410 for the idle
+ *            period, then freed (404). Under SESSION_IDLE_REAP an idle
+ *            session leaves the table at once instead.
  *
  * Memory rule: a session is never freed inside a callback that may still
- * use it; session_release() unlinks it and frees it from the event loop.
+ * use it; session_release() unlinks it and frees it from the event loop
+ * (the only path that frees a session once session_open returned it).
  */
 #ifndef SESSION_H
 #define SESSION_H
 
 #include "gw_common.h"
 #include "gw_config.h"
-#include "envelope.h"
 #include "session_queue.h"
+#include "session_upstream.h"
 #include "ws_client.h"
 
 struct event_base;
@@ -87,6 +93,10 @@ struct session_table *session_table_new(struct event_base *base,
  * down", attached requests are completed. Returns how many upstream
  * connections are still closing (let the loop run a moment for them). */
 size_t session_table_shutdown(struct session_table *t);
+/* Reach upstreams through ops (borrowed for the table's life; NULL =
+ * session_upstream_ws). Call before the first session_open. */
+void session_table_set_upstream_ops(struct session_table *t,
+                                    const struct session_upstream_ops *ops);
 /* Free everything (upstreams still open are dropped). */
 void session_table_free(struct session_table *t);
 const struct session_stats *session_table_stats(const struct session_table *t);
@@ -101,33 +111,77 @@ enum session_open_err {
     SESSION_OPEN_FAILED,      /* could not start (bad URL, ENOMEM) -> 502 */
 };
 
+/* ------------------------------------------------------------- policy */
+
+/* Who names a session, and so which namespace of the table it lives in. */
+enum session_id_kind {
+    SESSION_ID_RANDOM = 0, /* the gateway: 128 random bits (native) */
+    SESSION_ID_CLIENT,     /* the client, unique per route only (SockJS) */
+};
+
+/* What a session that nobody polls for idle_ms becomes. */
+enum session_idle_rule {
+    /* The upstream gets 1001 and the id answers 410 (a tombstone) for
+     * another idle period; a close nobody fetched becomes a tombstone. */
+    SESSION_IDLE_TOMBSTONE = 0,
+    /* The upstream gets 1001 and the id is forgotten at once (a new
+     * request with it opens a new session); a close nobody fetched is
+     * forgotten too. */
+    SESSION_IDLE_REAP,
+};
+
+/* What an upstream handshake that fails leaves behind. */
+enum session_failed_open {
+    SESSION_FAILED_OPEN_FORGET = 0, /* nothing: only the opener is told */
+    SESSION_FAILED_OPEN_TOMBSTONE,  /* a tombstone closed 1011 (detail as
+                                       reason) for later requests */
+};
+
+/* What happens to a binary upstream message. */
+enum session_binary {
+    SESSION_BINARY_PASS = 0, /* queued as binary (the sink encodes it) */
+    SESSION_BINARY_DROP,     /* discarded, counted in binary_dropped */
+    SESSION_BINARY_CLOSE,    /* the upstream is closed 1003 */
+};
+
+struct session_policy {
+    enum session_id_kind id_kind;
+    enum session_idle_rule idle;
+    enum session_failed_open failed_open;
+    enum session_binary binary;
+    uint64_t idle_ms;          /* idle and tombstone period; 0 = idle_timeout */
+};
+
+/* The native protocol's policy: random ids, tombstones, binary passed. */
+extern const struct session_policy session_policy_native;
+
 struct session_open_params {
     const struct gw_route *route;
     const char *client_addr;          /* copied */
     const char *protocols;            /* copied; NULL = route default */
-    const struct ws_header *headers;  /* copied by ws_client */
+    const struct ws_header *headers;  /* copied by the upstream */
     size_t n_headers;
     struct session_sink *opener;      /* told via ops->opened */
-    /* SockJS sessions: */
-    const char *id;                   /* key chosen by the caller (copied);
-                                         NULL = a new random id */
+    const char *id;                   /* SESSION_ID_CLIENT: the key (copied),
+                                         unique within route; else unused */
     size_t id_len;
-    uint64_t idle_ms;                 /* idle and tombstone period;
-                                         0 = idle_timeout */
-    bool keep_failed;                 /* a failed open leaves a tombstone
-                                         (close 1011) instead of nothing */
-    int binary_policy;                /* -1 = deliver binary as binary, else
-                                         enum gw_sockjs_binary */
 };
 
-/* Create a session and start its upstream connection. */
+/* Create a session under policy pol (copied) and start its upstream
+ * connection. */
 enum session_open_err session_open(struct session_table *t,
+                                   const struct session_policy *pol,
                                    const struct session_open_params *p,
                                    struct session **out);
 
-/* Look up by id (any state, tombstones included), or NULL. */
+/* Look up a gateway-named (SESSION_ID_RANDOM) session by id, any state
+ * (tombstones included), or NULL. */
 struct session *session_find(struct session_table *t, const char *id,
                              size_t id_len);
+/* Look up a client-named (SESSION_ID_CLIENT) session of route r. */
+struct session *session_find_client(struct session_table *t,
+                                    const struct gw_route *r,
+                                    const char *id, size_t id_len);
 
 /* ------------------------------------------------------------- session */
 
@@ -179,7 +233,21 @@ void session_close_delivered(struct session *s);
  * upstream (after acks or eviction). Called internally by ack. */
 void session_check_resume(struct session *s);
 
-/* Sends toward the upstream. */
+/* Sends toward the upstream: a batch of messages (borrowed), neutral to
+ * whichever parser produced it. */
+struct session_out_msg {
+    const uint8_t *data;
+    size_t len;
+    bool binary;
+};
+struct session_batch {
+    const struct session_out_msg *msgs; /* n entries */
+    size_t n;
+    bool has_seq;     /* seq makes the send idempotent */
+    uint64_t seq;
+};
+
+
 enum session_send_result {
     SESSION_SEND_OK = 0,
     SESSION_SEND_DUPLICATE,   /* seq not above the highest applied: acked, not sent */
@@ -187,13 +255,12 @@ enum session_send_result {
     SESSION_SEND_NOT_OPEN,    /* upstream closed -> 410 */
 };
 /*
- * Forward a parsed browser batch (borrowed) in order; its seq, if any,
- * makes the send idempotent. All or nothing: either every message is
- * queued upstream or none.
+ * Forward a browser batch (borrowed) in order; its seq, if any, makes the
+ * send idempotent. All or nothing: either every message is queued
+ * upstream or none.
  */
 enum session_send_result session_send(struct session *s,
-                                      const struct envelope *env);
-uint64_t session_send_acked(const struct session *s);
+                                      const struct session_batch *b);
 
 /* Browser asked to close (DELETE / POST close): upstream gets 1000. */
 void session_close_by_browser(struct session *s);

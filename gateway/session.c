@@ -262,7 +262,8 @@ static void detach_sink(struct session *s, enum session_detach_why why)
         return;
     s->sink = NULL;
     k->session = NULL;
-    k->ops->detach(k, why);
+    if (k->ops->detach)
+        k->ops->detach(k, why);
 }
 
 static void arm_timer(struct session *s)
@@ -397,7 +398,8 @@ static void up_open_cb(struct ws_client *c, void *arg)
     s->opener = NULL;
     if (op) {
         op->session = s;
-        op->ops->opened(op, NULL);
+        if (op->ops->opened)
+            op->ops->opened(op, NULL);
     }
 }
 
@@ -435,7 +437,7 @@ static void close_upstream(struct session *s, uint16_t code, const char *reason)
         event_free(s->life);
         s->life = NULL;
     }
-    if (s->sink)
+    if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
 }
 
@@ -512,7 +514,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
         t->stats.buffered_bytes += s->q.bytes - before;
         t->stats.messages_in++;
     }
-    if (s->sink)
+    if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
 }
 
@@ -538,7 +540,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         } else {
             session_release(s);
         }
-        if (op)
+        if (op && op->ops->opened)
             op->ops->opened(op, ci);
         return;
     }
@@ -554,7 +556,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
             event_free(s->life);
             s->life = NULL;
         }
-        if (s->sink)
+        if (s->sink && s->sink->ops->wake)
             s->sink->ops->wake(s->sink);
     }
     if (s->unlinked) {
@@ -942,7 +944,8 @@ void session_table_free(struct session_table *t)
                 struct ws_close_info ci = { .code = WS_CLOSE_GOING_AWAY,
                     .fail = WS_FAIL_IO, .detail = "gateway shutting down" };
                 session_release(s);
-                op->ops->opened(op, &ci);
+                if (op->ops->opened)
+                    op->ops->opened(op, &ci);
             } else {
                 session_release(s);
             }

@@ -115,6 +115,8 @@ static void gone_cb(struct http_watch *w)
 {
     struct http_stream *st = (struct http_stream *)((char *)w -
                                    offsetof(struct http_stream, watch));
+    const char *uri = evhttp_request_get_uri(st->req);
+    log_debug("%s: browser went away", uri ? uri : "stream");
     /* The request is dead (the watch frees it after this returns): no
      * write completes any more and none may be started. */
     st->gone = true;

@@ -25,14 +25,12 @@
 
 #include "framing.h"
 #include "framing_sockjs.h"
-#include "gw_log.h"
-#include "http_stream.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 
 struct sjs_sink {
-    struct session_sink k;
-    struct http_stream st;  /* polling transports: a one-shot response */
+    struct transport_stream ts; /* first; polling: a one-shot response */
     const struct sjs_transport *tr;
     char callback[40];
     bool opener;            /* waiting for the upstream handshake */
@@ -53,7 +51,7 @@ static void trim_scratch(struct gw_buf *b)
 
 static struct sjs_sink *sjs_of(struct http_stream *st)
 {
-    return (struct sjs_sink *)((char *)st - offsetof(struct sjs_sink, st));
+    return (struct sjs_sink *)((char *)st - offsetof(struct sjs_sink, ts.st));
 }
 
 /* ----------------------------------------------------------- writing */
@@ -64,7 +62,7 @@ static bool write_frame(struct sjs_sink *k, const struct gw_buf *frame)
 {
     gw_buf_reset(&scratch);
     sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data, frame->len);
-    bool ok = http_stream_write(&k->st, scratch.data, scratch.len);
+    bool ok = http_stream_write(&k->ts.st, scratch.data, scratch.len);
     trim_scratch(&scratch);
     return ok;
 }
@@ -109,7 +107,7 @@ static void close_frame(struct session *s, struct gw_buf *frame)
 static void sjs_flush(struct http_stream *st)
 {
     struct sjs_sink *k = sjs_of(st);
-    struct session *s = k->k.session;
+    struct session *s = k->ts.k.session;
     if (!s || k->opener)
         return;
     struct gw_buf *frame = &frame_scratch;
@@ -126,7 +124,7 @@ static void sjs_flush(struct http_stream *st)
     if (!ok)
         return; /* the stream ends */
     if (closing) {
-        session_detach(s, &k->k);
+        session_detach(s, &k->ts.k);
         session_close_delivered(s);
         http_stream_end(st);
     } else if (session_queue_count(session_queue(s)) ||
@@ -146,21 +144,16 @@ static void sjs_heartbeat(struct http_stream *st)
     gw_buf_free(&f);
 }
 
-static void sjs_gone(struct http_stream *st)
-{
-    log_debug("sockjs %s: browser went away", sjs_of(st)->tr->name);
-}
-
 static void sjs_ended(struct http_stream *st)
 {
     struct sjs_sink *k = sjs_of(st);
-    struct session *s = k->k.session;
+    struct session *s = k->ts.k.session;
     if (k->opener && s) {
         /* The opener went away before "o": nothing was queued yet, so
          * the session is simply abandoned (the upstream gets 1001). */
         session_abort_open(s);
     } else {
-        session_detach(s, &k->k);
+        session_detach(s, &k->ts.k);
     }
     free(k);
 }
@@ -168,16 +161,10 @@ static void sjs_ended(struct http_stream *st)
 static const struct http_stream_ops sjs_stream_ops = {
     .flush = sjs_flush,
     .heartbeat = sjs_heartbeat,
-    .gone = sjs_gone,
     .ended = sjs_ended,
 };
 
 /* --------------------------------------------------------- sink ops */
-
-static void sjs_wake(struct session_sink *sk)
-{
-    http_stream_wake(&((struct sjs_sink *)sk)->st);
-}
 
 static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
 {
@@ -190,7 +177,7 @@ static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
         write_frame(k, &f);
         gw_buf_free(&f);
     }
-    http_stream_end(&k->st);
+    http_stream_end(&k->ts.st);
 }
 
 static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail)
@@ -203,21 +190,21 @@ static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail
         const char *why = fail->detail && *fail->detail ? fail->detail
                                                         : "upstream failed";
         sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why));
-        k->k.session = NULL;
+        k->ts.k.session = NULL;
         write_frame(k, &frame);
         gw_buf_free(&frame);
-        http_stream_end(&k->st);
+        http_stream_end(&k->ts.st);
         return;
     }
     sockjs_frame_open(&frame);
-    session_attach(k->k.session, &k->k);
+    session_attach(k->ts.k.session, &k->ts.k);
     write_frame(k, &frame);
     gw_buf_free(&frame);
-    http_stream_wake(&k->st); /* anything that came with the open */
+    http_stream_wake(&k->ts.st); /* anything that came with the open */
 }
 
 static const struct session_sink_ops sjs_ops = {
-    .wake = sjs_wake,
+    .wake = transport_stream_wake,
     .detach = sjs_detach,
     .opened = sjs_opened,
 };
@@ -233,13 +220,13 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     struct sjs_sink *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
-    k->k.ops = &sjs_ops;
+    k->ts.k.ops = &sjs_ops;
     k->tr = tr;
     if (callback)
         snprintf(k->callback, sizeof k->callback, "%s", callback);
     /* Watch from the start: whatever this request ends up doing (a stream,
      * one frame, a close frame), the browser may leave before it is done. */
-    if (http_stream_init(&k->st, req, &sjs_stream_ops) < 0) {
+    if (http_stream_init(&k->ts.st, req, &sjs_stream_ops) < 0) {
         free(k);
         return NULL;
     }
@@ -253,27 +240,27 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
         default: sockjs_prelude_xhr_streaming(&b); break;
         }
         /* the prelude does not count toward the limit */
-        http_stream_begin(&k->st, 200, b.data, b.len, limit);
+        http_stream_begin(&k->ts.st, 200, b.data, b.len, limit);
         gw_buf_free(&b);
     }
     return k;
 }
 
-struct session_sink *sjs_sink(struct sjs_sink *k) { return &k->k; }
+struct session_sink *sjs_sink(struct sjs_sink *k) { return &k->ts.k; }
 
 void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
                struct session *s, bool opener)
 {
     k->opener = opener;
-    k->k.session = s;
+    k->ts.k.session = s;
     if (!opener)
-        session_attach(s, &k->k);
-    http_stream_heartbeat_start(&k->st, ctx->tv_heartbeat);
-    http_stream_wake(&k->st); /* last: may end (and free) the sink */
+        session_attach(s, &k->ts.k);
+    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_wake(&k->ts.st); /* last: may end (and free) the sink */
 }
 
 void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame)
 {
     write_frame(k, frame);
-    http_stream_end(&k->st);
+    http_stream_end(&k->ts.st);
 }

@@ -16,14 +16,12 @@
 #include <event2/keyvalq_struct.h>
 
 #include "framing.h"
-#include "gw_log.h"
-#include "http_stream.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 
 struct sse_sink {
-    struct session_sink k;
-    struct http_stream st;
+    struct transport_stream ts; /* first */
     uint64_t pos;   /* last seq this stream has written (or resumed after) */
 };
 
@@ -35,7 +33,7 @@ static struct gw_buf scratch;
 
 static struct sse_sink *sse_of(struct http_stream *st)
 {
-    return (struct sse_sink *)((char *)st - offsetof(struct sse_sink, st));
+    return (struct sse_sink *)((char *)st - offsetof(struct sse_sink, ts.st));
 }
 
 /* http_stream: nothing in flight; write everything not yet written, the
@@ -43,7 +41,7 @@ static struct sse_sink *sse_of(struct http_stream *st)
 static void sse_flush(struct http_stream *st)
 {
     struct sse_sink *k = sse_of(st);
-    struct session *s = k->k.session;
+    struct session *s = k->ts.k.session;
     if (!s)
         return;
     struct session_queue *q = session_queue(s);
@@ -72,7 +70,7 @@ static void sse_flush(struct http_stream *st)
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
     if (ok && closing) {
-        session_detach(s, &k->k);
+        session_detach(s, &k->ts.k);
         session_close_delivered(s);
         http_stream_end(st);
     }
@@ -87,12 +85,11 @@ static void sse_heartbeat(struct http_stream *st)
 static void sse_gone(struct http_stream *st)
 {
     struct sse_sink *k = sse_of(st);
-    log_debug("events: browser went away");
-    if (k->k.session) {
+    if (k->ts.k.session) {
         /* Nothing written is lost: it stays queued until acknowledged,
          * and the next stream replays from the last acknowledged seq. */
-        struct session *s = k->k.session;
-        session_detach(s, &k->k);
+        struct session *s = k->ts.k.session;
+        session_detach(s, &k->ts.k);
         session_queue_unmark_written(session_queue(s));
     }
 }
@@ -100,7 +97,7 @@ static void sse_gone(struct http_stream *st)
 static void sse_ended(struct http_stream *st)
 {
     struct sse_sink *k = sse_of(st);
-    session_detach(k->k.session, &k->k);
+    session_detach(k->ts.k.session, &k->ts.k);
     free(k);
 }
 
@@ -111,21 +108,11 @@ static const struct http_stream_ops sse_stream_ops = {
     .ended = sse_ended,
 };
 
-static void sse_wake(struct session_sink *sk)
-{
-    http_stream_wake(&((struct sse_sink *)sk)->st);
-}
-
-/* The session lets go: end once the last chunk has left. */
-static void sse_detach(struct session_sink *sk, enum session_detach_why why)
-{
-    (void)why;
-    http_stream_end(&((struct sse_sink *)sk)->st);
-}
-
+/* Deliver when writable; when the session lets go, end once the last
+ * chunk has left. */
 static const struct session_sink_ops sse_ops = {
-    .wake = sse_wake,
-    .detach = sse_detach,
+    .wake = transport_stream_wake,
+    .detach = transport_stream_detach,
 };
 
 void transport_sse_handle(const struct transport_ctx *ctx,
@@ -133,12 +120,12 @@ void transport_sse_handle(const struct transport_ctx *ctx,
                           uint64_t pos)
 {
     struct sse_sink *k = calloc(1, sizeof *k);
-    if (!k || http_stream_init(&k->st, req, &sse_stream_ops) < 0) {
+    if (!k || http_stream_init(&k->ts.st, req, &sse_stream_ops) < 0) {
         free(k);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    k->k.ops = &sse_ops;
+    k->ts.k.ops = &sse_ops;
     k->pos = pos;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
@@ -154,12 +141,12 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     }
     gw_buf_appendf(&b, "\nretry: %llu\n\n",
                    (unsigned long long)(ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000));
-    http_stream_begin(&k->st, 200, b.data, b.len, UINT64_MAX);
+    http_stream_begin(&k->ts.st, 200, b.data, b.len, UINT64_MAX);
     gw_buf_free(&b);
 
     /* A new stream replays everything not acknowledged. */
-    session_attach(s, &k->k);
+    session_attach(s, &k->ts.k);
     session_queue_unmark_written(session_queue(s));
-    http_stream_heartbeat_start(&k->st, ctx->tv_heartbeat);
-    http_stream_wake(&k->st); /* last: may end (and free) the stream */
+    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_wake(&k->ts.st); /* last: may end (and free) the stream */
 }

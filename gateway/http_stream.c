@@ -26,7 +26,9 @@ static void settle(struct http_stream *st);
 
 static void written_cb(struct evhttp_connection *evcon, void *arg);
 
-/* The one place bytes leave for the browser. One evbuffer for every chunk
+/* The one place bytes leave for the browser (writing straight to the
+ * socket when nothing is pending, falling back to the bufferevent on a
+ * short write, would go here and nowhere else). One evbuffer for every chunk
  * (single-threaded): evhttp moves its contents out, so it is empty again
  * after each use. evhttp silently does nothing (and never calls back) for
  * an empty chunk or a request without a connection: report that. */

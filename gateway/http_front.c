@@ -137,12 +137,6 @@ struct open_sink {
     const struct gw_config *cfg;
 };
 
-static void open_wake(struct session_sink *k) { (void)k; }
-static void open_detach(struct session_sink *k, enum session_detach_why w)
-{
-    (void)k; (void)w;
-}
-
 static void open_opened(struct session_sink *k, const struct ws_close_info *f)
 {
     struct open_sink *o = (struct open_sink *)k;
@@ -187,8 +181,6 @@ static void open_opened(struct session_sink *k, const struct ws_close_info *f)
 }
 
 static const struct session_sink_ops open_ops = {
-    .wake = open_wake,
-    .detach = open_detach,
     .opened = open_opened,
 };
 

@@ -63,7 +63,7 @@ const char *http_reason(int status)
     }
 }
 
-/* One evbuffer for every reply body and chunk (single-threaded): evhttp
+/* One evbuffer for every reply body (single-threaded): evhttp
  * moves its contents out, so it is empty again after each use and a
  * delivery allocates no evbuffer of its own. */
 static struct evbuffer *out_scratch(const void *data, size_t len)
@@ -83,23 +83,6 @@ void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
     evhttp_send_reply(req, status, http_reason(status), b);
     if (b) /* an orphaned request is freed without taking the body */
         evbuffer_drain(b, evbuffer_get_length(b));
-}
-
-bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
-                       void (*cb)(struct evhttp_connection *, void *),
-                       void *arg)
-{
-    struct evbuffer *b = out_scratch(data, len);
-    /* evhttp silently does nothing (and never calls cb) for an empty
-     * chunk or a request without a connection: say so instead */
-    if (!b || !len || evbuffer_get_length(b) != len ||
-        !evhttp_request_get_connection(req)) {
-        if (b)
-            evbuffer_drain(b, evbuffer_get_length(b));
-        return false;
-    }
-    evhttp_send_reply_chunk_with_cb(req, b, cb, arg);
-    return true;
 }
 
 void http_reply_json_str(struct evhttp_request *req, int status,
@@ -192,18 +175,6 @@ const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
     if (TAILQ_EMPTY(params) && evhttp_parse_query_str(q, params) != 0)
         return NULL;
     return evhttp_find_header(params, key);
-}
-
-void http_stream_start(struct evhttp_request *req, int status)
-{
-    if (req->major < 1 || (req->major == 1 && req->minor < 1)) {
-        /* libevent 2.1 answers an HTTP/1.0 keep-alive request with
-         * "Content-Length: 0" for a stream: forget the keep-alive wish. */
-        evhttp_remove_header(evhttp_request_get_input_headers(req), "Connection");
-        evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-                          "close");
-    }
-    evhttp_send_reply_start(req, status, http_reason(status));
 }
 
 const char *http_client_addr(struct evhttp_request *req)

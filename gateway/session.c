@@ -332,7 +332,8 @@ static void detach_sink(struct session *s, enum session_detach_why why)
         return;
     s->sink = NULL;
     k->session = NULL;
-    k->ops->detach(k, why);
+    if (k->ops->detach)
+        k->ops->detach(k, why);
 }
 
 static void arm_timer(struct session *s)
@@ -487,7 +488,8 @@ static void up_open_cb(struct ws_client *c, void *arg)
     s->opener = NULL;
     if (op) {
         op->session = s;
-        op->ops->opened(op, NULL);
+        if (op->ops->opened)
+            op->ops->opened(op, NULL);
     }
 }
 
@@ -519,7 +521,7 @@ static void become_closed(struct session *s)
     s->state = SESSION_CLOSED;
     unpause_global(s);
     stop_lifetime(s);
-    if (s->sink)
+    if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
 }
 
@@ -605,7 +607,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
         t->stats.buffered_bytes += s->q.bytes - before;
         t->stats.messages_in++;
     }
-    if (s->sink)
+    if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
 }
 
@@ -630,7 +632,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         } else {
             session_release(s);
         }
-        if (op)
+        if (op && op->ops->opened)
             op->ops->opened(op, ci);
         return;
     }
@@ -1029,7 +1031,8 @@ void session_table_free(struct session_table *t)
                 struct ws_close_info ci = { .code = WS_CLOSE_GOING_AWAY,
                     .fail = WS_FAIL_IO, .detail = "gateway shutting down" };
                 session_release(s);
-                op->ops->opened(op, &ci);
+                if (op->ops->opened)
+                    op->ops->opened(op, &ci);
             } else {
                 session_release(s);
             }

@@ -123,15 +123,9 @@ static void poll_detach(struct session_sink *k, enum session_detach_why why)
     poll_respond((struct poll_sink *)k, NULL);
 }
 
-static void poll_opened(struct session_sink *k, const struct ws_close_info *f)
-{
-    (void)k; (void)f;
-}
-
 static const struct session_sink_ops poll_ops = {
     .wake = poll_wake,
     .detach = poll_detach,
-    .opened = poll_opened,
 };
 
 static void poll_timeout_cb(evutil_socket_t fd, short what, void *arg)

@@ -15,33 +15,24 @@
  */
 #include "transport_sockjs.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "framing.h"
 #include "framing_sockjs.h"
-#include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 
 struct sjs_sink {
-    struct session_sink k;
-    struct http_watch watch;
-    struct evhttp_request *req;
-    struct event heartbeat;
-    const struct sockjs_tctx *ctx;
+    struct transport_stream ts; /* first; polling: a one-shot response */
     const struct sjs_transport *tr;
     char callback[40];
-    uint64_t sent;          /* bytes written to this response */
-    uint64_t limit;         /* response_limit (streaming) */
-    bool started;           /* reply_start done (streaming) */
-    bool writing, pending, ending;
     bool opener;            /* waiting for the upstream handshake */
 };
 
@@ -58,71 +49,22 @@ static void trim_scratch(struct gw_buf *b)
         gw_buf_reset(b);
 }
 
-static void sjs_free(struct sjs_sink *k)
+static struct sjs_sink *sjs_of(struct http_stream *st)
 {
-    event_del(&k->heartbeat);
-    free(k);
+    return (struct sjs_sink *)((char *)st - offsetof(struct sjs_sink, ts.st));
 }
 
 /* ----------------------------------------------------------- writing */
 
-static void sjs_finish(struct sjs_sink *k)
+/* Wrap one frame for this transport and write it (polling: as the whole
+ * answer, which ends the request). */
+static bool write_frame(struct sjs_sink *k, const struct gw_buf *frame)
 {
-    http_watch_stop(&k->watch);
-    if (k->k.session)
-        session_detach(k->k.session, &k->k);
-    if (k->tr->streaming)
-        evhttp_send_reply_end(k->req);
-    sjs_free(k);
-}
-
-static void sjs_flush(struct sjs_sink *k);
-
-static void sjs_written_cb(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    struct sjs_sink *k = arg;
-    k->writing = false;
-    if (k->ending) {
-        sjs_finish(k);
-        return;
-    }
-    if (k->pending)
-        sjs_flush(k);
-}
-
-/* Polling: the whole answer is b; send it and finish. */
-static void sjs_reply_once(struct sjs_sink *k, const struct gw_buf *b)
-{
-    http_watch_stop(&k->watch);
-    if (k->k.session)
-        session_detach(k->k.session, &k->k);
-    http_reply_bytes(k->req, 200, b->data, b->len);
-    sjs_free(k);
-}
-
-/* Streaming: write b as one chunk (the next waits until it left). */
-/* Queue b; false if it could not be (the caller ends the response). */
-static bool sjs_write(struct sjs_sink *k, const struct gw_buf *b)
-{
-    k->sent += b->len;
-    k->writing = http_stream_chunk(k->req, b->data, b->len, sjs_written_cb, k);
-    return k->writing;
-}
-
-/* Finish once what was queued has left; at once if nothing was. */
-static void sjs_end_after(struct sjs_sink *k, bool queued)
-{
-    if (queued)
-        k->ending = true;
-    else
-        sjs_finish(k);
-}
-
-/* Wrap one frame for this transport into b. */
-static void wrap(struct sjs_sink *k, struct gw_buf *b, const struct gw_buf *frame)
-{
-    sockjs_wrap(b, k->tr->wrap, k->callback, frame->data, frame->len);
+    gw_buf_reset(&scratch);
+    sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data, frame->len);
+    bool ok = http_stream_write(&k->ts.st, scratch.data, scratch.len);
+    trim_scratch(&scratch);
+    return ok;
 }
 
 /* Build the a[...] frame of every queued message and acknowledge them
@@ -160,64 +102,69 @@ static void close_frame(struct session *s, struct gw_buf *frame)
     sockjs_frame_close(frame, session_close_code(s), r, strlen(r));
 }
 
-/* Deliver what the session has: messages, then the close. */
-static void sjs_flush(struct sjs_sink *k)
+/* http_stream: nothing in flight; deliver what the session has: messages,
+ * then (in the next batch) the close. */
+static void sjs_flush(struct http_stream *st)
 {
-    struct session *s = k->k.session;
+    struct sjs_sink *k = sjs_of(st);
+    struct session *s = k->ts.k.session;
     if (!s || k->opener)
         return;
-    if (k->writing) {
-        k->pending = true;
-        return;
-    }
-    k->pending = false;
     struct gw_buf *frame = &frame_scratch;
     gw_buf_reset(frame);
-    trim_scratch(&scratch); /* a huge previous batch is let go here */
     bool closing = false;
-    if (take_messages(s, frame)) {
-        wrap(k, &scratch, frame);
-    } else if (session_close_ready(s, false)) {
+    if (!take_messages(s, frame)) {
+        if (!session_close_ready(s, false))
+            return;
         close_frame(s, frame);
-        wrap(k, &scratch, frame);
         closing = true;
     }
+    bool ok = write_frame(k, frame);
     trim_scratch(frame);
-    if (!scratch.len)
-        return;
-    if (!k->tr->streaming) {
-        if (closing) {
-            /* let go first: finishing the session detaches its sink */
-            session_detach(s, &k->k);
-            session_close_delivered(s);
-        }
-        sjs_reply_once(k, &scratch);
-        return;
-    }
-    if (!sjs_write(k, &scratch)) {
-        sjs_finish(k);
-        return;
-    }
+    if (!ok)
+        return; /* the stream ends */
     if (closing) {
-        session_detach(s, &k->k);
+        session_detach(s, &k->ts.k);
         session_close_delivered(s);
-        k->ending = true;
-    } else if (k->sent >= k->limit) {
-        /* response_limit: end this response, the session lives on */
-        session_detach(s, &k->k);
-        k->ending = true;
+        http_stream_end(st);
     } else if (session_queue_count(session_queue(s)) ||
                session_close_ready(s, false)) {
-        k->pending = true;
+        http_stream_wake(st);
     }
 }
 
-/* --------------------------------------------------------- sink ops */
-
-static void sjs_wake(struct session_sink *sk)
+static void sjs_heartbeat(struct http_stream *st)
 {
-    sjs_flush((struct sjs_sink *)sk);
+    struct sjs_sink *k = sjs_of(st);
+    if (k->opener)
+        return;
+    struct gw_buf f = {0};
+    sockjs_frame_heartbeat(&f);
+    write_frame(k, &f);
+    gw_buf_free(&f);
 }
+
+static void sjs_ended(struct http_stream *st)
+{
+    struct sjs_sink *k = sjs_of(st);
+    struct session *s = k->ts.k.session;
+    if (k->opener && s) {
+        /* The opener went away before "o": nothing was queued yet, so
+         * the session is simply abandoned (the upstream gets 1001). */
+        session_abort_open(s);
+    } else {
+        session_detach(s, &k->ts.k);
+    }
+    free(k);
+}
+
+static const struct http_stream_ops sjs_stream_ops = {
+    .flush = sjs_flush,
+    .heartbeat = sjs_heartbeat,
+    .ended = sjs_ended,
+};
+
+/* --------------------------------------------------------- sink ops */
 
 static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
 {
@@ -225,100 +172,42 @@ static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
     struct sjs_sink *k = (struct sjs_sink *)sk;
     if (!k->tr->streaming) {
         /* a polling request must answer something: a heartbeat frame */
-        struct gw_buf f = {0}, b = {0};
+        struct gw_buf f = {0};
         sockjs_frame_heartbeat(&f);
-        wrap(k, &b, &f);
-        sjs_reply_once(k, &b);
+        write_frame(k, &f);
         gw_buf_free(&f);
-        gw_buf_free(&b);
-        return;
     }
-    if (k->writing)
-        k->ending = true;
-    else
-        sjs_finish(k);
+    http_stream_end(&k->ts.st);
 }
 
 static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail)
 {
     struct sjs_sink *k = (struct sjs_sink *)sk;
-    struct gw_buf frame = {0}, b = {0};
+    struct gw_buf frame = {0};
     k->opener = false;
     if (fail) {
         /* The session is a tombstone now (SESSION_FAILED_OPEN_TOMBSTONE) */
         const char *why = fail->detail && *fail->detail ? fail->detail
                                                         : "upstream failed";
         sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why));
-        wrap(k, &b, &frame);
-        k->k.session = NULL;
-        if (k->tr->streaming)
-            sjs_end_after(k, sjs_write(k, &b));
-        else
-            sjs_reply_once(k, &b);
-    } else {
-        sockjs_frame_open(&frame);
-        wrap(k, &b, &frame);
-        if (k->tr->streaming) {
-            session_attach(k->k.session, &k->k);
-            if (sjs_write(k, &b))
-                k->pending = true; /* anything that came with the open */
-            else
-                sjs_finish(k);
-        } else {
-            sjs_reply_once(k, &b);
-        }
+        k->ts.k.session = NULL;
+        write_frame(k, &frame);
+        gw_buf_free(&frame);
+        http_stream_end(&k->ts.st);
+        return;
     }
+    sockjs_frame_open(&frame);
+    session_attach(k->ts.k.session, &k->ts.k);
+    write_frame(k, &frame);
     gw_buf_free(&frame);
-    gw_buf_free(&b);
+    http_stream_wake(&k->ts.st); /* anything that came with the open */
 }
 
 static const struct session_sink_ops sjs_ops = {
-    .wake = sjs_wake,
+    .wake = transport_stream_wake,
     .detach = sjs_detach,
     .opened = sjs_opened,
 };
-
-static void sjs_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    struct sjs_sink *k = arg;
-    if (k->opener) {
-        event_add(&k->heartbeat, k->ctx->tv_heartbeat);
-        return;
-    }
-    struct gw_buf f = {0}, b = {0};
-    sockjs_frame_heartbeat(&f);
-    wrap(k, &b, &f);
-    gw_buf_free(&f);
-    if (!k->tr->streaming) {
-        sjs_reply_once(k, &b);
-        gw_buf_free(&b);
-        return;
-    }
-    bool ok = k->writing || sjs_write(k, &b);
-    gw_buf_free(&b);
-    if (!ok) {
-        sjs_finish(k);
-        return;
-    }
-    event_add(&k->heartbeat, k->ctx->tv_heartbeat);
-}
-
-static void sjs_gone(struct http_watch *w)
-{
-    struct sjs_sink *k = (struct sjs_sink *)((char *)w -
-                                             offsetof(struct sjs_sink, watch));
-    log_debug("sockjs %s: browser went away", k->tr->name);
-    struct session *s = k->k.session;
-    if (k->opener && s) {
-        /* The opener went away before "o": nothing was queued yet, so
-         * the session is simply abandoned (the upstream gets 1001). */
-        session_abort_open(s);
-    } else if (s) {
-        session_detach(s, &k->k);
-    }
-    sjs_free(k);
-}
 
 /* ------------------------------------------------------------ start */
 
@@ -327,61 +216,51 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
                          const struct sjs_transport *tr, const char *callback,
                          uint64_t limit)
 {
+    (void)ctx;
     struct sjs_sink *k = calloc(1, sizeof *k);
     if (!k)
         return NULL;
-    k->k.ops = &sjs_ops;
-    k->req = req;
-    k->ctx = ctx;
+    k->ts.k.ops = &sjs_ops;
     k->tr = tr;
-    k->limit = limit;
     if (callback)
         snprintf(k->callback, sizeof k->callback, "%s", callback);
-    event_assign(&k->heartbeat, ctx->base, -1, 0, sjs_heartbeat_cb, k);
     /* Watch from the start: whatever this request ends up doing (a stream,
      * one frame, a close frame), the browser may leave before it is done. */
-    if (http_watch_start(&k->watch, req, sjs_gone) < 0) {
+    if (http_stream_init(&k->ts.st, req, &sjs_stream_ops) < 0) {
         free(k);
         return NULL;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", tr->content_type);
     if (tr->streaming) {
-        http_stream_start(req, 200);
         struct gw_buf b = {0};
         switch (tr->wrap) {
         case SOCKJS_WRAP_EVENTSOURCE: sockjs_prelude_eventsource(&b); break;
         case SOCKJS_WRAP_HTMLFILE: sockjs_prelude_htmlfile(&b, k->callback); break;
         default: sockjs_prelude_xhr_streaming(&b); break;
         }
-        sjs_write(k, &b);
-        k->sent = 0; /* the prelude does not count toward the limit */
+        /* the prelude does not count toward the limit */
+        http_stream_begin(&k->ts.st, 200, b.data, b.len, limit);
         gw_buf_free(&b);
     }
     return k;
 }
 
-struct session_sink *sjs_sink(struct sjs_sink *k) { return &k->k; }
+struct session_sink *sjs_sink(struct sjs_sink *k) { return &k->ts.k; }
 
 void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
                struct session *s, bool opener)
 {
     k->opener = opener;
-    k->k.session = s;
+    k->ts.k.session = s;
     if (!opener)
-        session_attach(s, &k->k);
-    event_add(&k->heartbeat, ctx->tv_heartbeat);
-    if (!opener)
-        sjs_flush(k);
+        session_attach(s, &k->ts.k);
+    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_wake(&k->ts.st); /* last: may end (and free) the sink */
 }
 
 void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame)
 {
-    struct gw_buf b = {0};
-    wrap(k, &b, frame);
-    if (k->tr->streaming)
-        sjs_end_after(k, sjs_write(k, &b));
-    else
-        sjs_reply_once(k, &b);
-    gw_buf_free(&b);
+    write_frame(k, frame);
+    http_stream_end(&k->ts.st);
 }

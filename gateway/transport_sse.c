@@ -12,25 +12,16 @@
 #include <string.h>
 
 #include <event2/buffer.h>
-#include <event2/event.h>
-#include <event2/event_struct.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
 #include "framing.h"
-#include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 
 struct sse_sink {
-    struct session_sink k;
-    struct http_watch watch;
-    struct evhttp_request *req;
-    struct event heartbeat;
-    const struct transport_ctx *ctx;
-    bool writing;   /* a chunk is on its way out */
-    bool pending;   /* more to write once it has left */
-    bool ending;    /* finish once the current chunk has left */
+    struct transport_stream ts; /* first */
     uint64_t pos;   /* last seq this stream has written (or resumed after) */
 };
 
@@ -40,55 +31,19 @@ static struct gw_buf scratch;
  * before ~2 KiB arrived: pad the start of the stream with a comment. */
 #define SSE_PADDING 2048
 
-static void sse_free(struct sse_sink *k)
+static struct sse_sink *sse_of(struct http_stream *st)
 {
-    event_del(&k->heartbeat);
-    free(k);
+    return (struct sse_sink *)((char *)st - offsetof(struct sse_sink, ts.st));
 }
 
-/* End the response and free the sink (detached from the session). */
-static void sse_end(struct sse_sink *k)
+/* http_stream: nothing in flight; write everything not yet written, the
+ * lost notice, and the close. */
+static void sse_flush(struct http_stream *st)
 {
-    http_watch_stop(&k->watch);
-    if (k->k.session)
-        session_detach(k->k.session, &k->k);
-    evhttp_send_reply_end(k->req);
-    sse_free(k);
-}
-
-static void sse_flush(struct sse_sink *k);
-
-static void sse_written_cb(struct evhttp_connection *evcon, void *arg)
-{
-    (void)evcon;
-    struct sse_sink *k = arg;
-    k->writing = false;
-    if (k->ending) {
-        sse_end(k);
-        return;
-    }
-    if (k->pending)
-        sse_flush(k);
-}
-
-/* Queue b; false if it could not be (the caller ends the stream). */
-static bool sse_write(struct sse_sink *k, const struct gw_buf *b)
-{
-    k->writing = http_stream_chunk(k->req, b->data, b->len, sse_written_cb, k);
-    return k->writing;
-}
-
-/* Write everything not yet written, the lost notice, and the close. */
-static void sse_flush(struct sse_sink *k)
-{
-    struct session *s = k->k.session;
+    struct sse_sink *k = sse_of(st);
+    struct session *s = k->ts.k.session;
     if (!s)
         return;
-    if (k->writing) {
-        k->pending = true;
-        return;
-    }
-    k->pending = false;
     struct session_queue *q = session_queue(s);
     struct gw_buf *b = &scratch;
     gw_buf_reset(b);
@@ -109,99 +64,73 @@ static void sse_flush(struct sse_sink *k)
         const char *r = session_close_reason(s);
         framing_sse_close(b, session_close_code(s), r, strlen(r));
     }
-    bool ok = !b->len || sse_write(k, b);
+    /* on failure the stream ends; written messages stay queued for the
+     * next stream */
+    bool ok = http_stream_write(st, b->data, b->len);
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
-    if (!ok) { /* written messages stay queued for the next stream */
-        sse_end(k);
-        return;
-    }
-    if (closing) {
-        session_detach(s, &k->k);
+    if (ok && closing) {
+        session_detach(s, &k->ts.k);
         session_close_delivered(s);
-        if (k->writing)
-            k->ending = true;
-        else
-            sse_end(k);
+        http_stream_end(st);
     }
 }
 
-static void sse_wake(struct session_sink *sk)
+static void sse_heartbeat(struct http_stream *st)
 {
-    sse_flush((struct sse_sink *)sk);
+    static const char beat[] = ": heartbeat\n\n";
+    http_stream_write(st, beat, sizeof beat - 1);
 }
 
-static void sse_detach(struct session_sink *sk, enum session_detach_why why)
+static void sse_gone(struct http_stream *st)
 {
-    (void)why;
-    struct sse_sink *k = (struct sse_sink *)sk;
-    if (k->writing)
-        k->ending = true;  /* end once the last chunk has left */
-    else
-        sse_end(k);
-}
-
-static void sse_opened(struct session_sink *k, const struct ws_close_info *f)
-{
-    (void)k; (void)f;
-}
-
-static const struct session_sink_ops sse_ops = {
-    .wake = sse_wake,
-    .detach = sse_detach,
-    .opened = sse_opened,
-};
-
-static void sse_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    struct sse_sink *k = arg;
-    static const struct gw_buf beat = { (uint8_t *)": heartbeat\n\n", 13, 0, 0 };
-    if (!k->writing && !sse_write(k, &beat)) {
-        sse_end(k);
-        return;
-    }
-    event_add(&k->heartbeat, k->ctx->tv_heartbeat);
-}
-
-static void sse_gone(struct http_watch *w)
-{
-    struct sse_sink *k = (struct sse_sink *)((char *)w -
-                                             offsetof(struct sse_sink, watch));
-    log_debug("events: browser went away");
-    if (k->k.session) {
+    struct sse_sink *k = sse_of(st);
+    if (k->ts.k.session) {
         /* Nothing written is lost: it stays queued until acknowledged,
          * and the next stream replays from the last acknowledged seq. */
-        struct session *s = k->k.session;
-        session_detach(s, &k->k);
+        struct session *s = k->ts.k.session;
+        session_detach(s, &k->ts.k);
         session_queue_unmark_written(session_queue(s));
     }
-    sse_free(k);
 }
+
+static void sse_ended(struct http_stream *st)
+{
+    struct sse_sink *k = sse_of(st);
+    session_detach(k->ts.k.session, &k->ts.k);
+    free(k);
+}
+
+static const struct http_stream_ops sse_stream_ops = {
+    .flush = sse_flush,
+    .heartbeat = sse_heartbeat,
+    .gone = sse_gone,
+    .ended = sse_ended,
+};
+
+/* Deliver when writable; when the session lets go, end once the last
+ * chunk has left. */
+static const struct session_sink_ops sse_ops = {
+    .wake = transport_stream_wake,
+    .detach = transport_stream_detach,
+};
 
 void transport_sse_handle(const struct transport_ctx *ctx,
                           struct evhttp_request *req, struct session *s,
                           uint64_t pos)
 {
     struct sse_sink *k = calloc(1, sizeof *k);
-    if (!k) {
+    if (!k || http_stream_init(&k->ts.st, req, &sse_stream_ops) < 0) {
+        free(k);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    k->k.ops = &sse_ops;
-    k->req = req;
-    k->ctx = ctx;
+    k->ts.k.ops = &sse_ops;
     k->pos = pos;
-    event_assign(&k->heartbeat, ctx->base, -1, 0, sse_heartbeat_cb, k);
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     http_add_common_headers(req);
-    http_stream_start(req, 200);
-
-    /* A new stream replays everything not acknowledged. */
-    session_attach(s, &k->k);
-    session_queue_unmark_written(session_queue(s));
 
     struct gw_buf b = { 0 };
     gw_buf_append(&b, ":", 1);
@@ -212,12 +141,12 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     }
     gw_buf_appendf(&b, "\nretry: %llu\n\n",
                    (unsigned long long)(ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000));
-    sse_write(k, &b);
+    http_stream_begin(&k->ts.st, 200, b.data, b.len, UINT64_MAX);
     gw_buf_free(&b);
-    if (http_watch_start(&k->watch, req, sse_gone) < 0) {
-        sse_detach(&k->k, SESSION_DETACH_CLOSING);
-        return;
-    }
-    event_add(&k->heartbeat, ctx->tv_heartbeat);
-    sse_flush(k);
+
+    /* A new stream replays everything not acknowledged. */
+    session_attach(s, &k->ts.k);
+    session_queue_unmark_written(session_queue(s));
+    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_wake(&k->ts.st); /* last: may end (and free) the stream */
 }

@@ -39,13 +39,6 @@ void http_reply_error(struct evhttp_request *req, int status,
 /* Send len bytes as the whole body (status reason from http_reason). */
 void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
                       size_t len);
-/* One chunk of a streaming response; cb(arg) once it has left our buffer.
- * Returns false when nothing was queued (no connection any more, or out of
- * memory): then cb will never be called. */
-struct evhttp_connection;
-bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
-                       void (*cb)(struct evhttp_connection *, void *),
-                       void *arg);
 /* 204 No Content. */
 void http_reply_empty(struct evhttp_request *req, int status);
 
@@ -74,13 +67,6 @@ bool http_request_tls(struct evhttp_request *req);
 struct evkeyvalq;
 const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
                        const char *key);
-
-/*
- * Start a streaming response (evhttp_send_reply_start). An HTTP/1.0 stream
- * has no chunking, so it can only end by closing the connection: say so
- * (even if the client asked for keep-alive) so evhttp closes it at the end.
- */
-void http_stream_start(struct evhttp_request *req, int status);
 
 /* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
 const char *http_client_addr(struct evhttp_request *req);

@@ -55,6 +55,7 @@ enum session_detach_why {
 };
 
 struct session_sink;
+/* Every op is optional: NULL means nothing to do. */
 struct session_sink_ops {
     /* There is something to deliver (messages, a lost range or the close):
      * the sink reads it through session_* accessors. */

@@ -17,7 +17,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "framing.h"
+#include "framing_native.h"
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
@@ -35,10 +35,6 @@ struct sse_sink {
 };
 
 static struct gw_buf scratch;
-
-/* Some proxies and EventSource polyfills for old browsers deliver nothing
- * before ~2 KiB arrived: pad the start of the stream with a comment. */
-#define SSE_PADDING 2048
 
 static void sse_free(struct sse_sink *k)
 {
@@ -92,24 +88,30 @@ static void sse_flush(struct sse_sink *k)
     struct session_queue *q = session_queue(s);
     struct gw_buf *b = &scratch;
     gw_buf_reset(b);
-    uint64_t from, to;
-    if (session_lost_since(s, k->pos, &from, &to)) {
-        framing_sse_lost(b, from, to);
-        k->pos = to;
+    struct framing_native_lost lost;
+    int rc = 0;
+    if (session_lost_since(s, k->pos, &lost.from, &lost.to)) {
+        rc = framing_native_sse_lost(b, &lost);
+        k->pos = lost.to;
     }
     size_t pos = q->written, off = q->written_bytes;
     struct sq_msg m;
-    while (session_queue_next(q, &pos, &off, &m)) {
-        framing_sse_message(b, m.seq, m.binary, m.data, m.len);
+    while (rc == 0 && session_queue_next(q, &pos, &off, &m)) {
+        rc = framing_native_sse_message(b, m.seq, m.binary, m.data, m.len);
         k->pos = m.seq;
     }
     session_queue_mark_written(q);
     bool closing = session_close_ready(s, true);
-    if (closing) {
+    if (closing && rc == 0) {
         const char *r = session_close_reason(s);
-        framing_sse_close(b, session_close_code(s), r, strlen(r));
+        struct framing_native_close cl = { session_close_code(s), r, strlen(r) };
+        rc = framing_native_sse_close(b, &cl);
     }
-    bool ok = !b->len || sse_write(k, b);
+    /* A chunk that cannot be built is not sent in part: the stream ends
+     * and the next one replays from the last acknowledged message. */
+    if (rc < 0)
+        log_warn("events: cannot build a chunk: %s", gw_strerror(rc));
+    bool ok = rc == 0 && (!b->len || sse_write(k, b));
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
     if (!ok) { /* written messages stay queued for the next stream */
@@ -156,7 +158,9 @@ static void sse_heartbeat_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct sse_sink *k = arg;
-    static const struct gw_buf beat = { (uint8_t *)": heartbeat\n\n", 13, 0, 0 };
+    static const struct gw_buf beat = {
+        (uint8_t *)FRAMING_NATIVE_SSE_HEARTBEAT,
+        sizeof FRAMING_NATIVE_SSE_HEARTBEAT - 1, 0, 0 };
     if (!k->writing && !sse_write(k, &beat)) {
         sse_end(k);
         return;
@@ -204,16 +208,14 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     session_queue_unmark_written(session_queue(s));
 
     struct gw_buf b = { 0 };
-    gw_buf_append(&b, ":", 1);
-    uint8_t *pad = gw_buf_reserve(&b, SSE_PADDING);
-    if (pad) {
-        memset(pad, ' ', SSE_PADDING);
-        b.len += SSE_PADDING;
-    }
-    gw_buf_appendf(&b, "\nretry: %llu\n\n",
-                   (unsigned long long)(ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000));
-    sse_write(k, &b);
+    bool started = framing_native_sse_preamble(
+                       &b, ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000) == 0 &&
+                   sse_write(k, &b);
     gw_buf_free(&b);
+    if (!started) {
+        sse_detach(&k->k, SESSION_DETACH_CLOSING);
+        return;
+    }
     if (http_watch_start(&k->watch, req, sse_gone) < 0) {
         sse_detach(&k->k, SESSION_DETACH_CLOSING);
         return;

@@ -48,6 +48,11 @@ bool http_stream_chunk(struct evhttp_request *req, const void *data, size_t len,
                        void *arg);
 /* 204 No Content. */
 void http_reply_empty(struct evhttp_request *req, int status);
+/* Answer a CORS preflight (204): methods, the requested headers (or
+ * Content-Type and Last-Event-ID), max age 600 s. */
+void http_cors_preflight(struct evhttp_request *req, const char *methods);
+/* 405 with an Allow header and a JSON error naming the method. */
+void http_method_not_allowed(struct evhttp_request *req, const char *allow);
 
 /*
  * May a page from origin use route r? "*" allows any, a list allows its

@@ -8,7 +8,8 @@
  * 100-byte messages with nothing to escape against a plain copy.
  *
  * Build: gcc -std=c11 -D_GNU_SOURCE -O2 -Iinclude gateway/gw_common.c
- *        gateway/framing.c gateway/ws_utf8.c test/bench/bench_framing.c
+ *        gateway/framing.c gateway/framing_native.c gateway/ws_utf8.c
+ *        test/bench/bench_framing.c
  *        -ljansson -o bench_framing
  * Run:   ./bench_framing [iterations]   (default 10000000)
  */
@@ -19,6 +20,7 @@
 #include <time.h>
 
 #include "framing.h"
+#include "framing_native.h"
 
 #define NMSG 64
 #define MSGLEN 100
@@ -102,10 +104,10 @@ static void run(enum what w, long iters)
             rc = framing_json_string(&out, m, MSGLEN, FRAMING_JSON_SOCKJS);
             break;
         case POLL_MSG:
-            rc = framing_poll_message(&out, (uint64_t)i, false, m, MSGLEN);
+            rc = framing_native_poll_message(&out, (uint64_t)i, false, m, MSGLEN);
             break;
         case SSE_MSG:
-            rc = framing_sse_message(&out, (uint64_t)i, false, m, MSGLEN);
+            rc = framing_native_sse_message(&out, (uint64_t)i, false, m, MSGLEN);
             break;
         case PLAIN_STD:
             rc = framing_json_string(&out, m, MSGLEN, FRAMING_JSON_STD);

@@ -1,0 +1,405 @@
+/*
+ * native_front.c - the endpoints of pollgate's own protocol (see
+ * native_front.h): session ids, methods, acks and send bodies are checked
+ * here, the held responses are handed to the transports, and every body
+ * comes from framing_native.
+ */
+#include "native_front.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/queue.h>
+
+#include <event2/buffer.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+
+#include <jansson.h>
+
+#include "envelope.h"
+#include "framing_native.h"
+#include "gw_log.h"
+#include "http_util.h"
+#include "session.h"
+#include "transport.h"
+
+#define MAX_FORWARDED 32
+
+/* ------------------------------------------------------------- helpers */
+
+/* Send a framing_native body, or a 500 when it could not be built (never
+ * a partial one). */
+static void reply_built(struct evhttp_request *req, int status, int rc,
+                        const struct gw_buf *b)
+{
+    if (rc < 0)
+        http_reply_error(req, 500, "internal_error",
+                         "cannot build the response: %s", gw_strerror(rc));
+    else
+        http_reply_json_str(req, status, (const char *)b->data, b->len);
+}
+
+/* Parse a seq/ack query or header value; answers 400 on a bad one. */
+static bool parse_ack(struct evhttp_request *req, const char *v,
+                      const char *what, uint64_t *out)
+{
+    if (envelope_parse_seq(v, out) < 0) {
+        http_reply_error(req, 400, "bad_request",
+                         "%s must be a non-negative integer", what);
+        return false;
+    }
+    return true;
+}
+
+static void reply_session_gone(struct evhttp_request *req, struct session *s)
+{
+    struct gw_buf b = {0};
+    const char *r = session_close_reason(s);
+    struct framing_native_close cl = { session_close_code(s), r, strlen(r) };
+    reply_built(req, 410, framing_native_gone(&b, &cl), &b);
+    gw_buf_free(&b);
+}
+
+/* ---------------------------------------------------------------- open */
+
+struct open_sink {
+    struct session_sink k;
+    struct http_watch watch;
+    struct evhttp_request *req;
+    struct session *s;
+    const struct gw_config *cfg;
+};
+
+static void open_wake(struct session_sink *k) { (void)k; }
+static void open_detach(struct session_sink *k, enum session_detach_why w)
+{
+    (void)k; (void)w;
+}
+
+static void open_opened(struct session_sink *k, const struct ws_close_info *f)
+{
+    struct open_sink *o = (struct open_sink *)k;
+    struct evhttp_request *req = o->req;
+    http_watch_stop(&o->watch);
+    if (!f) {
+        struct session *s = o->s;
+        const char *proto = session_protocol(s);
+        const struct gw_config *cfg = o->cfg;
+        struct gw_buf b = {0};
+        struct framing_native_open reply = {
+            .session_id = session_id(s),
+            .poll_timeout_s = cfg->poll_timeout_ms / 1000,
+            .heartbeat_s = cfg->heartbeat_ms / 1000,
+            .idle_timeout_s = cfg->idle_timeout_ms / 1000,
+            .protocol = proto,
+        };
+        int rc = framing_native_open_reply(&b, &reply);
+        log_info("%s: session %s opened (route %s)", http_client_addr(req),
+                 session_id(s), session_route(s)->name);
+        /* On failure the browser never learns the id; the session idles
+         * out (closing it from inside the open callback is not safe). */
+        reply_built(req, 201, rc, &b);
+        gw_buf_free(&b);
+    } else if (f->fail == WS_FAIL_TIMEOUT) {
+        http_reply_error(req, 504, "upstream_timeout",
+                         "upstream did not answer in time: %s",
+                         f->detail ? f->detail : "timeout");
+    } else if (f->fail == WS_FAIL_HTTP_STATUS) {
+        http_reply_error(req, 502, "upstream_refused",
+                         "upstream refused the WebSocket upgrade: HTTP %d",
+                         f->http_status);
+    } else {
+        http_reply_error(req, 502, "upstream_failed",
+                         "upstream connection failed (%s): %s",
+                         ws_client_fail_name(f->fail),
+                         f->detail ? f->detail : "");
+    }
+    free(o);
+}
+
+static const struct session_sink_ops open_ops = {
+    .wake = open_wake,
+    .detach = open_detach,
+    .opened = open_opened,
+};
+
+static void open_gone(struct http_watch *w)
+{
+    struct open_sink *o = (struct open_sink *)((char *)w -
+                                               offsetof(struct open_sink, watch));
+    log_info("session open: browser went away before the upstream answered");
+    session_abort_open(o->s);
+    free(o);
+}
+
+/* Subprotocol list from an optional {"protocol": "a"} or ["a","b"] body. */
+static int open_protocols(struct evhttp_request *req, char *out, size_t cap)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    out[0] = 0;
+    if (len == 0)
+        return 0;
+    json_error_t jerr;
+    json_t *root = json_loadb((const char *)evbuffer_pullup(in, -1), len,
+                              JSON_REJECT_DUPLICATES, &jerr);
+    if (!root || !json_is_object(root)) {
+        http_reply_error(req, 400, "bad_request", "body must be a JSON object%s%s",
+                         root ? "" : ": ", root ? "" : jerr.text);
+        json_decref(root);
+        return -1;
+    }
+    const char *key;
+    json_t *v;
+    json_object_foreach(root, key, v) {
+        if (strcmp(key, "protocol") != 0) {
+            http_reply_error(req, 400, "bad_request", "unknown field \"%s\"", key);
+            json_decref(root);
+            return -1;
+        }
+    }
+    v = json_object_get(root, "protocol");
+    size_t n = json_is_array(v) ? json_array_size(v) : 1;
+    for (size_t i = 0; v && !json_is_null(v) && i < n; i++) {
+        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
+        const char *p = json_string_value(e);
+        bool ok = p && *p && strlen(out) + strlen(p) + 3 < cap;
+        for (const char *c = p; ok && *c; c++)
+            ok = *c > 32 && *c < 127 && !strchr("()<>@,;:\\\"/[]?={}", *c);
+        if (!ok) {
+            http_reply_error(req, 400, "bad_request",
+                             "protocol must be a token or a list of tokens");
+            json_decref(root);
+            return -1;
+        }
+        if (out[0])
+            strcat(out, ", ");
+        strcat(out, p);
+    }
+    json_decref(root);
+    return 0;
+}
+
+static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req,
+                        const struct gw_route *r)
+{
+    char protocols[512];
+    if (open_protocols(req, protocols, sizeof protocols) < 0)
+        return;
+    const char *addr = http_client_addr(req);
+
+    struct ws_header hdr[MAX_FORWARDED + 3];
+    char xff[1024];
+    size_t n = http_forward_headers(req, r, hdr, MAX_FORWARDED + 3, xff, sizeof xff);
+
+    struct open_sink *o = calloc(1, sizeof *o);
+    if (!o) {
+        http_reply_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
+    o->k.ops = &open_ops;
+    o->req = req;
+    o->cfg = ctx->cfg;
+    struct session_open_params p = {
+        .route = r,
+        .client_addr = addr,
+        .protocols = protocols[0] ? protocols : NULL,
+        .headers = hdr,
+        .n_headers = n,
+        .opener = &o->k,
+        .binary_policy = -1,
+    };
+    struct session *s = NULL;
+    enum session_open_err rc = session_open(ctx->sessions, &p, &s);
+    switch (rc) {
+    case SESSION_OPEN_OK:
+        break;
+    case SESSION_OPEN_FULL:
+    case SESSION_OPEN_CLIENT_FULL: {
+        bool mine = rc == SESSION_OPEN_CLIENT_FULL;
+        free(o);
+        http_out_header(req, "Retry-After", "5");
+        log_warn("%s: %s reached", addr,
+                 mine ? "max_sessions_per_client" : "max_sessions (or descriptors)");
+        http_reply_error(req, 503, mine ? "too_many_sessions_for_client"
+                                        : "too_many_sessions",
+                         mine ? "too many sessions from your address"
+                              : "the gateway is at its session limit");
+        return;
+    }
+    case SESSION_OPEN_FAILED:
+    default:
+        free(o);
+        http_reply_error(req, 502, "upstream_failed",
+                         "cannot start the upstream connection");
+        return;
+    }
+    o->s = s;
+    http_watch_start(&o->watch, req, open_gone);
+}
+
+/* ---------------------------------------------------------------- send */
+
+static void handle_send(const struct native_ctx *ctx, struct evhttp_request *req,
+                        struct session *s)
+{
+    struct evbuffer *in = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(in);
+    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
+    const char *ct = http_in_header(req, "Content-Type");
+    struct envelope env = {0};
+    struct gw_error err = {0};
+    int rc;
+    if (ct && strncasecmp(ct, "text/plain", 10) == 0)
+        rc = envelope_from_text(&env, body, len, &err);
+    else
+        rc = envelope_parse(&env, body, len, ctx->cfg->max_batch, &err);
+    if (rc == GW_ETOOBIG) {
+        http_reply_error(req, 413, "too_many_messages", "%s", err.msg);
+        envelope_clear(&env);
+        return;
+    }
+    if (rc < 0) {
+        http_reply_error(req, 400, rc == GW_EUTF8 ? "invalid_utf8" : "bad_request",
+                         "%s", err.msg[0] ? err.msg : gw_strerror(rc));
+        envelope_clear(&env);
+        return;
+    }
+    enum session_send_result res = session_send(s, &env);
+    struct gw_buf ack = {0};
+    int brc = framing_native_send_ack(&ack, env.has_seq, env.seq);
+    envelope_clear(&env);
+    switch (res) {
+    case SESSION_SEND_OK:
+    case SESSION_SEND_DUPLICATE:
+        reply_built(req, 200, brc, &ack);
+        break;
+    case SESSION_SEND_FULL:
+        http_out_header(req, "Retry-After", "1");
+        http_reply_error(req, 429, "send_buffer_full",
+                         "the upstream is not keeping up; retry the same batch");
+        break;
+    case SESSION_SEND_NOT_OPEN:
+    default:
+        reply_session_gone(req, s);
+        break;
+    }
+    gw_buf_free(&ack);
+}
+
+/* ------------------------------------------------------------ dispatch */
+
+static void handle_session_request(const struct native_ctx *ctx,
+                                   struct evhttp_request *req,
+                                   const char *id, size_t id_len,
+                                   const char *action)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    bool is_poll = !strcmp(action, "poll"), is_events = !strcmp(action, "events");
+    bool is_send = !strcmp(action, "send"), is_ack = !strcmp(action, "ack");
+    bool is_close = !strcmp(action, "close"), is_root = !*action;
+    const char *allow = is_poll || is_events ? "GET, OPTIONS"
+                      : is_root ? "DELETE, OPTIONS" : "POST, OPTIONS";
+    if (!(is_poll || is_events || is_send || is_ack || is_close || is_root)) {
+        http_reply_error(req, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (m == EVHTTP_REQ_OPTIONS) {
+        http_cors_preflight(req, allow);
+        return;
+    }
+    if (((is_poll || is_events) && m != EVHTTP_REQ_GET) ||
+        (is_root && m != EVHTTP_REQ_DELETE) ||
+        ((is_send || is_ack || is_close) && m != EVHTTP_REQ_POST)) {
+        http_method_not_allowed(req, allow);
+        return;
+    }
+    /* Only ids of this protocol: 22 base64url characters (SockJS keys,
+     * which contain ':', live in the same table and must not match). */
+    bool id_ok = id_len == SESSION_ID_LEN;
+    for (size_t i = 0; id_ok && i < id_len; i++)
+        id_ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
+                (id[i] >= '0' && id[i] <= '9') || id[i] == '-' || id[i] == '_';
+    struct session *s = id_ok ? session_find(ctx->sessions, id, id_len) : NULL;
+    if (!s || session_state(s) == SESSION_OPENING) {
+        http_reply_error(req, 404, "unknown_session", "no such session");
+        goto out;
+    }
+    if (session_state(s) == SESSION_FINISHED) {
+        reply_session_gone(req, s);
+        goto out;
+    }
+    session_touch(s);
+    if (is_root || is_close) {
+        log_info("%s: session %s closed by the browser", http_client_addr(req),
+                 session_id(s));
+        session_close_by_browser(s);
+        http_reply_empty(req, 204);
+        goto out;
+    }
+    uint64_t ack = 0;
+    const char *v = NULL;
+    if (is_poll || is_ack)
+        v = http_query(req, &params, "ack");
+    else if (is_events) {
+        v = http_query(req, &params, "last_event_id");
+        if (!v)
+            v = http_in_header(req, "Last-Event-ID");
+    }
+    if (is_ack && !v) {
+        http_reply_error(req, 400, "bad_request", "ack is required");
+        goto out;
+    }
+    if (v) {
+        if (!parse_ack(req, v, is_events ? "last_event_id" : "ack", &ack))
+            goto out;
+        if (session_ack(s, ack) < 0) {
+            http_reply_error(req, 400, "bad_ack",
+                             "ack %llu is beyond the last message sent",
+                             (unsigned long long)ack);
+            goto out;
+        }
+    }
+    /* Where the browser is: its ack, or what it acknowledged before. */
+    uint64_t pos = v ? ack : session_acked(s);
+    if (is_ack)
+        http_reply_empty(req, 204);
+    else if (is_poll)
+        transport_poll_handle(ctx->tctx, req, s, pos);
+    else if (is_events)
+        transport_sse_handle(ctx->tctx, req, s, pos);
+    else if (is_send)
+        handle_send(ctx, req, s);
+out:
+    evhttp_clear_headers(&params);
+}
+
+void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,
+                   const struct gw_route *r, const char *rest)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    if (strcmp(rest, "/sessions") == 0) {
+        if (m == EVHTTP_REQ_OPTIONS)
+            http_cors_preflight(req, "POST, OPTIONS");
+        else if (m == EVHTTP_REQ_POST)
+            handle_open(ctx, req, r);
+        else
+            http_method_not_allowed(req, "POST, OPTIONS");
+        return;
+    }
+    if (strncmp(rest, "/sessions/", 10) == 0) {
+        const char *id = rest + 10;
+        const char *slash = strchr(id, '/');
+        size_t id_len = slash ? (size_t)(slash - id) : strlen(id);
+        const char *action = slash ? slash + 1 : "";
+        if (id_len > 0 && !strchr(action, '/')) {
+            handle_session_request(ctx, req, id, id_len, action);
+            return;
+        }
+    }
+    http_reply_error(req, 404, "not_found", "no such endpoint");
+}

@@ -10,18 +10,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-
-#include <jansson.h>
 
 #include "gw_log.h"
 #include "http_util.h"
@@ -46,8 +41,7 @@ struct http_front {
     struct native_ctx native;
 };
 
-/* ------------------------------------------------------------- helpers */
-
+/* ---------------------------------------------------------------- CORS */
 
 /*
  * CORS for a route request. Adds the response headers for an allowed
@@ -126,7 +120,10 @@ static void handle_stats(struct http_front *f, struct evhttp_request *req)
         (unsigned long long)st->dropped, (unsigned long long)st->binary_dropped,
         (unsigned long long)st->buffered_bytes,
         (unsigned long long)st->paused);
-    http_reply_json_str(req, 200, b, (size_t)n);
+    if (n < 0 || (size_t)n >= sizeof b) /* never a truncated body */
+        http_reply_error(req, 500, "internal_error", "cannot build the stats");
+    else
+        http_reply_json_str(req, 200, b, (size_t)n);
 }
 
 static const char *mime_type(const char *path)

@@ -78,30 +78,34 @@ static void open_detach(struct session_sink *k, enum session_detach_why w)
     (void)k; (void)w;
 }
 
+/* 201 with the session's id and timings (or 500 if it cannot be built:
+ * then the browser never learns the id and the session idles out, since
+ * closing it from inside the open callback is not safe). */
+static void reply_opened(struct evhttp_request *req, struct session *s,
+                         const struct gw_config *cfg)
+{
+    struct gw_buf b = {0};
+    struct framing_native_open reply = {
+        .session_id = session_id(s),
+        .poll_timeout_s = cfg->poll_timeout_ms / 1000,
+        .heartbeat_s = cfg->heartbeat_ms / 1000,
+        .idle_timeout_s = cfg->idle_timeout_ms / 1000,
+        .protocol = session_protocol(s),
+    };
+    int rc = framing_native_open_reply(&b, &reply);
+    log_info("%s: session %s opened (route %s)", http_client_addr(req),
+             session_id(s), session_route(s)->name);
+    reply_built(req, 201, rc, &b);
+    gw_buf_free(&b);
+}
+
 static void open_opened(struct session_sink *k, const struct ws_close_info *f)
 {
     struct open_sink *o = (struct open_sink *)k;
     struct evhttp_request *req = o->req;
     http_watch_stop(&o->watch);
     if (!f) {
-        struct session *s = o->s;
-        const char *proto = session_protocol(s);
-        const struct gw_config *cfg = o->cfg;
-        struct gw_buf b = {0};
-        struct framing_native_open reply = {
-            .session_id = session_id(s),
-            .poll_timeout_s = cfg->poll_timeout_ms / 1000,
-            .heartbeat_s = cfg->heartbeat_ms / 1000,
-            .idle_timeout_s = cfg->idle_timeout_ms / 1000,
-            .protocol = proto,
-        };
-        int rc = framing_native_open_reply(&b, &reply);
-        log_info("%s: session %s opened (route %s)", http_client_addr(req),
-                 session_id(s), session_route(s)->name);
-        /* On failure the browser never learns the id; the session idles
-         * out (closing it from inside the open callback is not safe). */
-        reply_built(req, 201, rc, &b);
-        gw_buf_free(&b);
+        reply_opened(req, o->s, o->cfg);
     } else if (f->fail == WS_FAIL_TIMEOUT) {
         http_reply_error(req, 504, "upstream_timeout",
                          "upstream did not answer in time: %s",
@@ -242,39 +246,45 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
 
 /* ---------------------------------------------------------------- send */
 
-static void handle_send(const struct native_ctx *ctx, struct evhttp_request *req,
-                        struct session *s)
+/* The send body (a JSON envelope, or one text message as text/plain) into
+ * env; false after answering 413 or 400 (env then cleared). */
+static bool send_parse(const struct native_ctx *ctx, struct evhttp_request *req,
+                       struct envelope *env)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     const char *ct = http_in_header(req, "Content-Type");
-    struct envelope env = {0};
     struct gw_error err = {0};
     int rc;
     if (ct && strncasecmp(ct, "text/plain", 10) == 0)
-        rc = envelope_from_text(&env, body, len, &err);
+        rc = envelope_from_text(env, body, len, &err);
     else
-        rc = envelope_parse(&env, body, len, ctx->cfg->max_batch, &err);
-    if (rc == GW_ETOOBIG) {
+        rc = envelope_parse(env, body, len, ctx->cfg->max_batch, &err);
+    if (rc == GW_ETOOBIG)
         http_reply_error(req, 413, "too_many_messages", "%s", err.msg);
-        envelope_clear(&env);
-        return;
-    }
-    if (rc < 0) {
+    else if (rc < 0)
         http_reply_error(req, 400, rc == GW_EUTF8 ? "invalid_utf8" : "bad_request",
                          "%s", err.msg[0] ? err.msg : gw_strerror(rc));
-        envelope_clear(&env);
+    if (rc < 0)
+        envelope_clear(env);
+    return rc >= 0;
+}
+
+static void handle_send(const struct native_ctx *ctx, struct evhttp_request *req,
+                        struct session *s)
+{
+    struct envelope env = {0};
+    if (!send_parse(ctx, req, &env))
         return;
-    }
     enum session_send_result res = session_send(s, &env);
     struct gw_buf ack = {0};
-    int brc = framing_native_send_ack(&ack, env.has_seq, env.seq);
+    int rc = framing_native_send_ack(&ack, env.has_seq, env.seq);
     envelope_clear(&env);
     switch (res) {
     case SESSION_SEND_OK:
     case SESSION_SEND_DUPLICATE:
-        reply_built(req, 200, brc, &ack);
+        reply_built(req, 200, rc, &ack);
         break;
     case SESSION_SEND_FULL:
         http_out_header(req, "Retry-After", "1");
@@ -291,35 +301,43 @@ static void handle_send(const struct native_ctx *ctx, struct evhttp_request *req
 
 /* ------------------------------------------------------------ dispatch */
 
-static void handle_session_request(const struct native_ctx *ctx,
-                                   struct evhttp_request *req,
-                                   const char *id, size_t id_len,
-                                   const char *action)
+/* The endpoints under P/sessions/<id>: the path's last segment ("" for
+ * the session itself), its one method and its Allow list. */
+enum native_action { NA_CLOSE_DELETE, NA_POLL, NA_EVENTS, NA_SEND, NA_ACK,
+                     NA_CLOSE };
+
+static const struct native_endpoint {
+    const char *name;
+    enum evhttp_cmd_type method;
+    const char *allow;
+} endpoints[] = {
+    [NA_CLOSE_DELETE] = { "", EVHTTP_REQ_DELETE, "DELETE, OPTIONS" },
+    [NA_POLL] = { "poll", EVHTTP_REQ_GET, "GET, OPTIONS" },
+    [NA_EVENTS] = { "events", EVHTTP_REQ_GET, "GET, OPTIONS" },
+    [NA_SEND] = { "send", EVHTTP_REQ_POST, "POST, OPTIONS" },
+    [NA_ACK] = { "ack", EVHTTP_REQ_POST, "POST, OPTIONS" },
+    [NA_CLOSE] = { "close", EVHTTP_REQ_POST, "POST, OPTIONS" },
+};
+
+/* The endpoint named action, or -1. */
+static int endpoint_find(const char *action)
 {
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
-    bool is_poll = !strcmp(action, "poll"), is_events = !strcmp(action, "events");
-    bool is_send = !strcmp(action, "send"), is_ack = !strcmp(action, "ack");
-    bool is_close = !strcmp(action, "close"), is_root = !*action;
-    const char *allow = is_poll || is_events ? "GET, OPTIONS"
-                      : is_root ? "DELETE, OPTIONS" : "POST, OPTIONS";
-    if (!(is_poll || is_events || is_send || is_ack || is_close || is_root)) {
-        http_reply_error(req, 404, "not_found", "no such endpoint");
-        return;
-    }
-    if (m == EVHTTP_REQ_OPTIONS) {
-        http_cors_preflight(req, allow);
-        return;
-    }
-    if (((is_poll || is_events) && m != EVHTTP_REQ_GET) ||
-        (is_root && m != EVHTTP_REQ_DELETE) ||
-        ((is_send || is_ack || is_close) && m != EVHTTP_REQ_POST)) {
-        http_method_not_allowed(req, allow);
-        return;
-    }
-    /* Only ids of this protocol: 22 base64url characters (SockJS keys,
-     * which contain ':', live in the same table and must not match). */
+    for (size_t i = 0; i < sizeof endpoints / sizeof endpoints[0]; i++)
+        if (strcmp(action, endpoints[i].name) == 0)
+            return (int)i;
+    return -1;
+}
+
+/*
+ * The open session id names, or NULL after answering 404 (unknown, or
+ * still opening) or 410 (ended). Only ids of this protocol: 22 base64url
+ * characters (SockJS keys, which contain ':', live in the same table and
+ * must not match).
+ */
+static struct session *session_lookup(const struct native_ctx *ctx,
+                                      struct evhttp_request *req,
+                                      const char *id, size_t id_len)
+{
     bool id_ok = id_len == SESSION_ID_LEN;
     for (size_t i = 0; id_ok && i < id_len; i++)
         id_ok = (id[i] >= 'a' && id[i] <= 'z') || (id[i] >= 'A' && id[i] <= 'Z') ||
@@ -327,55 +345,104 @@ static void handle_session_request(const struct native_ctx *ctx,
     struct session *s = id_ok ? session_find(ctx->sessions, id, id_len) : NULL;
     if (!s || session_state(s) == SESSION_OPENING) {
         http_reply_error(req, 404, "unknown_session", "no such session");
-        goto out;
+        return NULL;
     }
     if (session_state(s) == SESSION_FINISHED) {
         reply_session_gone(req, s);
-        goto out;
+        return NULL;
     }
+    return s;
+}
+
+/*
+ * Where the browser is (*pos): the ack it sends (?ack= on poll and ack;
+ * ?last_event_id= or Last-Event-ID on events), applied to the session, or
+ * what it acknowledged before. False after answering 400 for a missing,
+ * malformed or impossible ack.
+ */
+static bool browser_position(struct evhttp_request *req, struct session *s,
+                             enum native_action a, struct evkeyvalq *params,
+                             uint64_t *pos)
+{
+    const char *v = NULL;
+    if (a == NA_POLL || a == NA_ACK)
+        v = http_query(req, params, "ack");
+    else if (a == NA_EVENTS) {
+        v = http_query(req, params, "last_event_id");
+        if (!v)
+            v = http_in_header(req, "Last-Event-ID");
+    }
+    if (a == NA_ACK && !v) {
+        http_reply_error(req, 400, "bad_request", "ack is required");
+        return false;
+    }
+    if (!v) {
+        *pos = session_acked(s);
+        return true;
+    }
+    if (!parse_ack(req, v, a == NA_EVENTS ? "last_event_id" : "ack", pos))
+        return false;
+    if (session_ack(s, *pos) < 0) {
+        http_reply_error(req, 400, "bad_ack",
+                         "ack %llu is beyond the last message sent",
+                         (unsigned long long)*pos);
+        return false;
+    }
+    return true;
+}
+
+/* An open session's endpoint, method already checked. */
+static void session_dispatch(const struct native_ctx *ctx,
+                             struct evhttp_request *req, struct session *s,
+                             enum native_action a)
+{
     session_touch(s);
-    if (is_root || is_close) {
+    if (a == NA_CLOSE_DELETE || a == NA_CLOSE) {
         log_info("%s: session %s closed by the browser", http_client_addr(req),
                  session_id(s));
         session_close_by_browser(s);
         http_reply_empty(req, 204);
+        return;
+    }
+    struct evkeyvalq params;
+    TAILQ_INIT(&params);
+    uint64_t pos;
+    if (!browser_position(req, s, a, &params, &pos))
         goto out;
-    }
-    uint64_t ack = 0;
-    const char *v = NULL;
-    if (is_poll || is_ack)
-        v = http_query(req, &params, "ack");
-    else if (is_events) {
-        v = http_query(req, &params, "last_event_id");
-        if (!v)
-            v = http_in_header(req, "Last-Event-ID");
-    }
-    if (is_ack && !v) {
-        http_reply_error(req, 400, "bad_request", "ack is required");
-        goto out;
-    }
-    if (v) {
-        if (!parse_ack(req, v, is_events ? "last_event_id" : "ack", &ack))
-            goto out;
-        if (session_ack(s, ack) < 0) {
-            http_reply_error(req, 400, "bad_ack",
-                             "ack %llu is beyond the last message sent",
-                             (unsigned long long)ack);
-            goto out;
-        }
-    }
-    /* Where the browser is: its ack, or what it acknowledged before. */
-    uint64_t pos = v ? ack : session_acked(s);
-    if (is_ack)
+    if (a == NA_ACK)
         http_reply_empty(req, 204);
-    else if (is_poll)
+    else if (a == NA_POLL)
         transport_poll_handle(ctx->tctx, req, s, pos);
-    else if (is_events)
+    else if (a == NA_EVENTS)
         transport_sse_handle(ctx->tctx, req, s, pos);
-    else if (is_send)
+    else
         handle_send(ctx, req, s);
 out:
     evhttp_clear_headers(&params);
+}
+
+static void handle_session_request(const struct native_ctx *ctx,
+                                   struct evhttp_request *req,
+                                   const char *id, size_t id_len,
+                                   const char *action)
+{
+    enum evhttp_cmd_type m = evhttp_request_get_command(req);
+    int a = endpoint_find(action);
+    if (a < 0) {
+        http_reply_error(req, 404, "not_found", "no such endpoint");
+        return;
+    }
+    if (m == EVHTTP_REQ_OPTIONS) {
+        http_cors_preflight(req, endpoints[a].allow);
+        return;
+    }
+    if (m != endpoints[a].method) {
+        http_method_not_allowed(req, endpoints[a].allow);
+        return;
+    }
+    struct session *s = session_lookup(ctx, req, id, id_len);
+    if (s)
+        session_dispatch(ctx, req, s, (enum native_action)a);
 }
 
 void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,

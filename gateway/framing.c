@@ -1,6 +1,7 @@
 /*
- * framing.c - pure formatters: JSON string escaping, base64, poll-batch
- * message objects and SSE events.
+ * framing.c - pure formatters shared by both dialects: JSON string
+ * escaping, base64 and UTF-8 sanitising. The native protocol's messages
+ * and events are framing_native.c's; SockJS frames framing_sockjs.c's.
  *
  * The escaper is on the hot path (one call per delivered message), so it
  * works like this:
@@ -279,16 +280,6 @@ static inline void commit(struct gw_buf *b, size_t n)
     b->data[b->len] = 0;
 }
 
-/* Undo everything appended since len0 (all-or-nothing helpers). */
-static int rollback(struct gw_buf *b, size_t len0, int rc)
-{
-    if (b->data) {
-        b->len = len0;
-        b->data[len0] = 0;
-    }
-    return rc;
-}
-
 /*
  * Inputs above this take the exact-size path (see the top comment): a 6x
  * reservation of a big message would stay in a long-lived buffer as
@@ -447,85 +438,7 @@ bad:
     return GW_EINVAL;
 }
 
-/* ------------------------------------------------------- messages, events */
-
-/* Decimal digits of v into p (room for 20); returns the length. */
-static size_t put_u64(char *p, uint64_t v)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        p[i] = tmp[n - 1 - i];
-    return n;
-}
-
-/* Append a (NUL-terminated literal) prefix followed by a number. */
-static int append_str_u64(struct gw_buf *out, const char *pre, uint64_t v)
-{
-    char tmp[64];
-    size_t n = strlen(pre);
-    memcpy(tmp, pre, n);
-    n += put_u64(tmp + n, v);
-    return gw_buf_append(out, tmp, n);
-}
-
-/* "<base64>" with the quotes. */
-static int append_b64_string(struct gw_buf *out, const uint8_t *data,
-                             size_t len)
-{
-    int rc;
-    if ((rc = gw_buf_append(out, "\"", 1)) < 0 ||
-        (rc = framing_base64_append(out, data, len)) < 0 ||
-        (rc = gw_buf_append(out, "\"", 1)) < 0)
-        return rc;
-    return 0;
-}
-
-int framing_poll_message(struct gw_buf *out, uint64_t seq, bool binary,
-                         const uint8_t *data, size_t len)
-{
-    if (!out || (!data && len))
-        return GW_EINVAL;
-    size_t len0 = out->len;
-    int rc;
-    if ((rc = append_str_u64(out, "{\"seq\":", seq)) < 0)
-        return rollback(out, len0, rc);
-    if (binary)
-        rc = gw_buf_append(out, ",\"binary\":", 10);
-    else
-        rc = gw_buf_append(out, ",\"text\":", 8);
-    if (rc < 0 ||
-        (rc = binary ? append_b64_string(out, data, len)
-                     : framing_json_string(out, data, len, FRAMING_JSON_STD)) < 0 ||
-        (rc = gw_buf_append(out, "}", 1)) < 0)
-        return rollback(out, len0, rc);
-    return 0;
-}
-
-int framing_sse_message(struct gw_buf *out, uint64_t seq, bool binary,
-                        const uint8_t *data, size_t len)
-{
-    if (!out || (!data && len))
-        return GW_EINVAL;
-    size_t len0 = out->len;
-    int rc;
-    if ((rc = append_str_u64(out, "id: ", seq)) < 0)
-        return rollback(out, len0, rc);
-    if (binary)
-        rc = gw_buf_append(out, "\nevent: binary\ndata: ", 21);
-    else
-        rc = gw_buf_append(out, "\nevent: message\ndata: ", 22);
-    if (rc < 0 ||
-        (rc = binary ? append_b64_string(out, data, len)
-                     : framing_json_string(out, data, len, FRAMING_JSON_STD)) < 0 ||
-        (rc = gw_buf_append(out, "\n\n", 2)) < 0)
-        return rollback(out, len0, rc);
-    return 0;
-}
+/* ----------------------------------------------------------- UTF-8 */
 
 /*
  * Copy s with every invalid sequence replaced by U+FFFD, one per maximal
@@ -576,39 +489,4 @@ const uint8_t *framing_utf8_clean(struct gw_buf *tmp, const uint8_t *s,
     }
     *len = tmp->len;
     return tmp->data;
-}
-
-int framing_sse_close(struct gw_buf *out, uint16_t code, const char *reason,
-                      size_t reason_len)
-{
-    if (!out || (!reason && reason_len))
-        return GW_EINVAL;
-    const uint8_t *r = (const uint8_t *)reason;
-    struct gw_buf clean = {0};
-    size_t len0 = out->len;
-    int rc;
-
-    /* ws_client validates reasons, so the copy is for robustness only. */
-    if (!(r = framing_utf8_clean(&clean, r, &reason_len)))
-        return GW_ENOMEM;
-    if ((rc = append_str_u64(out, "event: close\ndata: {\"code\":", code)) < 0 ||
-        (rc = gw_buf_append(out, ",\"reason\":", 10)) < 0 ||
-        (rc = framing_json_string(out, r, reason_len, FRAMING_JSON_STD)) < 0 ||
-        (rc = gw_buf_append(out, "}\n\n", 3)) < 0)
-        rc = rollback(out, len0, rc);
-    gw_buf_free(&clean);
-    return rc < 0 ? rc : 0;
-}
-
-int framing_sse_lost(struct gw_buf *out, uint64_t from, uint64_t to)
-{
-    if (!out)
-        return GW_EINVAL;
-    size_t len0 = out->len;
-    int rc;
-    if ((rc = append_str_u64(out, "event: lost\ndata: {\"from\":", from)) < 0 ||
-        (rc = append_str_u64(out, ",\"to\":", to)) < 0 ||
-        (rc = gw_buf_append(out, "}\n\n", 3)) < 0)
-        return rollback(out, len0, rc);
-    return 0;
 }

@@ -1,4 +1,8 @@
-/* http_front.c - routes, CORS, limits and the protocol v1 endpoints. */
+/*
+ * http_front.c - the evhttp server: listener, request limits, the route
+ * table, route CORS, /health, /stats and the static files. The two
+ * dialects' endpoints are native_front.c's and sockjs_front.c's.
+ */
 #include "http_front.h"
 
 #include <errno.h>
@@ -6,30 +10,22 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/queue.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
 
-#include <jansson.h>
-
-#include "envelope.h"
-#include "envelope_batch.h"
-#include "framing.h"
 #include "gw_log.h"
 #include "http_util.h"
+#include "native_front.h"
 #include "session.h"
 #include "sockjs.h"
 #include "transport.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024)
-#define MAX_FORWARDED 32
 #define STATIC_MAX_FILE (16 * 1024 * 1024)
 
 struct http_front {
@@ -42,10 +38,10 @@ struct http_front {
     struct evconnlistener *listener;
     struct event *resume_accept;
     struct sockjs_ctx sjs;
+    struct native_ctx native;
 };
 
-/* ------------------------------------------------------------- helpers */
-
+/* ---------------------------------------------------------------- CORS */
 
 /*
  * CORS for a route request. Adds the response headers for an allowed
@@ -71,288 +67,6 @@ static bool cors_check(struct evhttp_request *req, const struct gw_route *r)
     return true;
 }
 
-static void cors_preflight(struct evhttp_request *req, const char *methods)
-{
-    const char *rh = http_in_header(req, "Access-Control-Request-Headers");
-    http_out_header(req, "Access-Control-Allow-Methods", methods);
-    http_out_header(req, "Access-Control-Allow-Headers",
-               rh ? rh : "Content-Type, Last-Event-ID");
-    http_out_header(req, "Access-Control-Max-Age", "600");
-    http_reply_empty(req, 204);
-}
-
-static const char *method_name(enum evhttp_cmd_type m)
-{
-    switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    default: return "other";
-    }
-}
-
-static void method_not_allowed(struct evhttp_request *req, const char *allow)
-{
-    http_out_header(req, "Allow", allow);
-    http_reply_error(req, 405, "method_not_allowed",
-                     "%s is not allowed here (allowed: %s)",
-                     method_name(evhttp_request_get_command(req)), allow);
-}
-
-/* Parse a seq/ack query or header value; answers 400 on a bad one. */
-static bool parse_ack(struct evhttp_request *req, const char *v,
-                      const char *what, uint64_t *out)
-{
-    if (envelope_parse_seq(v, out) < 0) {
-        http_reply_error(req, 400, "bad_request",
-                         "%s must be a non-negative integer", what);
-        return false;
-    }
-    return true;
-}
-
-static void reply_session_gone(struct evhttp_request *req, struct session *s)
-{
-    struct gw_buf b = {0};
-    const char *r = session_close_reason(s);
-    gw_buf_appendf(&b, "{\"error\":\"session_closed\",\"message\":"
-                   "\"the session has ended\",\"code\":%u,\"reason\":",
-                   session_close_code(s));
-    framing_json_string(&b, (const uint8_t *)r, strlen(r), FRAMING_JSON_STD);
-    gw_buf_append(&b, "}", 1);
-    http_reply_json_str(req, 410, (const char *)b.data, b.len);
-    gw_buf_free(&b);
-}
-
-/* ---------------------------------------------------------------- open */
-
-struct open_sink {
-    struct session_sink k;
-    struct http_watch watch;
-    struct evhttp_request *req;
-    struct session *s;
-    const struct gw_config *cfg;
-};
-
-static void open_opened(struct session_sink *k, const struct ws_close_info *f)
-{
-    struct open_sink *o = (struct open_sink *)k;
-    struct evhttp_request *req = o->req;
-    http_watch_stop(&o->watch);
-    if (!f) {
-        struct session *s = o->s;
-        const char *proto = session_protocol(s);
-        const struct gw_config *cfg = o->cfg;
-        struct gw_buf b = {0};
-        gw_buf_appendf(&b, "{\"session\":\"%s\",\"poll_timeout\":%llu,"
-                       "\"heartbeat\":%llu,\"idle_timeout\":%llu,\"protocol\":",
-                       session_id(s),
-                       (unsigned long long)(cfg->poll_timeout_ms / 1000),
-                       (unsigned long long)(cfg->heartbeat_ms / 1000),
-                       (unsigned long long)(cfg->idle_timeout_ms / 1000));
-        if (proto)
-            framing_json_string(&b, (const uint8_t *)proto, strlen(proto),
-                                FRAMING_JSON_STD);
-        else
-            gw_buf_append(&b, "null", 4);
-        gw_buf_append(&b, "}", 1);
-        log_info("%s: session %s opened (route %s)", http_client_addr(req),
-                 session_id(s), session_route(s)->name);
-        http_reply_json_str(req, 201, (const char *)b.data, b.len);
-        gw_buf_free(&b);
-    } else if (f->fail == WS_FAIL_TIMEOUT) {
-        http_reply_error(req, 504, "upstream_timeout",
-                         "upstream did not answer in time: %s",
-                         f->detail ? f->detail : "timeout");
-    } else if (f->fail == WS_FAIL_HTTP_STATUS) {
-        http_reply_error(req, 502, "upstream_refused",
-                         "upstream refused the WebSocket upgrade: HTTP %d",
-                         f->http_status);
-    } else {
-        http_reply_error(req, 502, "upstream_failed",
-                         "upstream connection failed (%s): %s",
-                         ws_client_fail_name(f->fail),
-                         f->detail ? f->detail : "");
-    }
-    free(o);
-}
-
-static const struct session_sink_ops open_ops = {
-    .opened = open_opened,
-};
-
-static void open_gone(struct http_watch *w)
-{
-    struct open_sink *o = (struct open_sink *)((char *)w -
-                                               offsetof(struct open_sink, watch));
-    log_info("session open: browser went away before the upstream answered");
-    session_abort_open(o->s);
-    free(o);
-}
-
-/* Subprotocol list from an optional {"protocol": "a"} or ["a","b"] body. */
-static int open_protocols(struct evhttp_request *req, char *out, size_t cap)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    out[0] = 0;
-    if (len == 0)
-        return 0;
-    json_error_t jerr;
-    json_t *root = json_loadb((const char *)evbuffer_pullup(in, -1), len,
-                              JSON_REJECT_DUPLICATES, &jerr);
-    if (!root || !json_is_object(root)) {
-        http_reply_error(req, 400, "bad_request", "body must be a JSON object%s%s",
-                         root ? "" : ": ", root ? "" : jerr.text);
-        json_decref(root);
-        return -1;
-    }
-    const char *key;
-    json_t *v;
-    json_object_foreach(root, key, v) {
-        if (strcmp(key, "protocol") != 0) {
-            http_reply_error(req, 400, "bad_request", "unknown field \"%s\"", key);
-            json_decref(root);
-            return -1;
-        }
-    }
-    v = json_object_get(root, "protocol");
-    size_t n = json_is_array(v) ? json_array_size(v) : 1;
-    for (size_t i = 0; v && !json_is_null(v) && i < n; i++) {
-        json_t *e = json_is_array(v) ? json_array_get(v, i) : v;
-        const char *p = json_string_value(e);
-        bool ok = p && *p && strlen(out) + strlen(p) + 3 < cap;
-        for (const char *c = p; ok && *c; c++)
-            ok = *c > 32 && *c < 127 && !strchr("()<>@,;:\\\"/[]?={}", *c);
-        if (!ok) {
-            http_reply_error(req, 400, "bad_request",
-                             "protocol must be a token or a list of tokens");
-            json_decref(root);
-            return -1;
-        }
-        if (out[0])
-            strcat(out, ", ");
-        strcat(out, p);
-    }
-    json_decref(root);
-    return 0;
-}
-
-static void handle_open(struct http_front *f, struct evhttp_request *req,
-                        const struct gw_route *r)
-{
-    char protocols[512];
-    if (open_protocols(req, protocols, sizeof protocols) < 0)
-        return;
-    const char *addr = http_client_addr(req);
-
-    struct ws_header hdr[MAX_FORWARDED + 3];
-    char xff[1024];
-    size_t n = http_forward_headers(req, r, hdr, MAX_FORWARDED + 3, xff, sizeof xff);
-
-    struct open_sink *o = calloc(1, sizeof *o);
-    if (!o) {
-        http_reply_error(req, 503, "out_of_memory", "out of memory");
-        return;
-    }
-    o->k.ops = &open_ops;
-    o->req = req;
-    o->cfg = f->cfg;
-    struct session_open_params p = {
-        .route = r,
-        .client_addr = addr,
-        .protocols = protocols[0] ? protocols : NULL,
-        .headers = hdr,
-        .n_headers = n,
-        .opener = &o->k,
-    };
-    struct session *s = NULL;
-    enum session_open_err rc = session_open(f->sessions, &session_policy_native,
-                                            &p, &s);
-    switch (rc) {
-    case SESSION_OPEN_OK:
-        break;
-    case SESSION_OPEN_FULL:
-    case SESSION_OPEN_CLIENT_FULL: {
-        bool mine = rc == SESSION_OPEN_CLIENT_FULL;
-        free(o);
-        http_out_header(req, "Retry-After", "5");
-        log_warn("%s: %s reached", addr,
-                 mine ? "max_sessions_per_client" : "max_sessions (or descriptors)");
-        http_reply_error(req, 503, mine ? "too_many_sessions_for_client"
-                                        : "too_many_sessions",
-                         mine ? "too many sessions from your address"
-                              : "the gateway is at its session limit");
-        return;
-    }
-    case SESSION_OPEN_FAILED:
-    default:
-        free(o);
-        http_reply_error(req, 502, "upstream_failed",
-                         "cannot start the upstream connection");
-        return;
-    }
-    o->s = s;
-    http_watch_start(&o->watch, req, open_gone);
-}
-
-/* ---------------------------------------------------------------- send */
-
-static void handle_send(struct http_front *f, struct evhttp_request *req,
-                        struct session *s)
-{
-    struct evbuffer *in = evhttp_request_get_input_buffer(req);
-    size_t len = evbuffer_get_length(in);
-    const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
-    const char *ct = http_in_header(req, "Content-Type");
-    struct envelope env = {0};
-    struct gw_error err = {0};
-    int rc;
-    if (ct && strncasecmp(ct, "text/plain", 10) == 0)
-        rc = envelope_from_text(&env, body, len, &err);
-    else
-        rc = envelope_parse(&env, body, len, f->cfg->max_batch, &err);
-    if (rc == GW_ETOOBIG) {
-        http_reply_error(req, 413, "too_many_messages", "%s", err.msg);
-        envelope_clear(&env);
-        return;
-    }
-    if (rc < 0) {
-        http_reply_error(req, 400, rc == GW_EUTF8 ? "invalid_utf8" : "bad_request",
-                         "%s", err.msg[0] ? err.msg : gw_strerror(rc));
-        envelope_clear(&env);
-        return;
-    }
-    struct envelope_batch eb;
-    enum session_send_result res = envelope_batch_init(&eb, &env) < 0
-        ? SESSION_SEND_FULL : session_send(s, &eb.b);
-    envelope_batch_clear(&eb);
-    char ack[48];
-    if (env.has_seq)
-        snprintf(ack, sizeof ack, "{\"ack\":%llu}", (unsigned long long)env.seq);
-    else
-        snprintf(ack, sizeof ack, "{\"ack\":null}");
-    envelope_clear(&env);
-    switch (res) {
-    case SESSION_SEND_OK:
-    case SESSION_SEND_DUPLICATE:
-        http_reply_json_str(req, 200, ack, strlen(ack));
-        break;
-    case SESSION_SEND_FULL:
-        http_out_header(req, "Retry-After", "1");
-        http_reply_error(req, 429, "send_buffer_full",
-                         "the upstream is not keeping up; retry the same batch");
-        break;
-    case SESSION_SEND_NOT_OPEN:
-    default:
-        reply_session_gone(req, s);
-        break;
-    }
-}
-
 /* ------------------------------------------------------------- routing */
 
 static const struct gw_route *route_match(const struct gw_config *cfg,
@@ -376,114 +90,12 @@ static const struct gw_route *route_match(const struct gw_config *cfg,
     return best;
 }
 
-static void handle_session_request(struct http_front *f,
-                                   struct evhttp_request *req,
-                                   const char *id, size_t id_len,
-                                   const char *action)
-{
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-    struct evkeyvalq params;
-    TAILQ_INIT(&params);
-    bool is_poll = !strcmp(action, "poll"), is_events = !strcmp(action, "events");
-    bool is_send = !strcmp(action, "send"), is_ack = !strcmp(action, "ack");
-    bool is_close = !strcmp(action, "close"), is_root = !*action;
-    const char *allow = is_poll || is_events ? "GET, OPTIONS"
-                      : is_root ? "DELETE, OPTIONS" : "POST, OPTIONS";
-    if (!(is_poll || is_events || is_send || is_ack || is_close || is_root)) {
-        http_reply_error(req, 404, "not_found", "no such endpoint");
-        return;
-    }
-    if (m == EVHTTP_REQ_OPTIONS) {
-        cors_preflight(req, allow);
-        return;
-    }
-    if (((is_poll || is_events) && m != EVHTTP_REQ_GET) ||
-        (is_root && m != EVHTTP_REQ_DELETE) ||
-        ((is_send || is_ack || is_close) && m != EVHTTP_REQ_POST)) {
-        method_not_allowed(req, allow);
-        return;
-    }
-    /* session_find only sees gateway-named (native) sessions */
-    struct session *s = session_find(f->sessions, id, id_len);
-    if (!s || session_state(s) == SESSION_OPENING) {
-        http_reply_error(req, 404, "unknown_session", "no such session");
-        goto out;
-    }
-    if (session_state(s) == SESSION_FINISHED) {
-        reply_session_gone(req, s);
-        goto out;
-    }
-    session_touch(s);
-    if (is_root || is_close) {
-        log_info("%s: session %s closed by the browser", http_client_addr(req),
-                 session_id(s));
-        session_close_by_browser(s);
-        http_reply_empty(req, 204);
-        goto out;
-    }
-    uint64_t ack = 0;
-    const char *v = NULL;
-    if (is_poll || is_ack)
-        v = http_query(req, &params, "ack");
-    else if (is_events) {
-        v = http_query(req, &params, "last_event_id");
-        if (!v)
-            v = http_in_header(req, "Last-Event-ID");
-    }
-    if (is_ack && !v) {
-        http_reply_error(req, 400, "bad_request", "ack is required");
-        goto out;
-    }
-    if (v) {
-        if (!parse_ack(req, v, is_events ? "last_event_id" : "ack", &ack))
-            goto out;
-        if (session_ack(s, ack) < 0) {
-            http_reply_error(req, 400, "bad_ack",
-                             "ack %llu is beyond the last message sent",
-                             (unsigned long long)ack);
-            goto out;
-        }
-    }
-    /* Where the browser is: its ack, or what it acknowledged before. */
-    uint64_t pos = v ? ack : session_acked(s);
-    if (is_ack)
-        http_reply_empty(req, 204);
-    else if (is_poll)
-        transport_poll_handle(&f->tctx, req, s, pos);
-    else if (is_events)
-        transport_sse_handle(&f->tctx, req, s, pos);
-    else if (is_send)
-        handle_send(f, req, s);
-out:
-    evhttp_clear_headers(&params);
-}
-
+/* CORS for the route, then the native protocol's endpoints. */
 static void handle_route(struct http_front *f, struct evhttp_request *req,
                          const struct gw_route *r, const char *rest)
 {
-    enum evhttp_cmd_type m = evhttp_request_get_command(req);
-    if (!cors_check(req, r))
-        return;
-    if (strcmp(rest, "/sessions") == 0) {
-        if (m == EVHTTP_REQ_OPTIONS)
-            cors_preflight(req, "POST, OPTIONS");
-        else if (m == EVHTTP_REQ_POST)
-            handle_open(f, req, r);
-        else
-            method_not_allowed(req, "POST, OPTIONS");
-        return;
-    }
-    if (strncmp(rest, "/sessions/", 10) == 0) {
-        const char *id = rest + 10;
-        const char *slash = strchr(id, '/');
-        size_t id_len = slash ? (size_t)(slash - id) : strlen(id);
-        const char *action = slash ? slash + 1 : "";
-        if (id_len > 0 && !strchr(action, '/')) {
-            handle_session_request(f, req, id, id_len, action);
-            return;
-        }
-    }
-    http_reply_error(req, 404, "not_found", "no such endpoint");
+    if (cors_check(req, r))
+        native_handle(&f->native, req, r, rest);
 }
 
 /* ------------------------------------------------------ health, static */
@@ -509,7 +121,10 @@ static void handle_stats(struct http_front *f, struct evhttp_request *req)
         (unsigned long long)st->dropped, (unsigned long long)st->binary_dropped,
         (unsigned long long)st->buffered_bytes,
         (unsigned long long)st->paused);
-    http_reply_json_str(req, 200, b, (size_t)n);
+    if (n < 0 || (size_t)n >= sizeof b) /* never a truncated body */
+        http_reply_error(req, 500, "internal_error", "cannot build the stats");
+    else
+        http_reply_json_str(req, 200, b, (size_t)n);
 }
 
 static const char *mime_type(const char *path)
@@ -556,7 +171,7 @@ static void handle_static(struct http_front *f, struct evhttp_request *req,
 {
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     if (m != EVHTTP_REQ_GET && m != EVHTTP_REQ_HEAD) {
-        method_not_allowed(req, "GET, HEAD");
+        http_method_not_allowed(req, "GET, HEAD");
         return;
     }
     if (strcmp(path, "/") == 0)
@@ -737,6 +352,8 @@ struct http_front *http_front_new(struct event_base *base,
     f->sjs = (struct sockjs_ctx){ .base = base, .cfg = cfg, .sessions = sessions,
                                   .tv_heartbeat = f->tctx.tv_heartbeat };
     f->sjs.tctx = (struct sockjs_tctx){ base, f->tctx.tv_heartbeat };
+    f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
+                                     .tctx = &f->tctx };
     /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own
      * limit sits above it (twice max_body) so that only grossly oversized
      * requests meet libevent 2.1's built-in 413, which is an HTML page it

@@ -282,3 +282,34 @@ size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r
         hdr[n++] = (struct ws_header){ "Origin", origin };
     return n;
 }
+
+void http_cors_preflight(struct evhttp_request *req, const char *methods)
+{
+    const char *rh = http_in_header(req, "Access-Control-Request-Headers");
+    http_out_header(req, "Access-Control-Allow-Methods", methods);
+    http_out_header(req, "Access-Control-Allow-Headers",
+                    rh ? rh : "Content-Type, Last-Event-ID");
+    http_out_header(req, "Access-Control-Max-Age", "600");
+    http_reply_empty(req, 204);
+}
+
+static const char *method_name(enum evhttp_cmd_type m)
+{
+    switch (m) {
+    case EVHTTP_REQ_GET: return "GET";
+    case EVHTTP_REQ_POST: return "POST";
+    case EVHTTP_REQ_HEAD: return "HEAD";
+    case EVHTTP_REQ_PUT: return "PUT";
+    case EVHTTP_REQ_DELETE: return "DELETE";
+    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
+    default: return "other";
+    }
+}
+
+void http_method_not_allowed(struct evhttp_request *req, const char *allow)
+{
+    http_out_header(req, "Allow", allow);
+    http_reply_error(req, 405, "method_not_allowed",
+                     "%s is not allowed here (allowed: %s)",
+                     method_name(evhttp_request_get_command(req)), allow);
+}

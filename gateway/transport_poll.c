@@ -13,7 +13,7 @@
 #include <event2/event_struct.h>
 #include <event2/http.h>
 
-#include "framing.h"
+#include "framing_native.h"
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
@@ -51,40 +51,38 @@ static bool poll_ready(struct session *s, uint64_t pos)
            session_close_ready(s, false);
 }
 
-/* Build {"messages":[...],"lost":..,"closed":..}; returns true if the
- * close was included. s may be NULL (empty batch). */
-static bool build_batch(struct session *s, uint64_t pos, struct gw_buf *b)
+/* The batch for the browser at pos into b (reset first): what is queued,
+ * evicted messages it missed, and the close once everything else is out.
+ * s may be NULL (empty batch). Returns 0 or the builder's error (b then
+ * holds nothing to send); *closed says whether the close was included. */
+static int build_batch(struct session *s, uint64_t pos, struct gw_buf *b,
+                       bool *closed)
 {
-    bool closed = false;
+    struct framing_native_batch bt;
+    struct framing_native_lost lost, *lp = NULL;
+    struct framing_native_close cl, *cp = NULL;
     gw_buf_reset(b);
-    gw_buf_append(b, "{\"messages\":[", 13);
+    *closed = false;
+    framing_native_batch_begin(&bt, b);
     if (s) {
         struct session_queue *q = session_queue(s);
         size_t idx = 0, off = 0;
         struct sq_msg m;
-        bool first = true;
-        while (session_queue_next(q, &idx, &off, &m)) {
-            if (!first)
-                gw_buf_append(b, ",", 1);
-            first = false;
-            framing_poll_message(b, m.seq, m.binary, m.data, m.len);
+        while (session_queue_next(q, &idx, &off, &m))
+            framing_native_batch_add(&bt, m.seq, m.binary, m.data, m.len);
+        if (session_lost_since(s, pos, &lost.from, &lost.to))
+            lp = &lost;
+        if (session_close_ready(s, false)) {
+            const char *r = session_close_reason(s);
+            cl = (struct framing_native_close){ session_close_code(s), r,
+                                                strlen(r) };
+            cp = &cl;
         }
     }
-    gw_buf_append(b, "]", 1);
-    uint64_t from, to;
-    if (s && session_lost_since(s, pos, &from, &to))
-        gw_buf_appendf(b, ",\"lost\":{\"from\":%llu,\"to\":%llu}",
-                       (unsigned long long)from, (unsigned long long)to);
-    if (s && session_close_ready(s, false)) {
-        const char *r = session_close_reason(s);
-        gw_buf_appendf(b, ",\"closed\":{\"code\":%u,\"reason\":",
-                       session_close_code(s));
-        framing_json_string(b, (const uint8_t *)r, strlen(r), FRAMING_JSON_STD);
-        gw_buf_append(b, "}", 1);
-        closed = true;
-    }
-    gw_buf_append(b, "}", 1);
-    return closed;
+    /* errors are sticky: end reports the first one */
+    int rc = framing_native_batch_end(&bt, lp, cp);
+    *closed = rc == 0 && cp;
+    return rc;
 }
 
 static void poll_free(struct poll_sink *p)
@@ -96,13 +94,20 @@ static void poll_free(struct poll_sink *p)
 /* Answer and finish. s: the session to read from, or NULL (empty). */
 static void poll_respond(struct poll_sink *p, struct session *s)
 {
-    bool closed = build_batch(s, p->pos, &scratch);
+    bool closed;
+    int rc = build_batch(s, p->pos, &scratch, &closed);
     http_watch_stop(&p->watch);
     if (s)
         session_detach(s, &p->k);
     if (closed)
         session_close_delivered(s);
-    http_reply_json_str(p->req, 200, (const char *)scratch.data, scratch.len);
+    /* Nothing was taken from the queue: the next poll gets it all. */
+    if (rc < 0)
+        http_reply_error(p->req, 500, "internal_error",
+                         "cannot build the response: %s", gw_strerror(rc));
+    else
+        http_reply_json_str(p->req, 200, (const char *)scratch.data,
+                            scratch.len);
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
     poll_free(p);

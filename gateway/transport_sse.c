@@ -15,7 +15,8 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "framing.h"
+#include "framing_native.h"
+#include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
 #include "transport_stream.h"
@@ -26,10 +27,6 @@ struct sse_sink {
 };
 
 static struct gw_buf scratch;
-
-/* Some proxies and EventSource polyfills for old browsers deliver nothing
- * before ~2 KiB arrived: pad the start of the stream with a comment. */
-#define SSE_PADDING 2048
 
 static struct sse_sink *sse_of(struct http_stream *st)
 {
@@ -47,26 +44,35 @@ static void sse_flush(struct http_stream *st)
     struct session_queue *q = session_queue(s);
     struct gw_buf *b = &scratch;
     gw_buf_reset(b);
-    uint64_t from, to;
-    if (session_lost_since(s, k->pos, &from, &to)) {
-        framing_sse_lost(b, from, to);
-        k->pos = to;
+    struct framing_native_lost lost;
+    int rc = 0;
+    if (session_lost_since(s, k->pos, &lost.from, &lost.to)) {
+        rc = framing_native_sse_lost(b, &lost);
+        k->pos = lost.to;
     }
     size_t pos = q->written, off = q->written_bytes;
     struct sq_msg m;
-    while (session_queue_next(q, &pos, &off, &m)) {
-        framing_sse_message(b, m.seq, m.binary, m.data, m.len);
+    while (rc == 0 && session_queue_next(q, &pos, &off, &m)) {
+        rc = framing_native_sse_message(b, m.seq, m.binary, m.data, m.len);
         k->pos = m.seq;
     }
     session_queue_mark_written(q);
     bool closing = session_close_ready(s, true);
-    if (closing) {
+    if (closing && rc == 0) {
         const char *r = session_close_reason(s);
-        framing_sse_close(b, session_close_code(s), r, strlen(r));
+        struct framing_native_close cl = { session_close_code(s), r, strlen(r) };
+        rc = framing_native_sse_close(b, &cl);
     }
-    /* on failure the stream ends; written messages stay queued for the
-     * next stream */
-    bool ok = http_stream_write(st, b->data, b->len);
+    /* A chunk that cannot be built is not sent in part: the stream ends
+     * and the next one replays from the last acknowledged message (so does
+     * a chunk that cannot be queued). */
+    bool ok = false;
+    if (rc < 0) {
+        log_warn("events: cannot build a chunk: %s", gw_strerror(rc));
+        http_stream_end(st);
+    } else {
+        ok = http_stream_write(st, b->data, b->len);
+    }
     if (scratch.cap > 1 << 20)
         gw_buf_free(&scratch);
     if (ok && closing) {
@@ -119,9 +125,16 @@ void transport_sse_handle(const struct transport_ctx *ctx,
                           struct evhttp_request *req, struct session *s,
                           uint64_t pos)
 {
+    struct gw_buf b = { 0 };
+    if (framing_native_sse_preamble(&b, ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000) < 0) {
+        gw_buf_free(&b);
+        http_reply_error(req, 503, "out_of_memory", "out of memory");
+        return;
+    }
     struct sse_sink *k = calloc(1, sizeof *k);
     if (!k || http_stream_init(&k->ts.st, req, &sse_stream_ops) < 0) {
         free(k);
+        gw_buf_free(&b);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
@@ -132,15 +145,6 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     evhttp_add_header(h, "X-Accel-Buffering", "no");
     http_add_common_headers(req);
 
-    struct gw_buf b = { 0 };
-    gw_buf_append(&b, ":", 1);
-    uint8_t *pad = gw_buf_reserve(&b, SSE_PADDING);
-    if (pad) {
-        memset(pad, ' ', SSE_PADDING);
-        b.len += SSE_PADDING;
-    }
-    gw_buf_appendf(&b, "\nretry: %llu\n\n",
-                   (unsigned long long)(ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000));
     http_stream_begin(&k->ts.st, 200, b.data, b.len, UINT64_MAX);
     gw_buf_free(&b);
 

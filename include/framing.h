@@ -1,7 +1,8 @@
 /*
  * framing.h - pure formatters for what pollgate writes to browsers:
- * JSON string escaping (pollgate protocol and SockJS flavours), base64,
- * poll batches and SSE events. No sockets, no allocation beyond the
+ * JSON string escaping (pollgate protocol and SockJS flavours), base64
+ * and UTF-8 sanitising, shared by framing_native (pollgate's own protocol)
+ * and framing_sockjs. No sockets, no allocation beyond the
  * caller's gw_buf (or evbuffer via gw_buf-compatible append callbacks).
  *
  * Performance matters here (one call per delivered message): escape by
@@ -50,27 +51,5 @@ int framing_base64_append(struct gw_buf *out, const uint8_t *data, size_t len);
  * Appends decoded bytes to out. GW_EINVAL on any bad input.
  */
 int framing_base64_decode(struct gw_buf *out, const char *s, size_t len);
-
-/*
- * Poll batch pieces: a response is
- *   {"messages":[ <msg> , <msg> ... ] [,"lost":{"from":A,"to":B}] [,"closed":{"code":C,"reason":"R"}]}
- * where <msg> is {"seq":N,"text":"..."} or {"seq":N,"binary":"<base64>"}.
- */
-int framing_poll_message(struct gw_buf *out, uint64_t seq, bool binary,
-                         const uint8_t *data, size_t len);
-
-/*
- * One SSE event:
- *   id: <seq>\nevent: message|binary\ndata: <JSON string>\n\n
- * The payload is a JSON string (text) or a JSON string of base64 (binary),
- * so no payload can contain CR/LF and inject an SSE field.
- */
-int framing_sse_message(struct gw_buf *out, uint64_t seq, bool binary,
-                        const uint8_t *data, size_t len);
-/* event: close\ndata: {"code":C,"reason":"R"}\n\n */
-int framing_sse_close(struct gw_buf *out, uint16_t code, const char *reason,
-                      size_t reason_len);
-/* event: lost\ndata: {"from":A,"to":B}\n\n  (messages A..B were evicted) */
-int framing_sse_lost(struct gw_buf *out, uint64_t from, uint64_t to);
 
 #endif

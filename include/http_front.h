@@ -1,7 +1,7 @@
 /*
  * http_front.h - the browser-facing HTTP server (evhttp): route table,
- * request limits, CORS, the pollgate protocol v1 endpoints, /health,
- * /stats and the static demo files.
+ * request limits, route CORS, /health, /stats and the static demo files.
+ * Requests for a dialect go to native_front.h or sockjs.h.
  */
 #ifndef HTTP_FRONT_H
 #define HTTP_FRONT_H

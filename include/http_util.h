@@ -41,6 +41,11 @@ void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
                       size_t len);
 /* 204 No Content. */
 void http_reply_empty(struct evhttp_request *req, int status);
+/* Answer a CORS preflight (204): methods, the requested headers (or
+ * Content-Type and Last-Event-ID), max age 600 s. */
+void http_cors_preflight(struct evhttp_request *req, const char *methods);
+/* 405 with an Allow header and a JSON error naming the method. */
+void http_method_not_allowed(struct evhttp_request *req, const char *allow);
 
 /*
  * Is origin the request's own origin? Its host[:port] must equal the Host

@@ -18,6 +18,7 @@
 #include <time.h>
 
 #include "framing.h"
+#include "framing_native.h"
 
 #define NMSG 64
 #define MSGLEN 100
@@ -101,10 +102,10 @@ static void run(enum what w, long iters)
             rc = framing_json_string(&out, m, MSGLEN, FRAMING_JSON_SOCKJS);
             break;
         case POLL_MSG:
-            rc = framing_poll_message(&out, (uint64_t)i, false, m, MSGLEN);
+            rc = framing_native_poll_message(&out, (uint64_t)i, false, m, MSGLEN);
             break;
         case SSE_MSG:
-            rc = framing_sse_message(&out, (uint64_t)i, false, m, MSGLEN);
+            rc = framing_native_sse_message(&out, (uint64_t)i, false, m, MSGLEN);
             break;
         case PLAIN_STD:
             rc = framing_json_string(&out, m, MSGLEN, FRAMING_JSON_STD);

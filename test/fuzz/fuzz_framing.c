@@ -1,5 +1,5 @@
 /*
- * fuzz_framing.c - libFuzzer target for framing.c.
+ * fuzz_framing.c - libFuzzer target for framing.c and framing_native.c.
  *
  * The input is used whole, several ways:
  *  - as base64: if framing_base64_decode accepts it, encoding the result
@@ -18,10 +18,12 @@
  *
  * Build: clang -g -O1 -fsanitize=fuzzer,address,undefined -std=c11
  *        -D_GNU_SOURCE -Iinclude gateway/gw_common.c gateway/ws_utf8.c
- *        gateway/framing.c test/fuzz/fuzz_framing.c -ljansson
+ *        gateway/framing.c gateway/framing_native.c test/fuzz/fuzz_framing.c
+ *        -ljansson
  *        -o fuzz_framing
  */
 #include "framing.h"
+#include "framing_native.h"
 
 #include <jansson.h>
 #include <stdio.h>
@@ -120,7 +122,8 @@ static void check_close(const uint8_t *data, size_t size, bool valid)
 {
     static const char head[] = "event: close\ndata: ";
     struct gw_buf b = {0};
-    CHECK(framing_sse_close(&b, 4321, (const char *)data, size) == 0);
+    struct framing_native_close cl = { 4321, (const char *)data, size };
+    CHECK(framing_native_sse_close(&b, &cl) == 0);
     CHECK(ws_utf8_valid(b.data, b.len));
     CHECK(b.len > sizeof head + 1);
     CHECK(memcmp(b.data, head, sizeof head - 1) == 0);
@@ -147,7 +150,7 @@ static void check_close(const uint8_t *data, size_t size, bool valid)
 static void check_poll(const uint8_t *data, size_t size, bool binary)
 {
     struct gw_buf b = {0}, d = {0};
-    CHECK(framing_poll_message(&b, 99, binary, data, size) == 0);
+    CHECK(framing_native_poll_message(&b, 99, binary, data, size) == 0);
     json_t *j = parse(b.data, b.len);
     CHECK(j && json_is_object(j) && json_object_size(j) == 2);
     CHECK(json_integer_value(json_object_get(j, "seq")) == 99);

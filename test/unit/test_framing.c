@@ -1,6 +1,7 @@
 /*
  * test_framing.c - framing.c: JSON string escaping (both flavours),
- * base64, poll messages and SSE events. Data-driven: input -> expected
+ * base64 (the native protocol's messages and events are
+ * test_framing_native.c's). Data-driven: input -> expected
  * output, byte for byte; plus a random round trip through jansson.
  */
 #include <stdarg.h>
@@ -572,169 +573,6 @@ static void test_base64_cap(void **state)
     gw_buf_free(&b);
 }
 
-/* ------------------------------------------- poll messages and SSE */
-
-static const struct {
-    uint64_t seq;
-    bool binary;
-    const char *data;
-    size_t len;
-    const char *poll;
-    const char *sse;
-} msg_cases[] = {
-    {7, false, B("hi"), "{\"seq\":7,\"text\":\"hi\"}",
-     "id: 7\nevent: message\ndata: \"hi\"\n\n"},
-    {8, true, B("\0\1"), "{\"seq\":8,\"binary\":\"AAE=\"}",
-     "id: 8\nevent: binary\ndata: \"AAE=\"\n\n"},
-    {0, false, B(""), "{\"seq\":0,\"text\":\"\"}",
-     "id: 0\nevent: message\ndata: \"\"\n\n"},
-    {0, true, B(""), "{\"seq\":0,\"binary\":\"\"}",
-     "id: 0\nevent: binary\ndata: \"\"\n\n"},
-    {UINT64_MAX, false, B("x"),
-     "{\"seq\":18446744073709551615,\"text\":\"x\"}",
-     "id: 18446744073709551615\nevent: message\ndata: \"x\"\n\n"},
-    {9007199254740991ULL, true, B("foobar"),
-     "{\"seq\":9007199254740991,\"binary\":\"Zm9vYmFy\"}",
-     "id: 9007199254740991\nevent: binary\ndata: \"Zm9vYmFy\"\n\n"},
-    /* no CR/LF can reach an SSE field; "</" and U+2028 are escaped */
-    {12, false, B("a\r\nevent: x\n\ndata: y"),
-     "{\"seq\":12,\"text\":\"a\\r\\nevent: x\\n\\ndata: y\"}",
-     "id: 12\nevent: message\ndata: \"a\\r\\nevent: x\\n\\ndata: y\"\n\n"},
-    {13, false, B("</script>\"\xe2\x80\xa8\0"),
-     "{\"seq\":13,\"text\":\"<\\/script>\\\"\\u2028\\u0000\"}",
-     "id: 13\nevent: message\ndata: \"<\\/script>\\\"\\u2028\\u0000\"\n\n"},
-    {14, false, B("\xf0\x9f\x98\x80"),
-     "{\"seq\":14,\"text\":\"\xf0\x9f\x98\x80\"}",
-     "id: 14\nevent: message\ndata: \"\xf0\x9f\x98\x80\"\n\n"},
-};
-
-static void test_messages(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof msg_cases / sizeof msg_cases[0]; i++) {
-        struct gw_buf b = {0};
-        const uint8_t *d = (const uint8_t *)msg_cases[i].data;
-        assert_int_equal(framing_poll_message(&b, msg_cases[i].seq,
-                                              msg_cases[i].binary, d,
-                                              msg_cases[i].len), 0);
-        assert_buf_eq(&b, msg_cases[i].poll, strlen(msg_cases[i].poll), "poll");
-        /* the poll message is valid JSON (jansson stops at INT64_MAX) */
-        if (msg_cases[i].seq <= INT64_MAX) {
-            json_t *j = json_loadb((const char *)b.data, b.len,
-                                   JSON_ALLOW_NUL, NULL);
-            assert_non_null(j);
-            json_decref(j);
-        }
-        gw_buf_reset(&b);
-        assert_int_equal(framing_sse_message(&b, msg_cases[i].seq,
-                                             msg_cases[i].binary, d,
-                                             msg_cases[i].len), 0);
-        assert_buf_eq(&b, msg_cases[i].sse, strlen(msg_cases[i].sse), "sse");
-        gw_buf_free(&b);
-    }
-}
-
-static const struct {
-    uint16_t code;
-    const char *reason;
-    size_t len;
-    const char *want;
-} close_cases[] = {
-    {1000, B("bye"), "event: close\ndata: {\"code\":1000,\"reason\":\"bye\"}\n\n"},
-    {1006, B(""), "event: close\ndata: {\"code\":1006,\"reason\":\"\"}\n\n"},
-    {0, B(""), "event: close\ndata: {\"code\":0,\"reason\":\"\"}\n\n"},
-    {65535, B("a\"b\nc</x"),
-     "event: close\ndata: {\"code\":65535,\"reason\":\"a\\\"b\\nc<\\/x\"}\n\n"},
-    {4000, B("\xc3\xa9\xe2\x80\xa9"),
-     "event: close\ndata: {\"code\":4000,\"reason\":\"\xc3\xa9\\u2029\"}\n\n"},
-    /* invalid UTF-8: U+FFFD per maximal ill-formed subpart */
-    {1002, B("a\xff" "b"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\"a\xef\xbf\xbd" "b\"}\n\n"},
-    {1002, B("a\xe2\x82"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\"a\xef\xbf\xbd\"}\n\n"},
-    {1002, B("\xe2\x82" "a"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\"\xef\xbf\xbd" "a\"}\n\n"},
-    {1002, B("\xc0\x80"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\""
-     "\xef\xbf\xbd\xef\xbf\xbd\"}\n\n"},
-    {1002, B("\xed\xa0\x80" "z"), /* surrogate: three */
-     "event: close\ndata: {\"code\":1002,\"reason\":\""
-     "\xef\xbf\xbd\xef\xbf\xbd\xef\xbf\xbdz\"}\n\n"},
-    {1002, B("\xf0\x9f\x98"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\"\xef\xbf\xbd\"}\n\n"},
-    {1002, B("\xf0\x9f\x98\xf0\x9f\x98\x80"), /* truncated, then whole */
-     "event: close\ndata: {\"code\":1002,\"reason\":\""
-     "\xef\xbf\xbd\xf0\x9f\x98\x80\"}\n\n"},
-    {1002, B("\x80\x80\n"),
-     "event: close\ndata: {\"code\":1002,\"reason\":\""
-     "\xef\xbf\xbd\xef\xbf\xbd\\n\"}\n\n"},
-};
-
-static void test_sse_close(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof close_cases / sizeof close_cases[0]; i++) {
-        struct gw_buf b = {0};
-        assert_int_equal(framing_sse_close(&b, close_cases[i].code,
-                                           close_cases[i].reason,
-                                           close_cases[i].len), 0);
-        assert_buf_eq(&b, close_cases[i].want, strlen(close_cases[i].want),
-                      "sse close");
-        gw_buf_free(&b);
-    }
-}
-
-static void test_sse_lost(void **state)
-{
-    (void)state;
-    struct gw_buf b = {0};
-    assert_int_equal(framing_sse_lost(&b, 3, 9), 0);
-    assert_buf_eq(&b, B("event: lost\ndata: {\"from\":3,\"to\":9}\n\n"), "lost");
-    gw_buf_reset(&b);
-    assert_int_equal(framing_sse_lost(&b, 0, UINT64_MAX), 0);
-    assert_buf_eq(&b, B("event: lost\ndata: {\"from\":0,"
-                        "\"to\":18446744073709551615}\n\n"), "lost max");
-    gw_buf_free(&b);
-}
-
-/* Composite pieces are all-or-nothing under a cap, at every cap. */
-static int composite(struct gw_buf *b, int which)
-{
-    const uint8_t *d = (const uint8_t *)"he\"llo";
-    switch (which) {
-    case 0: return framing_poll_message(b, 42, false, d, 6);
-    case 1: return framing_poll_message(b, 42, true, d, 6);
-    case 2: return framing_sse_message(b, 42, false, d, 6);
-    case 3: return framing_sse_message(b, 42, true, d, 6);
-    case 4: return framing_sse_close(b, 1001, "a\xff", 2);
-    default: return framing_sse_lost(b, 5, 77);
-    }
-}
-
-static void test_composite_cap(void **state)
-{
-    (void)state;
-    for (int which = 0; which < 6; which++) {
-        struct gw_buf full = {0};
-        assert_int_equal(gw_buf_append(&full, "P", 1), 0);
-        assert_int_equal(composite(&full, which), 0);
-        for (size_t max = 1; max <= full.len; max++) {
-            struct gw_buf b = {.max = max};
-            assert_int_equal(gw_buf_append(&b, "P", 1), 0);
-            int rc = composite(&b, which);
-            if (max < full.len) {
-                assert_int_equal(rc, GW_ETOOBIG);
-                assert_buf_eq(&b, B("P"), "rolled back");
-            } else {
-                assert_int_equal(rc, 0);
-                assert_buf_eq(&b, (const char *)full.data, full.len, "fits");
-            }
-            gw_buf_free(&b);
-        }
-        gw_buf_free(&full);
-    }
-}
-
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -750,10 +588,6 @@ int main(void)
         cmocka_unit_test(test_base64_all_bytes),
         cmocka_unit_test(test_base64_bad),
         cmocka_unit_test(test_base64_cap),
-        cmocka_unit_test(test_messages),
-        cmocka_unit_test(test_sse_close),
-        cmocka_unit_test(test_sse_lost),
-        cmocka_unit_test(test_composite_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

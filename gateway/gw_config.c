@@ -7,24 +7,28 @@
  * file, so they are validated too. [route NAME] sections use a table of
  * their own, applied to one struct gw_route per section.
  *
- * libinih splits "key = value" lines into trimmed names and values. We
- * feed it through our own reader (ini_parse_stream) rather than
- * ini_parse_file, because of what libinih 55 does on its own:
- *  - the handler gets no line number unless the library is built with
- *    INI_HANDLER_LINENO=1 (Debian's is, but its ini.h says 0, so a caller
- *    cannot know), so we count physical lines in the reader;
- *  - a line longer than its buffer (200 bytes with CR, LF and NUL) is cut
- *    into pieces that are parsed as separate lines, shifting line numbers;
- *  - it returns only the first bad line;
- *  - an indented line after a key continues that key, even after blank
- *    lines, so an indented "key = value" silently becomes a value;
- *  - section names are cut at 49 characters.
- * So the reader sees every physical line first: it drops comments (whole
- * line and inline), parses section headers itself, reports lines without
- * '=', over-long lines and control characters, and hands inih only
- * "key = value" lines it will parse faithfully, without indentation (and
- * " value" for the continuation of a list). The result does not depend on
- * how libinih was built (multi-line, inline comments, stop on first error).
+ * The reader is ours, one physical line at a time (read_line): blank
+ * lines, whole-line comments (';' or '#'), inline comments (' ;'),
+ * [section] headers, "key = value" and indented continuations of a list.
+ * It reports every bad line, not just the first, with its physical line
+ * number, and refuses what would otherwise be silently misread: a line
+ * without '=', "key: value", a "key = value" longer than MAX_LINE (without
+ * its comment), control characters, an indented line that does not
+ * continue a list.
+ *
+ * libinih was used before and dropped: for these rules it would only have
+ * split "key = value" at the '=' (the 20 lines of assignment_line), and
+ * what it does on its own had to be worked around line by line. Debian 12's
+ * build (55-1) calls the handler with a line number its ini.h says it does
+ * not pass (a handler declared by that header is called with the wrong
+ * type); it does not call the handler for a section without keys, so an
+ * empty [route x] or a repeated header is invisible; it returns only the
+ * first bad line; it accepts "key: value"; it continues any indented line,
+ * even after blank lines; it cuts lines over 198 bytes into pieces parsed
+ * as separate lines and section names at 49 characters. Its runtime knobs
+ * (ini_max_line, ini_allow_multiline, ...) are Debian additions and
+ * process-wide. A reader that has to pre-classify every line anyway is
+ * simpler without the second half.
  */
 #include "gw_config.h"
 #include "gw_log.h"
@@ -34,7 +38,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -50,6 +53,7 @@
 #define MAX_LIST 1000    /* entries in one list, for the same reason */
 #define MAX_KEYS 16      /* largest section table */
 #define WHY_MAX 512
+#define MAX_LINE 198    /* "key = value" without comment; see the top */
 
 #define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -224,8 +228,6 @@ _Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2, "enum order");
 
 /* ----------------------------------------------------------- parser state */
 
-enum line_kind { L_OTHER, L_KEY, L_CONT };
-
 struct kept_error {
     int line;   /* INT_MAX for file-wide messages */
     size_t seq;
@@ -246,9 +248,6 @@ struct parser {
     char *line;               /* getline buffer */
     size_t line_cap;
     int lineno;
-
-    enum line_kind kind;      /* what the reader handed inih last */
-    bool called;              /* inih called the handler for it */
 
     bool in_section;          /* a section header was seen */
     int sec;                  /* S_*, or -1: ignore keys (bad header) */
@@ -988,7 +987,7 @@ static void section_line(struct parser *p, const char *c, size_t len)
     open_section(p, name, (size_t)(rb - name));
 }
 
-/* ------------------------------------------------------- inih callbacks */
+/* ------------------------------------------------------------- the reader */
 
 static void set_value(struct parser *p, const struct directive *d, const char *v,
                       bool append)
@@ -1008,43 +1007,33 @@ static void set_value(struct parser *p, const struct directive *d, const char *v
         report(p, p->lineno, sec, d->key, "%s", why);
 }
 
-static int on_value(void *user, const char *section, const char *name,
-                    const char *value)
+/* One "key = value" line of the current section. */
+static void key_value(struct parser *p, const char *name, const char *value)
 {
-    struct parser *p = user;
-    (void)section; /* ours is exact; inih's is cut at 49 characters */
-    if (!name || !value) /* INI_ALLOW_NO_VALUE / ON_NEW_SECTION builds */
-        return 1;
-    p->called = true;
-    if (p->kind == L_CONT) {
-        p->cont_line = p->lineno;
-        set_value(p, p->cont_d, value, true);
-        return 1;
-    }
     p->cont_d = NULL;
     if (!p->in_section) {
         report(p, p->lineno, NULL, name, "key outside of any section (put it "
                "under [gateway], [session], [upstream] or [route NAME])");
-        return 1;
+        return;
     }
     if (p->sec < 0)
-        return 1; /* the bad section header was reported */
+        return; /* the bad section header was reported */
     char label[WHY_MAX];
     const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
     const struct directive *d = find_key(&sections[p->sec], name);
     if (!*name) {
         report(p, p->lineno, sec, NULL, "missing key name before '='");
-        return 1;
+        return;
     }
     if (!d) {
         report(p, p->lineno, sec, name, "unknown key");
-        return 1;
+        return;
     }
     size_t i = (size_t)(d - sections[p->sec].keys);
     if (p->seen[i]) {
         report(p, p->lineno, sec, d->key, "duplicate key (first set at line %d)",
                p->seen[i]);
-        return 1;
+        return;
     }
     p->seen[i] = p->lineno;
     if (d->type == T_LIST) {
@@ -1052,31 +1041,6 @@ static int on_value(void *user, const char *section, const char *name,
         p->cont_line = p->lineno;
     }
     set_value(p, d, value, false);
-    return 1;
-}
-
-#if INI_HANDLER_LINENO
-/* A header built for it passes the line number; ours is counted anyway. */
-static int on_value_lineno(void *user, const char *section, const char *name,
-                           const char *value, int lineno)
-{
-    (void)lineno;
-    return on_value(user, section, name, value);
-}
-#define ON_VALUE on_value_lineno
-#else
-#define ON_VALUE on_value
-#endif
-
-/* Safety net: inih did not hand us a line we gave it (a continuation with
- * a libinih built without INI_ALLOW_MULTILINE, say). */
-static void finish_line(struct parser *p)
-{
-    if (p->kind != L_OTHER && !p->called)
-        report(p, p->lineno, NULL, NULL, "syntax error%s", p->kind == L_CONT ?
-               ": this libinih does not continue values; use one line" : "");
-    p->kind = L_OTHER;
-    p->called = false;
 }
 
 static bool next_line(struct parser *p, const char **line, size_t *len)
@@ -1098,73 +1062,79 @@ static bool next_line(struct parser *p, const char **line, size_t *len)
     return true;
 }
 
-static char *blank_line(char *buf)
+static bool has_control_char(struct parser *p, const char *c, size_t len)
 {
-    buf[0] = '\n';
-    buf[1] = 0;
-    return buf;
-}
-
-/* ini_reader: one physical line per call, as described at the top. */
-static char *read_line_cb(char *buf, int num, void *stream)
-{
-    struct parser *p = stream;
-    const char *c;
-    size_t len;
-    finish_line(p);
-    if (num < 3 || !next_line(p, &c, &len))
-        return NULL;
-    p->lineno++;
-    if (p->lineno == 1 && len >= 3 && memcmp(c, "\xEF\xBB\xBF", 3) == 0)
-        c += 3, len -= 3;
-    while (len && isspace((unsigned char)c[len - 1]))
-        len--;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)c[i];
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
             report(p, p->lineno, NULL, NULL, "control character 0x%02x in line", ch);
-            return blank_line(buf);
+            return true;
         }
     }
-    size_t indent = 0;
-    while (indent < len && (c[indent] == ' ' || c[indent] == '\t'))
-        indent++;
-    bool may_continue = p->cont_d && p->cont_line == p->lineno - 1;
-    c += indent, len -= indent;
-    if (len == 0 || *c == ';' || *c == '#')
-        return blank_line(buf);
-    if (*c == '[') {
-        section_line(p, c, len);
-        return blank_line(buf);
-    }
-    /* Comments, missing '=' and "key: value" are dealt with here, so that
-     * inih's build options (inline comments, no-value keys, stop on first
-     * error) do not matter. */
+    return false;
+}
+
+static size_t trim_end(const char *c, size_t len)
+{
+    while (len && isspace((unsigned char)c[len - 1]))
+        len--;
+    return len;
+}
+
+/* A line that is neither blank, a comment nor a section header, without
+ * its indentation: "key = value", or the continuation of a list. */
+static void assignment_line(struct parser *p, const char *c, size_t len, bool cont)
+{
     size_t end = comment_start(c, len), sep = 0;
     while (sep < end && c[sep] != '=' && c[sep] != ':')
         sep++;
-    bool cont = indent && may_continue && !memchr(c, '=', end);
+    cont = cont && !memchr(c, '=', end);
     if (!cont && (sep == end || c[sep] == ':')) {
-        /* inih would take "https://h" as the key "https": we want '=' */
+        /* "https://h" is not the key "https": we want '=' */
         report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value'%s",
                sep < end ? " (not 'key: value')" : ", '[section]' or a comment");
-        return blank_line(buf);
+        return;
     }
-    len = end;
-    while (len && isspace((unsigned char)c[len - 1]))
-        len--;
-    if (len + cont + 2 > (size_t)num) {
+    len = trim_end(c, end);
+    if (len > MAX_LINE) {
         report(p, p->lineno, NULL, NULL, "line too long (%zu characters without "
-               "comment; libinih reads at most %d)", len, num - 2 - cont);
-        return blank_line(buf);
+               "comment; at most %d)", len, MAX_LINE);
+        return;
     }
-    if (cont)
-        buf[0] = ' ';
-    memcpy(buf + cont, c, len);
-    buf[cont + len] = '\n';
-    buf[cont + len + 1] = 0;
-    p->kind = cont ? L_CONT : L_KEY;
-    return buf;
+    char buf[MAX_LINE + 1];
+    memcpy(buf, c, len);
+    buf[len] = 0;
+    if (cont) {
+        p->cont_line = p->lineno;
+        set_value(p, p->cont_d, buf, true);
+        return;
+    }
+    buf[trim_end(buf, sep)] = 0;
+    const char *value = buf + sep + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    key_value(p, buf, value);
+}
+
+/* One physical line: the whole syntax is here (see the top of the file). */
+static void read_line(struct parser *p, const char *c, size_t len)
+{
+    if (p->lineno == 1 && len >= 3 && memcmp(c, "\xEF\xBB\xBF", 3) == 0)
+        c += 3, len -= 3;
+    len = trim_end(c, len);
+    if (has_control_char(p, c, len))
+        return;
+    size_t indent = 0;
+    while (indent < len && (c[indent] == ' ' || c[indent] == '\t'))
+        indent++;
+    bool may_continue = indent && p->cont_d && p->cont_line == p->lineno - 1;
+    c += indent, len -= indent;
+    if (len == 0 || *c == ';' || *c == '#')
+        return;
+    if (*c == '[')
+        section_line(p, c, len);
+    else
+        assignment_line(p, c, len, may_continue);
 }
 
 /* -------------------------------------------------------- whole config */
@@ -1334,14 +1304,14 @@ static struct gw_config *run(struct parser *p)
     }
     for (int s = 0; s < N_GLOBAL; s++)
         apply_defaults(p, s, 0);
-    int rc = ini_parse_stream(read_line_cb, p, ON_VALUE, p);
-    finish_line(p);
+    const char *line;
+    size_t len;
+    while (next_line(p, &line, &len)) {
+        p->lineno++;
+        read_line(p, line, len);
+    }
     if (p->f && ferror(p->f))
         report(p, 0, NULL, NULL, "cannot read: %s", strerror(errno));
-    else if (rc == -2)
-        report(p, 0, NULL, NULL, "out of memory");
-    else if (rc > 0 && !p->n_errors) /* not expected: the reader finds them */
-        report(p, rc, NULL, NULL, "syntax error");
     if (!(p->f && ferror(p->f)))
         finish(p);
     flush_errors(p);

@@ -64,7 +64,7 @@ enum dtype {
     T_SIZE,     /* uint64_t bytes: 512, 512B, 64KiB, 1MiB, 1GiB */
     T_UINT,     /* uint64_t */
     T_BOOL,     /* bool: on/off yes/no true/false 1/0 */
-    T_ENUM,     /* int: index into values[] */
+    T_ENUM,     /* an enum field (int-sized): index into values[] */
     T_STRING,   /* char *, NULL when empty */
     T_FILE,     /* char *, NULL when empty; relative to the config's dir */
     T_DIR,      /* same, a directory */
@@ -76,7 +76,7 @@ enum dtype {
 #define D_ZERO_OK 1u /* 0 ("off", "unlimited") is allowed besides [min, max] */
 
 /* Extra validation of a string or list item; may normalise it in place
- * (never lengthen). Returns 0, or -1 with why filled. */
+ * (never lengthen). Returns 0, or GW_EINVAL / GW_ENOMEM with why filled. */
 typedef int (*check_fn)(char *s, char *why, size_t n);
 
 struct directive {
@@ -210,7 +210,7 @@ static const struct directive route_keys[] = {
       NULL, "binary upstream message on a SockJS session: close | base64 | drop" },
 };
 
-enum { S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
+enum section_id { S_NONE = -1, S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
 #define N_GLOBAL S_ROUTE
 
 static const struct section sections[S_COUNT] = {
@@ -224,7 +224,12 @@ _Static_assert(ARRAY_LEN(gateway_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(session_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(upstream_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(route_keys) <= MAX_KEYS, "MAX_KEYS");
-_Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2, "enum order");
+_Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2 &&
+               GW_SOCKJS_BINARY_DROP == 2, "enum order");
+/* T_ENUM fields are enums stored through an int lvalue (parse_enum). */
+_Static_assert(sizeof(enum gw_log_level) == sizeof(int) &&
+               sizeof(enum gw_overflow) == sizeof(int) &&
+               sizeof(enum gw_sockjs_binary) == sizeof(int), "enum size");
 
 /* ----------------------------------------------------------- parser state */
 
@@ -250,7 +255,7 @@ struct parser {
     int lineno;
 
     bool in_section;          /* a section header was seen */
-    int sec;                  /* S_*, or -1: ignore keys (bad header) */
+    enum section_id sec;      /* S_NONE: ignore keys (bad header) */
     size_t route;             /* index in cfg->routes when sec == S_ROUTE */
     int *seen;                /* line each key of this section was set on */
     int global_seen[N_GLOBAL][MAX_KEYS];
@@ -393,7 +398,7 @@ static char *xstrndup(const char *s, size_t n)
 static int oom(char *why, size_t n)
 {
     snprintf(why, n, "out of memory");
-    return -1;
+    return GW_ENOMEM;
 }
 
 static int parse_uint(const char *s, uint64_t *out)
@@ -422,7 +427,7 @@ static int parse_number(const struct directive *d, const char *v, char *base,
                                    : parse_uint(v, &x);
     if (rc < 0) {
         snprintf(why, n, "invalid value '%s': expected %s", v, expected(d->type));
-        return -1;
+        return GW_EINVAL;
     }
     if ((x < d->min || x > d->max) && !(x == 0 && (d->flags & D_ZERO_OK))) {
         char lo[32], hi[32];
@@ -430,7 +435,7 @@ static int parse_number(const struct directive *d, const char *v, char *base,
         fmt_number(d->type, d->max, hi, sizeof hi);
         snprintf(why, n, "%s is out of range: must be %sbetween %s and %s", v,
                  d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
-        return -1;
+        return GW_EINVAL;
     }
     *(uint64_t *)(void *)(base + d->off) = x;
     return 0;
@@ -448,7 +453,7 @@ static int parse_bool(const struct directive *d, const char *v, char *base,
         }
     }
     snprintf(why, n, "invalid value '%s': expected %s", v, expected(T_BOOL));
-    return -1;
+    return GW_EINVAL;
 }
 
 static int parse_enum(const struct directive *d, const char *v, char *base,
@@ -463,7 +468,7 @@ static int parse_enum(const struct directive *d, const char *v, char *base,
     int k = snprintf(why, n, "invalid value '%s': expected one of:", v);
     for (int i = 0; d->values[i] && k > 0 && (size_t)k < n; i++)
         k += snprintf(why + k, n - (size_t)k, "%s %s", i ? "," : "", d->values[i]);
-    return -1;
+    return GW_EINVAL;
 }
 
 static void clear_string(const struct directive *d, char *base)
@@ -484,7 +489,7 @@ static int parse_string(const struct directive *d, const char *v, char *base,
             return oom(why, n);
         if (d->check && d->check(s, why, n) < 0) {
             free(s);
-            return -1;
+            return GW_EINVAL;
         }
     }
     clear_string(d, base);
@@ -502,17 +507,17 @@ static int parse_url(const struct directive *d, const char *v, char *base,
     if (!skip) {
         snprintf(why, n, "invalid URL '%s': expected ws://HOST[:PORT]/PATH or "
                  "wss://HOST[:PORT]/PATH", v);
-        return -1;
+        return GW_EINVAL;
     }
     if (strchr("/?#:", v[skip])) {
         snprintf(why, n, "invalid URL '%s': missing host", v);
-        return -1;
+        return GW_EINVAL;
     }
     struct ws_url url;
     struct gw_error err = { 0 };
     if (ws_url_parse(v, &url, &err) < 0) {
         snprintf(why, n, "invalid URL '%s': %s", v, err.msg);
-        return -1;
+        return GW_EINVAL;
     }
     ws_url_clear(&url);
     return parse_string(d, v, base, why, n);
@@ -540,12 +545,12 @@ static int parse_port(const char *s, const struct directive *d, uint16_t *out,
     uint64_t v;
     if (!*s) {
         snprintf(why, n, "missing port after ':'");
-        return -1;
+        return GW_EINVAL;
     }
     if (strlen(s) > 5 || parse_uint(s, &v) < 0 || v < d->min || v > d->max) {
         snprintf(why, n, "invalid port '%s': must be between %" PRIu64 " and %"
                  PRIu64, s, d->min, d->max);
-        return -1;
+        return GW_EINVAL;
     }
     *out = (uint16_t)v;
     return 0;
@@ -562,17 +567,17 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
         if (!rb) {
             snprintf(why, n, "'%s': missing ']' after the IPv6 address "
                      "(expected [::1]:8080)", v);
-            return -1;
+            return GW_EINVAL;
         }
         host = v + 1;
         hlen = (size_t)(rb - host);
         if (!is_ipv6(host, hlen)) {
             snprintf(why, n, "'%.*s' is not an IPv6 address", (int)hlen, host);
-            return -1;
+            return GW_EINVAL;
         }
         if (rb[1] != ':') {
             snprintf(why, n, "'%s': expected ':PORT' after ']' (e.g. [::1]:8080)", v);
-            return -1;
+            return GW_EINVAL;
         }
         port = rb + 2;
     } else {
@@ -580,31 +585,31 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
         if (!colon) {
             snprintf(why, n, "'%s': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
                      "[::1]:8080", v);
-            return -1;
+            return GW_EINVAL;
         }
         hlen = (size_t)(colon - v);
         if (memchr(v, ':', hlen)) {
             snprintf(why, n, "'%s': an IPv6 address must be in brackets, e.g. "
                      "[::1]:8080", v);
-            return -1;
+            return GW_EINVAL;
         }
         if (hlen == 0) {
             snprintf(why, n, "'%s': missing host (0.0.0.0 = every IPv4 address, "
                      "[::] = every address)", v);
-            return -1;
+            return GW_EINVAL;
         }
         for (size_t i = 0; i < hlen; i++) {
             if (!host_char((unsigned char)v[i]) || hlen > 253) {
                 snprintf(why, n, "'%.*s' is not an IP address or host name",
                          (int)hlen, v);
-                return -1;
+                return GW_EINVAL;
             }
         }
         port = colon + 1;
     }
     uint16_t pnum;
     if (parse_port(port, d, &pnum, why, n) < 0)
-        return -1;
+        return GW_EINVAL;
     char *h = xstrndup(host, hlen);
     if (!h)
         return oom(why, n);
@@ -641,7 +646,7 @@ static int list_append(const struct directive *d, const char *v, char *base,
             e--;
         if (e > s && *count >= MAX_LIST) {
             snprintf(why, n, "too many entries (at most %d)", MAX_LIST);
-            return -1;
+            return GW_EINVAL;
         }
         if (e > s) {
             char *item = xstrndup(s, (size_t)(e - s));
@@ -653,13 +658,13 @@ static int list_append(const struct directive *d, const char *v, char *base,
             *items = grown;
             if (d->check && d->check(item, why, n) < 0) {
                 free(item);
-                return -1;
+                return GW_EINVAL;
             }
             for (size_t i = 0; i < *count; i++) {
                 if (strcasecmp((*items)[i], item) == 0) {
                     snprintf(why, n, "'%s' is listed twice", item);
                     free(item);
-                    return -1;
+                    return GW_EINVAL;
                 }
             }
             (*items)[(*count)++] = item;
@@ -676,6 +681,8 @@ static int parse_list(const struct directive *d, const char *v, char *base,
     return list_append(d, v, base, why, n);
 }
 
+/* Parse v into the field(s) of d in base. Returns 0, or GW_EINVAL (bad
+ * value) / GW_ENOMEM with why filled; every helper below does the same. */
 typedef int (*parse_fn)(const struct directive *d, const char *v, char *base,
                         char *why, size_t n);
 
@@ -702,12 +709,12 @@ static int check_path(char *s, char *why, size_t n)
 {
     if (s[0] != '/') {
         snprintf(why, n, "'%s' must start with '/' (e.g. /chat)", s);
-        return -1;
+        return GW_EINVAL;
     }
     for (const char *c = s; *c; c++) {
         if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
             snprintf(why, n, "'%s' may not contain spaces, '?' or '#'", s);
-            return -1;
+            return GW_EINVAL;
         }
     }
     size_t len = strlen(s);
@@ -755,7 +762,7 @@ static int check_origin(char *s, char *why, size_t n)
     if (*after == '/') {
         snprintf(why, n, "origin '%s' must not have a path: write %.*s", s,
                  (int)(after - s), s);
-        return -1;
+        return GW_EINVAL;
     }
     if (*after)
         goto bad;
@@ -768,7 +775,7 @@ static int check_origin(char *s, char *why, size_t n)
 bad:
     snprintf(why, n, "'%s' is not an origin: expected * or scheme://host[:port], "
              "e.g. https://example.com", s);
-    return -1;
+    return GW_EINVAL;
 }
 
 static bool is_tchar(int c)
@@ -782,7 +789,7 @@ static int check_token(const char *s, const char *what, char *why, size_t n)
         if (!is_tchar((unsigned char)*c)) {
             snprintf(why, n, "'%s' is not a valid %s (letters, digits and "
                      "!#$%%&'*+-.^_`|~ only)", s, what);
-            return -1;
+            return GW_EINVAL;
         }
     }
     return 0;
@@ -795,10 +802,10 @@ static int check_header_name(char *s, char *why, size_t n)
         "Keep-Alive", "TE", "Trailer", "Proxy-Connection",
     };
     if (check_token(s, "header name", why, n) < 0)
-        return -1;
+        return GW_EINVAL;
     if (strcasecmp(s, "Origin") == 0) {
         snprintf(why, n, "'%s': use forward_origin = on to forward Origin", s);
-        return -1;
+        return GW_EINVAL;
     }
     bool bad = strncasecmp(s, "Sec-WebSocket-", 14) == 0;
     for (size_t i = 0; i < ARRAY_LEN(owned) && !bad; i++)
@@ -806,7 +813,7 @@ static int check_header_name(char *s, char *why, size_t n)
     if (bad) {
         snprintf(why, n, "'%s' cannot be forwarded: pollgate sets it for the "
                  "upstream handshake", s);
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -826,17 +833,17 @@ static int check_protocols(char *s, char *why, size_t n)
         size_t len = (size_t)(e - p);
         if (len == 0 || len >= sizeof item) {
             snprintf(why, n, "'%s': expected subprotocol names separated by commas", s);
-            return -1;
+            return GW_EINVAL;
         }
         memcpy(item, p, len);
         item[len] = 0;
         if (check_token(item, "subprotocol name", why, n) < 0)
-            return -1;
+            return GW_EINVAL;
         char key[sizeof item + 2];
         snprintf(key, sizeof key, ",%s,", item);
         if (strstr(names, key)) {
             snprintf(why, n, "'%s' is listed twice", item);
-            return -1;
+            return GW_EINVAL;
         }
         if (strlen(names) + len + 1 < sizeof names)
             strcat(strcat(names, item), ",");
@@ -848,12 +855,12 @@ static int check_protocols(char *s, char *why, size_t n)
 
 /* -------------------------------------------------------- sections */
 
-static char *section_base(struct parser *p, int sec, size_t route)
+static char *section_base(struct parser *p, enum section_id sec, size_t route)
 {
     return sec == S_ROUTE ? (char *)&p->cfg->routes[route] : (char *)p->cfg;
 }
 
-static const char *section_label(struct parser *p, int sec, size_t route,
+static const char *section_label(struct parser *p, enum section_id sec, size_t route,
                                  char *buf, size_t n)
 {
     if (sec != S_ROUTE)
@@ -862,7 +869,7 @@ static const char *section_label(struct parser *p, int sec, size_t route,
     return buf;
 }
 
-static void apply_defaults(struct parser *p, int sec, size_t route)
+static void apply_defaults(struct parser *p, enum section_id sec, size_t route)
 {
     const struct section *s = &sections[sec];
     for (size_t i = 0; i < s->n; i++) {
@@ -924,7 +931,7 @@ static void open_route(struct parser *p, const char *name, size_t len)
 static void open_section(struct parser *p, const char *name, size_t len)
 {
     p->in_section = true;
-    p->sec = -1;
+    p->sec = S_NONE;
     for (int i = 0; i < N_GLOBAL; i++) {
         if (strlen(sections[i].name) == len &&
             strncasecmp(sections[i].name, name, len) == 0) {
@@ -969,7 +976,7 @@ static void section_line(struct parser *p, const char *c, size_t len)
     if (!rb) {
         report(p, p->lineno, NULL, NULL, "missing ']' in section header");
         p->in_section = true;
-        p->sec = -1;
+        p->sec = S_NONE;
         return;
     }
     for (const char *t = rb + 1; t < c + end; t++) {
@@ -1016,7 +1023,7 @@ static void key_value(struct parser *p, const char *name, const char *value)
                "under [gateway], [session], [upstream] or [route NAME])");
         return;
     }
-    if (p->sec < 0)
+    if (p->sec == S_NONE)
         return; /* the bad section header was reported */
     char label[WHY_MAX];
     const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
@@ -1139,7 +1146,7 @@ static void read_line(struct parser *p, const char *c, size_t len)
 
 /* -------------------------------------------------------- whole config */
 
-static int key_line(struct parser *p, int sec, const char *key)
+static int key_line(struct parser *p, enum section_id sec, const char *key)
 {
     const struct directive *d = find_key(&sections[sec], key);
     return p->global_seen[sec][d - sections[sec].keys];
@@ -1152,7 +1159,7 @@ static int file_readable(const char *path, char *why, size_t n)
     if (stat(path, &st) < 0 ||
         (S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)) {
         snprintf(why, n, "cannot read %s: %s", path, strerror(errno));
-        return -1;
+        return GW_EIO;
     }
     if (fd >= 0) {
         close(fd);
@@ -1160,7 +1167,7 @@ static int file_readable(const char *path, char *why, size_t n)
     }
     snprintf(why, n, "cannot read %s: %s", path,
              S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    return -1;
+    return GW_EIO;
 }
 
 /* Relative T_FILE and T_DIR paths are relative to the config file, so
@@ -1174,7 +1181,7 @@ static int dir_usable(const char *path, char *why, size_t n)
                   : access(path, R_OK | X_OK) < 0    ? strerror(errno) : NULL;
     if (e)
         snprintf(why, n, "cannot use %s: %s", path, e);
-    return e ? -1 : 0;
+    return e ? GW_EIO : 0;
 }
 
 static void resolve_paths(struct parser *p)
@@ -1294,7 +1301,7 @@ void gw_config_free(struct gw_config *cfg)
 
 static struct gw_config *run(struct parser *p)
 {
-    p->sec = -1;
+    p->sec = S_NONE;
     p->cfg = calloc(1, sizeof *p->cfg);
     if (!p->cfg || !(p->cfg->file = strdup(p->name))) {
         report(p, 0, NULL, NULL, "out of memory");

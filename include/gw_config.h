@@ -12,6 +12,8 @@
 #include "gw_common.h"
 #include "gw_log.h"
 
+#include <stdio.h>
+
 enum gw_overflow { GW_OVERFLOW_PAUSE = 0, GW_OVERFLOW_DROP_OLDEST, GW_OVERFLOW_CLOSE };
 /* What a SockJS session does with a binary upstream message (SockJS
  * carries text only). */
@@ -103,5 +105,20 @@ struct gw_config *gw_config_parse_string(const char *text, const char *name,
                                          struct gw_diag *diag);
 
 void gw_config_free(struct gw_config *cfg);
+
+/* Documentation generated from the same tables the parser uses: every
+ * section and key with its help, type, range and default. */
+enum gw_config_doc_format {
+    GW_CONFIG_DOC_INI = 0,  /* the commented sample file, conf/pollgate.ini */
+    GW_CONFIG_DOC_MARKDOWN, /* the README's configuration reference */
+    GW_CONFIG_DOC_MAN,      /* pollgate.ini(5), roff: doc/pollgate.ini.5 */
+};
+
+/* "ini", "markdown" or "man" -> *fmt. Returns 0 or GW_EINVAL. */
+int gw_config_doc_format_parse(const char *name, enum gw_config_doc_format *fmt);
+
+/* Write the documentation to out (borrowed). Returns 0, GW_EINVAL (unknown
+ * format) or GW_EIO (write error). */
+int gw_config_doc(FILE *out, enum gw_config_doc_format fmt);
 
 #endif

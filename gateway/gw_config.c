@@ -5,7 +5,10 @@
  * range, help) and is parsed generically by offset, as nginx does. The
  * defaults are the tables' strings run through the same parsers as the
  * file, so they are validated too. [route NAME] sections use a table of
- * their own, applied to one struct gw_route per section.
+ * their own, applied to one struct gw_route per section. The same tables
+ * (types in gw_config_table.h) generate the documentation in
+ * gw_config_doc.c: help says what a key does; type, range and default are
+ * printed from the columns the parser uses, so they cannot drift.
  *
  * The reader is ours, one physical line at a time (read_line): blank
  * lines, whole-line comments (';' or '#'), inline comments (' ;'),
@@ -31,6 +34,7 @@
  * simpler without the second half.
  */
 #include "gw_config.h"
+#include "gw_config_table.h"
 #include "gw_log.h"
 #include "ws_handshake.h"
 
@@ -53,53 +57,6 @@
 #define MAX_LIST 1000    /* entries in one list, for the same reason */
 #define MAX_KEYS 16      /* largest section table */
 #define WHY_MAX 512
-#define MAX_LINE 198    /* "key = value" without comment; see the top */
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ----------------------------------------------------------------- tables */
-
-enum dtype {
-    T_DURATION, /* uint64_t ms: 500ms, 25s, 5m, 1h; bare 0 */
-    T_SIZE,     /* uint64_t bytes: 512, 512B, 64KiB, 1MiB, 1GiB */
-    T_UINT,     /* uint64_t */
-    T_BOOL,     /* bool: on/off yes/no true/false 1/0 */
-    T_ENUM,     /* an enum field (int-sized): index into values[] */
-    T_STRING,   /* char *, NULL when empty */
-    T_FILE,     /* char *, NULL when empty; relative to the config's dir */
-    T_DIR,      /* same, a directory */
-    T_LISTEN,   /* char *host at off, uint16_t port at off2 */
-    T_LIST,     /* char **items at off, size_t count at off2; "a, b, c" */
-    T_URL,      /* char *, a ws:// or wss:// URL */
-};
-
-#define D_ZERO_OK 1u /* 0 ("off", "unlimited") is allowed besides [min, max] */
-
-/* Extra validation of a string or list item; may normalise it in place
- * (never lengthen). Returns 0, or GW_EINVAL / GW_ENOMEM with why filled. */
-typedef int (*check_fn)(char *s, char *why, size_t n);
-
-struct directive {
-    const char *key;
-    enum dtype type;
-    size_t off;                 /* field in struct gw_config / gw_route */
-    size_t off2;                /* T_LISTEN: port; T_LIST: count */
-    const char *def;            /* default, parsed like the file; NULL: required */
-    uint64_t min, max;          /* ms, bytes, count or port */
-    unsigned flags;             /* D_ZERO_OK */
-    const char *const *values;  /* T_ENUM names, NULL-terminated */
-    check_fn check;
-    const char *help;           /* documentation (gw_config_doc): plain prose */
-    const char *example;        /* value in the sample file, if not def */
-};
-
-struct section {
-    const char *name;
-    const struct directive *keys;
-    size_t n;
-    const char *help;
-};
-
 static int check_path(char *s, char *why, size_t n);
 static int check_origin(char *s, char *why, size_t n);
 static int check_header_name(char *s, char *why, size_t n);
@@ -121,31 +78,31 @@ static const char *const overflows[] = { "pause", "drop-oldest", "close", NULL }
 static const char *const sockjs_binaries[] = { "close", "base64", "drop", NULL };
 
 /* key, type, field, field2, default, min, max, flags, values, check, help,
- * example. The type, range and default lines of the documentation are
+ * example, what. The type, range and default lines of the documentation are
  * generated from the other columns: help says what the key does. */
 static const struct directive gateway_keys[] = {
     { "listen", T_LISTEN, CF(listen_host), CF(listen_port), "127.0.0.1:8080",
       1, 65535, 0, NULL, NULL,
       "Address and port browsers connect to. HOST is an IPv4 address, a host "
       "name, or an IPv6 address in brackets ([::1]:8080); 0.0.0.0 listens on "
-      "every IPv4 address, [::] on every address.", NULL },
+      "every IPv4 address, [::] on every address.", NULL, NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
-      "Least severe message written to the log (stderr).", NULL },
+      "Least severe message written to the log (stderr).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
       "Largest request body (a browser send) accepted; larger ones get "
-      "413 Payload Too Large.", NULL },
+      "413 Payload Too Large.", NULL, NULL },
     { "request_timeout", T_DURATION, CF(request_timeout_ms), 0, "60s", SEC(1),
       HOURS(1), 0, NULL, NULL,
       "Browser connections: the longest pollgate waits for the rest of a "
       "request, for the next request on an idle keep-alive connection, and "
       "for a write that makes no progress (a browser that stopped reading "
       "its stream). Held polls and quiet streams are not affected (they "
-      "neither read nor write).", NULL },
+      "neither read nor write).", NULL, NULL },
     { "static_root", T_DIR, CF(static_root), 0, "", 0, 0, 0, NULL, NULL,
       "Directory whose files are served for paths no route claims (the demo "
       "page, e.g. ../contrib/www). A relative path is relative to the "
       "directory of the configuration file; it must exist when pollgate "
-      "starts. Empty = serve no files.", "../contrib/www" },
+      "starts. Empty = serve no files.", "../contrib/www", NULL },
 };
 
 static const struct directive session_keys[] = {
@@ -153,105 +110,106 @@ static const struct directive session_keys[] = {
       0, NULL, NULL,
       "How long a long-poll request is held open when nothing is queued "
       "before it is answered empty (the browser then polls again). Keep it "
-      "below the timeouts of proxies between browsers and pollgate.", NULL },
+      "below the timeouts of proxies between browsers and pollgate.", NULL, NULL },
     { "heartbeat", T_DURATION, CF(heartbeat_ms), 0, "25s", SEC(1), MINS(10),
       0, NULL, NULL,
       "Interval of keep-alive frames (SSE comments, SockJS heartbeats) on "
-      "open streams, so that proxies do not close idle connections.", NULL },
+      "open streams, so that proxies do not close idle connections.", NULL, NULL },
     { "idle_timeout", T_DURATION, CF(idle_timeout_ms), 0, "30s", SEC(1), HOURS(24),
       0, NULL, NULL,
       "A session with no browser request (poll, stream or send) for this "
       "long is closed, and so is its upstream WebSocket (1001). A finished "
-      "session answers 410 Gone for as long again.", NULL },
+      "session answers 410 Gone for as long again.", NULL, NULL },
     { "max_lifetime", T_DURATION, CF(max_lifetime_ms), 0, "0", SEC(1), HOURS(8760),
       D_ZERO_OK, NULL, NULL,
       "Sessions are closed this long after they opened, however active "
-      "(the upstream with 1001). 0 = unlimited.", NULL },
+      "(the upstream with 1001). 0 = unlimited.", NULL, NULL },
     { "buffer_bytes", T_SIZE, CF(buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
       0, NULL, NULL,
       "Per-session queue toward the browser, in bytes: messages received "
       "from the upstream and not yet acknowledged by the browser. When it "
-      "or buffer_messages is full, overflow decides.", NULL },
+      "or buffer_messages is full, overflow decides.", NULL, NULL },
     { "buffer_messages", T_UINT, CF(buffer_messages), 0, "10000", 1, 10000000,
       0, NULL, NULL,
-      "The same queue, in messages.", NULL },
+      "The same queue, in messages.", NULL, NULL },
     { "overflow", T_ENUM, CF(overflow), 0, "pause", 0, 0, 0, overflows, NULL,
       "What happens when a session's queue toward the browser is full. "
       "pause: stop reading from the upstream until the browser catches up "
       "(nothing is lost; TCP slows the upstream down). drop-oldest: discard "
       "the oldest queued messages (the browser is told how many were lost). "
-      "close: close the session (1008 buffer overflow).", NULL },
+      "close: close the session (1008 buffer overflow).", NULL, NULL },
     { "send_buffer_bytes", T_SIZE, CF(send_buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
       0, NULL, NULL,
       "Per-session queue toward the upstream: browser sends not yet written "
       "to the upstream socket. A browser send that does not fit is refused "
-      "with 429.", NULL },
+      "with 429.", NULL, NULL },
     { "max_batch", T_UINT, CF(max_batch), 0, "1000", 1, 1000000,
       0, NULL, NULL,
-      "Most messages accepted in one browser send request (413 above).", NULL },
+      "Most messages accepted in one browser send request (413 above).", NULL, NULL },
     { "max_sessions", T_UINT, CF(max_sessions), 0, "100000", 1, 10000000,
       0, NULL, NULL,
       "Most sessions open at once in this process; new ones are refused with "
       "503. Each session also holds one upstream socket: the process needs "
-      "about two open files per session.", NULL },
+      "about two open files per session.", NULL, NULL },
     { "max_sessions_per_client", T_UINT, CF(max_sessions_per_client), 0, "1000",
       1, 10000000, 0, NULL, NULL,
-      "Most sessions open at once from one client address (503 above).", NULL },
+      "Most sessions open at once from one client address (503 above).", NULL, NULL },
     { "max_buffered_bytes", T_SIZE, CF(max_buffered_bytes), 0, "1GiB", KIB(1),
       GIB(1024), 0, NULL, NULL,
       "All sessions' queues together (both directions), in bytes: a global "
       "budget above the per-session limits. Past it, upstreams are paused.",
-      NULL },
+      NULL, NULL },
 };
 
 static const struct directive upstream_keys[] = {
     { "connect_timeout", T_DURATION, CF(connect_timeout_ms), 0, "10s", 100,
       MINS(10), 0, NULL, NULL,
       "Time allowed to open an upstream WebSocket: name lookup, TCP connect, "
-      "TLS and the WebSocket handshake together (504 above).", NULL },
+      "TLS and the WebSocket handshake together (504 above).", NULL, NULL },
     { "ping_interval", T_DURATION, CF(ping_interval_ms), 0, "20s", SEC(1), HOURS(1),
       D_ZERO_OK, NULL, NULL,
       "Interval of WebSocket pings sent to the upstream; a connection that "
-      "does not answer in time is closed. 0 disables.", NULL },
+      "does not answer in time is closed. 0 disables.", NULL, NULL },
     { "max_message", T_SIZE, CF(max_message), 0, "1MiB", 125, GIB(1),
       0, NULL, NULL,
       "Largest message accepted from the upstream (all fragments together); "
-      "a larger one closes the connection (1009, message too big).", NULL },
+      "a larger one closes the connection (1009, message too big).", NULL, NULL },
     { "tls_ca_file", T_FILE, CF(tls_ca_file), 0, "", 0, 0, 0, NULL, NULL,
       "PEM file of CA certificates that wss:// upstream certificates must "
       "chain to. Empty = the system CA store. Checked at start when a route "
       "uses wss://. A relative path is relative to the directory of the "
-      "configuration file.", NULL },
+      "configuration file.", NULL, NULL },
     { "tls_verify", T_BOOL, CF(tls_verify), 0, "on", 0, 0, 0, NULL, NULL,
       "Verify the upstream's certificate and host name on wss:// "
-      "connections. Turn off only for testing (logged as a warning).", NULL },
+      "connections. Turn off only for testing (logged as a warning).", NULL, NULL },
     { "tls_cert_file", T_FILE, CF(tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
       "Client certificate (PEM) presented to wss:// upstreams, with "
       "tls_key_file: give both or neither; both must be readable at start. "
       "A relative path is relative to the directory of the configuration "
-      "file.", NULL },
+      "file.", NULL, NULL },
     { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
-      "Private key (PEM) of tls_cert_file.", NULL },
+      "Private key (PEM) of tls_cert_file.", NULL, NULL },
     { "resolv_conf", T_FILE, CF(resolv_conf), 0, "", 0, 0, 0, NULL, NULL,
       "Resolver configuration (resolv.conf syntax: nameserver 10.0.0.2, "
       "nameserver 127.0.0.1:5353, search, options) used to look up upstream "
       "host names without blocking. Host names in /etc/hosts are always "
-      "honoured. Empty = the system's /etc/resolv.conf.", NULL },
+      "honoured. Empty = the system's /etc/resolv.conf.", NULL, NULL },
 };
 
 static const struct directive route_keys[] = {
     { "path", T_STRING, RF(path), 0, NULL, 0, 0, 0, NULL, check_path,
       "URL path prefix served by this route, starting with '/' (a trailing "
-      "'/' is ignored). Paths must differ between routes.", "/chat" },
+      "'/' is ignored). Paths must differ between routes.", "/chat",
+      "URL path" },
     { "upstream", T_URL, RF(upstream), 0, NULL, 0, 0, 0, NULL, NULL,
       "WebSocket URL each session of this route connects to: "
       "ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, with an optional "
-      "query.", "ws://127.0.0.1:9000/chat" },
+      "query.", "ws://127.0.0.1:9000/chat", NULL },
     { "origins", T_LIST, RF(origins), RF(n_origins), "", 0, 0, 0, NULL, check_origin,
       "Browser origins allowed to use this route (CORS), each "
       "scheme://host[:port] exactly as browsers send it (no path). Empty = "
       "only pages served by pollgate itself (same origin); * = any origin.",
-      NULL },
+      NULL, NULL },
     { "forward_headers", T_LIST, RF(forward_headers), RF(n_forward_headers),
       "Cookie, Authorization, User-Agent, Accept-Language", 0, 0, 0, NULL,
       check_header_name,
@@ -259,46 +217,44 @@ static const struct directive route_keys[] = {
       "so that the application authenticates the user as it would a native "
       "WebSocket client. Host, Connection, Upgrade, Sec-WebSocket-* and the "
       "other headers pollgate sets itself are not allowed; Origin is "
-      "forward_origin's. Empty = none.", NULL },
+      "forward_origin's. Empty = none.", NULL, NULL },
     { "forward_origin", T_BOOL, RF(forward_origin), 0, "off", 0, 0, 0, NULL, NULL,
-      "Also send the browser's Origin header to the upstream.", NULL },
+      "Also send the browser's Origin header to the upstream.", NULL, NULL },
     { "protocols", T_STRING, RF(protocols), 0, "", 0, 0, 0, NULL, check_protocols,
       "WebSocket subprotocols offered to the upstream when the browser asks "
-      "for none, comma-separated. Empty = none.", NULL },
+      "for none, comma-separated. Empty = none.", NULL,
+      "Comma-separated list" },
     { "sockjs", T_BOOL, RF(sockjs), 0, "off", 0, 0, 0, NULL, NULL,
       "Also serve the SockJS protocol on this route, so that an unmodified "
-      "sockjs-client can use it.", "on" },
+      "sockjs-client can use it.", "on", NULL },
     { "sockjs_path", T_STRING, RF(sockjs_path), 0, "", 0, 0, 0, NULL, check_path,
       "Base path of the SockJS endpoints (what sockjs-client is pointed "
-      "at). Empty = the route's path followed by /sockjs.", NULL },
+      "at). Empty = the route's path followed by /sockjs.", NULL, "URL path" },
     { "sockjs_url", T_STRING, RF(sockjs_url), 0, "/sockjs.min.js", 0, 0, 0, NULL,
       NULL,
       "sockjs-client script loaded by the SockJS iframe page (the iframe "
-      "transports of IE 6-9 need it; serve it yourself or from a CDN).", NULL },
+      "transports of IE 6-9 need it; serve it yourself or from a CDN).", NULL, NULL },
     { "response_limit", T_SIZE, RF(response_limit), 0, "128KiB", KIB(1), GIB(1),
       0, NULL, NULL,
       "Bytes written to one SockJS streaming response (xhr_streaming, "
       "eventsource, htmlfile) before it ends so that the browser can free "
-      "memory; the session lives on.", NULL },
+      "memory; the session lives on.", NULL, NULL },
     { "disconnect_delay", T_DURATION, RF(disconnect_delay_ms), 0, "5s", 100,
       HOURS(1), 0, NULL, NULL,
       "How long a SockJS session lives after its last receiving request "
-      "ended (SockJS has no idle_timeout of its own).", NULL },
+      "ended (SockJS has no idle_timeout of its own).", NULL, NULL },
     { "cookie_needed", T_BOOL, RF(cookie_needed), 0, "off", 0, 0, 0, NULL, NULL,
       "Set a JSESSIONID cookie on SockJS session requests, for load "
-      "balancers that stick by that cookie.", NULL },
+      "balancers that stick by that cookie.", NULL, NULL },
     { "binary", T_ENUM, RF(sockjs_binary), 0, "close", 0, 0, 0, sockjs_binaries,
       NULL,
       "SockJS carries text only. A binary upstream message on a SockJS "
       "session is, with close: the end of the session (1003; nothing is "
       "silently altered); base64: sent as a base64 text message; drop: "
-      "discarded (counted as binary_dropped in /stats).", NULL },
+      "discarded (counted as binary_dropped in /stats).", NULL, NULL },
 };
 
-enum section_id { S_NONE = -1, S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
-#define N_GLOBAL S_ROUTE
-
-static const struct section sections[S_COUNT] = {
+const struct section gw_config_sections[S_COUNT] = {
     [S_GATEWAY] = { "gateway", gateway_keys, ARRAY_LEN(gateway_keys),
                     "The HTTP front browsers talk to." },
     [S_SESSION] = { "session", session_keys, ARRAY_LEN(session_keys),
@@ -455,7 +411,7 @@ static void fmt_size(uint64_t v, char *out, size_t n)
     snprintf(out, n, "%" PRIu64 "%s", v, units[u]);
 }
 
-static void fmt_number(enum dtype t, uint64_t v, char *out, size_t n)
+void gw_config_fmt_number(enum dtype t, uint64_t v, char *out, size_t n)
 {
     if (t == T_DURATION)
         fmt_duration(v, out, n);
@@ -524,8 +480,8 @@ static int parse_number(const struct directive *d, const char *v, char *base,
     }
     if ((x < d->min || x > d->max) && !(x == 0 && (d->flags & D_ZERO_OK))) {
         char lo[32], hi[32];
-        fmt_number(d->type, d->min, lo, sizeof lo);
-        fmt_number(d->type, d->max, hi, sizeof hi);
+        gw_config_fmt_number(d->type, d->min, lo, sizeof lo);
+        gw_config_fmt_number(d->type, d->max, hi, sizeof hi);
         snprintf(why, n, "%s is out of range: must be %sbetween %s and %s", v,
                  d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
         return GW_EINVAL;
@@ -957,14 +913,14 @@ static const char *section_label(struct parser *p, enum section_id sec, size_t r
                                  char *buf, size_t n)
 {
     if (sec != S_ROUTE)
-        return sections[sec].name;
+        return gw_config_sections[sec].name;
     snprintf(buf, n, "route %s", p->cfg->routes[route].name);
     return buf;
 }
 
 static void apply_defaults(struct parser *p, enum section_id sec, size_t route)
 {
-    const struct section *s = &sections[sec];
+    const struct section *s = &gw_config_sections[sec];
     for (size_t i = 0; i < s->n; i++) {
         const struct directive *d = &s->keys[i];
         char why[WHY_MAX];
@@ -1026,10 +982,10 @@ static void open_section(struct parser *p, const char *name, size_t len)
     p->in_section = true;
     p->sec = S_NONE;
     for (int i = 0; i < N_GLOBAL; i++) {
-        if (strlen(sections[i].name) == len &&
-            strncasecmp(sections[i].name, name, len) == 0) {
+        if (strlen(gw_config_sections[i].name) == len &&
+            strncasecmp(gw_config_sections[i].name, name, len) == 0) {
             if (p->global_header[i])
-                report(p, p->lineno, sections[i].name, NULL, "section repeated "
+                report(p, p->lineno, gw_config_sections[i].name, NULL, "section repeated "
                        "(first at line %d)", p->global_header[i]);
             else
                 p->global_header[i] = p->lineno;
@@ -1120,7 +1076,7 @@ static void key_value(struct parser *p, const char *name, const char *value)
         return; /* the bad section header was reported */
     char label[WHY_MAX];
     const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
-    const struct directive *d = find_key(&sections[p->sec], name);
+    const struct directive *d = find_key(&gw_config_sections[p->sec], name);
     if (!*name) {
         report(p, p->lineno, sec, NULL, "missing key name before '='");
         return;
@@ -1129,7 +1085,7 @@ static void key_value(struct parser *p, const char *name, const char *value)
         report(p, p->lineno, sec, name, "unknown key");
         return;
     }
-    size_t i = (size_t)(d - sections[p->sec].keys);
+    size_t i = (size_t)(d - gw_config_sections[p->sec].keys);
     if (p->seen[i]) {
         report(p, p->lineno, sec, d->key, "duplicate key (first set at line %d)",
                p->seen[i]);
@@ -1241,8 +1197,8 @@ static void read_line(struct parser *p, const char *c, size_t len)
 
 static int key_line(struct parser *p, enum section_id sec, const char *key)
 {
-    const struct directive *d = find_key(&sections[sec], key);
-    return p->global_seen[sec][d - sections[sec].keys];
+    const struct directive *d = find_key(&gw_config_sections[sec], key);
+    return p->global_seen[sec][d - gw_config_sections[sec].keys];
 }
 
 static int file_readable(const char *path, char *why, size_t n)
@@ -1281,8 +1237,8 @@ static void resolve_paths(struct parser *p)
 {
     char why[WHY_MAX];
     for (int s = 0; s < N_GLOBAL; s++) {
-        for (size_t i = 0; i < sections[s].n; i++) {
-            const struct directive *d = &sections[s].keys[i];
+        for (size_t i = 0; i < gw_config_sections[s].n; i++) {
+            const struct directive *d = &gw_config_sections[s].keys[i];
             char **f = (char **)(void *)((char *)p->cfg + d->off);
             if ((d->type != T_FILE && d->type != T_DIR) || !*f)
                 continue;
@@ -1298,7 +1254,7 @@ static void resolve_paths(struct parser *p)
                 *f = full;
             }
             if (d->type == T_DIR && dir_usable(*f, why, sizeof why) < 0)
-                report(p, p->global_seen[s][i], sections[s].name, d->key, "%s", why);
+                report(p, p->global_seen[s][i], gw_config_sections[s].name, d->key, "%s", why);
         }
     }
 }
@@ -1343,16 +1299,16 @@ static void check_route(struct parser *p, size_t k)
     for (size_t i = 0; i < r->n_origins; i++)
         any |= strcmp(r->origins[i], "*") == 0;
     if (any && r->n_origins > 1)
-        report(p, seen[find_key(&sections[S_ROUTE], "origins") - route_keys], sec,
+        report(p, seen[find_key(&gw_config_sections[S_ROUTE], "origins") - route_keys], sec,
                "origins", "'*' (any origin) cannot be combined with other origins");
     else if (any) {
-        clear_list(find_key(&sections[S_ROUTE], "origins"), (char *)r);
+        clear_list(find_key(&gw_config_sections[S_ROUTE], "origins"), (char *)r);
         r->origins_any = true;
     }
     for (size_t j = 0; j < k && r->path; j++) {
         const struct gw_route *o = &p->cfg->routes[j];
         if (o->path && strcmp(o->path, r->path) == 0) {
-            size_t pi = (size_t)(find_key(&sections[S_ROUTE], "path") - route_keys);
+            size_t pi = (size_t)(find_key(&gw_config_sections[S_ROUTE], "path") - route_keys);
             report(p, seen[pi], sec, "path", "%s is already used by [route %s] at "
                    "line %d", r->path, o->name, p->route_seen[j][pi]);
             break;
@@ -1376,9 +1332,9 @@ void gw_config_free(struct gw_config *cfg)
     if (!cfg)
         return;
     for (int s = 0; s < N_GLOBAL; s++)
-        for (size_t i = 0; i < sections[s].n; i++)
-            if (types[sections[s].keys[i].type].clear)
-                types[sections[s].keys[i].type].clear(&sections[s].keys[i],
+        for (size_t i = 0; i < gw_config_sections[s].n; i++)
+            if (types[gw_config_sections[s].keys[i].type].clear)
+                types[gw_config_sections[s].keys[i].type].clear(&gw_config_sections[s].keys[i],
                                                       (char *)cfg);
     for (size_t r = 0; r < cfg->n_routes; r++) {
         for (size_t i = 0; i < ARRAY_LEN(route_keys); i++)
@@ -1453,218 +1409,4 @@ struct gw_config *gw_config_load(const char *path, struct gw_diag *diag)
     fclose(f);
     free(p.base_dir);
     return cfg;
-}
-
-/* ---------------------------------------------------------- documentation */
-
-/* Shown as is (preformatted) in every format. */
-static const char *const syntax_text[] = {
-    "[section]            sections: [gateway], [session], [upstream] and one",
-    "                     [route NAME] per route (NAME is free text)",
-    "key = value          surrounding spaces are ignored, no quoting",
-    "; comment            a whole-line comment starts with ';' or '#'",
-    "key = value ; note   a comment after a value needs a space before ';'",
-    "                     ('#' after a value is an error, not a comment)",
-    "",
-    "A key may appear once per section. A key = value line may be at most",
-    "198 characters long, not counting a comment after it; a list (origins,",
-    "forward_headers) can go on over indented lines instead:",
-    "    origins = https://a.example.com,",
-    "              https://b.example.com",
-    "",
-    "Units",
-    "  durations   500ms, 25s, 5m, 1h   (a bare number is only allowed for 0)",
-    "  sizes       512B, 64KiB, 1MiB, 1GiB   (a bare number is bytes)",
-    "  booleans    on/off, yes/no, true/false, 1/0",
-};
-
-static const char intro_text[] =
-    "pollgate lets browsers that cannot use WebSocket reach a WebSocket "
-    "server: each browser session (HTTP long-poll, Server-Sent Events or "
-    "SockJS) gets one WebSocket connection to the upstream server named by "
-    "its route. Every key is listed below with what it does, its unit, the "
-    "range it accepts and its default; a key left out takes its default. An "
-    "unknown section or key, a bad value or a value out of range stops "
-    "pollgate with FILE:LINE of each problem.";
-
-_Static_assert(MAX_LINE == 198, "syntax_text states the line limit");
-
-/* "Duration, 0 or 1s-8760h": what a value of d looks like. */
-static void doc_type(const struct directive *d, char *out, size_t n)
-{
-    static const char *const names[] = {
-        [T_DURATION] = "Duration", [T_SIZE] = "Size", [T_UINT] = "Count",
-        [T_BOOL] = "Boolean", [T_ENUM] = "One of", [T_STRING] = "Text",
-        [T_FILE] = "File", [T_DIR] = "Directory", [T_LISTEN] = "HOST:PORT",
-        [T_LIST] = "Comma-separated list", [T_URL] = "ws:// or wss:// URL",
-    };
-    const char *name = d->check == check_path        ? "URL path"
-                     : d->check == check_protocols   ? "Comma-separated list"
-                                                     : names[d->type];
-    int k = snprintf(out, n, "%s", name);
-    if (d->type == T_DURATION || d->type == T_SIZE || d->type == T_UINT ||
-        d->type == T_LISTEN) {
-        char lo[32], hi[32];
-        fmt_number(d->type, d->min, lo, sizeof lo);
-        fmt_number(d->type, d->max, hi, sizeof hi);
-        snprintf(out + k, n - (size_t)k, ", %s%s%s-%s",
-                 d->type == T_LISTEN ? "port " : "",
-                 d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
-    }
-    for (int i = 0; d->values && d->values[i] && (size_t)k < n; i++)
-        k += snprintf(out + k, n - (size_t)k, "%s %s", i ? "," : ":",
-                      d->values[i]);
-}
-
-static const char *doc_default(const struct directive *d)
-{
-    return !d->def ? "required" : *d->def ? d->def : "empty";
-}
-
-/* Greedy word wrap of text into lines of at most width, each printed as
- * prefix + line. */
-static void doc_wrap(FILE *out, const char *prefix, const char *text, int width)
-{
-    while (*text) {
-        int len = (int)strlen(text), cut = len;
-        if (len > width) {
-            for (cut = width; cut > 0 && text[cut] != ' '; cut--)
-                ;
-            if (cut == 0)
-                cut = (int)strcspn(text, " ");
-        }
-        fprintf(out, "%s%.*s\n", prefix, cut, text);
-        text += cut;
-        while (*text == ' ')
-            text++;
-    }
-}
-
-static void doc_ini_key(FILE *out, const struct directive *d)
-{
-    char type[WHY_MAX];
-    doc_type(d, type, sizeof type);
-    fputs("\n", out);
-    doc_wrap(out, "; ", d->help, 74);
-    fprintf(out, "; %s.  %s%s\n", type, d->def ? "Default: " : "",
-            d->def ? doc_default(d) : "Required.");
-    const char *v = d->example ? d->example : d->def;
-    fprintf(out, "%s =%s%s\n", d->key, *v ? " " : "", v);
-}
-
-static void doc_ini(FILE *out)
-{
-    fputs("; pollgate configuration file\n; ===========================\n;\n"
-          "; Generated from the tables in gateway/gw_config.c by\n"
-          "; pollgate --config-doc=ini: edit those, not this file.\n;\n", out);
-    doc_wrap(out, "; ", intro_text, 74);
-    fputs(";\n; Syntax\n", out);
-    for (size_t i = 0; i < ARRAY_LEN(syntax_text); i++)
-        fprintf(out, ";%s%s\n", *syntax_text[i] ? "   " : "", syntax_text[i]);
-    for (int s = 0; s < S_COUNT; s++) {
-        fputs("\n", out);
-        if (s == S_ROUTE) {
-            doc_wrap(out, "; ", sections[s].help, 74);
-            fputs("[route chat]\n", out);
-        } else {
-            fprintf(out, "[%s]\n", sections[s].name);
-            doc_wrap(out, "; ", sections[s].help, 74);
-        }
-        for (size_t i = 0; i < sections[s].n; i++)
-            doc_ini_key(out, &sections[s].keys[i]);
-    }
-}
-
-static void doc_markdown(FILE *out)
-{
-    fputs("```\n", out); /* the README says what intro_text says */
-    for (size_t i = 0; i < ARRAY_LEN(syntax_text); i++)
-        fprintf(out, "%s\n", syntax_text[i]);
-    fputs("```\n", out);
-    for (int s = 0; s < S_COUNT; s++) {
-        fprintf(out, "\n#### [%s%s]\n\n%s\n\n", sections[s].name,
-                s == S_ROUTE ? " NAME" : "", sections[s].help);
-        fputs("| key | value | default | meaning |\n|---|---|---|---|\n", out);
-        for (size_t i = 0; i < sections[s].n; i++) {
-            const struct directive *d = &sections[s].keys[i];
-            char type[WHY_MAX];
-            doc_type(d, type, sizeof type);
-            fprintf(out, "| `%s` | %s | %s%s%s | %s |\n", d->key, type,
-                    d->def && *d->def ? "`" : "", doc_default(d),
-                    d->def && *d->def ? "`" : "", d->help);
-        }
-    }
-}
-
-/* roff: a backslash is \\e; a line may not start with '.' or '\''. */
-static void doc_roff(FILE *out, const char *text)
-{
-    if (*text == '.' || *text == '\'')
-        fputs("\\&", out);
-    for (; *text; text++) {
-        if (*text == '\\')
-            fputs("\\e", out);
-        else
-            fputc(*text, out);
-    }
-    fputc('\n', out);
-}
-
-static void doc_man(FILE *out)
-{
-    fputs(".\\\" Generated from the tables in gateway/gw_config.c by\n"
-          ".\\\" pollgate --config-doc=man: edit those, not this file.\n"
-          ".TH POLLGATE.INI 5 \"\" pollgate \"File Formats\"\n"
-          ".SH NAME\npollgate.ini \\- pollgate configuration file\n"
-          ".SH SYNOPSIS\n.B pollgate \\-c\n.I FILE\n.SH DESCRIPTION\n", out);
-    doc_roff(out, intro_text);
-    fputs(".SH SYNTAX\n.nf\n", out);
-    for (size_t i = 0; i < ARRAY_LEN(syntax_text); i++)
-        doc_roff(out, syntax_text[i]);
-    fputs(".fi\n", out);
-    for (int s = 0; s < S_COUNT; s++) {
-        fprintf(out, ".SH \"[%s%s]\"\n", sections[s].name,
-                s == S_ROUTE ? " NAME" : "");
-        doc_roff(out, sections[s].help);
-        for (size_t i = 0; i < sections[s].n; i++) {
-            const struct directive *d = &sections[s].keys[i];
-            char type[WHY_MAX], line[WHY_MAX * 2];
-            doc_type(d, type, sizeof type);
-            fprintf(out, ".TP\n.B %s\n", d->key);
-            doc_roff(out, d->help);
-            snprintf(line, sizeof line, "%s. %s%s", type,
-                     d->def ? "Default: " : "", d->def ? doc_default(d) : "Required.");
-            fputs(".br\n", out);
-            doc_roff(out, line);
-        }
-    }
-    fputs(".SH SEE ALSO\n.BR pollgate (8)\n", out);
-}
-
-static const char *const doc_formats[] = {
-    [GW_CONFIG_DOC_INI] = "ini",
-    [GW_CONFIG_DOC_MARKDOWN] = "markdown",
-    [GW_CONFIG_DOC_MAN] = "man",
-};
-
-int gw_config_doc_format_parse(const char *name, enum gw_config_doc_format *fmt)
-{
-    for (size_t i = 0; name && i < ARRAY_LEN(doc_formats); i++) {
-        if (strcmp(name, doc_formats[i]) == 0) {
-            *fmt = (enum gw_config_doc_format)i;
-            return 0;
-        }
-    }
-    return GW_EINVAL;
-}
-
-int gw_config_doc(FILE *out, enum gw_config_doc_format fmt)
-{
-    switch (fmt) {
-    case GW_CONFIG_DOC_INI: doc_ini(out); break;
-    case GW_CONFIG_DOC_MARKDOWN: doc_markdown(out); break;
-    case GW_CONFIG_DOC_MAN: doc_man(out); break;
-    default: return GW_EINVAL;
-    }
-    return fflush(out) == 0 && !ferror(out) ? 0 : GW_EIO;
 }

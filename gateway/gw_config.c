@@ -731,7 +731,10 @@ static int parse_list(const struct directive *d, const char *v, char *base,
 }
 
 /* Parse v into the field(s) of d in base. Returns 0, or GW_EINVAL (bad
- * value) / GW_ENOMEM with why filled; every helper below does the same. */
+ * value) / GW_ENOMEM with why filled; every helper below does the same.
+ * The detail is a caller's buffer of WHY_MAX rather than a struct gw_error:
+ * messages quote the value (up to MAX_LINE characters), which would not
+ * fit GW_ERROR_MSG_MAX. */
 typedef int (*parse_fn)(const struct directive *d, const char *v, char *base,
                         char *why, size_t n);
 

@@ -17,7 +17,7 @@ BUILD="$ROOT/build"
 JOBS="$(nproc 2>/dev/null || echo 2)"
 
 BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
-  libssl-dev libjansson-dev libinih-dev libhttp-parser-dev openssl
+  libssl-dev libjansson-dev libhttp-parser-dev openssl
   ca-certificates curl"
 # chromium: the browser tests (test/browser), driven by npm playwright-core
 # systemd, supervisor: the contrib/ files exercised by test/integration/deploy_*

@@ -5,28 +5,36 @@
  * range, help) and is parsed generically by offset, as nginx does. The
  * defaults are the tables' strings run through the same parsers as the
  * file, so they are validated too. [route NAME] sections use a table of
- * their own, applied to one struct gw_route per section.
+ * their own, applied to one struct gw_route per section. The same tables
+ * (types in gw_config_table.h) generate the documentation in
+ * gw_config_doc.c: help says what a key does; type, range and default are
+ * printed from the columns the parser uses, so they cannot drift.
  *
- * libinih splits "key = value" lines into trimmed names and values. We
- * feed it through our own reader (ini_parse_stream) rather than
- * ini_parse_file, because of what libinih 55 does on its own:
- *  - the handler gets no line number unless the library is built with
- *    INI_HANDLER_LINENO=1 (Debian's is, but its ini.h says 0, so a caller
- *    cannot know), so we count physical lines in the reader;
- *  - a line longer than its buffer (200 bytes with CR, LF and NUL) is cut
- *    into pieces that are parsed as separate lines, shifting line numbers;
- *  - it returns only the first bad line;
- *  - an indented line after a key continues that key, even after blank
- *    lines, so an indented "key = value" silently becomes a value;
- *  - section names are cut at 49 characters.
- * So the reader sees every physical line first: it drops comments (whole
- * line and inline), parses section headers itself, reports lines without
- * '=', over-long lines and control characters, and hands inih only
- * "key = value" lines it will parse faithfully, without indentation (and
- * " value" for the continuation of a list). The result does not depend on
- * how libinih was built (multi-line, inline comments, stop on first error).
+ * The reader is ours, one physical line at a time (read_line): blank
+ * lines, whole-line comments (';' or '#'), inline comments (' ;'),
+ * [section] headers, "key = value" and indented continuations of a list.
+ * It reports every bad line, not just the first, with its physical line
+ * number, and refuses what would otherwise be silently misread: a line
+ * without '=', "key: value", a "key = value" longer than MAX_LINE (without
+ * its comment), control characters, an indented line that does not
+ * continue a list.
+ *
+ * libinih was used before and dropped: for these rules it would only have
+ * split "key = value" at the '=' (the 20 lines of assignment_line), and
+ * what it does on its own had to be worked around line by line. Debian 12's
+ * build (55-1) calls the handler with a line number its ini.h says it does
+ * not pass (a handler declared by that header is called with the wrong
+ * type); it does not call the handler for a section without keys, so an
+ * empty [route x] or a repeated header is invisible; it returns only the
+ * first bad line; it accepts "key: value"; it continues any indented line,
+ * even after blank lines; it cuts lines over 198 bytes into pieces parsed
+ * as separate lines and section names at 49 characters. Its runtime knobs
+ * (ini_max_line, ini_allow_multiline, ...) are Debian additions and
+ * process-wide. A reader that has to pre-classify every line anyway is
+ * simpler without the second half.
  */
 #include "gw_config.h"
+#include "gw_config_table.h"
 #include "gw_log.h"
 #include "ws_handshake.h"
 
@@ -34,7 +42,6 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <ini.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -50,50 +57,6 @@
 #define MAX_LIST 1000    /* entries in one list, for the same reason */
 #define MAX_KEYS 16      /* largest section table */
 #define WHY_MAX 512
-
-#define ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
-
-/* ----------------------------------------------------------------- tables */
-
-enum dtype {
-    T_DURATION, /* uint64_t ms: 500ms, 25s, 5m, 1h; bare 0 */
-    T_SIZE,     /* uint64_t bytes: 512, 512B, 64KiB, 1MiB, 1GiB */
-    T_UINT,     /* uint64_t */
-    T_BOOL,     /* bool: on/off yes/no true/false 1/0 */
-    T_ENUM,     /* int: index into values[] */
-    T_STRING,   /* char *, NULL when empty */
-    T_FILE,     /* char *, NULL when empty; relative to the config's dir */
-    T_DIR,      /* same, a directory */
-    T_LISTEN,   /* char *host at off, uint16_t port at off2 */
-    T_LIST,     /* char **items at off, size_t count at off2; "a, b, c" */
-    T_URL,      /* char *, a ws:// or wss:// URL */
-};
-
-#define D_ZERO_OK 1u /* 0 ("off", "unlimited") is allowed besides [min, max] */
-
-/* Extra validation of a string or list item; may normalise it in place
- * (never lengthen). Returns 0, or -1 with why filled. */
-typedef int (*check_fn)(char *s, char *why, size_t n);
-
-struct directive {
-    const char *key;
-    enum dtype type;
-    size_t off;                 /* field in struct gw_config / gw_route */
-    size_t off2;                /* T_LISTEN: port; T_LIST: count */
-    const char *def;            /* default, parsed like the file; NULL: required */
-    uint64_t min, max;          /* ms, bytes, count or port */
-    unsigned flags;             /* D_ZERO_OK */
-    const char *const *values;  /* T_ENUM names, NULL-terminated */
-    check_fn check;
-    const char *help;
-};
-
-struct section {
-    const char *name;
-    const struct directive *keys;
-    size_t n;
-};
-
 static int check_path(char *s, char *why, size_t n);
 static int check_origin(char *s, char *why, size_t n);
 static int check_header_name(char *s, char *why, size_t n);
@@ -114,117 +77,210 @@ static const char *const overflows[] = { "pause", "drop-oldest", "close", NULL }
 /* Same order as enum gw_sockjs_binary. */
 static const char *const sockjs_binaries[] = { "close", "base64", "drop", NULL };
 
-/* key, type, field, field2, default, min, max, flags, values, check, help */
+/* key, type, field, field2, default, min, max, flags, values, check, help,
+ * example, what. The type, range and default lines of the documentation are
+ * generated from the other columns: help says what the key does. */
 static const struct directive gateway_keys[] = {
     { "listen", T_LISTEN, CF(listen_host), CF(listen_port), "127.0.0.1:8080",
       1, 65535, 0, NULL, NULL,
-      "address browsers connect to: HOST:PORT, IPv6 as [::1]:8080" },
+      "Address and port browsers connect to. HOST is an IPv4 address, a host "
+      "name, or an IPv6 address in brackets ([::1]:8080); 0.0.0.0 listens on "
+      "every IPv4 address, [::] on every address.", NULL, NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
-      "least severe message logged: error|warn|info|debug" },
+      "Least severe message written to the log (stderr).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
-      "largest request body accepted (413 above)" },
+      "Largest request body (a browser send) accepted; larger ones get "
+      "413 Payload Too Large.", NULL, NULL },
     { "request_timeout", T_DURATION, CF(request_timeout_ms), 0, "60s", SEC(1),
       HOURS(1), 0, NULL, NULL,
-      "reading a request, keep-alive idling, a stalled write: each bounded" },
+      "Browser connections: the longest pollgate waits for the rest of a "
+      "request, for the next request on an idle keep-alive connection, and "
+      "for a write that makes no progress (a browser that stopped reading "
+      "its stream). Held polls and quiet streams are not affected (they "
+      "neither read nor write).", NULL, NULL },
     { "static_root", T_DIR, CF(static_root), 0, "", 0, 0, 0, NULL, NULL,
-      "directory served at / (the demo page); empty = none" },
+      "Directory whose files are served for paths no route claims (the demo "
+      "page, e.g. ../contrib/www). A relative path is relative to the "
+      "directory of the configuration file; it must exist when pollgate "
+      "starts. Empty = serve no files.", "../contrib/www", NULL },
 };
 
 static const struct directive session_keys[] = {
     { "poll_timeout", T_DURATION, CF(poll_timeout_ms), 0, "25s", SEC(1), MINS(10),
-      0, NULL, NULL, "how long a poll is held when nothing is queued" },
+      0, NULL, NULL,
+      "How long a long-poll request is held open when nothing is queued "
+      "before it is answered empty (the browser then polls again). Keep it "
+      "below the timeouts of proxies between browsers and pollgate.", NULL, NULL },
     { "heartbeat", T_DURATION, CF(heartbeat_ms), 0, "25s", SEC(1), MINS(10),
-      0, NULL, NULL, "interval of keep-alive frames on streams" },
+      0, NULL, NULL,
+      "Interval of keep-alive frames (SSE comments, SockJS heartbeats) on "
+      "open streams, so that proxies do not close idle connections.", NULL, NULL },
     { "idle_timeout", T_DURATION, CF(idle_timeout_ms), 0, "30s", SEC(1), HOURS(24),
-      0, NULL, NULL, "no browser request for this long closes the session" },
+      0, NULL, NULL,
+      "A session with no browser request (poll, stream or send) for this "
+      "long is closed, and so is its upstream WebSocket (1001). A finished "
+      "session answers 410 Gone for as long again.", NULL, NULL },
     { "max_lifetime", T_DURATION, CF(max_lifetime_ms), 0, "0", SEC(1), HOURS(8760),
-      D_ZERO_OK, NULL, NULL, "sessions are closed after this long; 0 = unlimited" },
+      D_ZERO_OK, NULL, NULL,
+      "Sessions are closed this long after they opened, however active "
+      "(the upstream with 1001). 0 = unlimited.", NULL, NULL },
     { "buffer_bytes", T_SIZE, CF(buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
-      0, NULL, NULL, "per-session queue toward the browser, bytes" },
+      0, NULL, NULL,
+      "Per-session queue toward the browser, in bytes: messages received "
+      "from the upstream and not yet acknowledged by the browser. When it "
+      "or buffer_messages is full, overflow decides.", NULL, NULL },
     { "buffer_messages", T_UINT, CF(buffer_messages), 0, "10000", 1, 10000000,
-      0, NULL, NULL, "per-session queue toward the browser, messages" },
+      0, NULL, NULL,
+      "The same queue, in messages.", NULL, NULL },
     { "overflow", T_ENUM, CF(overflow), 0, "pause", 0, 0, 0, overflows, NULL,
-      "full browser queue: pause the upstream, drop the oldest, or close" },
+      "What happens when a session's queue toward the browser is full. "
+      "pause: stop reading from the upstream until the browser catches up "
+      "(nothing is lost; TCP slows the upstream down). drop-oldest: discard "
+      "the oldest queued messages (the browser is told how many were lost). "
+      "close: close the session (1008 buffer overflow).", NULL, NULL },
     { "send_buffer_bytes", T_SIZE, CF(send_buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
-      0, NULL, NULL, "per-session queue toward the upstream, bytes" },
+      0, NULL, NULL,
+      "Per-session queue toward the upstream: browser sends not yet written "
+      "to the upstream socket. A browser send that does not fit is refused "
+      "with 429.", NULL, NULL },
     { "max_batch", T_UINT, CF(max_batch), 0, "1000", 1, 1000000,
-      0, NULL, NULL, "most messages accepted in one browser send" },
+      0, NULL, NULL,
+      "Most messages accepted in one browser send request (413 above).", NULL, NULL },
     { "max_sessions", T_UINT, CF(max_sessions), 0, "100000", 1, 10000000,
-      0, NULL, NULL, "most sessions open at once" },
+      0, NULL, NULL,
+      "Most sessions open at once in this process; new ones are refused with "
+      "503. Each session also holds one upstream socket: the process needs "
+      "about two open files per session.", NULL, NULL },
     { "max_sessions_per_client", T_UINT, CF(max_sessions_per_client), 0, "1000",
-      1, 10000000, 0, NULL, NULL, "most sessions open at once per client address" },
+      1, 10000000, 0, NULL, NULL,
+      "Most sessions open at once from one client address (503 above).", NULL, NULL },
     { "max_buffered_bytes", T_SIZE, CF(max_buffered_bytes), 0, "1GiB", KIB(1),
-      GIB(1024), 0, NULL, NULL, "all sessions' queues together, bytes" },
+      GIB(1024), 0, NULL, NULL,
+      "All sessions' queues together (both directions), in bytes: a global "
+      "budget above the per-session limits. Past it, upstreams are paused.",
+      NULL, NULL },
 };
 
 static const struct directive upstream_keys[] = {
     { "connect_timeout", T_DURATION, CF(connect_timeout_ms), 0, "10s", 100,
-      MINS(10), 0, NULL, NULL, "TCP + TLS + WebSocket handshake must finish within" },
+      MINS(10), 0, NULL, NULL,
+      "Time allowed to open an upstream WebSocket: name lookup, TCP connect, "
+      "TLS and the WebSocket handshake together (504 above).", NULL, NULL },
     { "ping_interval", T_DURATION, CF(ping_interval_ms), 0, "20s", SEC(1), HOURS(1),
-      D_ZERO_OK, NULL, NULL, "interval of pings to the upstream; 0 disables" },
+      D_ZERO_OK, NULL, NULL,
+      "Interval of WebSocket pings sent to the upstream; a connection that "
+      "does not answer in time is closed. 0 disables.", NULL, NULL },
     { "max_message", T_SIZE, CF(max_message), 0, "1MiB", 125, GIB(1),
-      0, NULL, NULL, "largest upstream message accepted, bytes" },
+      0, NULL, NULL,
+      "Largest message accepted from the upstream (all fragments together); "
+      "a larger one closes the connection (1009, message too big).", NULL, NULL },
     { "tls_ca_file", T_FILE, CF(tls_ca_file), 0, "", 0, 0, 0, NULL, NULL,
-      "PEM CA bundle for wss:// upstreams; empty = system store" },
+      "PEM file of CA certificates that wss:// upstream certificates must "
+      "chain to. Empty = the system CA store. Checked at start when a route "
+      "uses wss://. A relative path is relative to the directory of the "
+      "configuration file.", NULL, NULL },
     { "tls_verify", T_BOOL, CF(tls_verify), 0, "on", 0, 0, 0, NULL, NULL,
-      "verify the upstream certificate and host name" },
+      "Verify the upstream's certificate and host name on wss:// "
+      "connections. Turn off only for testing (logged as a warning).", NULL, NULL },
     { "tls_cert_file", T_FILE, CF(tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
-      "PEM client certificate for wss:// upstreams (with tls_key_file)" },
+      "Client certificate (PEM) presented to wss:// upstreams, with "
+      "tls_key_file: give both or neither; both must be readable at start. "
+      "A relative path is relative to the directory of the configuration "
+      "file.", NULL, NULL },
     { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
-      "PEM private key of tls_cert_file" },
+      "Private key (PEM) of tls_cert_file.", NULL, NULL },
     { "resolv_conf", T_FILE, CF(resolv_conf), 0, "", 0, 0, 0, NULL, NULL,
-      "resolver configuration for upstream host names; empty = /etc/resolv.conf" },
+      "Resolver configuration (resolv.conf syntax: nameserver 10.0.0.2, "
+      "nameserver 127.0.0.1:5353, search, options) used to look up upstream "
+      "host names without blocking. Host names in /etc/hosts are always "
+      "honoured. Empty = the system's /etc/resolv.conf.", NULL, NULL },
 };
 
 static const struct directive route_keys[] = {
     { "path", T_STRING, RF(path), 0, NULL, 0, 0, 0, NULL, check_path,
-      "URL path prefix served by this route, e.g. /chat" },
+      "URL path prefix served by this route, starting with '/' (a trailing "
+      "'/' is ignored). Paths must differ between routes.", "/chat",
+      "URL path" },
     { "upstream", T_URL, RF(upstream), 0, NULL, 0, 0, 0, NULL, NULL,
-      "WebSocket server each session connects to: ws:// or wss:// URL" },
+      "WebSocket URL each session of this route connects to: "
+      "ws://HOST[:PORT]/PATH or wss://HOST[:PORT]/PATH, with an optional "
+      "query.", "ws://127.0.0.1:9000/chat", NULL },
     { "origins", T_LIST, RF(origins), RF(n_origins), "", 0, 0, 0, NULL, check_origin,
-      "allowed browser origins scheme://host[:port]; empty = same-origin; * = any" },
+      "Browser origins allowed to use this route (CORS), each "
+      "scheme://host[:port] exactly as browsers send it (no path). Empty = "
+      "only pages served by pollgate itself (same origin); * = any origin.",
+      NULL, NULL },
     { "forward_headers", T_LIST, RF(forward_headers), RF(n_forward_headers),
       "Cookie, Authorization, User-Agent, Accept-Language", 0, 0, 0, NULL,
-      check_header_name, "browser request headers copied to the upstream handshake" },
+      check_header_name,
+      "Request headers copied from the browser to the upstream handshake, "
+      "so that the application authenticates the user as it would a native "
+      "WebSocket client. Host, Connection, Upgrade, Sec-WebSocket-* and the "
+      "other headers pollgate sets itself are not allowed; Origin is "
+      "forward_origin's. Empty = none.", NULL, NULL },
     { "forward_origin", T_BOOL, RF(forward_origin), 0, "off", 0, 0, 0, NULL, NULL,
-      "send the browser's Origin header to the upstream" },
+      "Also send the browser's Origin header to the upstream.", NULL, NULL },
     { "protocols", T_STRING, RF(protocols), 0, "", 0, 0, 0, NULL, check_protocols,
-      "WebSocket subprotocols offered to the upstream, comma-separated" },
+      "WebSocket subprotocols offered to the upstream when the browser asks "
+      "for none, comma-separated. Empty = none.", NULL,
+      "Comma-separated list" },
     { "sockjs", T_BOOL, RF(sockjs), 0, "off", 0, 0, 0, NULL, NULL,
-      "also serve the SockJS protocol (for sockjs-client) on this route" },
+      "Also serve the SockJS protocol on this route, so that an unmodified "
+      "sockjs-client can use it.", "on", NULL },
     { "sockjs_path", T_STRING, RF(sockjs_path), 0, "", 0, 0, 0, NULL, check_path,
-      "base path of the SockJS endpoints; empty = <path>/sockjs" },
+      "Base path of the SockJS endpoints (what sockjs-client is pointed "
+      "at). Empty = the route's path followed by /sockjs.", NULL, "URL path" },
     { "sockjs_url", T_STRING, RF(sockjs_url), 0, "/sockjs.min.js", 0, 0, 0, NULL,
-      NULL, "sockjs-client script URL loaded by the SockJS iframe page" },
+      NULL,
+      "sockjs-client script loaded by the SockJS iframe page (the iframe "
+      "transports of IE 6-9 need it; serve it yourself or from a CDN).", NULL, NULL },
     { "response_limit", T_SIZE, RF(response_limit), 0, "128KiB", KIB(1), GIB(1),
-      0, NULL, NULL, "bytes written to one SockJS streaming response before it ends" },
+      0, NULL, NULL,
+      "Bytes written to one SockJS streaming response (xhr_streaming, "
+      "eventsource, htmlfile) before it ends so that the browser can free "
+      "memory; the session lives on.", NULL, NULL },
     { "disconnect_delay", T_DURATION, RF(disconnect_delay_ms), 0, "5s", 100,
-      HOURS(1), 0, NULL, NULL, "SockJS session kept this long after its last receiving request" },
+      HOURS(1), 0, NULL, NULL,
+      "How long a SockJS session lives after its last receiving request "
+      "ended (SockJS has no idle_timeout of its own).", NULL, NULL },
     { "cookie_needed", T_BOOL, RF(cookie_needed), 0, "off", 0, 0, 0, NULL, NULL,
-      "set a JSESSIONID cookie on SockJS session requests (sticky load balancers)" },
+      "Set a JSESSIONID cookie on SockJS session requests, for load "
+      "balancers that stick by that cookie.", NULL, NULL },
     { "binary", T_ENUM, RF(sockjs_binary), 0, "close", 0, 0, 0, sockjs_binaries,
-      NULL, "binary upstream message on a SockJS session: close | base64 | drop" },
+      NULL,
+      "SockJS carries text only. A binary upstream message on a SockJS "
+      "session is, with close: the end of the session (1003; nothing is "
+      "silently altered); base64: sent as a base64 text message; drop: "
+      "discarded (counted as binary_dropped in /stats).", NULL, NULL },
 };
 
-enum { S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
-#define N_GLOBAL S_ROUTE
-
-static const struct section sections[S_COUNT] = {
-    [S_GATEWAY] = { "gateway", gateway_keys, ARRAY_LEN(gateway_keys) },
-    [S_SESSION] = { "session", session_keys, ARRAY_LEN(session_keys) },
-    [S_UPSTREAM] = { "upstream", upstream_keys, ARRAY_LEN(upstream_keys) },
-    [S_ROUTE] = { "route", route_keys, ARRAY_LEN(route_keys) },
+const struct section gw_config_sections[S_COUNT] = {
+    [S_GATEWAY] = { "gateway", gateway_keys, ARRAY_LEN(gateway_keys),
+                    "The HTTP front browsers talk to." },
+    [S_SESSION] = { "session", session_keys, ARRAY_LEN(session_keys),
+                    "Browser sessions: timeouts, queues and limits." },
+    [S_UPSTREAM] = { "upstream", upstream_keys, ARRAY_LEN(upstream_keys),
+                     "The WebSocket connections to the upstream servers." },
+    [S_ROUTE] = { "route", route_keys, ARRAY_LEN(route_keys),
+                  "One [route NAME] section per route (NAME is free text, "
+                  "used in messages and /stats). A browser request whose "
+                  "path starts with the route's path belongs to that route; "
+                  "the longest matching path wins. The sockjs keys make the "
+                  "route usable by an unmodified sockjs-client." },
 };
 
 _Static_assert(ARRAY_LEN(gateway_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(session_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(upstream_keys) <= MAX_KEYS, "MAX_KEYS");
 _Static_assert(ARRAY_LEN(route_keys) <= MAX_KEYS, "MAX_KEYS");
-_Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2, "enum order");
+_Static_assert(GW_LOG_DEBUG == 3 && GW_OVERFLOW_CLOSE == 2 &&
+               GW_SOCKJS_BINARY_DROP == 2, "enum order");
+/* T_ENUM fields are enums stored through an int lvalue (parse_enum). */
+_Static_assert(sizeof(enum gw_log_level) == sizeof(int) &&
+               sizeof(enum gw_overflow) == sizeof(int) &&
+               sizeof(enum gw_sockjs_binary) == sizeof(int), "enum size");
 
 /* ----------------------------------------------------------- parser state */
-
-enum line_kind { L_OTHER, L_KEY, L_CONT };
 
 struct kept_error {
     int line;   /* INT_MAX for file-wide messages */
@@ -247,11 +303,8 @@ struct parser {
     size_t line_cap;
     int lineno;
 
-    enum line_kind kind;      /* what the reader handed inih last */
-    bool called;              /* inih called the handler for it */
-
     bool in_section;          /* a section header was seen */
-    int sec;                  /* S_*, or -1: ignore keys (bad header) */
+    enum section_id sec;      /* S_NONE: ignore keys (bad header) */
     size_t route;             /* index in cfg->routes when sec == S_ROUTE */
     int *seen;                /* line each key of this section was set on */
     int global_seen[N_GLOBAL][MAX_KEYS];
@@ -358,7 +411,7 @@ static void fmt_size(uint64_t v, char *out, size_t n)
     snprintf(out, n, "%" PRIu64 "%s", v, units[u]);
 }
 
-static void fmt_number(enum dtype t, uint64_t v, char *out, size_t n)
+void gw_config_fmt_number(enum dtype t, uint64_t v, char *out, size_t n)
 {
     if (t == T_DURATION)
         fmt_duration(v, out, n);
@@ -394,7 +447,7 @@ static char *xstrndup(const char *s, size_t n)
 static int oom(char *why, size_t n)
 {
     snprintf(why, n, "out of memory");
-    return -1;
+    return GW_ENOMEM;
 }
 
 static int parse_uint(const char *s, uint64_t *out)
@@ -423,15 +476,15 @@ static int parse_number(const struct directive *d, const char *v, char *base,
                                    : parse_uint(v, &x);
     if (rc < 0) {
         snprintf(why, n, "invalid value '%s': expected %s", v, expected(d->type));
-        return -1;
+        return GW_EINVAL;
     }
     if ((x < d->min || x > d->max) && !(x == 0 && (d->flags & D_ZERO_OK))) {
         char lo[32], hi[32];
-        fmt_number(d->type, d->min, lo, sizeof lo);
-        fmt_number(d->type, d->max, hi, sizeof hi);
+        gw_config_fmt_number(d->type, d->min, lo, sizeof lo);
+        gw_config_fmt_number(d->type, d->max, hi, sizeof hi);
         snprintf(why, n, "%s is out of range: must be %sbetween %s and %s", v,
                  d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
-        return -1;
+        return GW_EINVAL;
     }
     *(uint64_t *)(void *)(base + d->off) = x;
     return 0;
@@ -449,7 +502,7 @@ static int parse_bool(const struct directive *d, const char *v, char *base,
         }
     }
     snprintf(why, n, "invalid value '%s': expected %s", v, expected(T_BOOL));
-    return -1;
+    return GW_EINVAL;
 }
 
 static int parse_enum(const struct directive *d, const char *v, char *base,
@@ -464,7 +517,7 @@ static int parse_enum(const struct directive *d, const char *v, char *base,
     int k = snprintf(why, n, "invalid value '%s': expected one of:", v);
     for (int i = 0; d->values[i] && k > 0 && (size_t)k < n; i++)
         k += snprintf(why + k, n - (size_t)k, "%s %s", i ? "," : "", d->values[i]);
-    return -1;
+    return GW_EINVAL;
 }
 
 static void clear_string(const struct directive *d, char *base)
@@ -485,7 +538,7 @@ static int parse_string(const struct directive *d, const char *v, char *base,
             return oom(why, n);
         if (d->check && d->check(s, why, n) < 0) {
             free(s);
-            return -1;
+            return GW_EINVAL;
         }
     }
     clear_string(d, base);
@@ -503,17 +556,17 @@ static int parse_url(const struct directive *d, const char *v, char *base,
     if (!skip) {
         snprintf(why, n, "invalid URL '%s': expected ws://HOST[:PORT]/PATH or "
                  "wss://HOST[:PORT]/PATH", v);
-        return -1;
+        return GW_EINVAL;
     }
     if (strchr("/?#:", v[skip])) {
         snprintf(why, n, "invalid URL '%s': missing host", v);
-        return -1;
+        return GW_EINVAL;
     }
     struct ws_url url;
     struct gw_error err = { 0 };
     if (ws_url_parse(v, &url, &err) < 0) {
         snprintf(why, n, "invalid URL '%s': %s", v, err.msg);
-        return -1;
+        return GW_EINVAL;
     }
     ws_url_clear(&url);
     return parse_string(d, v, base, why, n);
@@ -541,12 +594,12 @@ static int parse_port(const char *s, const struct directive *d, uint16_t *out,
     uint64_t v;
     if (!*s) {
         snprintf(why, n, "missing port after ':'");
-        return -1;
+        return GW_EINVAL;
     }
     if (strlen(s) > 5 || parse_uint(s, &v) < 0 || v < d->min || v > d->max) {
         snprintf(why, n, "invalid port '%s': must be between %" PRIu64 " and %"
                  PRIu64, s, d->min, d->max);
-        return -1;
+        return GW_EINVAL;
     }
     *out = (uint16_t)v;
     return 0;
@@ -563,17 +616,17 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
         if (!rb) {
             snprintf(why, n, "'%s': missing ']' after the IPv6 address "
                      "(expected [::1]:8080)", v);
-            return -1;
+            return GW_EINVAL;
         }
         host = v + 1;
         hlen = (size_t)(rb - host);
         if (!is_ipv6(host, hlen)) {
             snprintf(why, n, "'%.*s' is not an IPv6 address", (int)hlen, host);
-            return -1;
+            return GW_EINVAL;
         }
         if (rb[1] != ':') {
             snprintf(why, n, "'%s': expected ':PORT' after ']' (e.g. [::1]:8080)", v);
-            return -1;
+            return GW_EINVAL;
         }
         port = rb + 2;
     } else {
@@ -581,31 +634,31 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
         if (!colon) {
             snprintf(why, n, "'%s': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
                      "[::1]:8080", v);
-            return -1;
+            return GW_EINVAL;
         }
         hlen = (size_t)(colon - v);
         if (memchr(v, ':', hlen)) {
             snprintf(why, n, "'%s': an IPv6 address must be in brackets, e.g. "
                      "[::1]:8080", v);
-            return -1;
+            return GW_EINVAL;
         }
         if (hlen == 0) {
             snprintf(why, n, "'%s': missing host (0.0.0.0 = every IPv4 address, "
                      "[::] = every address)", v);
-            return -1;
+            return GW_EINVAL;
         }
         for (size_t i = 0; i < hlen; i++) {
             if (!host_char((unsigned char)v[i]) || hlen > 253) {
                 snprintf(why, n, "'%.*s' is not an IP address or host name",
                          (int)hlen, v);
-                return -1;
+                return GW_EINVAL;
             }
         }
         port = colon + 1;
     }
     uint16_t pnum;
     if (parse_port(port, d, &pnum, why, n) < 0)
-        return -1;
+        return GW_EINVAL;
     char *h = xstrndup(host, hlen);
     if (!h)
         return oom(why, n);
@@ -642,7 +695,7 @@ static int list_append(const struct directive *d, const char *v, char *base,
             e--;
         if (e > s && *count >= MAX_LIST) {
             snprintf(why, n, "too many entries (at most %d)", MAX_LIST);
-            return -1;
+            return GW_EINVAL;
         }
         if (e > s) {
             char *item = xstrndup(s, (size_t)(e - s));
@@ -654,13 +707,13 @@ static int list_append(const struct directive *d, const char *v, char *base,
             *items = grown;
             if (d->check && d->check(item, why, n) < 0) {
                 free(item);
-                return -1;
+                return GW_EINVAL;
             }
             for (size_t i = 0; i < *count; i++) {
                 if (strcasecmp((*items)[i], item) == 0) {
                     snprintf(why, n, "'%s' is listed twice", item);
                     free(item);
-                    return -1;
+                    return GW_EINVAL;
                 }
             }
             (*items)[(*count)++] = item;
@@ -677,6 +730,11 @@ static int parse_list(const struct directive *d, const char *v, char *base,
     return list_append(d, v, base, why, n);
 }
 
+/* Parse v into the field(s) of d in base. Returns 0, or GW_EINVAL (bad
+ * value) / GW_ENOMEM with why filled; every helper below does the same.
+ * The detail is a caller's buffer of WHY_MAX rather than a struct gw_error:
+ * messages quote the value (up to MAX_LINE characters), which would not
+ * fit GW_ERROR_MSG_MAX. */
 typedef int (*parse_fn)(const struct directive *d, const char *v, char *base,
                         char *why, size_t n);
 
@@ -703,12 +761,12 @@ static int check_path(char *s, char *why, size_t n)
 {
     if (s[0] != '/') {
         snprintf(why, n, "'%s' must start with '/' (e.g. /chat)", s);
-        return -1;
+        return GW_EINVAL;
     }
     for (const char *c = s; *c; c++) {
         if ((unsigned char)*c <= ' ' || *c == 0x7f || *c == '?' || *c == '#') {
             snprintf(why, n, "'%s' may not contain spaces, '?' or '#'", s);
-            return -1;
+            return GW_EINVAL;
         }
     }
     size_t len = strlen(s);
@@ -756,7 +814,7 @@ static int check_origin(char *s, char *why, size_t n)
     if (*after == '/') {
         snprintf(why, n, "origin '%s' must not have a path: write %.*s", s,
                  (int)(after - s), s);
-        return -1;
+        return GW_EINVAL;
     }
     if (*after)
         goto bad;
@@ -769,7 +827,7 @@ static int check_origin(char *s, char *why, size_t n)
 bad:
     snprintf(why, n, "'%s' is not an origin: expected * or scheme://host[:port], "
              "e.g. https://example.com", s);
-    return -1;
+    return GW_EINVAL;
 }
 
 static bool is_tchar(int c)
@@ -783,7 +841,7 @@ static int check_token(const char *s, const char *what, char *why, size_t n)
         if (!is_tchar((unsigned char)*c)) {
             snprintf(why, n, "'%s' is not a valid %s (letters, digits and "
                      "!#$%%&'*+-.^_`|~ only)", s, what);
-            return -1;
+            return GW_EINVAL;
         }
     }
     return 0;
@@ -796,10 +854,10 @@ static int check_header_name(char *s, char *why, size_t n)
         "Keep-Alive", "TE", "Trailer", "Proxy-Connection",
     };
     if (check_token(s, "header name", why, n) < 0)
-        return -1;
+        return GW_EINVAL;
     if (strcasecmp(s, "Origin") == 0) {
         snprintf(why, n, "'%s': use forward_origin = on to forward Origin", s);
-        return -1;
+        return GW_EINVAL;
     }
     bool bad = strncasecmp(s, "Sec-WebSocket-", 14) == 0;
     for (size_t i = 0; i < ARRAY_LEN(owned) && !bad; i++)
@@ -807,7 +865,7 @@ static int check_header_name(char *s, char *why, size_t n)
     if (bad) {
         snprintf(why, n, "'%s' cannot be forwarded: pollgate sets it for the "
                  "upstream handshake", s);
-        return -1;
+        return GW_EINVAL;
     }
     return 0;
 }
@@ -827,17 +885,17 @@ static int check_protocols(char *s, char *why, size_t n)
         size_t len = (size_t)(e - p);
         if (len == 0 || len >= sizeof item) {
             snprintf(why, n, "'%s': expected subprotocol names separated by commas", s);
-            return -1;
+            return GW_EINVAL;
         }
         memcpy(item, p, len);
         item[len] = 0;
         if (check_token(item, "subprotocol name", why, n) < 0)
-            return -1;
+            return GW_EINVAL;
         char key[sizeof item + 2];
         snprintf(key, sizeof key, ",%s,", item);
         if (strstr(names, key)) {
             snprintf(why, n, "'%s' is listed twice", item);
-            return -1;
+            return GW_EINVAL;
         }
         if (strlen(names) + len + 1 < sizeof names)
             strcat(strcat(names, item), ",");
@@ -849,23 +907,23 @@ static int check_protocols(char *s, char *why, size_t n)
 
 /* -------------------------------------------------------- sections */
 
-static char *section_base(struct parser *p, int sec, size_t route)
+static char *section_base(struct parser *p, enum section_id sec, size_t route)
 {
     return sec == S_ROUTE ? (char *)&p->cfg->routes[route] : (char *)p->cfg;
 }
 
-static const char *section_label(struct parser *p, int sec, size_t route,
+static const char *section_label(struct parser *p, enum section_id sec, size_t route,
                                  char *buf, size_t n)
 {
     if (sec != S_ROUTE)
-        return sections[sec].name;
+        return gw_config_sections[sec].name;
     snprintf(buf, n, "route %s", p->cfg->routes[route].name);
     return buf;
 }
 
-static void apply_defaults(struct parser *p, int sec, size_t route)
+static void apply_defaults(struct parser *p, enum section_id sec, size_t route)
 {
-    const struct section *s = &sections[sec];
+    const struct section *s = &gw_config_sections[sec];
     for (size_t i = 0; i < s->n; i++) {
         const struct directive *d = &s->keys[i];
         char why[WHY_MAX];
@@ -925,12 +983,12 @@ static void open_route(struct parser *p, const char *name, size_t len)
 static void open_section(struct parser *p, const char *name, size_t len)
 {
     p->in_section = true;
-    p->sec = -1;
+    p->sec = S_NONE;
     for (int i = 0; i < N_GLOBAL; i++) {
-        if (strlen(sections[i].name) == len &&
-            strncasecmp(sections[i].name, name, len) == 0) {
+        if (strlen(gw_config_sections[i].name) == len &&
+            strncasecmp(gw_config_sections[i].name, name, len) == 0) {
             if (p->global_header[i])
-                report(p, p->lineno, sections[i].name, NULL, "section repeated "
+                report(p, p->lineno, gw_config_sections[i].name, NULL, "section repeated "
                        "(first at line %d)", p->global_header[i]);
             else
                 p->global_header[i] = p->lineno;
@@ -970,7 +1028,7 @@ static void section_line(struct parser *p, const char *c, size_t len)
     if (!rb) {
         report(p, p->lineno, NULL, NULL, "missing ']' in section header");
         p->in_section = true;
-        p->sec = -1;
+        p->sec = S_NONE;
         return;
     }
     for (const char *t = rb + 1; t < c + end; t++) {
@@ -988,7 +1046,7 @@ static void section_line(struct parser *p, const char *c, size_t len)
     open_section(p, name, (size_t)(rb - name));
 }
 
-/* ------------------------------------------------------- inih callbacks */
+/* ------------------------------------------------------------- the reader */
 
 static void set_value(struct parser *p, const struct directive *d, const char *v,
                       bool append)
@@ -1008,43 +1066,33 @@ static void set_value(struct parser *p, const struct directive *d, const char *v
         report(p, p->lineno, sec, d->key, "%s", why);
 }
 
-static int on_value(void *user, const char *section, const char *name,
-                    const char *value)
+/* One "key = value" line of the current section. */
+static void key_value(struct parser *p, const char *name, const char *value)
 {
-    struct parser *p = user;
-    (void)section; /* ours is exact; inih's is cut at 49 characters */
-    if (!name || !value) /* INI_ALLOW_NO_VALUE / ON_NEW_SECTION builds */
-        return 1;
-    p->called = true;
-    if (p->kind == L_CONT) {
-        p->cont_line = p->lineno;
-        set_value(p, p->cont_d, value, true);
-        return 1;
-    }
     p->cont_d = NULL;
     if (!p->in_section) {
         report(p, p->lineno, NULL, name, "key outside of any section (put it "
                "under [gateway], [session], [upstream] or [route NAME])");
-        return 1;
+        return;
     }
-    if (p->sec < 0)
-        return 1; /* the bad section header was reported */
+    if (p->sec == S_NONE)
+        return; /* the bad section header was reported */
     char label[WHY_MAX];
     const char *sec = section_label(p, p->sec, p->route, label, sizeof label);
-    const struct directive *d = find_key(&sections[p->sec], name);
+    const struct directive *d = find_key(&gw_config_sections[p->sec], name);
     if (!*name) {
         report(p, p->lineno, sec, NULL, "missing key name before '='");
-        return 1;
+        return;
     }
     if (!d) {
         report(p, p->lineno, sec, name, "unknown key");
-        return 1;
+        return;
     }
-    size_t i = (size_t)(d - sections[p->sec].keys);
+    size_t i = (size_t)(d - gw_config_sections[p->sec].keys);
     if (p->seen[i]) {
         report(p, p->lineno, sec, d->key, "duplicate key (first set at line %d)",
                p->seen[i]);
-        return 1;
+        return;
     }
     p->seen[i] = p->lineno;
     if (d->type == T_LIST) {
@@ -1052,31 +1100,6 @@ static int on_value(void *user, const char *section, const char *name,
         p->cont_line = p->lineno;
     }
     set_value(p, d, value, false);
-    return 1;
-}
-
-#if INI_HANDLER_LINENO
-/* A header built for it passes the line number; ours is counted anyway. */
-static int on_value_lineno(void *user, const char *section, const char *name,
-                           const char *value, int lineno)
-{
-    (void)lineno;
-    return on_value(user, section, name, value);
-}
-#define ON_VALUE on_value_lineno
-#else
-#define ON_VALUE on_value
-#endif
-
-/* Safety net: inih did not hand us a line we gave it (a continuation with
- * a libinih built without INI_ALLOW_MULTILINE, say). */
-static void finish_line(struct parser *p)
-{
-    if (p->kind != L_OTHER && !p->called)
-        report(p, p->lineno, NULL, NULL, "syntax error%s", p->kind == L_CONT ?
-               ": this libinih does not continue values; use one line" : "");
-    p->kind = L_OTHER;
-    p->called = false;
 }
 
 static bool next_line(struct parser *p, const char **line, size_t *len)
@@ -1098,81 +1121,87 @@ static bool next_line(struct parser *p, const char **line, size_t *len)
     return true;
 }
 
-static char *blank_line(char *buf)
+static bool has_control_char(struct parser *p, const char *c, size_t len)
 {
-    buf[0] = '\n';
-    buf[1] = 0;
-    return buf;
-}
-
-/* ini_reader: one physical line per call, as described at the top. */
-static char *read_line_cb(char *buf, int num, void *stream)
-{
-    struct parser *p = stream;
-    const char *c;
-    size_t len;
-    finish_line(p);
-    if (num < 3 || !next_line(p, &c, &len))
-        return NULL;
-    p->lineno++;
-    if (p->lineno == 1 && len >= 3 && memcmp(c, "\xEF\xBB\xBF", 3) == 0)
-        c += 3, len -= 3;
-    while (len && isspace((unsigned char)c[len - 1]))
-        len--;
     for (size_t i = 0; i < len; i++) {
         unsigned char ch = (unsigned char)c[i];
         if ((ch < 0x20 && ch != '\t') || ch == 0x7f) {
             report(p, p->lineno, NULL, NULL, "control character 0x%02x in line", ch);
-            return blank_line(buf);
+            return true;
         }
     }
-    size_t indent = 0;
-    while (indent < len && (c[indent] == ' ' || c[indent] == '\t'))
-        indent++;
-    bool may_continue = p->cont_d && p->cont_line == p->lineno - 1;
-    c += indent, len -= indent;
-    if (len == 0 || *c == ';' || *c == '#')
-        return blank_line(buf);
-    if (*c == '[') {
-        section_line(p, c, len);
-        return blank_line(buf);
-    }
-    /* Comments, missing '=' and "key: value" are dealt with here, so that
-     * inih's build options (inline comments, no-value keys, stop on first
-     * error) do not matter. */
+    return false;
+}
+
+static size_t trim_end(const char *c, size_t len)
+{
+    while (len && isspace((unsigned char)c[len - 1]))
+        len--;
+    return len;
+}
+
+/* A line that is neither blank, a comment nor a section header, without
+ * its indentation: "key = value", or the continuation of a list. */
+static void assignment_line(struct parser *p, const char *c, size_t len, bool cont)
+{
     size_t end = comment_start(c, len), sep = 0;
     while (sep < end && c[sep] != '=' && c[sep] != ':')
         sep++;
-    bool cont = indent && may_continue && !memchr(c, '=', end);
+    cont = cont && !memchr(c, '=', end);
     if (!cont && (sep == end || c[sep] == ':')) {
-        /* inih would take "https://h" as the key "https": we want '=' */
+        /* "https://h" is not the key "https": we want '=' */
         report(p, p->lineno, NULL, NULL, "syntax error: expected 'key = value'%s",
                sep < end ? " (not 'key: value')" : ", '[section]' or a comment");
-        return blank_line(buf);
+        return;
     }
-    len = end;
-    while (len && isspace((unsigned char)c[len - 1]))
-        len--;
-    if (len + cont + 2 > (size_t)num) {
+    len = trim_end(c, end);
+    if (len > MAX_LINE) {
         report(p, p->lineno, NULL, NULL, "line too long (%zu characters without "
-               "comment; libinih reads at most %d)", len, num - 2 - cont);
-        return blank_line(buf);
+               "comment; at most %d)", len, MAX_LINE);
+        return;
     }
-    if (cont)
-        buf[0] = ' ';
-    memcpy(buf + cont, c, len);
-    buf[cont + len] = '\n';
-    buf[cont + len + 1] = 0;
-    p->kind = cont ? L_CONT : L_KEY;
-    return buf;
+    char buf[MAX_LINE + 1];
+    memcpy(buf, c, len);
+    buf[len] = 0;
+    if (cont) {
+        p->cont_line = p->lineno;
+        set_value(p, p->cont_d, buf, true);
+        return;
+    }
+    buf[trim_end(buf, sep)] = 0;
+    const char *value = buf + sep + 1;
+    while (*value == ' ' || *value == '\t')
+        value++;
+    key_value(p, buf, value);
+}
+
+/* One physical line: the whole syntax is here (see the top of the file). */
+static void read_line(struct parser *p, const char *c, size_t len)
+{
+    if (p->lineno == 1 && len >= 3 && memcmp(c, "\xEF\xBB\xBF", 3) == 0)
+        c += 3, len -= 3;
+    len = trim_end(c, len);
+    if (has_control_char(p, c, len))
+        return;
+    size_t indent = 0;
+    while (indent < len && (c[indent] == ' ' || c[indent] == '\t'))
+        indent++;
+    bool may_continue = indent && p->cont_d && p->cont_line == p->lineno - 1;
+    c += indent, len -= indent;
+    if (len == 0 || *c == ';' || *c == '#')
+        return;
+    if (*c == '[')
+        section_line(p, c, len);
+    else
+        assignment_line(p, c, len, may_continue);
 }
 
 /* -------------------------------------------------------- whole config */
 
-static int key_line(struct parser *p, int sec, const char *key)
+static int key_line(struct parser *p, enum section_id sec, const char *key)
 {
-    const struct directive *d = find_key(&sections[sec], key);
-    return p->global_seen[sec][d - sections[sec].keys];
+    const struct directive *d = find_key(&gw_config_sections[sec], key);
+    return p->global_seen[sec][d - gw_config_sections[sec].keys];
 }
 
 static int file_readable(const char *path, char *why, size_t n)
@@ -1182,7 +1211,7 @@ static int file_readable(const char *path, char *why, size_t n)
     if (stat(path, &st) < 0 ||
         (S_ISREG(st.st_mode) && (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)) {
         snprintf(why, n, "cannot read %s: %s", path, strerror(errno));
-        return -1;
+        return GW_EIO;
     }
     if (fd >= 0) {
         close(fd);
@@ -1190,7 +1219,7 @@ static int file_readable(const char *path, char *why, size_t n)
     }
     snprintf(why, n, "cannot read %s: %s", path,
              S_ISDIR(st.st_mode) ? "is a directory" : "not a regular file");
-    return -1;
+    return GW_EIO;
 }
 
 /* Relative T_FILE and T_DIR paths are relative to the config file, so
@@ -1204,15 +1233,15 @@ static int dir_usable(const char *path, char *why, size_t n)
                   : access(path, R_OK | X_OK) < 0    ? strerror(errno) : NULL;
     if (e)
         snprintf(why, n, "cannot use %s: %s", path, e);
-    return e ? -1 : 0;
+    return e ? GW_EIO : 0;
 }
 
 static void resolve_paths(struct parser *p)
 {
     char why[WHY_MAX];
     for (int s = 0; s < N_GLOBAL; s++) {
-        for (size_t i = 0; i < sections[s].n; i++) {
-            const struct directive *d = &sections[s].keys[i];
+        for (size_t i = 0; i < gw_config_sections[s].n; i++) {
+            const struct directive *d = &gw_config_sections[s].keys[i];
             char **f = (char **)(void *)((char *)p->cfg + d->off);
             if ((d->type != T_FILE && d->type != T_DIR) || !*f)
                 continue;
@@ -1228,7 +1257,7 @@ static void resolve_paths(struct parser *p)
                 *f = full;
             }
             if (d->type == T_DIR && dir_usable(*f, why, sizeof why) < 0)
-                report(p, p->global_seen[s][i], sections[s].name, d->key, "%s", why);
+                report(p, p->global_seen[s][i], gw_config_sections[s].name, d->key, "%s", why);
         }
     }
 }
@@ -1273,16 +1302,16 @@ static void check_route(struct parser *p, size_t k)
     for (size_t i = 0; i < r->n_origins; i++)
         any |= strcmp(r->origins[i], "*") == 0;
     if (any && r->n_origins > 1)
-        report(p, seen[find_key(&sections[S_ROUTE], "origins") - route_keys], sec,
+        report(p, seen[find_key(&gw_config_sections[S_ROUTE], "origins") - route_keys], sec,
                "origins", "'*' (any origin) cannot be combined with other origins");
     else if (any) {
-        clear_list(find_key(&sections[S_ROUTE], "origins"), (char *)r);
+        clear_list(find_key(&gw_config_sections[S_ROUTE], "origins"), (char *)r);
         r->origins_any = true;
     }
     for (size_t j = 0; j < k && r->path; j++) {
         const struct gw_route *o = &p->cfg->routes[j];
         if (o->path && strcmp(o->path, r->path) == 0) {
-            size_t pi = (size_t)(find_key(&sections[S_ROUTE], "path") - route_keys);
+            size_t pi = (size_t)(find_key(&gw_config_sections[S_ROUTE], "path") - route_keys);
             report(p, seen[pi], sec, "path", "%s is already used by [route %s] at "
                    "line %d", r->path, o->name, p->route_seen[j][pi]);
             break;
@@ -1306,9 +1335,9 @@ void gw_config_free(struct gw_config *cfg)
     if (!cfg)
         return;
     for (int s = 0; s < N_GLOBAL; s++)
-        for (size_t i = 0; i < sections[s].n; i++)
-            if (types[sections[s].keys[i].type].clear)
-                types[sections[s].keys[i].type].clear(&sections[s].keys[i],
+        for (size_t i = 0; i < gw_config_sections[s].n; i++)
+            if (types[gw_config_sections[s].keys[i].type].clear)
+                types[gw_config_sections[s].keys[i].type].clear(&gw_config_sections[s].keys[i],
                                                       (char *)cfg);
     for (size_t r = 0; r < cfg->n_routes; r++) {
         for (size_t i = 0; i < ARRAY_LEN(route_keys); i++)
@@ -1324,7 +1353,7 @@ void gw_config_free(struct gw_config *cfg)
 
 static struct gw_config *run(struct parser *p)
 {
-    p->sec = -1;
+    p->sec = S_NONE;
     p->cfg = calloc(1, sizeof *p->cfg);
     if (!p->cfg || !(p->cfg->file = strdup(p->name))) {
         report(p, 0, NULL, NULL, "out of memory");
@@ -1334,14 +1363,14 @@ static struct gw_config *run(struct parser *p)
     }
     for (int s = 0; s < N_GLOBAL; s++)
         apply_defaults(p, s, 0);
-    int rc = ini_parse_stream(read_line_cb, p, ON_VALUE, p);
-    finish_line(p);
+    const char *line;
+    size_t len;
+    while (next_line(p, &line, &len)) {
+        p->lineno++;
+        read_line(p, line, len);
+    }
     if (p->f && ferror(p->f))
         report(p, 0, NULL, NULL, "cannot read: %s", strerror(errno));
-    else if (rc == -2)
-        report(p, 0, NULL, NULL, "out of memory");
-    else if (rc > 0 && !p->n_errors) /* not expected: the reader finds them */
-        report(p, rc, NULL, NULL, "syntax error");
     if (!(p->f && ferror(p->f)))
         finish(p);
     flush_errors(p);

@@ -4,6 +4,7 @@
  *   pollgate -c FILE                 run the gateway
  *   pollgate -t -c FILE              check the configuration and exit
  *   pollgate --check-upstream -c FILE  handshake with every upstream
+ *   pollgate --config-doc=FORMAT     print the configuration reference
  */
 #include <getopt.h>
 #include <signal.h>
@@ -29,12 +30,27 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: pollgate [-t | --check-upstream] -c FILE\n"
+        "       pollgate --config-doc=ini|markdown|man\n"
         "  -c, --config FILE     configuration file (INI)\n"
         "  -t, --test            check the configuration and exit\n"
         "      --check-upstream  open a WebSocket to every route's upstream,\n"
         "                        close it cleanly, report, exit 0 if all ok\n"
+        "      --config-doc=FORMAT  print the configuration reference, made\n"
+        "                        from the parser's tables: ini (a commented\n"
+        "                        sample file), markdown or man (pollgate.ini(5))\n"
         "  -V, --version         print the version\n"
         "  -h, --help            this help\n");
+}
+
+static int config_doc(const char *format)
+{
+    enum gw_config_doc_format fmt;
+    if (gw_config_doc_format_parse(format, &fmt) < 0) {
+        fprintf(stderr, "pollgate: --config-doc: unknown format '%s' "
+                "(ini, markdown or man)\n", format);
+        return 2;
+    }
+    return gw_config_doc(stdout, fmt) < 0 ? 1 : 0;
 }
 
 static void print_diag(const struct gw_diag *d)
@@ -45,11 +61,12 @@ static void print_diag(const struct gw_diag *d)
 
 int main(int argc, char **argv)
 {
-    enum { OPT_CHECK_UPSTREAM = 256 };
+    enum { OPT_CHECK_UPSTREAM = 256, OPT_CONFIG_DOC };
     static const struct option longopts[] = {
         { "config", required_argument, NULL, 'c' },
         { "test", no_argument, NULL, 't' },
         { "check-upstream", no_argument, NULL, OPT_CHECK_UPSTREAM },
+        { "config-doc", required_argument, NULL, OPT_CONFIG_DOC },
         { "version", no_argument, NULL, 'V' },
         { "help", no_argument, NULL, 'h' },
         { NULL, 0, NULL, 0 },
@@ -62,6 +79,7 @@ int main(int argc, char **argv)
         case 'c': file = optarg; break;
         case 't': test_only = true; break;
         case OPT_CHECK_UPSTREAM: check_up = true; break;
+        case OPT_CONFIG_DOC: return config_doc(optarg);
         case 'V': printf("pollgate %s\n", PACKAGE_VERSION); return 0;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 2;

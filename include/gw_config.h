@@ -1,7 +1,8 @@
 /*
  * gw_config.h - the INI file (conf/pollgate.ini) -> typed struct, through a
  * declarative table of directives (section, key, type, offset, default,
- * range) parsed generically, as nginx does. Parsing uses libinih.
+ * range, help) parsed generically, as nginx does; the same tables generate
+ * the documentation (gw_config_doc).
  * Pure: no sockets; the only I/O is reading the file (and checking that
  * TLS files named in it are readable).
  */
@@ -9,6 +10,9 @@
 #define GW_CONFIG_H
 
 #include "gw_common.h"
+#include "gw_log.h"
+
+#include <stdio.h>
 
 enum gw_overflow { GW_OVERFLOW_PAUSE = 0, GW_OVERFLOW_DROP_OLDEST, GW_OVERFLOW_CLOSE };
 /* What a SockJS session does with a binary upstream message (SockJS
@@ -36,7 +40,7 @@ struct gw_route {
     uint64_t response_limit;      /* bytes per streaming response */
     uint64_t disconnect_delay_ms; /* session kept this long without a receiving request */
     bool cookie_needed;     /* JSESSIONID cookie for sticky load balancers */
-    int sockjs_binary;      /* enum gw_sockjs_binary */
+    enum gw_sockjs_binary sockjs_binary;
 };
 
 struct gw_config {
@@ -45,7 +49,7 @@ struct gw_config {
     /* [gateway] */
     char *listen_host;      /* "127.0.0.1", "::1", "0.0.0.0" ... */
     uint16_t listen_port;
-    int log_level;          /* enum gw_log_level */
+    enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
     char *static_root;      /* directory served at "/" (demo page), or NULL;
@@ -58,7 +62,7 @@ struct gw_config {
     uint64_t max_lifetime_ms;   /* 0 = unlimited */
     uint64_t buffer_bytes;
     uint64_t buffer_messages;
-    int overflow;               /* enum gw_overflow */
+    enum gw_overflow overflow;
     uint64_t send_buffer_bytes;
     uint64_t max_batch;
     uint64_t max_sessions;
@@ -101,5 +105,20 @@ struct gw_config *gw_config_parse_string(const char *text, const char *name,
                                          struct gw_diag *diag);
 
 void gw_config_free(struct gw_config *cfg);
+
+/* Documentation generated from the same tables the parser uses: every
+ * section and key with its help, type, range and default. */
+enum gw_config_doc_format {
+    GW_CONFIG_DOC_INI = 0,  /* the commented sample file, conf/pollgate.ini */
+    GW_CONFIG_DOC_MARKDOWN, /* the README's configuration reference */
+    GW_CONFIG_DOC_MAN,      /* pollgate.ini(5), roff: doc/pollgate.ini.5 */
+};
+
+/* "ini", "markdown" or "man" -> *fmt. Returns 0 or GW_EINVAL. */
+int gw_config_doc_format_parse(const char *name, enum gw_config_doc_format *fmt);
+
+/* Write the documentation to out (borrowed). Returns 0, GW_EINVAL (unknown
+ * format) or GW_EIO (write error). */
+int gw_config_doc(FILE *out, enum gw_config_doc_format fmt);
 
 #endif

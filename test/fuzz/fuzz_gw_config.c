@@ -8,7 +8,7 @@
  *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
  *       gateway/gw_common.c gateway/gw_log.c gateway/ws_handshake.c \
  *       gateway/gw_config.c test/fuzz/fuzz_gw_config.c \
- *       -linih -lhttp_parser -lcrypto -o fuzz_gw_config
+ *       -lhttp_parser -lcrypto -o fuzz_gw_config
  *   ./fuzz_gw_config -max_len=4096 corpus/ conf/
  */
 #include <stdint.h>

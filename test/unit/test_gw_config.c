@@ -355,7 +355,7 @@ static const struct {
     { ROUTE "[session]\nheartbeat ;= 5s\n", 5, "syntax error" },
     { ROUTE "[session]\n = 5s\n", 5, "[session]: missing key name" },
     { ROUTE "[session]\nheartbeat = 5s\x01\n", 5, "control character 0x01" },
-    { ROUTE "forward_headers = X-" LONG200 "\n", 4, "line too long (220 characters without comment; libinih reads at most 198)" },
+    { ROUTE "forward_headers = X-" LONG200 "\n", 4, "line too long (220 characters without comment; at most 198)" },
     { ROUTE "[session]\nheartbeat: 5s\n", 5, "syntax error" },
     /* keys */
     { "[session]\npoll_timeout = 5s\nfoo = 1\n" ROUTE, 3, "[session] foo: unknown key" },
@@ -944,6 +944,165 @@ static void test_load(void **state)
     free(dir);
 }
 
+/* ------------------------------------------- documentation from the tables */
+
+static char *read_all(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f)
+        fail_msg("cannot open %s", path);
+    static char text[1 << 17];
+    size_t n = fread(text, 1, sizeof text - 1, f);
+    fclose(f);
+    text[n] = 0;
+    return text;
+}
+
+static char *doc(enum gw_config_doc_format fmt)
+{
+    char *out = NULL;
+    size_t len = 0;
+    FILE *f = open_memstream(&out, &len);
+    assert_non_null(f);
+    assert_int_equal(gw_config_doc(f, fmt), 0);
+    fclose(f);
+    return out;
+}
+
+static const char *srcdir(void)
+{
+    const char *src = getenv("POLLGATE_SRCDIR");
+    if (!src)
+        src = getenv("SRCDIR");
+    return src ? src : ".";
+}
+
+static void expect_same(const char *what, const char *want, const char *got)
+{
+    if (strcmp(want, got) == 0)
+        return;
+    size_t i = 0;
+    while (want[i] && want[i] == got[i])
+        i++;
+    fail_msg("%s differs from the tables in gateway/gw_config.c at byte %zu "
+             "(run make config-doc): generated '%.60s'", what, i, got + i);
+}
+
+/* The three committed copies are exactly what the tables generate. */
+static void test_doc_in_sync(void **state)
+{
+    (void)state;
+    char path[1024];
+    char *ini = doc(GW_CONFIG_DOC_INI), *man = doc(GW_CONFIG_DOC_MAN);
+    char *md = doc(GW_CONFIG_DOC_MARKDOWN);
+    snprintf(path, sizeof path, "%s/conf/pollgate.ini", srcdir());
+    expect_same("conf/pollgate.ini", read_all(path), ini);
+    snprintf(path, sizeof path, "%s/doc/pollgate.ini.5", srcdir());
+    expect_same("doc/pollgate.ini.5", read_all(path), man);
+    snprintf(path, sizeof path, "%s/README.md", srcdir());
+    char *readme = read_all(path);
+    char *begin = strstr(readme, "<!-- config-doc begin -->\n");
+    char *end = begin ? strstr(begin, "<!-- config-doc end -->") : NULL;
+    assert_non_null(end);
+    *end = 0;
+    expect_same("README.md's configuration reference",
+                begin + strlen("<!-- config-doc begin -->\n"), md);
+    free(ini);
+    free(man);
+    free(md);
+}
+
+/* Whatever the copies say: every key is documented, with its default, in
+ * every format, and the sample file sets every key. */
+static void test_doc_every_key(void **state)
+{
+    (void)state;
+    static const char *const defaults[] = {
+        "127.0.0.1:8080", "info", "1MiB", "60s", "25s", "30s", "10000",
+        "pause", "1000", "100000", "1GiB", "10s", "20s", "/sockjs.min.js",
+        "128KiB", "5s", "close", "Cookie, Authorization, User-Agent, Accept-Language",
+        "0 or 1s-8760h", "One of: error, warn, info, debug",
+        "Size, 1KiB-1024GiB", "Duration, 100ms-10m", "Size, 125B-1GiB",
+    };
+    for (int fmt = GW_CONFIG_DOC_INI; fmt <= GW_CONFIG_DOC_MAN; fmt++) {
+        char *text = doc((enum gw_config_doc_format)fmt);
+        for (size_t i = 0; i < sizeof all_keys / sizeof *all_keys; i++) {
+            char needle[64];
+            snprintf(needle, sizeof needle, fmt == GW_CONFIG_DOC_INI ? "\n%s ="
+                     : fmt == GW_CONFIG_DOC_MAN ? "\n.B %s\n" : "| `%s` |",
+                     all_keys[i]);
+            if (!strstr(text, needle))
+                fail_msg("format %d does not document %s", fmt, all_keys[i]);
+        }
+        for (size_t i = 0; i < sizeof defaults / sizeof *defaults; i++)
+            if (!strstr(text, defaults[i]))
+                fail_msg("format %d does not show '%s'", fmt, defaults[i]);
+        free(text);
+    }
+}
+
+/* The generated sample file loads (from a directory where its relative
+ * static_root exists) and holds the defaults. */
+static void test_doc_ini_loads(void **state)
+{
+    (void)state;
+    char *ini = doc(GW_CONFIG_DOC_INI);
+    char dir[] = "/tmp/pg_doc_XXXXXX", path[256], www[256];
+    assert_non_null(mkdtemp(dir));
+    snprintf(path, sizeof path, "%s/conf", dir);
+    assert_int_equal(mkdir(path, 0700), 0);
+    snprintf(www, sizeof www, "%s/contrib", dir);
+    assert_int_equal(mkdir(www, 0700), 0);
+    snprintf(www, sizeof www, "%s/contrib/www", dir);
+    assert_int_equal(mkdir(www, 0700), 0);
+    snprintf(path, sizeof path, "%s/conf/pollgate.ini", dir);
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(ini, f);
+    fclose(f);
+    struct gw_diag d = { 0 };
+    struct gw_config *c = gw_config_load(path, &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    check_defaults(c);
+    check_default_route_keys(&c->routes[0]);
+    gw_config_free(c);
+    unlink(path);
+    snprintf(path, sizeof path, "%s/conf", dir);
+    rmdir(path);
+    rmdir(www);
+    snprintf(www, sizeof www, "%s/contrib", dir);
+    rmdir(www);
+    rmdir(dir);
+    free(ini);
+}
+
+static void test_doc_formats(void **state)
+{
+    (void)state;
+    enum gw_config_doc_format fmt = GW_CONFIG_DOC_INI;
+    assert_int_equal(gw_config_doc_format_parse("markdown", &fmt), 0);
+    assert_int_equal(fmt, GW_CONFIG_DOC_MARKDOWN);
+    assert_int_equal(gw_config_doc_format_parse("man", &fmt), 0);
+    assert_int_equal(fmt, GW_CONFIG_DOC_MAN);
+    assert_int_equal(gw_config_doc_format_parse("ini", &fmt), 0);
+    assert_int_equal(fmt, GW_CONFIG_DOC_INI);
+    assert_int_equal(gw_config_doc_format_parse("html", &fmt), GW_EINVAL);
+    assert_int_equal(gw_config_doc_format_parse("", &fmt), GW_EINVAL);
+    assert_int_equal(gw_config_doc_format_parse(NULL, &fmt), GW_EINVAL);
+    FILE *ro = fopen("/dev/null", "r"); /* writes fail */
+    assert_non_null(ro);
+    assert_int_equal(gw_config_doc(ro, GW_CONFIG_DOC_INI), GW_EIO);
+    assert_int_equal(gw_config_doc(ro, (enum gw_config_doc_format)7), GW_EINVAL);
+    fclose(ro);
+    /* roff: no line of the page starts with a stray '.' or '\'' */
+    char *man = doc(GW_CONFIG_DOC_MAN);
+    assert_null(strstr(man, "\n'"));
+    assert_non_null(strstr(man, ".TH POLLGATE.INI 5"));
+    free(man);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -962,6 +1121,10 @@ int main(void)
         cmocka_unit_test(test_listen_bad),
         cmocka_unit_test(test_continuation),
         cmocka_unit_test(test_lines_after_long_line),
+        cmocka_unit_test(test_doc_in_sync),
+        cmocka_unit_test(test_doc_every_key),
+        cmocka_unit_test(test_doc_ini_loads),
+        cmocka_unit_test(test_doc_formats),
         cmocka_unit_test(test_syntax_details),
         cmocka_unit_test(test_log_level_names),
         cmocka_unit_test(test_normalisation),

@@ -15,10 +15,10 @@ test('--config-doc=ini prints conf/pollgate.ini, exit 0', async (t) => {
   assert.equal(r.stdout, readFileSync(path.join(SRCDIR, 'conf/pollgate.ini'), 'utf8'));
 });
 
-test('--config-doc=man prints doc/pollgate.ini.5', async (t) => {
+test('--config-doc=man prints contrib/man/pollgate.ini.5', async (t) => {
   const r = await runPollgate(t, ['--config-doc', 'man']);
   assert.equal(r.code, 0, describeRun(r));
-  assert.equal(r.stdout, readFileSync(path.join(SRCDIR, 'doc/pollgate.ini.5'), 'utf8'));
+  assert.equal(r.stdout, readFileSync(path.join(SRCDIR, 'contrib/man/pollgate.ini.5'), 'utf8'));
 });
 
 test('--config-doc=markdown prints the README reference', async (t) => {

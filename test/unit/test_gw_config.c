@@ -997,8 +997,8 @@ static void test_doc_in_sync(void **state)
     char *md = doc(GW_CONFIG_DOC_MARKDOWN);
     snprintf(path, sizeof path, "%s/conf/pollgate.ini", srcdir());
     expect_same("conf/pollgate.ini", read_all(path), ini);
-    snprintf(path, sizeof path, "%s/doc/pollgate.ini.5", srcdir());
-    expect_same("doc/pollgate.ini.5", read_all(path), man);
+    snprintf(path, sizeof path, "%s/contrib/man/pollgate.ini.5", srcdir());
+    expect_same("contrib/man/pollgate.ini.5", read_all(path), man);
     snprintf(path, sizeof path, "%s/README.md", srcdir());
     char *readme = read_all(path);
     char *begin = strstr(readme, "<!-- config-doc begin -->\n");

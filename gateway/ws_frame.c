@@ -463,8 +463,9 @@ static int read_data(struct ws_decoder *d, const uint8_t *data, size_t len,
     if (!d->server) {
         if ((rc = check_text(d, p, n)) < 0 || (rc = buf_append(d, p, n)) < 0)
             return rc;
-    } else {
-        /* Unmask in the reassembly buffer, then validate what it holds. */
+    } else if (n) {
+        /* Unmask in the reassembly buffer, then validate what it holds
+         * (n == 0: nothing to do, and buf may still be NULL). */
         size_t at = d->buf_len;
         if ((rc = buf_append(d, p, n)) < 0)
             return rc;

@@ -93,7 +93,7 @@ static void log_event(struct log *l, const struct ws_event *ev,
     if (ev->type == WS_EV_TEXT)
         CHECK(ws_utf8_valid(ev->data, ev->len));
     if (ev->type == WS_EV_TEXT || ev->type == WS_EV_BINARY)
-        CHECK(ev->len <= max);
+        CHECK(max == 0 || ev->len <= max); /* 0 = unlimited */
     else
         CHECK(ev->len <= WS_CONTROL_MAX);
     if (ev->type == WS_EV_CLOSE)

@@ -1213,6 +1213,13 @@ static void test_server_rfc_masked_hello(void **state)
     decode_stream(&r, plain, sizeof plain, 0, 1024);
     assert_string_equal(r.why, "unmasked frame from client");
     run_free(&r);
+    /* empty masked frames first thing, before any buffer exists (found by
+     * fuzz_ws_server: pointer arithmetic on the NULL buffer) */
+    static const uint8_t empty[] = {0x81, 0x80, 1, 2, 3, 4};
+    expect_one(empty, sizeof empty, 1024, WS_EV_TEXT, "", 0);
+    static const uint8_t empty_frag[] = {0x02, 0x80, 1, 2, 3, 4,
+                                         0x80, 0x80, 5, 6, 7, 8};
+    expect_one(empty_frag, sizeof empty_frag, 1024, WS_EV_BINARY, "", 0);
     g_server = false;
 }
 

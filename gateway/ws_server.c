@@ -629,6 +629,8 @@ struct ws_server *ws_server_accept(struct evhttp_request *req,
     struct ws_upgrade up;
     if (!req || !cb) {
         gw_error_set(err, GW_EINVAL, "ws_server_accept: missing argument");
+        if (req)
+            reject_internal(req);
         return NULL;
     }
     if (ws_server_check(req, &up) < 0) {

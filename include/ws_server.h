@@ -94,8 +94,8 @@ void ws_server_reject(struct evhttp_request *req, const struct ws_upgrade *up);
  * Take the connection of req over. Call it from the request callback or
  * later, while req is still unanswered. If req is not a valid upgrade
  * request, answers it with the right error (ws_server_reject) and returns
- * NULL with err GW_EPROTO; on another failure answers 500 and returns NULL
- * (GW_ENOMEM, GW_ESTATE). Otherwise queues the 101 and returns the new
+ * NULL with err GW_EPROTO; on another failure (GW_EINVAL without cb,
+ * GW_ENOMEM, GW_ESTATE) answers 500 and returns NULL. Otherwise queues the 101 and returns the new
  * connection: from then on req belongs to it (do not answer or free it).
  */
 struct ws_server *ws_server_accept(struct evhttp_request *req,
@@ -124,8 +124,10 @@ size_t ws_server_pending_bytes(const struct ws_server *s);
 const char *ws_server_protocol(const struct ws_server *s);
 bool ws_server_is_open(const struct ws_server *s);
 
-/* Release (closes the socket). Safe anytime, also inside the connection's
- * own callbacks (then deferred); no callback fires after it. NULL ok. */
+/* Release: closes the socket at once, discarding output not yet written
+ * (use ws_server_close for an orderly end). Safe anytime, also inside the
+ * connection's own callbacks (then deferred); no callback fires after it.
+ * NULL ok. */
 void ws_server_free(struct ws_server *s);
 
 #endif

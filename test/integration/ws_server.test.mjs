@@ -367,6 +367,26 @@ describe('ws_server with a misbehaving client (raw TCP)', () => {
     assert.ok(Buffer.compare(bin.payload, patternBytes(100000, 3)) === 0);
   });
 
+  test('ws_server_free inside on_message drops the connection, no on_close', async (t) => {
+    const echo = await startEcho(t);
+    const c = rawClient(echo.port, { after: Buffer.concat([mtext('one'), mtext('free'), mtext('never')]) });
+    await c.ready;
+    await c.ended;
+    await echo.waitStdout(/^freed$/);
+    await sleep(300);
+    const texts = c.frames.filter((f) => f.opcode === OP.TEXT).map((f) => f.payload.toString());
+    // (the free is abrupt: output not yet written, the 101 included, is
+    // discarded with the socket)
+    assert.ok(texts.every((x) => x === 'one') && texts.length <= 1, texts.join());
+    assert.ok(!echo.stdoutLines.some((l) => l.startsWith('close ')));
+    assert.ok(!echo.stdoutLines.includes('message text 5'), 'a message after the free was delivered');
+    // the server goes on serving others
+    const d = wsOpen(echo.url);
+    await d.opened;
+    d.ws.close();
+    await d.closed;
+  });
+
   test('permessage-deflate is declined (no extension in the 101)', async (t) => {
     const echo = await startEcho(t);
     const req = upgradeRequest({

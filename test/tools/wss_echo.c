@@ -12,7 +12,8 @@
  *   close code=<n> clean=<0|1> by_browser=<0|1> reason=<hex> detail=<text>
  *
  * A text message "close <code> <reason>" makes the server close with that
- * code instead of echoing. The server stops reading while its output to a
+ * code instead of echoing; "free" frees the connection from inside
+ * on_message (it is dropped at once, with no close line). The server stops reading while its output to a
  * browser is over --output-limit (back-pressure) and resumes on drained.
  * SIGTERM/SIGINT end it (exit 0).
  */
@@ -60,6 +61,13 @@ static void message_cb(struct ws_server *s, bool binary, const uint8_t *data,
         char *end;
         long code = strtol(buf + 6, &end, 10);
         ws_server_close(s, (uint16_t)code, *end == ' ' ? end + 1 : "");
+        return;
+    }
+    if (!binary && len == 4 && memcmp(data, "free", 4) == 0) {
+        printf("freed\n");
+        list_del(c);
+        ws_server_free(s); /* inside its callback: deferred, no on_close */
+        free(c);
         return;
     }
     int rc = ws_server_send(s, binary, data, len);

@@ -1,6 +1,7 @@
 /*
  * ws_frame.c - RFC 6455 frame codec: header encoder, masking, close
- * payloads, and the incremental client-side message decoder.
+ * payloads, and the incremental message decoder for either side (a client
+ * decoder wants unmasked frames, a server decoder masked ones).
  *
  * The decoder is a small state machine driven by the caller's bytes:
  *
@@ -14,7 +15,8 @@
  *
  * Payloads take one of three paths:
  *  - an unfragmented data frame or a control frame wholly in the input is
- *    delivered in place (zero copy);
+ *    delivered in place (zero copy), unless it is masked (server side: the
+ *    input is const, so it is unmasked into one of the two buffers below);
  *  - other data frames are appended to the reassembly buffer d->buf, which
  *    is reused from message to message and only released when a message
  *    made it larger than DECODER_KEEP_MAX;
@@ -143,6 +145,8 @@ bool ws_close_code_valid(uint16_t code)
 
 struct ws_decoder {
     uint64_t max_message;  /* effective limit, never 0 */
+    bool server;           /* frames must be masked (from a client) */
+    uint8_t mask[4];       /* current frame's masking key */
 
     /* frame header being collected (only when it arrived split) */
     uint8_t hdr[WS_FRAME_HEADER_MAX];
@@ -178,7 +182,7 @@ struct ws_decoder {
 
 static const uint8_t empty_payload[1];
 
-struct ws_decoder *ws_decoder_new(uint64_t max_message)
+static struct ws_decoder *decoder_new(uint64_t max_message, bool server)
 {
     struct ws_decoder *d = calloc(1, sizeof *d);
     if (!d)
@@ -188,8 +192,19 @@ struct ws_decoder *ws_decoder_new(uint64_t max_message)
     if (max_message == 0 || max_message > SIZE_MAX)
         max_message = SIZE_MAX;
     d->max_message = max_message;
+    d->server = server;
     d->hdr_need = 2;
     return d;
+}
+
+struct ws_decoder *ws_decoder_new(uint64_t max_message)
+{
+    return decoder_new(max_message, false);
+}
+
+struct ws_decoder *ws_decoder_new_server(uint64_t max_message)
+{
+    return decoder_new(max_message, true);
 }
 
 void ws_decoder_free(struct ws_decoder *d)
@@ -289,7 +304,9 @@ static int check_first_two(struct ws_decoder *d, uint8_t b0, uint8_t b1)
         return FAIL_PROTO(d, "reserved bits set");
     if (!opcode_known(op))
         return FAIL_PROTO(d, "reserved opcode");
-    if (b1 & 0x80)
+    if (d->server && !(b1 & 0x80))
+        return FAIL_PROTO(d, "unmasked frame from client");
+    if (!d->server && (b1 & 0x80))
         return FAIL_PROTO(d, "masked frame from server");
     if (opcode_is_control(op)) {
         if (!(b0 & 0x80))
@@ -307,11 +324,12 @@ static int check_first_two(struct ws_decoder *d, uint8_t b0, uint8_t b1)
     return 0;
 }
 
-/* Header size implied by byte 1 (the mask bit is refused earlier). */
+/* Header size implied by byte 1 (a wrong mask bit is refused earlier). */
 static uint8_t header_size_from(uint8_t b1)
 {
     uint8_t len7 = b1 & 0x7F;
-    return len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
+    uint8_t n = len7 < 126 ? 2 : len7 == 126 ? 4 : 10;
+    return (uint8_t)(n + (b1 & 0x80 ? 4 : 0));
 }
 
 /* Parse a complete header at h and enter the payload state. */
@@ -344,6 +362,8 @@ static int parse_header(struct ws_decoder *d, const uint8_t *h)
         }
         d->msg_len += len;
     }
+    if (d->server)
+        memcpy(d->mask, h + header_size_from(h[1]) - 4, 4);
     d->fin = (h[0] & 0x80) != 0;
     d->opcode = op;
     d->frame_len = len;
@@ -429,8 +449,8 @@ static int read_data(struct ws_decoder *d, const uint8_t *data, size_t len,
     uint64_t left = d->frame_len - d->frame_got;
     int rc;
 
-    if (d->fin && d->opcode != WS_OP_CONT && d->frame_got == 0 &&
-        left <= avail) {
+    if (!d->server && d->fin && d->opcode != WS_OP_CONT &&
+        d->frame_got == 0 && left <= avail) {
         /* Unfragmented and wholly in this input: deliver in place. */
         size_t n = (size_t)left;
         if ((rc = check_text(d, p, n)) < 0)
@@ -440,8 +460,19 @@ static int read_data(struct ws_decoder *d, const uint8_t *data, size_t len,
         return finish_message(d, p, n, ev);
     }
     size_t n = left < avail ? (size_t)left : avail;
-    if ((rc = check_text(d, p, n)) < 0 || (rc = buf_append(d, p, n)) < 0)
-        return rc;
+    if (!d->server) {
+        if ((rc = check_text(d, p, n)) < 0 || (rc = buf_append(d, p, n)) < 0)
+            return rc;
+    } else if (n) {
+        /* Unmask in the reassembly buffer, then validate what it holds
+         * (n == 0: nothing to do, and buf may still be NULL). */
+        size_t at = d->buf_len;
+        if ((rc = buf_append(d, p, n)) < 0)
+            return rc;
+        ws_frame_mask(d->buf + at, n, d->mask, (size_t)d->frame_got);
+        if ((rc = check_text(d, d->buf + at, n)) < 0)
+            return rc;
+    }
     *pos += n;
     d->frame_got += n;
     if (d->frame_got < d->frame_len)
@@ -486,11 +517,15 @@ static int read_control(struct ws_decoder *d, const uint8_t *data, size_t len,
     const uint8_t *p = data + *pos;
     size_t n = (size_t)d->frame_len;
 
-    if (d->frame_got == 0 && left <= avail) {
+    if (!d->server && d->frame_got == 0 && left <= avail) {
         *pos += left; /* whole: deliver in place */
     } else {
         size_t k = left < avail ? left : avail;
-        memcpy(d->ctl + d->frame_got, p, k);
+        if (d->server)
+            ws_frame_mask_copy(d->ctl + d->frame_got, p, k, d->mask,
+                               (size_t)d->frame_got);
+        else
+            memcpy(d->ctl + d->frame_got, p, k);
         d->frame_got += k;
         *pos += k;
         if (d->frame_got < d->frame_len)

@@ -1,6 +1,8 @@
 /*
  * ws_handshake.c - ws:// URL parsing, the client opening handshake request
- * and an incremental parser for the server's 101 response (RFC 6455 4.1).
+ * and an incremental parser for the server's 101 response (RFC 6455 4.1);
+ * the server side: checking a browser's upgrade request and the 101
+ * answer (RFC 6455 4.2).
  *
  * The response parser sits on Debian's libhttp-parser (2.9). It returns 2
  * from on_headers_complete, which makes http_parser_execute stop exactly
@@ -876,3 +878,145 @@ const char *ws_handshake_resp_error(const struct ws_handshake_resp *r)
 {
     return r->errmsg;
 }
+
+/* ------------------------------------------- server side (from browsers) */
+
+static int up_verdict(struct ws_upgrade *up, enum ws_upgrade_result r)
+{
+    static const struct {
+        int status;
+        const char *reason, *body, *name, *value;
+    } t[] = {
+        [WS_UP_OK] = {101, "Switching Protocols", "", NULL, NULL},
+        [WS_UP_METHOD] = {405, "Method Not Allowed", "", "Allow", "GET"},
+        [WS_UP_NO_UPGRADE] = {400, "Bad Request",
+                              "Can \"Upgrade\" only to \"WebSocket\".", NULL,
+                              NULL},
+        [WS_UP_NO_CONNECTION] = {400, "Bad Request",
+                                 "\"Connection\" must be \"Upgrade\".", NULL,
+                                 NULL},
+        [WS_UP_VERSION] = {426, "Upgrade Required",
+                           "Unsupported \"Sec-WebSocket-Version\": only 13.",
+                           "Sec-WebSocket-Version", "13"},
+        [WS_UP_BAD_KEY] = {400, "Bad Request",
+                           "Missing or invalid \"Sec-WebSocket-Key\".", NULL,
+                           NULL},
+    };
+    up->result = r;
+    up->status = t[r].status;
+    up->reason = t[r].reason;
+    up->body = t[r].body;
+    up->extra_name = t[r].name;
+    up->extra_value = t[r].value;
+    return r == WS_UP_OK ? 0 : GW_EPROTO;
+}
+
+static bool value_has(const char *v, const char *tok)
+{
+    return v && list_has(v, strlen(v), tok, strlen(tok), true);
+}
+
+/* The base64 of exactly 16 bytes: 22 characters, then "==". The last
+ * character must leave the 4 unused bits zero (A, Q, g or w). */
+static bool key_valid(const char *k)
+{
+    if (!k || strlen(k) != 24 || strcmp(k + 22, "==") != 0)
+        return false;
+    for (size_t i = 0; i < 22; i++)
+        if (!isalnum((unsigned char)k[i]) && k[i] != '+' && k[i] != '/')
+            return false;
+    return strchr("AQgw", k[21]) != NULL;
+}
+
+int ws_handshake_check_request(const char *method, ws_header_get_fn get,
+                               void *arg, struct ws_upgrade *up)
+{
+    memset(up, 0, sizeof *up);
+    if (!method || strcmp(method, "GET") != 0)
+        return up_verdict(up, WS_UP_METHOD);
+    if (!value_has(get(arg, "Upgrade"), "websocket"))
+        return up_verdict(up, WS_UP_NO_UPGRADE);
+    if (!value_has(get(arg, "Connection"), "upgrade"))
+        return up_verdict(up, WS_UP_NO_CONNECTION);
+    const char *v = get(arg, "Sec-WebSocket-Version");
+    size_t vn = v ? strlen(v) : 0;
+    if (v)
+        trim_ows(&v, &vn);
+    if (!v || vn != 2 || memcmp(v, "13", 2) != 0)
+        return up_verdict(up, WS_UP_VERSION);
+    const char *k = get(arg, "Sec-WebSocket-Key");
+    size_t kn = k ? strlen(k) : 0;
+    if (k)
+        trim_ows(&k, &kn);
+    char key[25];
+    if (!k || kn != 24)
+        return up_verdict(up, WS_UP_BAD_KEY);
+    memcpy(key, k, 24);
+    key[24] = 0;
+    if (!key_valid(key))
+        return up_verdict(up, WS_UP_BAD_KEY);
+    memcpy(up->key, key, sizeof key);
+    up->protocols = get(arg, "Sec-WebSocket-Protocol");
+    return up_verdict(up, WS_UP_OK);
+}
+
+const char *ws_header_list_get(void *list, const char *name)
+{
+    const struct ws_header_list *l = list;
+    for (size_t i = 0; i < l->n; i++)
+        if (l->h[i].name && strcasecmp(l->h[i].name, name) == 0)
+            return l->h[i].value;
+    return NULL;
+}
+
+int ws_handshake_select_protocol(const char *offered, const char *acceptable,
+                                 char *out, size_t out_size)
+{
+    if (out_size)
+        out[0] = 0;
+    if (list_is_blank(offered) || list_is_blank(acceptable))
+        return 0;
+    const char *p = acceptable, *end = acceptable + strlen(acceptable), *el;
+    size_t n;
+    while (list_next(&p, end, &el, &n)) {
+        if (!is_token(el, n) ||
+            !list_has(offered, strlen(offered), el, n, false))
+            continue;
+        if (n >= out_size)
+            return GW_ETOOBIG;
+        memcpy(out, el, n);
+        out[n] = 0;
+        return 1;
+    }
+    return 0;
+}
+
+int ws_handshake_build_response(struct gw_buf *out, const char *key,
+                                const char *protocol)
+{
+    if (!key || !is_base64(key) ||
+        (protocol && !is_token(protocol, strlen(protocol))))
+        return GW_EINVAL;
+    char accept[29];
+    ws_handshake_accept(key, accept);
+    if (!accept[0])
+        return GW_ENOMEM;
+    size_t old = out->len;
+    int rc = gw_buf_appendf(out,
+                            "HTTP/1.1 101 Switching Protocols\r\n"
+                            "Upgrade: websocket\r\n"
+                            "Connection: Upgrade\r\n"
+                            "Sec-WebSocket-Accept: %s\r\n",
+                            accept);
+    if (rc == 0 && protocol)
+        rc = gw_buf_appendf(out, "Sec-WebSocket-Protocol: %s\r\n", protocol);
+    if (rc == 0)
+        rc = gw_buf_append(out, "\r\n", 2);
+    if (rc < 0) {
+        out->len = old;
+        if (out->data)
+            out->data[old] = 0;
+    }
+    return rc;
+}
+

@@ -2,8 +2,10 @@
  * ws_frame.h - RFC 6455 frame codec. Pure: no sockets, no allocation on the
  * encode path, bytes come and go through the caller (after wslay).
  *
- * Decoder: an incremental message decoder for the CLIENT side (it expects
- * unmasked frames from a server; a masked server frame is a protocol error).
+ * Decoder: an incremental message decoder for either side. A client decoder
+ * (ws_decoder_new) expects unmasked frames from a server; a server decoder
+ * (ws_decoder_new_server) expects masked frames from a client and unmasks
+ * them. A frame with the wrong mask bit is a protocol error (1002).
  * Feed it any split of the byte stream; it reassembles fragmented messages,
  * lets control frames interleave, validates text as UTF-8 incrementally and
  * enforces the message size limit, returning one event at a time.
@@ -104,6 +106,11 @@ struct ws_decoder;  /* opaque */
  * (0 = unlimited; pollgate always sets it). Returns NULL on ENOMEM.
  */
 struct ws_decoder *ws_decoder_new(uint64_t max_message);
+/* The same for the server side: every frame must be masked (RFC 6455 5.1,
+ * 1002 "unmasked frame from client" otherwise). Events carry the unmasked
+ * payload; every payload is copied once (unmasked) into the decoder's
+ * buffers, as the input is const. */
+struct ws_decoder *ws_decoder_new_server(uint64_t max_message);
 void ws_decoder_free(struct ws_decoder *d);
 
 /*

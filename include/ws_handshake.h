@@ -1,7 +1,9 @@
 /*
  * ws_handshake.h - WebSocket URL parsing, opening-handshake request builder
- * and incremental 101 response parser (client side, RFC 6455 section 4).
- * Pure: no sockets. The response parser uses Debian's libhttp-parser.
+ * and incremental 101 response parser (client side, RFC 6455 section 4),
+ * and the server side: validating a browser's upgrade request and building
+ * the 101 answer (RFC 6455 section 4.2). Pure: no sockets. The response
+ * parser uses Debian's libhttp-parser.
  */
 #ifndef WS_HANDSHAKE_H
 #define WS_HANDSHAKE_H
@@ -117,5 +119,79 @@ const char *ws_handshake_resp_protocol(const struct ws_handshake_resp *r);
  * "" while there is none; peer text in it is sanitised to printable
  * ASCII. Borrowed from r. */
 const char *ws_handshake_resp_error(const struct ws_handshake_resp *r);
+
+/* ------------------------------------------- server side (from browsers) */
+
+/*
+ * Verdict on a browser's upgrade request, in the order the checks run.
+ * The texts are those of the SockJS reference server, so clients that
+ * know them see the same answers.
+ */
+enum ws_upgrade_result {
+    WS_UP_OK = 0,          /* 101 */
+    WS_UP_METHOD,          /* 405, Allow: GET, empty body */
+    WS_UP_NO_UPGRADE,      /* 400 Can "Upgrade" only to "WebSocket". */
+    WS_UP_NO_CONNECTION,   /* 400 "Connection" must be "Upgrade". */
+    WS_UP_VERSION,         /* 426, Sec-WebSocket-Version: 13 (missing or
+                              other version) */
+    WS_UP_BAD_KEY,         /* 400, Sec-WebSocket-Key missing or not the
+                              base64 of 16 bytes */
+};
+
+/* Header lookup: the first value of header name (case-insensitive), or
+ * NULL; borrowed for as long as the request lives. */
+typedef const char *(*ws_header_get_fn)(void *arg, const char *name);
+
+struct ws_upgrade {
+    enum ws_upgrade_result result;
+    int status;                /* 101, 400, 405 or 426 */
+    const char *reason;        /* static HTTP reason phrase */
+    const char *body;          /* static response body ("" for none) */
+    const char *extra_name;    /* static extra header to send, or NULL */
+    const char *extra_value;   /* ("Allow: GET", "Sec-WebSocket-Version:
+                                  13") */
+    char key[25];              /* Sec-WebSocket-Key (WS_UP_OK only) */
+    const char *protocols;     /* offered Sec-WebSocket-Protocol value,
+                                  borrowed from the request, or NULL */
+};
+
+/*
+ * Check an upgrade request: method (e.g. "GET") and its headers through
+ * get(arg, name). Always fills *up; returns 0 for a valid request (answer
+ * 101), GW_EPROTO otherwise (answer up->status with up->extra_* and
+ * up->body). Upgrade must list "websocket" and Connection "upgrade"
+ * (case-insensitive, in comma lists); Sec-WebSocket-Extensions is ignored
+ * (every extension is declined by not answering it).
+ */
+int ws_handshake_check_request(const char *method, ws_header_get_fn get,
+                               void *arg, struct ws_upgrade *up);
+
+/* A header array as a lookup source: ws_header_list_get(&list, name). */
+struct ws_header_list {
+    const struct ws_header *h;   /* borrowed */
+    size_t n;
+};
+const char *ws_header_list_get(void *list, const char *name);
+
+/*
+ * Choose a subprotocol: the first element of acceptable (a comma list in
+ * order of preference, e.g. the one value an upstream chose) that the
+ * browser offered (the Sec-WebSocket-Protocol list; case-sensitive, as
+ * RFC 6455 says). Copies it NUL-terminated into out[out_size] and returns
+ * 1; returns 0 if none matches (then answer without a protocol), or
+ * GW_ETOOBIG if the match does not fit in out.
+ */
+int ws_handshake_select_protocol(const char *offered, const char *acceptable,
+                                 char *out, size_t out_size);
+
+/*
+ * Append the 101 response for key to out: Upgrade, Connection,
+ * Sec-WebSocket-Accept and, if protocol is non-NULL, Sec-WebSocket-Protocol.
+ * Never an extension (permessage-deflate is always declined). protocol must
+ * be an HTTP token and key base64 text (GW_EINVAL otherwise); GW_ETOOBIG /
+ * GW_ENOMEM from the buffer. All or nothing.
+ */
+int ws_handshake_build_response(struct gw_buf *out, const char *key,
+                                 const char *protocol);
 
 #endif

@@ -30,6 +30,9 @@ struct run {
     char why[80];
 };
 
+/* decode_stream's decoders are server decoders (masked input) when set. */
+static bool g_server;
+
 static void log_event(struct run *r, const struct ws_event *ev)
 {
     char head[64];
@@ -51,7 +54,8 @@ static void decode_stream(struct run *r, const uint8_t *s, size_t n,
 {
     memset(r, 0, sizeof *r);
     r->rc = GW_EAGAIN;
-    struct ws_decoder *d = ws_decoder_new(max);
+    struct ws_decoder *d = g_server ? ws_decoder_new_server(max)
+                                    : ws_decoder_new(max);
     assert_non_null(d);
     if (chunk == 0)
         chunk = n ? n : 1;
@@ -1157,6 +1161,265 @@ static void test_utf8_exhaustive(void **state)
     }
 }
 
+
+/* ------------------------------------------------- server side (masked) */
+
+/* Append a masked frame; the key changes from frame to frame. */
+static void put_frame_m(struct gw_buf *b, bool fin, enum ws_opcode op,
+                        const void *payload, size_t len)
+{
+    static uint8_t seed;
+    uint8_t key[4] = {(uint8_t)(0x5A + seed), 0xC3, (uint8_t)(seed * 7), 0x81};
+    seed++;
+    uint8_t h[WS_FRAME_HEADER_MAX];
+    size_t hl = ws_frame_write_header(h, fin, op, len, key);
+    assert_int_equal(gw_buf_append(b, h, hl), 0);
+    size_t at = b->len;
+    assert_int_equal(gw_buf_append(b, payload, len), 0);
+    ws_frame_mask(b->data + at, len, key, 0);
+}
+
+/* The mixed stream of build_mixed_stream, masked. */
+static void build_mixed_stream_m(struct gw_buf *s)
+{
+    memset(s, 0, sizeof *s);
+    put_frame_m(s, false, WS_OP_TEXT, "Hel", 3);
+    put_frame_m(s, true, WS_OP_PING, "p1", 2);
+    put_frame_m(s, false, WS_OP_CONT, "lo w\xC3", 5);
+    put_frame_m(s, true, WS_OP_PONG, "", 0);
+    put_frame_m(s, false, WS_OP_CONT, "", 0);
+    put_frame_m(s, true, WS_OP_CONT, "\xB6rld \xE2\x82\xAC", 8);
+    uint8_t bin[300];
+    for (size_t i = 0; i < sizeof bin; i++)
+        bin[i] = (uint8_t)(0xFF - i);
+    put_frame_m(s, true, WS_OP_BINARY, bin, sizeof bin);
+    put_frame_m(s, true, WS_OP_TEXT, "", 0);
+    uint8_t cp[WS_CONTROL_MAX];
+    size_t cn = ws_close_payload(cp, 1000, "bye", 3);
+    put_frame_m(s, true, WS_OP_CLOSE, cp, cn);
+}
+
+static void test_server_rfc_masked_hello(void **state)
+{
+    (void)state;
+    static const uint8_t in[] = {0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f,
+                                 0x9f, 0x4d, 0x51, 0x58};
+    g_server = true;
+    expect_one(in, sizeof in, 1024, WS_EV_TEXT, "Hello", 5);
+    /* the RFC's unmasked "Hello" is refused by a server decoder */
+    static const uint8_t plain[] = {0x81, 0x05, 0x48, 0x65, 0x6c, 0x6c, 0x6f};
+    expect_fail_n(plain, sizeof plain, 1024, GW_EPROTO, WS_CLOSE_PROTOCOL, 0);
+    struct run r;
+    decode_stream(&r, plain, sizeof plain, 0, 1024);
+    assert_string_equal(r.why, "unmasked frame from client");
+    run_free(&r);
+    /* empty masked frames first thing, before any buffer exists (found by
+     * fuzz_ws_server: pointer arithmetic on the NULL buffer) */
+    static const uint8_t empty[] = {0x81, 0x80, 1, 2, 3, 4};
+    expect_one(empty, sizeof empty, 1024, WS_EV_TEXT, "", 0);
+    static const uint8_t empty_frag[] = {0x02, 0x80, 1, 2, 3, 4,
+                                         0x80, 0x80, 5, 6, 7, 8};
+    expect_one(empty_frag, sizeof empty_frag, 1024, WS_EV_BINARY, "", 0);
+    g_server = false;
+}
+
+/* A masked stream gives a server decoder exactly the events the unmasked
+ * stream gives a client decoder, at every split and chunk size; the input
+ * is never written to. */
+static void test_server_every_split_point(void **state)
+{
+    (void)state;
+    struct gw_buf plain, m;
+    build_mixed_stream(&plain);
+    build_mixed_stream_m(&m);
+    struct run want;
+    decode_stream(&want, plain.data, plain.len, 0, 4096);
+    assert_int_equal(want.n_events, 6);
+    uint8_t *copy = malloc(m.len);
+    memcpy(copy, m.data, m.len);
+    g_server = true;
+    for (size_t chunk = 0; chunk <= m.len; chunk++) {
+        struct run r;
+        decode_stream(&r, m.data, m.len, chunk, 4096);
+        assert_runs_equal(&want, &r);
+        run_free(&r);
+    }
+    for (size_t cut = 0; cut <= m.len; cut++) {
+        struct run r;
+        memset(&r, 0, sizeof r);
+        struct ws_decoder *d = ws_decoder_new_server(4096);
+        const uint8_t *pieces[2] = {m.data, m.data + cut};
+        size_t lens[2] = {cut, m.len - cut};
+        for (int pc = 0; pc < 2; pc++) {
+            const uint8_t *p = pieces[pc];
+            size_t k = lens[pc];
+            struct ws_event ev;
+            size_t used;
+            int rc;
+            while ((rc = ws_decoder_feed(d, p, k, &used, &ev)) == 1) {
+                log_event(&r, &ev);
+                p += used;
+                k -= used;
+            }
+            assert_int_equal(rc, GW_EAGAIN);
+        }
+        r.rc = GW_EAGAIN;
+        ws_decoder_free(d);
+        assert_runs_equal(&want, &r);
+        run_free(&r);
+    }
+    g_server = false;
+    assert_memory_equal(copy, m.data, m.len);
+    free(copy);
+    run_free(&want);
+    gw_buf_free(&plain);
+    gw_buf_free(&m);
+}
+
+/* Large masked messages (16- and 64-bit lengths) unmask correctly. */
+static void test_server_large_masked(void **state)
+{
+    (void)state;
+    size_t sizes[] = {125, 126, 65535, 65536, 200000};
+    g_server = true;
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+        size_t n = sizes[i];
+        uint8_t *p = malloc(n);
+        for (size_t k = 0; k < n; k++)
+            p[k] = (uint8_t)(k * 31 + 7);
+        struct gw_buf s = {0};
+        put_frame_m(&s, true, WS_OP_BINARY, p, n);
+        expect_one(s.data, s.len, 1 << 20, WS_EV_BINARY, p, n);
+        /* the same, in three fragments */
+        gw_buf_reset(&s);
+        put_frame_m(&s, false, WS_OP_BINARY, p, n / 3);
+        put_frame_m(&s, false, WS_OP_CONT, p + n / 3, n / 3);
+        put_frame_m(&s, true, WS_OP_CONT, p + 2 * (n / 3), n - 2 * (n / 3));
+        expect_one(s.data, s.len, 1 << 20, WS_EV_BINARY, p, n);
+        gw_buf_free(&s);
+        free(p);
+    }
+    g_server = false;
+}
+
+/* Expect a masked stream to fail (one-shot and byte-at-a-time). */
+static void expect_fail_m(const struct gw_buf *s, uint64_t max, int rc,
+                          uint16_t code, int events_before, const char *why)
+{
+    g_server = true;
+    expect_fail_n(s->data, s->len, max, rc, code, events_before);
+    struct run r;
+    decode_stream(&r, s->data, s->len, 1, max);
+    if (why)
+        assert_string_equal(r.why, why);
+    run_free(&r);
+    g_server = false;
+}
+
+/* Every bad client case of the list, masked. */
+static void test_server_bad_frames(void **state)
+{
+    (void)state;
+    struct gw_buf s = {0};
+    uint8_t big[200] = {0};
+
+    /* an unmasked frame after a good one */
+    put_frame_m(&s, true, WS_OP_TEXT, "ok", 2);
+    put_frame(&s, true, WS_OP_TEXT, "no", 2);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 1, "unmasked frame from client");
+    gw_buf_reset(&s);
+    put_frame(&s, true, WS_OP_PING, "", 0);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "unmasked frame from client");
+
+    /* bad UTF-8 split across fragments: C3 then 28 */
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_TEXT, "a\xC3", 2);
+    put_frame_m(&s, true, WS_OP_CONT, "(", 1);
+    expect_fail_m(&s, 0, GW_EUTF8, 1007, 0, NULL);
+    /* a sequence left open at the end of the message */
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_TEXT, "a", 1);
+    put_frame_m(&s, true, WS_OP_CONT, "\xE2\x82", 2);
+    expect_fail_m(&s, 0, GW_EUTF8, 1007, 0, NULL);
+    /* valid UTF-8 split across fragments is fine */
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_TEXT, "\xE2", 1);
+    put_frame_m(&s, true, WS_OP_CONT, "\x82\xAC", 2);
+    g_server = true;
+    expect_one(s.data, s.len, 0, WS_EV_TEXT, "\xE2\x82\xAC", 3);
+    g_server = false;
+
+    /* oversized control frames */
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_PING, big, 126);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "control frame too long");
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_CLOSE, big, 200);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "control frame too long");
+    /* fragmented control frame */
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_PONG, "x", 1);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "fragmented control frame");
+
+    /* reserved bits, each of the three */
+    for (int bit = 0; bit < 3; bit++) {
+        gw_buf_reset(&s);
+        put_frame_m(&s, true, WS_OP_TEXT, "x", 1);
+        s.data[0] |= (uint8_t)(0x40 >> bit);
+        expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "reserved bits set");
+    }
+    /* every reserved opcode */
+    static const uint8_t bad_ops[] = {3, 4, 5, 6, 7, 0xB, 0xC, 0xD, 0xE, 0xF};
+    for (size_t i = 0; i < sizeof bad_ops; i++) {
+        gw_buf_reset(&s);
+        put_frame_m(&s, true, (enum ws_opcode)bad_ops[i], "x", 1);
+        expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "reserved opcode");
+    }
+    /* continuation without a message, new message inside one */
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_CONT, "x", 1);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, NULL);
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_TEXT, "x", 1);
+    put_frame_m(&s, true, WS_OP_BINARY, "y", 1);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, NULL);
+
+    /* close frames with invalid codes, 1-byte payload, bad reason */
+    static const uint16_t bad_codes[] = {0, 999, 1004, 1005, 1006, 1015,
+                                         1016, 2000, 2999, 5000, 65535};
+    for (size_t i = 0; i < sizeof bad_codes / sizeof bad_codes[0]; i++) {
+        uint8_t cp[2] = {(uint8_t)(bad_codes[i] >> 8), (uint8_t)bad_codes[i]};
+        gw_buf_reset(&s);
+        put_frame_m(&s, true, WS_OP_CLOSE, cp, 2);
+        expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, "invalid close code");
+    }
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_CLOSE, "\x03", 1);
+    expect_fail_m(&s, 0, GW_EPROTO, 1002, 0, NULL);
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_CLOSE, "\x03\xE8\xFF", 3);
+    expect_fail_m(&s, 0, GW_EUTF8, 1007, 0, "invalid utf-8 in close reason");
+
+    /* max_message: one frame, and fragments adding up past it */
+    gw_buf_reset(&s);
+    put_frame_m(&s, true, WS_OP_BINARY, big, 101);
+    expect_fail_m(&s, 100, GW_ETOOBIG, 1009, 0, NULL);
+    gw_buf_reset(&s);
+    put_frame_m(&s, false, WS_OP_TEXT, big, 60);
+    put_frame_m(&s, true, WS_OP_CONT, big, 41);
+    expect_fail_m(&s, 100, GW_ETOOBIG, 1009, 0, NULL);
+
+    /* and a good close at the end is an event */
+    gw_buf_reset(&s);
+    uint8_t cp[WS_CONTROL_MAX];
+    size_t cn = ws_close_payload(cp, 4001, "bye", 3);
+    put_frame_m(&s, true, WS_OP_CLOSE, cp, cn);
+    g_server = true;
+    expect_one(s.data, s.len, 0, WS_EV_CLOSE, cp, cn);
+    g_server = false;
+    gw_buf_free(&s);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1186,6 +1449,10 @@ int main(void)
         cmocka_unit_test(test_utf8_vectors),
         cmocka_unit_test(test_utf8_states),
         cmocka_unit_test(test_utf8_exhaustive),
+        cmocka_unit_test(test_server_rfc_masked_hello),
+        cmocka_unit_test(test_server_every_split_point),
+        cmocka_unit_test(test_server_large_masked),
+        cmocka_unit_test(test_server_bad_frames),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

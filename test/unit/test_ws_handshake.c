@@ -777,6 +777,239 @@ static void test_resp_header_limit(void **state)
     free(big);
 }
 
+
+/* ------------------------------------------- server side (from browsers) */
+
+/* A request as header rows; NULL name ends it. */
+struct req_case {
+    const char *method;
+    const char *h[8][2];
+    enum ws_upgrade_result want;
+};
+
+#define GOOD_HDRS                                                        \
+    {"Host", "x"}, {"Upgrade", "websocket"}, {"Connection", "Upgrade"},   \
+        {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", KEY}
+
+static const struct req_case req_cases[] = {
+    {"GET", {GOOD_HDRS}, WS_UP_OK},
+    /* Firefox and old Safari spellings */
+    {"GET", {{"Upgrade", "WebSocket"}, {"Connection", "keep-alive, Upgrade"},
+             {"Sec-WebSocket-Version", " 13 "}, {"sec-websocket-key", KEY}},
+     WS_UP_OK},
+    {"GET", {{"upgrade", "h2c, websocket"}, {"connection", "upgrade,x"},
+             {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key",
+             "AAAAAAAAAAAAAAAAAAAAAA=="}}, WS_UP_OK},
+    /* methods */
+    {"POST", {GOOD_HDRS}, WS_UP_METHOD},
+    {"HEAD", {GOOD_HDRS}, WS_UP_METHOD},
+    {"get", {GOOD_HDRS}, WS_UP_METHOD},
+    {NULL, {GOOD_HDRS}, WS_UP_METHOD},
+    /* the method is checked first */
+    {"PUT", {{"Host", "x"}}, WS_UP_METHOD},
+    /* Upgrade */
+    {"GET", {{"Host", "x"}}, WS_UP_NO_UPGRADE},
+    {"GET", {{"Upgrade", "h2c"}, {"Connection", "Upgrade"}},
+     WS_UP_NO_UPGRADE},
+    {"GET", {{"Upgrade", "websockets"}, {"Connection", "Upgrade"}},
+     WS_UP_NO_UPGRADE},
+    {"GET", {{"Upgrade", ""}, {"Connection", "Upgrade"}}, WS_UP_NO_UPGRADE},
+    /* Connection */
+    {"GET", {{"Upgrade", "websocket"}}, WS_UP_NO_CONNECTION},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "keep-alive"}},
+     WS_UP_NO_CONNECTION},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "upgraded"}},
+     WS_UP_NO_CONNECTION},
+    /* version */
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Key", KEY}}, WS_UP_VERSION},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "8"}, {"Sec-WebSocket-Key", KEY}},
+     WS_UP_VERSION},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13, 8"}, {"Sec-WebSocket-Key", KEY}},
+     WS_UP_VERSION},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "130"}, {"Sec-WebSocket-Key", KEY}},
+     WS_UP_VERSION},
+    /* key */
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"}}, WS_UP_BAD_KEY},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", ""}},
+     WS_UP_BAD_KEY},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"},
+             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ"}}, WS_UP_BAD_KEY},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"},
+             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQ==="}},
+     WS_UP_BAD_KEY},
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"},
+             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZ!=="}},
+     WS_UP_BAD_KEY},
+    /* 24 base64 characters but not 16 bytes (18 bytes, no padding) */
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"},
+             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZQAB"}},
+     WS_UP_BAD_KEY},
+    /* non-zero unused bits */
+    {"GET", {{"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+             {"Sec-WebSocket-Version", "13"},
+             {"Sec-WebSocket-Key", "dGhlIHNhbXBsZSBub25jZR=="}},
+     WS_UP_BAD_KEY},
+};
+
+static void check_case(const struct req_case *c, struct ws_upgrade *up,
+                       int *rc)
+{
+    struct ws_header hs[8];
+    size_t n = 0;
+    while (n < 8 && c->h[n][0]) {
+        hs[n].name = c->h[n][0];
+        hs[n].value = c->h[n][1];
+        n++;
+    }
+    struct ws_header_list list = {hs, n};
+    *rc = ws_handshake_check_request(c->method, ws_header_list_get, &list,
+                                     up);
+}
+
+static void test_server_request_table(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof req_cases / sizeof req_cases[0]; i++) {
+        struct ws_upgrade up;
+        int rc;
+        check_case(&req_cases[i], &up, &rc);
+        if (up.result != req_cases[i].want)
+            fail_msg("case %zu: result %d, want %d", i, (int)up.result,
+                     (int)req_cases[i].want);
+        assert_int_equal(rc, up.result == WS_UP_OK ? 0 : GW_EPROTO);
+    }
+}
+
+/* The exact answers of the SockJS reference server. */
+static void test_server_request_answers(void **state)
+{
+    (void)state;
+    struct ws_upgrade up;
+    int rc;
+    check_case(&req_cases[3], &up, &rc);      /* POST */
+    assert_int_equal(up.status, 405);
+    assert_string_equal(up.extra_name, "Allow");
+    assert_string_equal(up.extra_value, "GET");
+    assert_string_equal(up.body, "");
+    check_case(&req_cases[8], &up, &rc);      /* no Upgrade */
+    assert_int_equal(up.status, 400);
+    assert_string_equal(up.body, "Can \"Upgrade\" only to \"WebSocket\".");
+    assert_null(up.extra_name);
+    check_case(&req_cases[12], &up, &rc);     /* no Connection */
+    assert_int_equal(up.status, 400);
+    assert_string_equal(up.body, "\"Connection\" must be \"Upgrade\".");
+    check_case(&req_cases[16], &up, &rc);     /* version 8 */
+    assert_int_equal(up.status, 426);
+    assert_string_equal(up.extra_name, "Sec-WebSocket-Version");
+    assert_string_equal(up.extra_value, "13");
+    check_case(&req_cases[19], &up, &rc);     /* no key */
+    assert_int_equal(up.status, 400);
+    assert_string_equal(up.body, "Missing or invalid \"Sec-WebSocket-Key\".");
+    check_case(&req_cases[1], &up, &rc);      /* good */
+    assert_int_equal(rc, 0);
+    assert_int_equal(up.status, 101);
+    assert_string_equal(up.key, KEY);
+    assert_null(up.protocols);
+}
+
+static void test_server_protocols(void **state)
+{
+    (void)state;
+    struct ws_header hs[] = {
+        {"Upgrade", "websocket"}, {"Connection", "Upgrade"},
+        {"Sec-WebSocket-Version", "13"}, {"Sec-WebSocket-Key", KEY},
+        {"Sec-WebSocket-Protocol", "chat, v2.json ,mqtt"},
+    };
+    struct ws_header_list list = {hs, 5};
+    struct ws_upgrade up;
+    assert_int_equal(ws_handshake_check_request("GET", ws_header_list_get,
+                                                &list, &up), 0);
+    assert_string_equal(up.protocols, "chat, v2.json ,mqtt");
+    char out[16];
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, "v2.json",
+                                                  out, sizeof out), 1);
+    assert_string_equal(out, "v2.json");
+    /* preference order is the acceptable list's */
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, "x, mqtt, chat",
+                                                  out, sizeof out), 1);
+    assert_string_equal(out, "mqtt");
+    /* case-sensitive, exact elements */
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, "Chat", out,
+                                                  sizeof out), 0);
+    assert_string_equal(out, "");
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, "v2", out,
+                                                  sizeof out), 0);
+    assert_int_equal(ws_handshake_select_protocol(NULL, "chat", out,
+                                                  sizeof out), 0);
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, NULL, out,
+                                                  sizeof out), 0);
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, " ", out,
+                                                  sizeof out), 0);
+    /* not a token: never chosen */
+    assert_int_equal(ws_handshake_select_protocol("a b", "a b", out,
+                                                  sizeof out), 0);
+    assert_int_equal(ws_handshake_select_protocol(up.protocols, "v2.json",
+                                                  out, 7), GW_ETOOBIG);
+}
+
+static void test_server_response(void **state)
+{
+    (void)state;
+    struct gw_buf b = {0};
+    assert_int_equal(ws_handshake_build_response(&b, KEY, NULL), 0);
+    assert_string_equal((char *)b.data,
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: " ACCEPT "\r\n\r\n");
+    gw_buf_reset(&b);
+    assert_int_equal(ws_handshake_build_response(&b, KEY, "chat"), 0);
+    assert_string_equal((char *)b.data,
+                        "HTTP/1.1 101 Switching Protocols\r\n"
+                        "Upgrade: websocket\r\n"
+                        "Connection: Upgrade\r\n"
+                        "Sec-WebSocket-Accept: " ACCEPT "\r\n"
+                        "Sec-WebSocket-Protocol: chat\r\n\r\n");
+    assert_null(strstr((char *)b.data, "Extensions"));
+    /* bad arguments and a full buffer leave out as it was */
+    size_t len = b.len;
+    assert_int_equal(ws_handshake_build_response(&b, KEY, "a b"), GW_EINVAL);
+    assert_int_equal(ws_handshake_build_response(&b, KEY, "x\r\nY: z"),
+                     GW_EINVAL);
+    assert_int_equal(ws_handshake_build_response(&b, "not base64!", NULL),
+                     GW_EINVAL);
+    assert_int_equal(ws_handshake_build_response(&b, NULL, NULL), GW_EINVAL);
+    assert_int_equal(b.len, len);
+    struct gw_buf small = {.max = 100};
+    assert_int_equal(ws_handshake_build_response(&small, KEY, "chat"),
+                     GW_ETOOBIG);
+    assert_int_equal(small.len, 0);
+    gw_buf_free(&small);
+    gw_buf_free(&b);
+
+    /* our response is what our own client accepts */
+    struct ws_handshake_resp *r = ws_handshake_resp_new(KEY, "chat", 0);
+    struct gw_buf ok = {0};
+    assert_int_equal(ws_handshake_build_response(&ok, KEY, "chat"), 0);
+    size_t used;
+    assert_int_equal(ws_handshake_resp_feed(r, (char *)ok.data, ok.len,
+                                            &used), 0);
+    assert_int_equal(used, ok.len);
+    assert_string_equal(ws_handshake_resp_protocol(r), "chat");
+    ws_handshake_resp_free(r);
+    gw_buf_free(&ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -793,6 +1026,10 @@ int main(void)
         cmocka_unit_test(test_resp_table),
         cmocka_unit_test(test_resp_status_early),
         cmocka_unit_test(test_resp_header_limit),
+        cmocka_unit_test(test_server_request_table),
+        cmocka_unit_test(test_server_request_answers),
+        cmocka_unit_test(test_server_protocols),
+        cmocka_unit_test(test_server_response),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

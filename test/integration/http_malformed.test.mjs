@@ -410,6 +410,8 @@ const TODO = new Map(Object.entries({
     "BUG malformed-15: a session id is found through any route: a send on /other reaches a /chat session's upstream (want 404)",
   'repeated ack':
     'BUG malformed-16: a repeated ack query parameter is accepted (ambiguous; want 400 bad_ack)',
+  'SockJS server id of 4000 characters':
+    'BUG malformed-17: SockJS server and session ids of any length are accepted (a 4000-character server id opens a session; want 404 above a sane bound)',
   'repeated ack on POST .../ack':
     'BUG malformed-16: a repeated ack query parameter is accepted (ambiguous; want 400 bad_ack)',
 }));

@@ -321,7 +321,12 @@ async function spawnSession() {
 
 const authz = (s) => ({ authorization: `Bearer ${s.key}` });
 
+let opening = 0; // opens in flight (the ramp keeps this bounded)
 async function openNative(s) {
+  opening++;
+  try { return await openNativeTry(s); } finally { opening--; }
+}
+async function openNativeTry(s) {
   for (let attempt = 0; ; attempt++) {
     if (!running && attempt > 0) return false;
     let r;
@@ -622,7 +627,10 @@ async function main() {
   (async () => {
     for (let i = 0; i < SESSIONS; i++) {
       spawnSession();
-      if (i % 15 === 14) await sleep(100);
+      if (i % 25 === 24) {
+        await sleep(50);
+        while (opening > 150) await sleep(20);
+      }
     }
     rampDone = Date.now();
     log('ramp issued');
@@ -630,8 +638,13 @@ async function main() {
 
   const samples = [];
   let rssRef = null;
-  const endAt = T0 + DURATION;
-  let nextKill = DURATION >= 2 * KILL_EVERY ? T0 + KILL_EVERY : T0 + DURATION * 0.45;
+  // the clock starts once the ramp is issued (bounded: a loaded machine
+  // must not turn the run into a ramp)
+  while (!rampDone && Date.now() - T0 < 120000) await sleep(500);
+  const runStart = Date.now();
+  log(`steady state: ${live.size} live sessions`);
+  const endAt = runStart + DURATION;
+  let nextKill = DURATION >= 2 * KILL_EVERY ? runStart + KILL_EVERY : runStart + DURATION * 0.45;
   let nextStall = Date.now() + 2000;
   while (Date.now() < endAt) {
     await sleep(1000);
@@ -640,7 +653,7 @@ async function main() {
     const p = procSample();
     C.pausedMax = Math.max(C.pausedMax, st.paused);
     samples.push({ t: Math.round((Date.now() - T0) / 1000), sessions: st.sessions, live: live.size, paused: st.paused, buffered: st.buffered_bytes, fds: p.fds, rss: p.rss });
-    if (!rssRef && rampDone && Date.now() >= Math.min(T0 + 60000, rampDone + Math.max(10000, Math.min(60000, DURATION / 4)))) { rssRef = p.rss; log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
+    if (!rssRef && Date.now() >= runStart + Math.max(10000, Math.min(60000, DURATION / 4))) { rssRef = p.rss; log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
     if (samples.length % 10 === 0) log(`sessions ${st.sessions} live ${live.size} paused ${st.paused} buffered ${st.buffered_bytes} fds ${p.fds} rss ${(p.rss / 1048576).toFixed(1)}MiB`);
     if (Date.now() >= nextStall) { for (let k = 0; k < 3; k++) stallSomeRelay(); nextStall = Date.now() + rnd(2000, 5000); }
     if (Date.now() >= nextKill && Date.now() < endAt - 15000) {
@@ -662,7 +675,8 @@ async function main() {
       if (r.status === 0) r = await req('DELETE', `/chat/sessions/${s.id}`, { agent: false }).catch((e) => ({ status: 0, text: String(e) }));
       if (r.status === 204) browserEnd(s, 'browser_delete_at_end', 1000);
       else if (r.status === 410) browserEnd(s, 'closed_before_end_delete', r.json?.code);
-      else browserEnd(s, 'end_delete_failed', null);
+      else if (r.status === 404 && s.upEnd !== undefined) browserEnd(s, 'gone_before_end_delete', `gone (upstream ${s.upEnd})`);
+      else { noteError('end_delete', `${s.kind} ${s.key} upEnd=${s.upEnd} ${r.status} ${r.text}`); browserEnd(s, 'end_delete_failed', null); }
     } else {
       browserEnd(s, 'sockjs_abandon_at_end', 'abandon');
     }

@@ -29,7 +29,7 @@
 // Environment: POLLGATE_BIN (default $POLLGATE_BUILDDIR/gateway/pollgate),
 // SOAK_DURATION (s, default 600), SOAK_SESSIONS (default 2000),
 // SOAK_KILL_EVERY (s, default 180), SOAK_MAX_LIFETIME (default 45s),
-// SOAK_IDLE_TIMEOUT (default 10s), SOAK_HEAVY (stalled heavy sessions, default 12),
+// SOAK_IDLE_TIMEOUT (default 15s), SOAK_HEAVY (stalled heavy sessions, default 12),
 // SOAK_JSON.
 
 import { spawn } from 'node:child_process';
@@ -50,7 +50,7 @@ const DURATION = Number(process.env.SOAK_DURATION || 600) * 1000;
 const SESSIONS = Number(process.env.SOAK_SESSIONS || 2000);
 const KILL_EVERY = Number(process.env.SOAK_KILL_EVERY || 180) * 1000;
 const MAX_LIFETIME = process.env.SOAK_MAX_LIFETIME || '45s';
-const IDLE_S = Number((process.env.SOAK_IDLE_TIMEOUT || '10s').replace(/s$/, ''));
+const IDLE_S = Number((process.env.SOAK_IDLE_TIMEOUT || '15s').replace(/s$/, ''));
 const HEAVY = Number(process.env.SOAK_HEAVY ?? 12);
 const JSON_OUT = process.env.SOAK_JSON || 'soak-result.json';
 
@@ -118,7 +118,7 @@ function startUpstream() {
         s.upEnd = m.code;
         s.upRecv = m.recv;
         C.sessions.endsUpstreamSeen++;
-        if (s.kind !== 'sockjs' && m.recv < s.ackedN) {
+        if ((s.kind === 'sse' || s.kind === 'poll') && m.recv < s.ackedN) {
           C.native.toUpstream.ackedNotReceived += s.ackedN - m.recv;
           sample('acked_not_received', `${s.key}: acked ${s.ackedN} recv ${m.recv}`);
         }
@@ -162,7 +162,7 @@ async function startGateway() {
     upstream: { connect_timeout: '5s', ping_interval: '20s' },
     routes: [
       { name: 'chat', path: '/chat', upstream: `${upUrl}/chat`, origins: '*' },
-      { name: 'sj', path: '/sj', upstream: `${upUrl}/sj`, origins: '*', extra: { sockjs: 'on', disconnect_delay: '5s', response_limit: '128KiB' } },
+      { name: 'sj', path: '/sj', upstream: `${upUrl}/sj`, origins: '*', extra: { sockjs: 'on', disconnect_delay: '10s', response_limit: '128KiB' } },
     ],
   });
   const file = path.join(dir, 'pollgate.ini');
@@ -360,12 +360,13 @@ async function nativeSession(s) {
     if (r.status === 0) r = await req('DELETE', base, { agent: false }).catch((e) => ({ status: 0, text: String(e) }));
     if (r.status === 204) browserEnd(s, 'browser_delete', 1000);
     else if (r.status === 410) browserEnd(s, `closed_before_delete`, r.json?.code);
+    else if (r.status === 404) gone(s);
     else { noteError('delete', `${r.status} ${r.text}`); browserEnd(s, 'delete_failed', null); }
     return;
   }
   if (s.plan === 'idle') {
     C.inject.abandonedIdle++;
-    await sleep((IDLE_S + 1.5) * 1000);
+    await sleep((IDLE_S + 3) * 1000);
     const r = await req('GET', `${base}/poll?ack=${s.lastN}`).catch((e) => ({ status: 0, text: String(e) }));
     if (r.status === 410 && r.json?.code === 1001) browserEnd(s, 'idle_timeout', 1001);
     else if (r.status === 410 || (r.status === 200 && r.json?.closed)) browserEnd(s, 'closed_while_idle', r.json?.code ?? r.json?.closed?.code);
@@ -373,6 +374,17 @@ async function nativeSession(s) {
     else if (r.status === 404 && s.upEnd !== undefined) browserEnd(s, 'gone_while_idle', `gone (upstream ${s.upEnd})`); // ended earlier (kill, max_lifetime) and its 410 window passed
     else { noteError('idle', `${s.kind} ${s.key} ${r.status} ${r.text}`); browserEnd(s, 'idle_unexpected', null); }
   }
+}
+
+/**
+ * 404: the session ended and its 410 window (idle_timeout) passed while this
+ * browser was away (a starved driver): its code cannot be seen any more.
+ * Counted apart; an error only if the upstream side saw no end either.
+ */
+function gone(s) {
+  C.sessions.goneUnseen = (C.sessions.goneUnseen || 0) + 1;
+  if (s.upEnd === undefined) noteError('gone_without_upstream_end', `${s.kind} ${s.key}`);
+  browserEnd(s, 'gone_404', `gone (upstream ${s.upEnd})`);
 }
 
 function handleClosed(s, closed, how = 'upstream_or_lifetime') {
@@ -390,6 +402,7 @@ async function pollLoop(s, base, lifeEnd) {
     try { r = await req('GET', `${base}/poll?ack=${s.lastN}`, { cut, timeoutMs: 30000 }); } catch (e) { noteError('poll', e); await sleep(200); continue; }
     if (r.cut) { if (cut === 'body') C.inject.pollCut++; else C.inject.pollLost++; continue; }
     if (r.status === 410) { handleClosed(s, { code: r.json?.code }); return; }
+    if (r.status === 404) { gone(s); return; }
     if (r.status !== 200) { noteError('poll_status', `${r.status} ${r.text}`); await sleep(500); continue; }
     const j = r.json;
     if (j.lost) s.lostTo = Math.max(s.lostTo, j.lost.to);
@@ -421,6 +434,7 @@ function sseOnce(s, base, lifeEnd) {
         let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => { try { outcome = { closed: { code: JSON.parse(t).code } }; } catch { outcome = 'error'; } finish(); });
         return;
       }
+      if (res.statusCode === 404) { outcome = 'gone'; res.resume(); res.on('end', finish); return; }
       if (res.statusCode !== 200) { noteError('sse_status', res.statusCode); outcome = 'error'; res.resume(); res.on('end', finish); return; }
       // inject: drop this stream at a random moment
       if (!s.heavy && chance(0.5)) dropTimer = setTimeout(() => { C.inject.sseDrop++; outcome = 'dropped'; finish(); }, rnd(1000, 15000));
@@ -478,6 +492,7 @@ async function sseLoop(s, base, lifeEnd) {
     while (!s.ended && running && Date.now() < lifeEnd) {
       const o = await sseOnce(s, base, lifeEnd);
       if (o && o.closed) { handleClosed(s, o.closed); return; }
+      if (o === 'gone') { gone(s); return; }
       if (o === 'error') await sleep(300);
     }
   } finally { clearInterval(acker); }
@@ -675,7 +690,7 @@ async function main() {
       if (r.status === 0) r = await req('DELETE', `/chat/sessions/${s.id}`, { agent: false }).catch((e) => ({ status: 0, text: String(e) }));
       if (r.status === 204) browserEnd(s, 'browser_delete_at_end', 1000);
       else if (r.status === 410) browserEnd(s, 'closed_before_end_delete', r.json?.code);
-      else if (r.status === 404 && s.upEnd !== undefined) browserEnd(s, 'gone_before_end_delete', `gone (upstream ${s.upEnd})`);
+      else if (r.status === 404) gone(s);
       else { noteError('end_delete', `${s.kind} ${s.key} upEnd=${s.upEnd} ${r.status} ${r.text}`); browserEnd(s, 'end_delete_failed', null); }
     } else {
       browserEnd(s, 'sockjs_abandon_at_end', 'abandon');
@@ -709,7 +724,7 @@ async function main() {
     // the expected close codes upstream
     if (s.upEnd !== undefined && s.upEnd !== 'killed') {
       const want = s.endHow === 'browser_delete' || s.endHow === 'browser_delete_at_end' ? [1000] : s.endHow === 'idle_timeout' || s.endHow === 'max_lifetime' || String(s.endHow).startsWith('sockjs_abandon') ? [1001] : null;
-      if (want && !want.includes(s.upEnd)) { C.sessions.badEndCodes++; sample('upstream_close_code', `${s.upEnd} for ${s.key} (${s.kind}) ended ${s.endHow} code ${s.endCode}`); }
+      if (want && !want.includes(s.upEnd)) { C.sessions.badEndCodes++; bump(C.sessions.badEndPatterns = C.sessions.badEndPatterns || {}, `${s.kind} ${s.endHow}: upstream ${s.upEnd}`); sample('upstream_close_code', `${s.upEnd} for ${s.key} (${s.kind}) ended ${s.endHow} code ${s.endCode}`); }
     }
   }
 
@@ -731,6 +746,7 @@ async function main() {
     ['sessions opened', C.sessions.opened, `>= ${SESSIONS}`, C.sessions.opened >= SESSIONS],
     ['peak concurrent sessions (pollgate)', Math.max(...samples.map((x) => x.sessions)), `>= ${Math.floor(SESSIONS * 0.9)}`, Math.max(...samples.map((x) => x.sessions)) >= SESSIONS * 0.9],
     ['session ends without browser-side code', C.sessions.endsMissingBrowser, '0', C.sessions.endsMissingBrowser === 0],
+    ['ends seen only as 404 (browser away > idle_timeout)', C.sessions.goneUnseen || 0, 'info', true],
     ['session ends without upstream-side close', C.sessions.endsMissingUpstream, '0', C.sessions.endsMissingUpstream === 0],
     ['upstream close codes not as expected', C.sessions.badEndCodes, '0', C.sessions.badEndCodes === 0],
     ['upstream kills', C.inject.upstreamKills, '>= 1', C.inject.upstreamKills >= 1],

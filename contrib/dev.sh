@@ -5,7 +5,10 @@
 #                         upstream and pollgate with conf/pollgate.ini
 #   contrib/dev.sh test   install what is missing, build with ASan/UBSan,
 #                         run every test (unit, integration, browser, fuzz
-#                         smoke, distcheck); exits non-zero on any failure
+#                         smoke, a 60 s chaos soak on a release build,
+#                         distcheck); exits non-zero on any failure.
+#                         SKIP_SOAK=1 / SKIP_DISTCHECK=1 leave those out;
+#                         SOAK_DURATION / SOAK_SESSIONS size the soak
 #   contrib/dev.sh deps   only install what is missing
 #
 # Installing is idempotent: packages already present are not touched and
@@ -146,6 +149,16 @@ cmd_test() {
         grep -h 'stat::number_of_executed_units' "$BUILD/fuzz/$name.log" |
             sed "s/^/$name: /"
     done
+    if [ "${SKIP_SOAK:-0}" != 1 ]; then
+        # the chaos soak, short version, on a release build (ASan would
+        # mostly measure itself at 2,000 sessions on a small machine)
+        log "soak (${SOAK_DURATION:-60}s, ${SOAK_SESSIONS:-2000} sessions, release build)"
+        build release CFLAGS="-O2 -g"
+        SOAK_DURATION="${SOAK_DURATION:-60}" make -C "$BUILD/release" soak \
+            >"$BUILD/release/soak.log" 2>&1 ||
+            { tail -n 80 "$BUILD/release/soak.log"; exit 1; }
+        sed -n '/^pollgate soak:/,/^SOAK PASSED/p' "$BUILD/release/soak.log"
+    fi
     if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
         log "make distcheck"
         build dist

@@ -20,7 +20,8 @@
 // At the end every session is closed, the driver waits for idle_timeout,
 // and checks pollgate's sessions, buffered bytes and descriptors are back to
 // their starting values and RSS within 10 % of the value after the first
-// minute (or after the ramp, for runs shorter than two minutes).
+// minute (or at the end of the load, for runs of a minute or less: the
+// reference is then peak memory, and "after" must not have grown past it).
 //
 // Output: a table on stdout, JSON in SOAK_JSON (default
 // soak-result.json in the current directory); exit status 0 only if every
@@ -682,7 +683,7 @@ async function main() {
     const p = procSample();
     C.pausedMax = Math.max(C.pausedMax, st.paused);
     samples.push({ t: Math.round((Date.now() - T0) / 1000), sessions: st.sessions, live: live.size, paused: st.paused, buffered: st.buffered_bytes, fds: p.fds, rss: p.rss });
-    if (!rssRef && Date.now() >= runStart + Math.max(10000, Math.min(60000, DURATION / 4))) { rssRef = p.rss; log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
+    if (!rssRef && Date.now() >= runStart + Math.max(10000, Math.min(60000, DURATION))) { rssRef = p.rss; log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
     if (samples.length % 10 === 0) log(`sessions ${st.sessions} live ${live.size} paused ${st.paused} buffered ${st.buffered_bytes} fds ${p.fds} rss ${(p.rss / 1048576).toFixed(1)}MiB`);
     if (Date.now() >= nextStall) { for (let k = 0; k < 3; k++) stallSomeRelay(); nextStall = Date.now() + rnd(2000, 5000); }
     if (Date.now() >= nextKill && Date.now() < endAt - Math.min(15000, DURATION * 0.3)) {

@@ -25,6 +25,7 @@
 
 #include "framing.h"
 #include "framing_sockjs.h"
+#include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
 #include "transport_stream.h"
@@ -57,49 +58,64 @@ static struct sjs_sink *sjs_of(struct http_stream *st)
 /* ----------------------------------------------------------- writing */
 
 /* Wrap one frame for this transport and write it (polling: as the whole
- * answer, which ends the request). */
+ * answer, which ends the request). False if it could not be wrapped or
+ * written: the stream then ends. */
 static bool write_frame(struct sjs_sink *k, const struct gw_buf *frame)
 {
     gw_buf_reset(&scratch);
-    sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data, frame->len);
-    bool ok = http_stream_write(&k->ts.st, scratch.data, scratch.len);
+    bool ok = sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data,
+                          frame->len) == 0 &&
+              http_stream_write(&k->ts.st, scratch.data, scratch.len);
     trim_scratch(&scratch);
+    if (!ok)
+        http_stream_end(&k->ts.st);
     return ok;
 }
 
-/* Build the a[...] frame of every queued message and acknowledge them
- * (SockJS: written = delivered). Returns false if nothing was queued. */
-static bool take_messages(struct session *s, struct gw_buf *frame)
+/* Append one message to the a[...] frame (binary as base64: other binary
+ * policies never queue it). */
+static int add_message(struct gw_buf *frame, bool first, const struct sq_msg *m)
+{
+    if (!m->binary)
+        return sockjs_frame_array_item(frame, first, m->data, m->len);
+    struct gw_buf *b64 = &b64_scratch;
+    gw_buf_reset(b64);
+    int rc = framing_base64_append(b64, m->data, m->len);
+    if (rc == 0)
+        rc = sockjs_frame_array_item(frame, first, b64->data ? b64->data
+                                     : (const uint8_t *)"", b64->len);
+    return rc;
+}
+
+/*
+ * Build the a[...] frame of every queued message into frame. Returns the
+ * seq of the last one (0: nothing queued) or a negative gw_err: then frame
+ * is not to be sent and the queue is as it was. The caller acknowledges
+ * the messages once the frame is written (SockJS: written = delivered).
+ */
+static int64_t take_messages(struct session *s, struct gw_buf *frame)
 {
     struct session_queue *q = session_queue(s);
     if (session_queue_count(q) == 0)
-        return false;
+        return 0;
     size_t idx = 0, off = 0;
     struct sq_msg m;
     uint64_t last = 0;
-    struct gw_buf *b64 = &b64_scratch;
-    sockjs_frame_array_begin(frame);
-    while (session_queue_next(q, &idx, &off, &m)) {
-        if (m.binary) { /* binary = base64 (other policies never queue it) */
-            gw_buf_reset(b64);
-            framing_base64_append(b64, m.data, m.len);
-            sockjs_frame_array_item(frame, idx == 1, b64->data ? b64->data
-                                    : (const uint8_t *)"", b64->len);
-        } else {
-            sockjs_frame_array_item(frame, idx == 1, m.data, m.len);
-        }
+    int rc = sockjs_frame_array_begin(frame);
+    while (rc == 0 && session_queue_next(q, &idx, &off, &m)) {
+        rc = add_message(frame, idx == 1, &m);
         last = m.seq;
     }
-    sockjs_frame_array_end(frame);
-    trim_scratch(b64);
-    session_ack(s, last);
-    return true;
+    if (rc == 0)
+        rc = sockjs_frame_array_end(frame);
+    trim_scratch(&b64_scratch);
+    return rc < 0 ? rc : (int64_t)last;
 }
 
-static void close_frame(struct session *s, struct gw_buf *frame)
+static int close_frame(struct session *s, struct gw_buf *frame)
 {
     const char *r = session_close_reason(s);
-    sockjs_frame_close(frame, session_close_code(s), r, strlen(r));
+    return sockjs_frame_close(frame, session_close_code(s), r, strlen(r));
 }
 
 /* http_stream: nothing in flight; deliver what the session has: messages,
@@ -113,13 +129,20 @@ static void sjs_flush(struct http_stream *st)
     struct gw_buf *frame = &frame_scratch;
     gw_buf_reset(frame);
     bool closing = false;
-    if (!take_messages(s, frame)) {
+    int64_t last = take_messages(s, frame);
+    if (last == 0) {
         if (!session_close_ready(s, false))
             return;
-        close_frame(s, frame);
+        last = close_frame(s, frame);
         closing = true;
     }
-    bool ok = write_frame(k, frame);
+    /* A frame that cannot be built is not sent in part: the request ends
+     * and the messages stay queued for the next one. */
+    bool ok = last >= 0 && write_frame(k, frame);
+    if (last < 0) {
+        log_warn("sockjs: cannot build a frame: %s", gw_strerror((int)last));
+        http_stream_end(st);
+    }
     trim_scratch(frame);
     if (!ok)
         return; /* the stream ends */
@@ -127,10 +150,11 @@ static void sjs_flush(struct http_stream *st)
         session_detach(s, &k->ts.k);
         session_close_delivered(s);
         http_stream_end(st);
-    } else if (session_queue_count(session_queue(s)) ||
-               session_close_ready(s, false)) {
-        http_stream_wake(st);
+        return;
     }
+    session_ack(s, (uint64_t)last);
+    if (session_queue_count(session_queue(s)) || session_close_ready(s, false))
+        http_stream_wake(st);
 }
 
 static void sjs_heartbeat(struct http_stream *st)
@@ -139,8 +163,10 @@ static void sjs_heartbeat(struct http_stream *st)
     if (k->opener)
         return;
     struct gw_buf f = {0};
-    sockjs_frame_heartbeat(&f);
-    write_frame(k, &f);
+    if (sockjs_frame_heartbeat(&f) == 0)
+        write_frame(k, &f);
+    else
+        http_stream_end(st);
     gw_buf_free(&f);
 }
 
@@ -173,8 +199,8 @@ static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
     if (!k->tr->streaming) {
         /* a polling request must answer something: a heartbeat frame */
         struct gw_buf f = {0};
-        sockjs_frame_heartbeat(&f);
-        write_frame(k, &f);
+        if (sockjs_frame_heartbeat(&f) == 0)
+            write_frame(k, &f);
         gw_buf_free(&f);
     }
     http_stream_end(&k->ts.st);
@@ -189,17 +215,20 @@ static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail
         /* The session is a tombstone now (SESSION_FAILED_OPEN_TOMBSTONE) */
         const char *why = fail->detail && *fail->detail ? fail->detail
                                                         : "upstream failed";
-        sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why));
         k->ts.k.session = NULL;
-        write_frame(k, &frame);
+        if (sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why)) == 0)
+            write_frame(k, &frame);
         gw_buf_free(&frame);
         http_stream_end(&k->ts.st);
         return;
     }
-    sockjs_frame_open(&frame);
     session_attach(k->ts.k.session, &k->ts.k);
-    write_frame(k, &frame);
+    bool ok = sockjs_frame_open(&frame) == 0 && write_frame(k, &frame);
     gw_buf_free(&frame);
+    if (!ok) {
+        http_stream_end(&k->ts.st);
+        return;
+    }
     http_stream_wake(&k->ts.st); /* anything that came with the open */
 }
 
@@ -217,9 +246,22 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
                          uint64_t limit)
 {
     (void)ctx;
-    struct sjs_sink *k = calloc(1, sizeof *k);
-    if (!k)
+    /* The prelude first: if it cannot be built nothing is set up yet and
+     * the caller can still answer the request. */
+    struct gw_buf b = {0};
+    int rc = 0;
+    if (tr->streaming) {
+        switch (tr->wrap) {
+        case SOCKJS_WRAP_EVENTSOURCE: rc = sockjs_prelude_eventsource(&b); break;
+        case SOCKJS_WRAP_HTMLFILE: rc = sockjs_prelude_htmlfile(&b, callback); break;
+        default: rc = sockjs_prelude_xhr_streaming(&b); break;
+        }
+    }
+    struct sjs_sink *k = rc == 0 ? calloc(1, sizeof *k) : NULL;
+    if (!k) {
+        gw_buf_free(&b);
         return NULL;
+    }
     k->ts.k.ops = &sjs_ops;
     k->tr = tr;
     if (callback)
@@ -227,22 +269,15 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     /* Watch from the start: whatever this request ends up doing (a stream,
      * one frame, a close frame), the browser may leave before it is done. */
     if (http_stream_init(&k->ts.st, req, &sjs_stream_ops) < 0) {
+        gw_buf_free(&b);
         free(k);
         return NULL;
     }
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", tr->content_type);
-    if (tr->streaming) {
-        struct gw_buf b = {0};
-        switch (tr->wrap) {
-        case SOCKJS_WRAP_EVENTSOURCE: sockjs_prelude_eventsource(&b); break;
-        case SOCKJS_WRAP_HTMLFILE: sockjs_prelude_htmlfile(&b, k->callback); break;
-        default: sockjs_prelude_xhr_streaming(&b); break;
-        }
-        /* the prelude does not count toward the limit */
+    if (tr->streaming) /* the prelude does not count toward the limit */
         http_stream_begin(&k->ts.st, 200, b.data, b.len, limit);
-        gw_buf_free(&b);
-    }
+    gw_buf_free(&b);
     return k;
 }
 

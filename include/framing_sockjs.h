@@ -70,13 +70,15 @@ void sockjs_iframe_etag(const uint8_t *page, size_t len, char out[44]);
 
 /* --------------------------------------------------------------- sending */
 
+/* The SockJS names of the gw_err codes these functions return (one set of
+ * codes across the project: each is a distinct enum gw_err). */
 enum sockjs_send_err {
-    SOCKJS_SEND_OK = 0,
-    SOCKJS_SEND_EMPTY = -1,    /* "Payload expected." (empty / not an array
-                                  / an element not a string) */
-    SOCKJS_SEND_BROKEN = -2,   /* "Broken JSON encoding." */
-    SOCKJS_SEND_TOO_MANY = -3, /* more than max_batch messages */
-    SOCKJS_SEND_NOMEM = -4,
+    SOCKJS_SEND_OK = GW_OK,
+    SOCKJS_SEND_EMPTY = GW_EINVAL,     /* "Payload expected." (empty / not an
+                                          array / an element not a string) */
+    SOCKJS_SEND_BROKEN = GW_EPROTO,    /* "Broken JSON encoding." */
+    SOCKJS_SEND_TOO_MANY = GW_ETOOBIG, /* more than max_batch messages */
+    SOCKJS_SEND_NOMEM = GW_ENOMEM,
 };
 
 /*

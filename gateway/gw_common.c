@@ -27,7 +27,6 @@ const char *gw_strerror(int err)
     case GW_EIO: return "I/O error";
     case GW_ESTATE: return "wrong state";
     case GW_ETLS: return "TLS error";
-    case GW_ETIMEOUT: return "timeout";
     case GW_EFULL: return "queue full";
     default: return "unknown error";
     }
@@ -111,6 +110,14 @@ void gw_buf_free(struct gw_buf *b)
     free(b->data);
     b->data = NULL;
     b->len = b->cap = 0;
+}
+
+void gw_buf_trim(struct gw_buf *b, size_t keep)
+{
+    if (b->cap > keep)
+        gw_buf_free(b);
+    else
+        gw_buf_reset(b);
 }
 
 /* Parse "<digits><unit>" with optional spaces; returns unit string via *rest. */

@@ -349,9 +349,8 @@ struct http_front *http_front_new(struct event_base *base,
         http_front_free(f);
         return NULL;
     }
-    f->sjs = (struct sockjs_ctx){ .base = base, .cfg = cfg, .sessions = sessions,
-                                  .tv_heartbeat = f->tctx.tv_heartbeat };
-    f->sjs.tctx = (struct sockjs_tctx){ base, f->tctx.tv_heartbeat };
+    f->sjs = (struct sockjs_ctx){ .cfg = cfg, .sessions = sessions,
+                                  .tctx = { base, f->tctx.tv_heartbeat } };
     f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
                                      .tctx = &f->tctx };
     /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own

@@ -1,5 +1,6 @@
 /*
- * main.c - options, configuration, signals, start and orderly stop.
+ * main.c - the command line: options, loading the configuration, and the
+ * mode to run (the gateway itself lives in gw_server.c).
  *
  *   pollgate -c FILE                 run the gateway
  *   pollgate -t -c FILE              check the configuration and exit

@@ -148,14 +148,6 @@ bool session_queue_next(const struct session_queue *q, size_t *pos,
     return true;
 }
 
-size_t session_queue_offset(const struct session_queue *q, size_t i)
-{
-    size_t off = 0;
-    for (size_t k = 0; k < i && k < session_queue_count(q); k++)
-        off += q->meta[q->meta_head + k] & SQ_MAX_MESSAGE;
-    return off;
-}
-
 void session_queue_mark_written(struct session_queue *q)
 {
     q->written = session_queue_count(q);

@@ -108,8 +108,7 @@ static void poll_respond(struct poll_sink *p, struct session *s)
     else
         http_reply_json_str(p->req, 200, (const char *)scratch.data,
                             scratch.len);
-    if (scratch.cap > 1 << 20)
-        gw_buf_free(&scratch);
+    gw_buf_trim(&scratch, GW_SCRATCH_KEEP);
     poll_free(p);
 }
 

@@ -44,10 +44,7 @@ static struct gw_buf scratch, frame_scratch, b64_scratch;
 
 static void trim_scratch(struct gw_buf *b)
 {
-    if (b->cap > 1 << 20)
-        gw_buf_free(b);
-    else
-        gw_buf_reset(b);
+    gw_buf_trim(b, GW_SCRATCH_KEEP);
 }
 
 static struct sjs_sink *sjs_of(struct http_stream *st)

@@ -73,8 +73,7 @@ static void sse_flush(struct http_stream *st)
     } else {
         ok = http_stream_write(st, b->data, b->len);
     }
-    if (scratch.cap > 1 << 20)
-        gw_buf_free(&scratch);
+    gw_buf_trim(&scratch, GW_SCRATCH_KEEP);
     if (ok && closing) {
         session_detach(s, &k->ts.k);
         session_close_delivered(s);

@@ -28,7 +28,6 @@ enum gw_err {
     GW_EIO = -7,       /* system call / socket failure */
     GW_ESTATE = -8,    /* operation not allowed in current state */
     GW_ETLS = -9,      /* TLS setup or verification failure */
-    GW_ETIMEOUT = -10, /* a timer expired */
     GW_EFULL = -11,    /* a queue is full (back-pressure) */
 };
 
@@ -68,6 +67,11 @@ int gw_buf_appendf(struct gw_buf *b, const char *fmt, ...)
 uint8_t *gw_buf_reserve(struct gw_buf *b, size_t len);
 void gw_buf_reset(struct gw_buf *b);  /* len = 0, keeps memory */
 void gw_buf_free(struct gw_buf *b);   /* releases memory, struct reusable */
+/* A scratch buffer reused across requests keeps up to this much memory. */
+#define GW_SCRATCH_KEEP ((size_t)1 << 20)
+/* Empty a reused scratch buffer; release its memory if a huge batch made
+ * it grow past keep (so one burst does not pin memory for good). */
+void gw_buf_trim(struct gw_buf *b, size_t keep);
 
 /* Milliseconds as a struct timeval (for libevent timers). */
 struct timeval;

@@ -76,7 +76,6 @@ const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
 /* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
 const char *http_client_addr(struct evhttp_request *req);
 
-struct gw_route;
 /*
  * The headers a new session sends in its upstream handshake: the route's
  * forward_headers present in the request, X-Forwarded-For (the incoming

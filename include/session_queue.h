@@ -61,12 +61,11 @@ struct sq_msg {
     const uint8_t *data;
     size_t len;
 };
-/* Iterate: start with *pos = index, *off = 0 (or the byte offset of index
- * as returned by session_queue_offset); returns false at the end. */
+/* Iterate: start with *pos = 0, *off = 0 (or a position and byte offset a
+ * previous iteration reached, e.g. q->written / q->written_bytes); returns
+ * false at the end. */
 bool session_queue_next(const struct session_queue *q, size_t *pos,
                         size_t *off, struct sq_msg *m);
-/* Byte offset (relative to the head) of message index i. O(i). */
-size_t session_queue_offset(const struct session_queue *q, size_t i);
 
 /* Mark every queued message as written to a stream. */
 void session_queue_mark_written(struct session_queue *q);

@@ -17,11 +17,9 @@ struct event_base;
 struct session_table;
 
 struct sockjs_ctx {
-    struct event_base *base;
     const struct gw_config *cfg;
     struct session_table *sessions;
-    const struct timeval *tv_heartbeat;
-    struct sockjs_tctx tctx;   /* what the sinks keep a pointer to */
+    struct sockjs_tctx tctx;   /* the loop and heartbeat the sinks use */
 };
 
 /* Is path under the SockJS base of a route? Sets *route_idx and *rest

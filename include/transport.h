@@ -13,7 +13,8 @@ struct evhttp_request;
 struct event_base;
 struct session;
 
-/* Shared per-process context (common timeouts, scratch buffers). */
+/* Shared per-process context: the loop, the configuration and the common
+ * timeouts of poll_timeout and heartbeat. */
 struct transport_ctx {
     struct event_base *base;
     const struct gw_config *cfg;

@@ -256,7 +256,7 @@ static void test_errors(void **state)
     (void)state;
     static const int codes[] = { GW_OK, GW_EAGAIN, GW_EINVAL, GW_EPROTO,
                                  GW_ETOOBIG, GW_EUTF8, GW_ENOMEM, GW_EIO,
-                                 GW_ESTATE, GW_ETLS, GW_ETIMEOUT, GW_EFULL };
+                                 GW_ESTATE, GW_ETLS, GW_EFULL };
     for (size_t i = 0; i < NELEM(codes); i++) {
         const char *s = gw_strerror(codes[i]);
         assert_non_null(s);

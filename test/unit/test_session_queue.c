@@ -18,9 +18,12 @@ static void push_str(struct session_queue *q, const char *s, bool bin)
 /* Collect "seq:payload," for every message from index start. */
 static void dump(const struct session_queue *q, size_t start, char *out, size_t cap)
 {
-    size_t pos = start, off = session_queue_offset(q, start);
+    size_t pos = 0, off = 0;
     struct sq_msg m;
     out[0] = 0;
+    /* skip to index start: the iterator carries the byte offset along */
+    for (size_t i = 0; i < start && session_queue_next(q, &pos, &off, &m); i++)
+        ;
     while (session_queue_next(q, &pos, &off, &m)) {
         char tmp[256];
         snprintf(tmp, sizeof tmp, "%llu%s:%.*s,", (unsigned long long)m.seq,

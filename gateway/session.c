@@ -61,6 +61,8 @@ struct session {
     bool unlinked;                 /* out of the table, upstream closing */
     bool was_opened;               /* counted in opened_total */
     bool counted_closed;           /* counted in closed_total */
+    bool close_sent;               /* a stream wrote the close before all
+                                    * its messages were acknowledged */
     uint16_t close_code;
     struct session_policy pol;
     const struct timeval *tv_idle; /* idle and tombstone period */
@@ -879,7 +881,24 @@ bool session_close_ready(const struct session *s, bool stream)
 
 void session_close_delivered(struct session *s)
 {
-    if (s->state == SESSION_CLOSED)
+    if (s->state != SESSION_CLOSED)
+        return;
+    /* A stream writes the close right after messages the browser has not
+     * acknowledged yet: if the stream drops, they and the close must be
+     * replayable, so the session stays CLOSED (its idle timer running)
+     * until the browser acknowledges the last seq or idle_timeout passes. */
+    if (session_queue_count(&s->q) == 0)
+        session_finish(s);
+    else
+        s->close_sent = true;
+}
+
+void session_close_acked(struct session *s)
+{
+    /* The browser has everything, and a stream wrote the close after it:
+     * what is left is a tombstone. */
+    if (s->state == SESSION_CLOSED && s->close_sent &&
+        session_queue_count(&s->q) == 0)
         session_finish(s);
 }
 

@@ -83,8 +83,10 @@ struct gw_route;
  * value with the client address appended, like nginx's
  * $proxy_add_x_forwarded_for), X-Real-IP, and Origin if forward_origin.
  * Fills hdr (at most max entries, pointers borrowed from req and xff) and
- * returns how many. xff must hold xff_cap bytes.
+ * returns how many. xff must hold xff_cap bytes. hdr with
+ * HTTP_FORWARD_MAX(r) entries takes every configured header.
  */
+#define HTTP_FORWARD_MAX(r) ((r)->n_forward_headers + 3)
 struct ws_header;
 size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
                             struct ws_header *hdr, size_t max, char *xff,

@@ -105,6 +105,7 @@ struct session_table {
 
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_life_cb(evutil_socket_t fd, short what, void *arg);
+static void session_unlink(struct session *s);
 
 /* ------------------------------------------------------------- hashing */
 
@@ -473,6 +474,14 @@ static void up_open_cb(struct ws_client *c, void *arg)
     struct session *s = arg;
     if (s->released)
         return;
+    if (s->unlinked) {
+        /* abandoned while opening (session_abort_open) */
+        s->state = SESSION_OPEN;
+        close_up(s, WS_CLOSE_GOING_AWAY, "browser went away");
+        session_finish(s);
+        event_del(&s->timer); /* up_close_cb releases it */
+        return;
+    }
     struct session_sink *op = s->opener;
     const char *proto = s->t->up->protocol(c);
     s->state = SESSION_OPEN;
@@ -624,7 +633,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         log_info("session %s: upstream %s failed: %s", s->id,
                  s->route->upstream, ci->detail ? ci->detail : "");
         if (s->pol.failed_open == SESSION_FAILED_OPEN_TOMBSTONE &&
-            !s->released) {
+            !s->released && !s->unlinked) {
             /* later requests get the close until the tombstone expires */
             const char *why = ci->detail && *ci->detail ? ci->detail
                                                         : "upstream failed";
@@ -835,11 +844,15 @@ bool session_receiving(const struct session *s)
 
 void session_abort_open(struct session *s)
 {
-    if (s->state != SESSION_OPENING)
+    if (s->state != SESSION_OPENING || s->unlinked)
         return;
     s->opener = NULL;
-    s->t->up->close(s->up, WS_CLOSE_GOING_AWAY, "browser went away");
-    session_release(s);
+    /* No close frame can be sent before the 101, and cutting the TCP
+     * connection then leaves an upstream that has already accepted with
+     * 1006. So the id is forgotten now, and the connection finishes
+     * opening off the table (bounded by connect_timeout): up_open_cb then
+     * closes it with 1001, a failed open just releases it. */
+    session_unlink(s);
 }
 
 /* ------------------------------------------------------------ accessors */

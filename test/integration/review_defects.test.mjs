@@ -6,6 +6,7 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import {
   bridge, show, assertError, openEvents, sseData, withTimeout, sleep, request,
@@ -101,6 +102,21 @@ describe('review defects', { concurrency: 4, timeout: 150000 }, () => {
     const r2 = await api.del(id2);
     assert.equal(r2.status, 204, show(r2));
     assert.equal((await c2.waitClose(5000)).code, 1000);
+  });
+
+  it('a browser that gives up while the upstream is still accepting: the upstream gets 1001, not 1006 (soak-2)', async (t) => {
+    const { up, api } = await bridge(t, { up: { handshakeDelayMs: 1500 } });
+    const rq = http.request(api.url('/sessions'), { method: 'POST', agent: false });
+    rq.on('error', () => {});
+    rq.end();
+    await sleep(500);
+    rq.destroy(); // before the upstream's 101
+    const c = await up.conn(0, 8000);
+    const closed = await c.waitClose(8000);
+    assert.deepEqual(closed, { code: 1001, reason: 'browser went away' });
+    // the id was never told to the browser, and the session is gone
+    const r = await api.open();
+    assert.equal(r.status, 201, show(r));
   });
 
   const forty = Array.from({ length: 40 }, (_, i) => `X-Fwd-${String(i).padStart(2, '0')}`);

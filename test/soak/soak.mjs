@@ -68,9 +68,6 @@ const T0 = Date.now();
 // known findings (in the table and JSON), not failed, unless SOAK_STRICT=1.
 // Remove an entry once fixed.
 const KNOWN_END_FINDINGS = [
-  // An abandoned SockJS session's upstream saw 1006 (no close frame) rather
-  // than 1001: rare (1 in ~6,000 sessions under heavy load).
-  { bug: 'soak-2 SockJS expiry without close frame', how: /^sockjs_abandon/, up: 1006 },
 ];
 
 const C = {

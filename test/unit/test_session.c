@@ -814,11 +814,34 @@ static void test_abort_open(void **state)
     memcpy(id, session_id(s), sizeof id);
     struct fake_up *f = g_last;
     session_abort_open(s);
-    assert_int_equal(f->close_calls, 1);
+    /* The id is forgotten at once, but the connection is not cut before
+     * its 101 (the upstream would see 1006): it finishes opening and is
+     * then closed with 1001. */
     assert_null(session_find(x->t, id, SESSION_ID_LEN));
+    assert_int_equal(f->close_calls, 0);
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 0);
+    up_open(f);
     assert_int_equal(x->opener.opened, 0);
+    assert_int_equal(f->close_calls, 1);
+    assert_int_equal(f->close_code, WS_CLOSE_GOING_AWAY);
+    assert_string_equal(f->close_reason, "browser went away");
+    assert_null(session_find(x->t, id, SESSION_ID_LEN));
+    up_closed(f, WS_CLOSE_GOING_AWAY, "browser went away", WS_FAIL_NONE, NULL);
     run_ms(x, 5);
     assert_int_equal(g_freed, 1);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(session_table_stats(x->t)->tombstones, 0);
+
+    /* abandoned, then the upstream fails to open: simply released */
+    s = open_on(x, &session_policy_native, &x->route, NULL);
+    f = g_last;
+    session_abort_open(s);
+    up_closed(f, WS_CLOSE_ABNORMAL, NULL, WS_FAIL_IO, "refused");
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 2);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(x->opener.opened, 0);
 }
 
 static void test_limits_and_connect_failure(void **state)

@@ -135,8 +135,10 @@ static const struct directive session_keys[] = {
     { "overflow", T_ENUM, CF(overflow), 0, "pause", 0, 0, 0, overflows, NULL,
       "What happens when a session's queue toward the browser is full. "
       "pause: stop reading from the upstream until the browser catches up "
-      "(nothing is lost; TCP slows the upstream down). drop-oldest: discard "
-      "the oldest queued messages (the browser is told how many were lost). "
+      "(nothing is lost, not even messages written to a stream but not yet "
+      "acknowledged; TCP slows the upstream down until acks free room). "
+      "drop-oldest: discard the oldest queued messages, those a stream "
+      "already wrote first (the browser is told how many were lost). "
       "close: close the session (1008 buffer overflow).", NULL, NULL },
     { "send_buffer_bytes", T_SIZE, CF(send_buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
       0, NULL, NULL,

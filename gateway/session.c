@@ -580,13 +580,18 @@ static void up_message_cb(struct ws_client *c, bool binary,
         }
     }
     bool global;
-    /* 1. Messages already written to a stream go first: they were sent and
-     *    are only kept for a resume. Evicting them is reported as lost if
-     *    the browser later resumes from before them. */
-    while (s->q.written && over_limit(s, len, &global) && !global)
+    enum gw_overflow ov = (enum gw_overflow)t->cfg->overflow;
+    /* 1. Unless overflow = pause: messages already written to a stream go
+     *    first: they were sent and are only kept for a resume. Evicting
+     *    them is reported as lost if the browser later resumes from before
+     *    them. Under pause nothing is ever evicted, not even these (a
+     *    stream that drops would lose them): the upstream waits until the
+     *    browser's acks free room. */
+    while (ov != GW_OVERFLOW_PAUSE && s->q.written &&
+           over_limit(s, len, &global) && !global)
         drop_front(s);
     if (over_limit(s, len, &global)) {
-        switch ((enum gw_overflow)t->cfg->overflow) {
+        switch (ov) {
         case GW_OVERFLOW_DROP_OLDEST:
             while (session_queue_count(&s->q) && over_limit(s, len, &global) &&
                    !global)

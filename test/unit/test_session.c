@@ -329,6 +329,57 @@ static void test_overflow_pause(void **state)
     assert_int_equal(f->close_calls, 0);
 }
 
+/* overflow = pause never evicts, not even messages a stream has written
+ * but the browser has not acknowledged: a dropped stream would lose them.
+ * The upstream waits for acks instead. */
+static void test_overflow_pause_keeps_written(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.buffer_messages = 4;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    for (int i = 0; i < 4; i++)
+        up_msg(f, false, "w");
+    session_queue_mark_written(session_queue(s)); /* a stream wrote 1..4 */
+    assert_false(f->paused);
+    up_msg(f, false, "x");
+    assert_int_equal(qcount(s), 5);
+    assert_true(f->paused);
+    assert_int_equal(session_table_stats(x->t)->dropped, 0);
+    uint64_t from = 0, to = 0;
+    assert_false(session_lost_since(s, 0, &from, &to));
+    /* the stream drops: a resume from 0 still has all five */
+    session_queue_unmark_written(session_queue(s));
+    struct sq_msg m;
+    size_t pos = 0, off = 0;
+    assert_true(session_queue_next(session_queue(s), &pos, &off, &m));
+    assert_int_equal(m.seq, 1);
+    /* the browser's ack frees room and lets the upstream go on */
+    assert_int_equal(session_ack(s, 4), 0);
+    assert_false(f->paused);
+    assert_int_equal(qcount(s), 1);
+}
+
+/* drop-oldest evicts written messages first (they were sent). */
+static void test_overflow_drop_oldest_written_first(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.buffer_messages = 2;
+    x->cfg.overflow = GW_OVERFLOW_DROP_OLDEST;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    up_msg(f, false, "a");
+    session_queue_mark_written(session_queue(s));
+    up_msg(f, false, "b");
+    up_msg(f, false, "c");
+    assert_int_equal(qcount(s), 2);
+    assert_false(f->paused);
+    assert_int_equal(session_table_stats(x->t)->dropped, 1);
+    assert_int_equal(session_queue(s)->written, 0);
+}
+
 static void test_overflow_drop_oldest(void **state)
 {
     struct fx *x = *state;
@@ -1010,6 +1061,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_relay),
         T(test_overflow_pause),
+        T(test_overflow_pause_keeps_written),
+        T(test_overflow_drop_oldest_written_first),
         T(test_overflow_drop_oldest),
         T(test_overflow_close),
         T(test_global_budget),

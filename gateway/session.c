@@ -303,7 +303,12 @@ struct session_table *session_table_new(struct event_base *base,
         gw_ms_to_tv(cfg->max_lifetime_ms, &lt);
         t->tv_life = event_base_init_common_timeout(base, &lt);
     }
-    if (!t->cbuckets || !t->reaper || !t->tv_idle || table_grow(t) < 0) {
+    /* Without its common timeout a timer would silently never be armed
+     * (no idle period, no max_lifetime): refuse to start instead. */
+    if (!t->tv_idle || (cfg->max_lifetime_ms && !t->tv_life))
+        log_error("session: cannot set up the idle/lifetime timers");
+    if (!t->cbuckets || !t->reaper || !t->tv_idle ||
+        (cfg->max_lifetime_ms && !t->tv_life) || table_grow(t) < 0) {
         session_table_free(t);
         return NULL;
     }
@@ -794,8 +799,15 @@ enum session_open_err session_open(struct session_table *t,
         struct timeval tv;
         gw_ms_to_tv(pol->idle_ms, &tv);
         const struct timeval *ctv = event_base_init_common_timeout(t->base, &tv);
-        if (ctv)
-            s->tv_idle = ctv;
+        if (!ctv) {
+            /* never silently the wrong idle period */
+            log_error("session: cannot set up a %llu ms idle timer",
+                      (unsigned long long)pol->idle_ms);
+            client_put(t, ce);
+            free(s);
+            return SESSION_OPEN_FAILED;
+        }
+        s->tv_idle = ctv;
     }
     session_queue_init(&s->q);
     if (client_id) {

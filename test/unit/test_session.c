@@ -306,6 +306,37 @@ static void test_open_relay(void **state)
     session_detach(s, &k.k);
 }
 
+/* libevent has at most 256 common timeouts per base: when the table cannot
+ * get its max_lifetime (or idle) timeout, it must refuse to start, not run
+ * without the limit. */
+static void test_timeouts_unavailable(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.max_lifetime_ms = 5000;
+    struct timeval idle = { .tv_sec = 60 };
+    assert_non_null(event_base_init_common_timeout(x->base, &idle));
+    for (int i = 1; i < 1000; i++) {
+        struct timeval tv = { .tv_sec = 1000 + i };
+        if (!event_base_init_common_timeout(x->base, &tv))
+            break;
+    }
+    /* idle (60 s) is registered already, 5 s is not and cannot be */
+    assert_null(session_table_new(x->base, NULL, &x->cfg, NULL));
+    x->cfg.max_lifetime_ms = 0;
+    assert_non_null(x->t = session_table_new(x->base, NULL, &x->cfg, NULL));
+    session_table_set_upstream_ops(x->t, &fake_ops);
+    /* a policy whose idle period cannot be set up is refused */
+    struct session_policy pol = session_policy_native;
+    pol.idle_ms = 7000;
+    struct session_open_params p = { .route = &x->route,
+                                     .client_addr = "127.0.0.1" };
+    struct session *s = NULL;
+    assert_int_equal(session_open(x->t, &pol, &p, &s), SESSION_OPEN_FAILED);
+    assert_null(s);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(g_created, 0);
+}
+
 static void test_overflow_pause(void **state)
 {
     struct fx *x = *state;
@@ -1061,6 +1092,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_relay),
         T(test_overflow_pause),
+        T(test_timeouts_unavailable),
         T(test_overflow_pause_keeps_written),
         T(test_overflow_drop_oldest_written_first),
         T(test_overflow_drop_oldest),

@@ -86,8 +86,9 @@ static void reply_opened(struct evhttp_request *req, struct session *s,
         .protocol = session_protocol(s),
     };
     int rc = framing_native_open_reply(&b, &reply);
-    log_info("%s: session %s opened (route %s)", http_client_addr(req),
-             session_id(s), session_route(s)->name);
+    log_info("%s: session %.*s opened (route %s)", http_client_addr(req),
+             GW_LOG_ID(session_id(s), strlen(session_id(s))),
+             session_route(s)->name);
     reply_built(req, 201, rc, &b);
     gw_buf_free(&b);
 }
@@ -400,8 +401,9 @@ static void session_dispatch(const struct native_ctx *ctx,
          * overflow): the browser did not close it, so it learns the code
          * the upstream saw, not a 204 that reads as its own 1000. */
         bool closed = session_state(s) == SESSION_CLOSED;
-        log_info("%s: session %s closed by the browser%s",
-                 http_client_addr(req), session_id(s),
+        log_info("%s: session %.*s closed by the browser%s",
+                 http_client_addr(req),
+                 GW_LOG_ID(session_id(s), strlen(session_id(s))),
                  closed ? " (already closed)" : "");
         session_close_by_browser(s);
         if (closed)

@@ -497,8 +497,8 @@ static void up_open_cb(struct ws_client *c, void *arg)
     if (s->t->tv_life) {
         s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
         if (!s->life || event_add(s->life, s->t->tv_life) != 0)
-            log_warn("session %s: cannot arm max_lifetime (out of memory)",
-                     s->id);
+            log_warn("session %.*s: cannot arm max_lifetime (out of memory)",
+                     GW_LOG_ID(s->id, s->id_len));
     }
     arm_timer(s);
     s->opener = NULL;
@@ -575,8 +575,8 @@ static void up_message_cb(struct ws_client *c, bool binary,
             t->stats.binary_dropped++;
             return;
         case SESSION_BINARY_CLOSE:
-            log_info("session %s: binary upstream message, closing (binary = close)",
-                     s->id);
+            log_info("session %.*s: binary upstream message, closing (binary = close)",
+                     GW_LOG_ID(s->id, s->id_len));
             close_upstream(s, WS_CLOSE_UNSUPPORTED, "binary message not supported");
             return;
         case SESSION_BINARY_PASS:
@@ -606,7 +606,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
                 pause_for_budget(s);
             break;
         case GW_OVERFLOW_CLOSE:
-            log_info("session %s: buffer overflow, closing", s->id);
+            log_info("session %.*s: buffer overflow, closing", GW_LOG_ID(s->id, s->id_len));
             close_upstream(s, WS_CLOSE_POLICY, "buffer overflow");
             return;
         case GW_OVERFLOW_PAUSE:
@@ -621,7 +621,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
     }
     size_t before = s->q.bytes;
     if (session_queue_push(&s->q, binary, data, len) < 0) {
-        log_error("session %s: out of memory queuing a message", s->id);
+        log_error("session %.*s: out of memory queuing a message", GW_LOG_ID(s->id, s->id_len));
         close_upstream(s, WS_CLOSE_INTERNAL, "out of memory");
         return;
     } else {
@@ -640,7 +640,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
     if (s->state == SESSION_OPENING) {
         struct session_sink *op = s->opener;
         s->opener = NULL;
-        log_info("session %s: upstream %s failed: %s", s->id,
+        log_info("session %.*s: upstream %s failed: %s", GW_LOG_ID(s->id, s->id_len),
                  s->route->upstream, ci->detail ? ci->detail : "");
         if (s->pol.failed_open == SESSION_FAILED_OPEN_TOMBSTONE &&
             !s->released && !s->unlinked) {
@@ -658,7 +658,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         return;
     }
     if (s->state == SESSION_OPEN) {
-        log_debug("session %s: upstream closed %u", s->id, ci->code);
+        log_debug("session %.*s: upstream closed %u", GW_LOG_ID(s->id, s->id_len), ci->code);
         if (ci->fail != WS_FAIL_NONE && ci->detail && !ci->reason_len)
             set_close(s, ci->code, ci->detail, strlen(ci->detail));
         else
@@ -702,7 +702,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     case SESSION_OPENING:
         break; /* bounded by connect_timeout */
     case SESSION_OPEN:
-        log_info("session %s: idle timeout, closing upstream", s->id);
+        log_info("session %.*s: idle timeout, closing upstream", GW_LOG_ID(s->id, s->id_len));
         close_up(s, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
         if (s->pol.idle == SESSION_IDLE_REAP)
@@ -726,7 +726,7 @@ static void session_life_cb(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     if (s->state != SESSION_OPEN)
         return;
-    log_info("session %s: max_lifetime reached, closing upstream", s->id);
+    log_info("session %.*s: max_lifetime reached, closing upstream", GW_LOG_ID(s->id, s->id_len));
     close_upstream(s, WS_CLOSE_GOING_AWAY, "session lifetime reached");
 }
 

@@ -294,8 +294,8 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         free(hdr); /* copied by the upstream client */
         switch (orc) {
         case SESSION_OPEN_OK:
-            log_info("%s: SockJS session %s opened (route %s, %s)", addr, key,
-                     r->name, tr->name);
+            log_info("%s: SockJS session %.*s opened (route %s, %s)", addr,
+                     GW_LOG_ID(key, key_len), r->name, tr->name);
             sjs_start(tc, k, s, true);
             break;
         case SESSION_OPEN_FULL:

@@ -119,6 +119,62 @@ describe('review defects', { concurrency: 4, timeout: 150000 }, () => {
     assert.equal(r.status, 201, show(r));
   });
 
+  // The ASan build has an allocation-failure hook: POLLGATE_FAULT_BUF=SIZE:COUNT
+  // fails the next COUNT gw_buf growths to SIZE bytes or more.
+  const FAULT = { POLLGATE_FAULT_BUF: `${128 * 1024}:1` };
+  const big = (i) => `${i}:${'x'.repeat(20000)}`;
+  const faultArmed = (gw) => /fault injection:/.test(gw.stderr());
+
+  it('allocation failure building a poll response: 500, the queue is untouched, the next poll has everything', async (t) => {
+    const { up, gw, api } = await bridge(t, { env: FAULT });
+    const id = await api.openOk();
+    const c = await up.conn(0);
+    for (let i = 1; i <= 8; i++) await c.send(big(i));
+    await sleep(300);
+    if (!faultArmed(gw)) { t.skip('pollgate built without fault injection (not the ASan build)'); return; }
+    const r1 = await api.poll(id, 0);
+    assertError(r1, 500, 'internal_error');
+    const j = await api.pollOk(id, 0);
+    // compared without the 20 KB bodies (a failure message stays readable)
+    assert.deepEqual(j.messages.map((m) => [m.seq, m.text === big(m.seq)]), [1, 2, 3, 4, 5, 6, 7, 8].map((i) => [i, true]));
+  });
+
+  it('allocation failure building an SSE chunk: the stream ends with nothing, a resume gets everything', async (t) => {
+    const { up, gw, api } = await bridge(t, { env: FAULT });
+    const id = await api.openOk();
+    const c = await up.conn(0);
+    for (let i = 1; i <= 8; i++) await c.send(big(i));
+    await sleep(300);
+    if (!faultArmed(gw)) { t.skip('pollgate built without fault injection (not the ASan build)'); return; }
+    const s1 = await openEvents(t, api.eventsUrl(id));
+    await withTimeout(s1.ended, 5000, 'the stream whose chunk could not be built ends');
+    assert.equal(s1.messageEvents().length, 0, 'no partial chunk');
+    const s2 = await openEvents(t, api.eventsUrl(id, '?last_event_id=0'));
+    await s2.waitMessages(8);
+    assert.deepEqual(s2.messageEvents().map((e) => [Number(e.id), sseData(e) === big(Number(e.id))]), [1, 2, 3, 4, 5, 6, 7, 8].map((i) => [i, true]));
+  });
+
+  it('logs carry only the first characters of session ids (native 8 of 22, SockJS half)', async (t) => {
+    const { up, gw, api } = await bridge(t, { route: { extra: { sockjs: 'on' } } }); // log_level = debug
+    const id = await api.openOk();
+    await up.conn(0);
+    assertError(await api.poll(id, 'x'), 400, 'bad_request'); // logged with its URI at debug
+    assertError(await api.req('GET', `/sessions/${id}/nope`), 404, 'not_found');
+    assert.equal((await api.del(id)).status, 204);
+    const sj = 'sjsecret1234';
+    const r = await request(gw.url(`/chat/sockjs/000/${sj}/xhr`), { method: 'POST', agent: false, timeoutMs: 10000 });
+    assert.equal(r.status, 200, show(r));
+    await up.conn(1);
+    await request(gw.url(`/chat/sockjs/000/${sj}/xhr_send`), { method: 'POST', agent: false, body: '[' }); // 500, logged
+    await sleep(300);
+    const log = gw.stderr();
+    assert.ok(log.includes(`session ${id.slice(0, 8)} opened`), 'the id prefix correlates the lines');
+    assert.ok(!log.includes(id), `the full native id must not be logged:\n${log.split('\n').filter((l) => l.includes(id.slice(0, 8))).join('\n')}`);
+    assert.ok(!log.includes(sj), 'the full SockJS id must not be logged');
+    assert.ok(!log.includes(sj.slice(0, 7)), 'at most half of a short SockJS id');
+    assert.ok(log.includes(`SockJS session ${sj.slice(0, 6)} opened`));
+  });
+
   const forty = Array.from({ length: 40 }, (_, i) => `X-Fwd-${String(i).padStart(2, '0')}`);
   // lines are limited: the list continues on indented lines, ten names each
   const fortyList = [0, 10, 20, 30].map((i) => forty.slice(i, i + 10).join(', ')).join(',\n    ');

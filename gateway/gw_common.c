@@ -2,6 +2,7 @@
 #include "gw_common.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,6 +45,37 @@ int gw_error_set(struct gw_error *err, int code, const char *fmt, ...)
     return code;
 }
 
+#ifdef GW_FAULT_INJECTION
+/*
+ * Test-only (compiled into the ASan build): POLLGATE_FAULT_BUF=SIZE:COUNT
+ * makes the next COUNT growths of any gw_buf to SIZE bytes or more fail as
+ * if realloc had, so that tests can show what an allocation failure on a
+ * delivery path does. Read once; said on stderr when armed.
+ */
+static bool fault_buf(size_t cap)
+{
+    static int state = -1; /* -1 unread, 0 off, 1 armed */
+    static unsigned long long min_size, count;
+    if (state < 0) {
+        const char *v = getenv("POLLGATE_FAULT_BUF");
+        state = v && sscanf(v, "%llu:%llu", &min_size, &count) == 2;
+        if (state)
+            fprintf(stderr, "fault injection: the next %llu gw_buf growths "
+                    "to %llu bytes or more fail\n", count, min_size);
+    }
+    if (state <= 0 || !count || cap < min_size)
+        return false;
+    count--;
+    return true;
+}
+#else
+static bool fault_buf(size_t cap)
+{
+    (void)cap;
+    return false;
+}
+#endif
+
 uint8_t *gw_buf_reserve(struct gw_buf *b, size_t len)
 {
     if (len > SIZE_MAX - b->len - 1)
@@ -55,7 +87,7 @@ uint8_t *gw_buf_reserve(struct gw_buf *b, size_t len)
         size_t cap = b->cap ? b->cap : 64;
         while (cap < need)
             cap = cap > SIZE_MAX / 2 ? need : cap * 2;
-        uint8_t *p = realloc(b->data, cap);
+        uint8_t *p = fault_buf(cap) ? NULL : realloc(b->data, cap);
         if (!p)
             return NULL;
         b->data = p;

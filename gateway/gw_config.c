@@ -135,8 +135,10 @@ static const struct directive session_keys[] = {
     { "overflow", T_ENUM, CF(overflow), 0, "pause", 0, 0, 0, overflows, NULL,
       "What happens when a session's queue toward the browser is full. "
       "pause: stop reading from the upstream until the browser catches up "
-      "(nothing is lost; TCP slows the upstream down). drop-oldest: discard "
-      "the oldest queued messages (the browser is told how many were lost). "
+      "(nothing is lost, not even messages written to a stream but not yet "
+      "acknowledged; TCP slows the upstream down until acks free room). "
+      "drop-oldest: discard the oldest queued messages, those a stream "
+      "already wrote first (the browser is told how many were lost). "
       "close: close the session (1008 buffer overflow).", NULL, NULL },
     { "send_buffer_bytes", T_SIZE, CF(send_buffer_bytes), 0, "1MiB", KIB(1), GIB(1),
       0, NULL, NULL,
@@ -215,8 +217,10 @@ static const struct directive route_keys[] = {
       check_header_name,
       "Request headers copied from the browser to the upstream handshake, "
       "so that the application authenticates the user as it would a native "
-      "WebSocket client. Host, Connection, Upgrade, Sec-WebSocket-* and the "
-      "other headers pollgate sets itself are not allowed; Origin is "
+      "WebSocket client. All names listed are forwarded. Hop-by-hop headers "
+      "(Connection, Upgrade, Keep-Alive, TE, Trailer, Transfer-Encoding, "
+      "Proxy-*), Host, Content-Length, Sec-WebSocket-*, X-Forwarded-For and "
+      "X-Real-IP (pollgate sets those itself) are refused; Origin is "
       "forward_origin's. Empty = none.", NULL, NULL },
     { "forward_origin", T_BOOL, RF(forward_origin), 0, "off", 0, 0, 0, NULL, NULL,
       "Also send the browser's Origin header to the upstream.", NULL, NULL },
@@ -849,9 +853,13 @@ static int check_token(const char *s, const char *what, char *why, size_t n)
 
 static int check_header_name(char *s, char *why, size_t n)
 {
+    /* Hop-by-hop headers describe the browser's own connection, and the
+     * handshake and client-address headers are pollgate's to set: copying
+     * the browser's would let it steer the upstream handshake or spoof its
+     * address. */
     static const char *const owned[] = {
         "Host", "Connection", "Upgrade", "Content-Length", "Transfer-Encoding",
-        "Keep-Alive", "TE", "Trailer", "Proxy-Connection",
+        "Keep-Alive", "TE", "Trailer", "X-Forwarded-For", "X-Real-IP",
     };
     if (check_token(s, "header name", why, n) < 0)
         return GW_EINVAL;
@@ -859,7 +867,8 @@ static int check_header_name(char *s, char *why, size_t n)
         snprintf(why, n, "'%s': use forward_origin = on to forward Origin", s);
         return GW_EINVAL;
     }
-    bool bad = strncasecmp(s, "Sec-WebSocket-", 14) == 0;
+    bool bad = strncasecmp(s, "Sec-WebSocket-", 14) == 0 ||
+               strncasecmp(s, "Proxy-", 6) == 0;
     for (size_t i = 0; i < ARRAY_LEN(owned) && !bad; i++)
         bad = strcasecmp(s, owned[i]) == 0;
     if (bad) {

@@ -326,7 +326,10 @@ static int listen_start(struct http_front *f)
     accept_front = f;
     evconnlistener_set_error_cb(f->listener, accept_error_cb);
     if (!evhttp_bind_listener(f->http, f->listener)) {
+        /* not evhttp's yet: evhttp_free would not free it */
         log_error("cannot listen on %s", text);
+        evconnlistener_free(f->listener);
+        f->listener = NULL;
         return GW_EIO;
     }
     return 0;

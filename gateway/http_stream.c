@@ -10,6 +10,7 @@
  * outermost entry returns and nothing is in flight.
  */
 #include "http_stream.h"
+#include "http_util.h"
 
 #include <event2/buffer.h>
 #include <event2/event.h>
@@ -117,8 +118,8 @@ static void gone_cb(struct http_watch *w)
 {
     struct http_stream *st = (struct http_stream *)((char *)w -
                                    offsetof(struct http_stream, watch));
-    const char *uri = evhttp_request_get_uri(st->req);
-    log_debug("%s: browser went away", uri ? uri : "stream");
+    char ub[256];
+    log_debug("%s: browser went away", http_log_uri(st->req, ub, sizeof ub));
     /* The request is dead (the watch frees it after this returns): no
      * write completes any more and none may be started. */
     st->gone = true;

@@ -107,11 +107,63 @@ void http_reply_error(struct evhttp_request *req, int status,
     framing_json_string(&b, (const uint8_t *)msg, strlen(msg),
                         FRAMING_JSON_STD);
     gw_buf_append(&b, "}", 1);
-    const char *uri = evhttp_request_get_uri(req);
-    log_debug("%s %s -> %d %s: %s", http_client_addr(req), uri ? uri : "?",
-              status, code, msg);
+    char ub[256];
+    log_debug("%s %s -> %d %s: %s", http_client_addr(req),
+              http_log_uri(req, ub, sizeof ub), status, code, msg);
     http_reply_json_str(req, status, (const char *)b.data, b.len);
     gw_buf_free(&b);
+}
+
+/* Session ids in a request path are bearer secrets: the segment after
+ * ".../sessions/" (native) and the one before a SockJS transport name are
+ * cut to GW_LOG_ID's length, and the query is left out. */
+const char *http_log_uri(struct evhttp_request *req, char *buf, size_t cap)
+{
+    static const char *const sjs[] = {
+        "xhr", "xhr_send", "xhr_streaming", "eventsource", "htmlfile",
+        "jsonp", "jsonp_send", "websocket",
+    };
+    const char *uri = evhttp_request_get_uri(req);
+    if (!uri || !cap)
+        return "?";
+    size_t n = strcspn(uri, "?#");
+    char path[1024];
+    if (n >= sizeof path)
+        n = sizeof path - 1;
+    memcpy(path, uri, n);
+    path[n] = 0;
+    /* segments: start offsets and lengths */
+    size_t st[32], ln[32], k = 0;
+    for (size_t i = 0; i < n && k < 32;) {
+        if (path[i] == '/') { i++; continue; }
+        st[k] = i;
+        while (i < n && path[i] != '/')
+            i++;
+        ln[k] = i - st[k];
+        k++;
+    }
+    bool cut[32] = { false };
+    for (size_t i = 0; i + 1 < k; i++)
+        if (ln[i] == 8 && memcmp(path + st[i], "sessions", 8) == 0)
+            cut[i + 1] = true;
+    for (size_t j = 0; k >= 2 && j < sizeof sjs / sizeof *sjs; j++)
+        if (ln[k - 1] == strlen(sjs[j]) &&
+            memcmp(path + st[k - 1], sjs[j], ln[k - 1]) == 0)
+            cut[k - 2] = true;
+    size_t o = 0, prev = 0;
+    for (size_t i = 0; i < k && o < cap; i++) {
+        size_t keep = cut[i] ? (size_t)GW_LOG_ID_LEN(ln[i]) : ln[i];
+        int w = snprintf(buf + o, cap - o, "%.*s%.*s%s", (int)(st[i] - prev),
+                         path + prev, (int)keep, path + st[i],
+                         keep < ln[i] ? "..." : "");
+        if (w < 0)
+            break;
+        o += (size_t)w;
+        prev = st[i] + ln[i];
+    }
+    if (o < cap)
+        snprintf(buf + o, cap - o, "%s", path + prev);
+    return buf;
 }
 
 void http_reply_empty(struct evhttp_request *req, int status)

@@ -26,8 +26,6 @@
 #include "session.h"
 #include "transport.h"
 
-#define MAX_FORWARDED 32
-
 /* ------------------------------------------------------------- helpers */
 
 /* Send a framing_native body, or a 500 when it could not be built (never
@@ -88,8 +86,9 @@ static void reply_opened(struct evhttp_request *req, struct session *s,
         .protocol = session_protocol(s),
     };
     int rc = framing_native_open_reply(&b, &reply);
-    log_info("%s: session %s opened (route %s)", http_client_addr(req),
-             session_id(s), session_route(s)->name);
+    log_info("%s: session %.*s opened (route %s)", http_client_addr(req),
+             GW_LOG_ID(session_id(s), strlen(session_id(s))),
+             session_route(s)->name);
     reply_built(req, 201, rc, &b);
     gw_buf_free(&b);
 }
@@ -187,15 +186,18 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
         return;
     const char *addr = http_client_addr(req);
 
-    struct ws_header hdr[MAX_FORWARDED + 3];
+    /* Every configured header (up to the config's limit of names): the
+     * array lives until the upstream client has copied it. */
+    struct ws_header *hdr = calloc(HTTP_FORWARD_MAX(r), sizeof *hdr);
     char xff[1024];
-    size_t n = http_forward_headers(req, r, hdr, MAX_FORWARDED + 3, xff, sizeof xff);
-
-    struct open_sink *o = calloc(1, sizeof *o);
+    struct open_sink *o = hdr ? calloc(1, sizeof *o) : NULL;
     if (!o) {
+        free(hdr);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
+    size_t n = http_forward_headers(req, r, hdr, HTTP_FORWARD_MAX(r), xff,
+                                    sizeof xff);
     o->k.ops = &open_ops;
     o->req = req;
     o->cfg = ctx->cfg;
@@ -210,6 +212,7 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
     struct session *s = NULL;
     enum session_open_err rc = session_open(ctx->sessions, &session_policy_native,
                                             &p, &s);
+    free(hdr);
     switch (rc) {
     case SESSION_OPEN_OK:
         break;
@@ -394,10 +397,19 @@ static void session_dispatch(const struct native_ctx *ctx,
 {
     session_touch(s);
     if (a == NA_CLOSE_DELETE || a == NA_CLOSE) {
-        log_info("%s: session %s closed by the browser", http_client_addr(req),
-                 session_id(s));
+        /* Already closed from the other side (upstream, max_lifetime,
+         * overflow): the browser did not close it, so it learns the code
+         * the upstream saw, not a 204 that reads as its own 1000. */
+        bool closed = session_state(s) == SESSION_CLOSED;
+        log_info("%s: session %.*s closed by the browser%s",
+                 http_client_addr(req),
+                 GW_LOG_ID(session_id(s), strlen(session_id(s))),
+                 closed ? " (already closed)" : "");
         session_close_by_browser(s);
-        http_reply_empty(req, 204);
+        if (closed)
+            reply_session_gone(req, s);
+        else
+            http_reply_empty(req, 204);
         return;
     }
     struct evkeyvalq params;
@@ -405,8 +417,14 @@ static void session_dispatch(const struct native_ctx *ctx,
     uint64_t pos;
     if (!browser_position(req, s, a, &params, &pos))
         goto out;
+    /* An ack (also a poll's) of the last message after a stream wrote the
+     * close ends it; a resumed stream is told the close again instead. */
+    if (a == NA_ACK || a == NA_POLL)
+        session_close_acked(s);
     if (a == NA_ACK)
         http_reply_empty(req, 204);
+    else if (session_state(s) == SESSION_FINISHED)
+        reply_session_gone(req, s);
     else if (a == NA_POLL)
         transport_poll_handle(ctx->tctx, req, s, pos);
     else if (a == NA_EVENTS)

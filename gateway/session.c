@@ -61,6 +61,8 @@ struct session {
     bool unlinked;                 /* out of the table, upstream closing */
     bool was_opened;               /* counted in opened_total */
     bool counted_closed;           /* counted in closed_total */
+    bool close_sent;               /* a stream wrote the close before all
+                                    * its messages were acknowledged */
     uint16_t close_code;
     struct session_policy pol;
     const struct timeval *tv_idle; /* idle and tombstone period */
@@ -103,6 +105,7 @@ struct session_table {
 
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
 static void session_life_cb(evutil_socket_t fd, short what, void *arg);
+static void session_unlink(struct session *s);
 
 /* ------------------------------------------------------------- hashing */
 
@@ -300,7 +303,12 @@ struct session_table *session_table_new(struct event_base *base,
         gw_ms_to_tv(cfg->max_lifetime_ms, &lt);
         t->tv_life = event_base_init_common_timeout(base, &lt);
     }
-    if (!t->cbuckets || !t->reaper || !t->tv_idle || table_grow(t) < 0) {
+    /* Without its common timeout a timer would silently never be armed
+     * (no idle period, no max_lifetime): refuse to start instead. */
+    if (!t->tv_idle || (cfg->max_lifetime_ms && !t->tv_life))
+        log_error("session: cannot set up the idle/lifetime timers");
+    if (!t->cbuckets || !t->reaper || !t->tv_idle ||
+        (cfg->max_lifetime_ms && !t->tv_life) || table_grow(t) < 0) {
         session_table_free(t);
         return NULL;
     }
@@ -471,6 +479,14 @@ static void up_open_cb(struct ws_client *c, void *arg)
     struct session *s = arg;
     if (s->released)
         return;
+    if (s->unlinked) {
+        /* abandoned while opening (session_abort_open) */
+        s->state = SESSION_OPEN;
+        close_up(s, WS_CLOSE_GOING_AWAY, "browser went away");
+        session_finish(s);
+        event_del(&s->timer); /* up_close_cb releases it */
+        return;
+    }
     struct session_sink *op = s->opener;
     const char *proto = s->t->up->protocol(c);
     s->state = SESSION_OPEN;
@@ -481,8 +497,8 @@ static void up_open_cb(struct ws_client *c, void *arg)
     if (s->t->tv_life) {
         s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
         if (!s->life || event_add(s->life, s->t->tv_life) != 0)
-            log_warn("session %s: cannot arm max_lifetime (out of memory)",
-                     s->id);
+            log_warn("session %.*s: cannot arm max_lifetime (out of memory)",
+                     GW_LOG_ID(s->id, s->id_len));
     }
     arm_timer(s);
     s->opener = NULL;
@@ -559,8 +575,8 @@ static void up_message_cb(struct ws_client *c, bool binary,
             t->stats.binary_dropped++;
             return;
         case SESSION_BINARY_CLOSE:
-            log_info("session %s: binary upstream message, closing (binary = close)",
-                     s->id);
+            log_info("session %.*s: binary upstream message, closing (binary = close)",
+                     GW_LOG_ID(s->id, s->id_len));
             close_upstream(s, WS_CLOSE_UNSUPPORTED, "binary message not supported");
             return;
         case SESSION_BINARY_PASS:
@@ -569,13 +585,18 @@ static void up_message_cb(struct ws_client *c, bool binary,
         }
     }
     bool global;
-    /* 1. Messages already written to a stream go first: they were sent and
-     *    are only kept for a resume. Evicting them is reported as lost if
-     *    the browser later resumes from before them. */
-    while (s->q.written && over_limit(s, len, &global) && !global)
+    enum gw_overflow ov = (enum gw_overflow)t->cfg->overflow;
+    /* 1. Unless overflow = pause: messages already written to a stream go
+     *    first: they were sent and are only kept for a resume. Evicting
+     *    them is reported as lost if the browser later resumes from before
+     *    them. Under pause nothing is ever evicted, not even these (a
+     *    stream that drops would lose them): the upstream waits until the
+     *    browser's acks free room. */
+    while (ov != GW_OVERFLOW_PAUSE && s->q.written &&
+           over_limit(s, len, &global) && !global)
         drop_front(s);
     if (over_limit(s, len, &global)) {
-        switch ((enum gw_overflow)t->cfg->overflow) {
+        switch (ov) {
         case GW_OVERFLOW_DROP_OLDEST:
             while (session_queue_count(&s->q) && over_limit(s, len, &global) &&
                    !global)
@@ -585,7 +606,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
                 pause_for_budget(s);
             break;
         case GW_OVERFLOW_CLOSE:
-            log_info("session %s: buffer overflow, closing", s->id);
+            log_info("session %.*s: buffer overflow, closing", GW_LOG_ID(s->id, s->id_len));
             close_upstream(s, WS_CLOSE_POLICY, "buffer overflow");
             return;
         case GW_OVERFLOW_PAUSE:
@@ -600,7 +621,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
     }
     size_t before = s->q.bytes;
     if (session_queue_push(&s->q, binary, data, len) < 0) {
-        log_error("session %s: out of memory queuing a message", s->id);
+        log_error("session %.*s: out of memory queuing a message", GW_LOG_ID(s->id, s->id_len));
         close_upstream(s, WS_CLOSE_INTERNAL, "out of memory");
         return;
     } else {
@@ -619,10 +640,10 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
     if (s->state == SESSION_OPENING) {
         struct session_sink *op = s->opener;
         s->opener = NULL;
-        log_info("session %s: upstream %s failed: %s", s->id,
+        log_info("session %.*s: upstream %s failed: %s", GW_LOG_ID(s->id, s->id_len),
                  s->route->upstream, ci->detail ? ci->detail : "");
         if (s->pol.failed_open == SESSION_FAILED_OPEN_TOMBSTONE &&
-            !s->released) {
+            !s->released && !s->unlinked) {
             /* later requests get the close until the tombstone expires */
             const char *why = ci->detail && *ci->detail ? ci->detail
                                                         : "upstream failed";
@@ -637,7 +658,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         return;
     }
     if (s->state == SESSION_OPEN) {
-        log_debug("session %s: upstream closed %u", s->id, ci->code);
+        log_debug("session %.*s: upstream closed %u", GW_LOG_ID(s->id, s->id_len), ci->code);
         if (ci->fail != WS_FAIL_NONE && ci->detail && !ci->reason_len)
             set_close(s, ci->code, ci->detail, strlen(ci->detail));
         else
@@ -681,7 +702,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     case SESSION_OPENING:
         break; /* bounded by connect_timeout */
     case SESSION_OPEN:
-        log_info("session %s: idle timeout, closing upstream", s->id);
+        log_info("session %.*s: idle timeout, closing upstream", GW_LOG_ID(s->id, s->id_len));
         close_up(s, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
         if (s->pol.idle == SESSION_IDLE_REAP)
@@ -705,7 +726,7 @@ static void session_life_cb(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     if (s->state != SESSION_OPEN)
         return;
-    log_info("session %s: max_lifetime reached, closing upstream", s->id);
+    log_info("session %.*s: max_lifetime reached, closing upstream", GW_LOG_ID(s->id, s->id_len));
     close_upstream(s, WS_CLOSE_GOING_AWAY, "session lifetime reached");
 }
 
@@ -778,8 +799,15 @@ enum session_open_err session_open(struct session_table *t,
         struct timeval tv;
         gw_ms_to_tv(pol->idle_ms, &tv);
         const struct timeval *ctv = event_base_init_common_timeout(t->base, &tv);
-        if (ctv)
-            s->tv_idle = ctv;
+        if (!ctv) {
+            /* never silently the wrong idle period */
+            log_error("session: cannot set up a %llu ms idle timer",
+                      (unsigned long long)pol->idle_ms);
+            client_put(t, ce);
+            free(s);
+            return SESSION_OPEN_FAILED;
+        }
+        s->tv_idle = ctv;
     }
     session_queue_init(&s->q);
     if (client_id) {
@@ -833,11 +861,15 @@ bool session_receiving(const struct session *s)
 
 void session_abort_open(struct session *s)
 {
-    if (s->state != SESSION_OPENING)
+    if (s->state != SESSION_OPENING || s->unlinked)
         return;
     s->opener = NULL;
-    s->t->up->close(s->up, WS_CLOSE_GOING_AWAY, "browser went away");
-    session_release(s);
+    /* No close frame can be sent before the 101, and cutting the TCP
+     * connection then leaves an upstream that has already accepted with
+     * 1006. So the id is forgotten now, and the connection finishes
+     * opening off the table (bounded by connect_timeout): up_open_cb then
+     * closes it with 1001, a failed open just releases it. */
+    session_unlink(s);
 }
 
 /* ------------------------------------------------------------ accessors */
@@ -879,7 +911,24 @@ bool session_close_ready(const struct session *s, bool stream)
 
 void session_close_delivered(struct session *s)
 {
-    if (s->state == SESSION_CLOSED)
+    if (s->state != SESSION_CLOSED)
+        return;
+    /* A stream writes the close right after messages the browser has not
+     * acknowledged yet: if the stream drops, they and the close must be
+     * replayable, so the session stays CLOSED (its idle timer running)
+     * until the browser acknowledges the last seq or idle_timeout passes. */
+    if (session_queue_count(&s->q) == 0)
+        session_finish(s);
+    else
+        s->close_sent = true;
+}
+
+void session_close_acked(struct session *s)
+{
+    /* The browser has everything, and a stream wrote the close after it:
+     * what is left is a tombstone. */
+    if (s->state == SESSION_CLOSED && s->close_sent &&
+        session_queue_count(&s->q) == 0)
         session_finish(s);
 }
 

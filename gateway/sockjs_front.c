@@ -265,10 +265,15 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
     }
     struct session *s = session_find_client(ctx->sessions, r, key, key_len);
     if (!s) {
-        struct ws_header hdr[40];
+        struct ws_header *hdr = calloc(HTTP_FORWARD_MAX(r), sizeof *hdr);
         char xff[1024];
         const char *addr = http_client_addr(req);
-        size_t n = http_forward_headers(req, r, hdr, 40, xff, sizeof xff);
+        if (!hdr) {
+            close_frame_reply(ctx, k, WS_CLOSE_INTERNAL, "Out of memory");
+            goto out;
+        }
+        size_t n = http_forward_headers(req, r, hdr, HTTP_FORWARD_MAX(r), xff,
+                                        sizeof xff);
         struct session_open_params p = {
             .route = r,
             .client_addr = addr,
@@ -285,10 +290,12 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
             .binary = sjs_binary_policy(r->sockjs_binary),
             .idle_ms = r->disconnect_delay_ms,
         };
-        switch (session_open(ctx->sessions, &pol, &p, &s)) {
+        enum session_open_err orc = session_open(ctx->sessions, &pol, &p, &s);
+        free(hdr); /* copied by the upstream client */
+        switch (orc) {
         case SESSION_OPEN_OK:
-            log_info("%s: SockJS session %s opened (route %s, %s)", addr, key,
-                     r->name, tr->name);
+            log_info("%s: SockJS session %.*s opened (route %s, %s)", addr,
+                     GW_LOG_ID(key, key_len), r->name, tr->name);
             sjs_start(tc, k, s, true);
             break;
         case SESSION_OPEN_FULL:

@@ -16,6 +16,13 @@ const char *gw_log_level_name(int level);
 void gw_log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 
+/* A session id is a bearer secret: log lines carry only its first
+ * characters, enough to correlate, not to take over the session: 8 of a
+ * native id (22), at most half of a short client-chosen (SockJS) one.
+ * Use as "%.*s", GW_LOG_ID(id, strlen(id)). */
+#define GW_LOG_ID_LEN(n) ((n) >= 16 ? 8 : (n) / 2)
+#define GW_LOG_ID(id, n) (int)GW_LOG_ID_LEN(n), (id)
+
 #define gw_log(level, ...) \
     do { if ((level) <= gw_log_level) gw_log_write((level), __VA_ARGS__); } while (0)
 #define log_error(...) gw_log(GW_LOG_ERROR, __VA_ARGS__)

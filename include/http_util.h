@@ -82,8 +82,14 @@ const char *http_client_addr(struct evhttp_request *req);
  * value with the client address appended, like nginx's
  * $proxy_add_x_forwarded_for), X-Real-IP, and Origin if forward_origin.
  * Fills hdr (at most max entries, pointers borrowed from req and xff) and
- * returns how many. xff must hold xff_cap bytes.
+ * returns how many. xff must hold xff_cap bytes. hdr with
+ * HTTP_FORWARD_MAX(r) entries takes every configured header.
  */
+/* The request's path for a log line: session ids cut to GW_LOG_ID_LEN
+ * characters, no query. Returns buf (or a constant). */
+const char *http_log_uri(struct evhttp_request *req, char *buf, size_t cap);
+
+#define HTTP_FORWARD_MAX(r) ((r)->n_forward_headers + 3)
 struct ws_header;
 size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
                             struct ws_header *hdr, size_t max, char *xff,

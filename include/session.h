@@ -228,8 +228,16 @@ void session_touch(struct session *s);
 /* True when the close may be delivered: CLOSED with nothing unacked
  * (poll) / nothing unwritten (stream). */
 bool session_close_ready(const struct session *s, bool stream);
-/* The browser has been told of the close: become a tombstone. */
+/* The close has been written to the browser: become a tombstone, or, if
+ * messages written before it are still unacknowledged (a stream), stay
+ * CLOSED with them replayable until the browser acknowledges the last one
+ * (session_close_acked, or a resume at the last seq whose stream writes
+ * the close again) or idle_timeout passes. */
 void session_close_delivered(struct session *s);
+/* An explicit ack (not a resume, which is told the close on its stream):
+ * a CLOSED session whose close a stream already wrote, with nothing left
+ * unacknowledged, becomes a tombstone. */
+void session_close_acked(struct session *s);
 /* The browser has acknowledged or been given messages: maybe resume the
  * upstream (after acks or eviction). Called internally by ack. */
 void session_check_resume(struct session *s);

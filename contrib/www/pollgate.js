@@ -471,6 +471,9 @@
     on('binary', function (d, e) { self._message(e.lastEventId, d, true); });
     on('lost', function (d) { self._lost(d); });
     on('close', function (d) {
+      // acknowledge what came before the close: until then the gateway keeps
+      // it (and the close) for a resume, and only then forgets the session
+      if (self._last > self._acked) self._xhr('POST', self._path('/ack?ack=' + self._last), null, REQ_TIMEOUT, noop);
       self._stopRecv();
       self._finish(d.code || 1005, d.reason, true);
     });

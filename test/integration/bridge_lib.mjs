@@ -773,6 +773,7 @@ export async function bridge(t, o = {}) {
     gateway: o.gateway,
     session: o.session,
     upstream: o.upstream,
+    env: o.env,
     routes: [{ name: 'chat', path: '/chat', up, ...(o.route || {}) }],
   });
   up.reset(); // start-up reachability check of the upstream is not a session

@@ -68,13 +68,6 @@ const T0 = Date.now();
 // known findings (in the table and JSON), not failed, unless SOAK_STRICT=1.
 // Remove an entry once fixed.
 const KNOWN_END_FINDINGS = [
-  // DELETE answered 204 (the browser believes it closed with 1000) while the
-  // upstream saw 1001: the DELETE met a session that max_lifetime (or
-  // idle_timeout) was already closing; want 410 with code 1001.
-  { bug: 'soak-1 DELETE 204 after a 1001 close', how: /^browser_delete/, up: 1001 },
-  // An abandoned SockJS session's upstream saw 1006 (no close frame) rather
-  // than 1001: rare (1 in ~6,000 sessions under heavy load).
-  { bug: 'soak-2 SockJS expiry without close frame', how: /^sockjs_abandon/, up: 1006 },
 ];
 
 const C = {

@@ -306,6 +306,37 @@ static void test_open_relay(void **state)
     session_detach(s, &k.k);
 }
 
+/* libevent has at most 256 common timeouts per base: when the table cannot
+ * get its max_lifetime (or idle) timeout, it must refuse to start, not run
+ * without the limit. */
+static void test_timeouts_unavailable(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.max_lifetime_ms = 5000;
+    struct timeval idle = { .tv_sec = 60 };
+    assert_non_null(event_base_init_common_timeout(x->base, &idle));
+    for (int i = 1; i < 1000; i++) {
+        struct timeval tv = { .tv_sec = 1000 + i };
+        if (!event_base_init_common_timeout(x->base, &tv))
+            break;
+    }
+    /* idle (60 s) is registered already, 5 s is not and cannot be */
+    assert_null(session_table_new(x->base, NULL, &x->cfg, NULL));
+    x->cfg.max_lifetime_ms = 0;
+    assert_non_null(x->t = session_table_new(x->base, NULL, &x->cfg, NULL));
+    session_table_set_upstream_ops(x->t, &fake_ops);
+    /* a policy whose idle period cannot be set up is refused */
+    struct session_policy pol = session_policy_native;
+    pol.idle_ms = 7000;
+    struct session_open_params p = { .route = &x->route,
+                                     .client_addr = "127.0.0.1" };
+    struct session *s = NULL;
+    assert_int_equal(session_open(x->t, &pol, &p, &s), SESSION_OPEN_FAILED);
+    assert_null(s);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(g_created, 0);
+}
+
 static void test_overflow_pause(void **state)
 {
     struct fx *x = *state;
@@ -327,6 +358,57 @@ static void test_overflow_pause(void **state)
     assert_false(f->paused);
     assert_int_equal(session_table_stats(x->t)->paused, 0);
     assert_int_equal(f->close_calls, 0);
+}
+
+/* overflow = pause never evicts, not even messages a stream has written
+ * but the browser has not acknowledged: a dropped stream would lose them.
+ * The upstream waits for acks instead. */
+static void test_overflow_pause_keeps_written(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.buffer_messages = 4;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    for (int i = 0; i < 4; i++)
+        up_msg(f, false, "w");
+    session_queue_mark_written(session_queue(s)); /* a stream wrote 1..4 */
+    assert_false(f->paused);
+    up_msg(f, false, "x");
+    assert_int_equal(qcount(s), 5);
+    assert_true(f->paused);
+    assert_int_equal(session_table_stats(x->t)->dropped, 0);
+    uint64_t from = 0, to = 0;
+    assert_false(session_lost_since(s, 0, &from, &to));
+    /* the stream drops: a resume from 0 still has all five */
+    session_queue_unmark_written(session_queue(s));
+    struct sq_msg m;
+    size_t pos = 0, off = 0;
+    assert_true(session_queue_next(session_queue(s), &pos, &off, &m));
+    assert_int_equal(m.seq, 1);
+    /* the browser's ack frees room and lets the upstream go on */
+    assert_int_equal(session_ack(s, 4), 0);
+    assert_false(f->paused);
+    assert_int_equal(qcount(s), 1);
+}
+
+/* drop-oldest evicts written messages first (they were sent). */
+static void test_overflow_drop_oldest_written_first(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.buffer_messages = 2;
+    x->cfg.overflow = GW_OVERFLOW_DROP_OLDEST;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    up_msg(f, false, "a");
+    session_queue_mark_written(session_queue(s));
+    up_msg(f, false, "b");
+    up_msg(f, false, "c");
+    assert_int_equal(qcount(s), 2);
+    assert_false(f->paused);
+    assert_int_equal(session_table_stats(x->t)->dropped, 1);
+    assert_int_equal(session_queue(s)->written, 0);
 }
 
 static void test_overflow_drop_oldest(void **state)
@@ -814,11 +896,34 @@ static void test_abort_open(void **state)
     memcpy(id, session_id(s), sizeof id);
     struct fake_up *f = g_last;
     session_abort_open(s);
-    assert_int_equal(f->close_calls, 1);
+    /* The id is forgotten at once, but the connection is not cut before
+     * its 101 (the upstream would see 1006): it finishes opening and is
+     * then closed with 1001. */
     assert_null(session_find(x->t, id, SESSION_ID_LEN));
+    assert_int_equal(f->close_calls, 0);
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 0);
+    up_open(f);
     assert_int_equal(x->opener.opened, 0);
+    assert_int_equal(f->close_calls, 1);
+    assert_int_equal(f->close_code, WS_CLOSE_GOING_AWAY);
+    assert_string_equal(f->close_reason, "browser went away");
+    assert_null(session_find(x->t, id, SESSION_ID_LEN));
+    up_closed(f, WS_CLOSE_GOING_AWAY, "browser went away", WS_FAIL_NONE, NULL);
     run_ms(x, 5);
     assert_int_equal(g_freed, 1);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(session_table_stats(x->t)->tombstones, 0);
+
+    /* abandoned, then the upstream fails to open: simply released */
+    s = open_on(x, &session_policy_native, &x->route, NULL);
+    f = g_last;
+    session_abort_open(s);
+    up_closed(f, WS_CLOSE_ABNORMAL, NULL, WS_FAIL_IO, "refused");
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 2);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    assert_int_equal(x->opener.opened, 0);
 }
 
 static void test_limits_and_connect_failure(void **state)
@@ -987,6 +1092,9 @@ int main(void)
     const struct CMUnitTest tests[] = {
         T(test_open_relay),
         T(test_overflow_pause),
+        T(test_timeouts_unavailable),
+        T(test_overflow_pause_keeps_written),
+        T(test_overflow_drop_oldest_written_first),
         T(test_overflow_drop_oldest),
         T(test_overflow_close),
         T(test_global_budget),

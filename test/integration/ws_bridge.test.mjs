@@ -416,3 +416,53 @@ describe('SockJS websocket transport', () => {
     assert.equal(e.reason, 'bye');
   });
 });
+
+// -------------------------------------------------------------------- load
+
+describe('load', () => {
+  it('1,000 concurrent WebSocket browsers, each with its own numbered stream both ways', { timeout: 240000 }, async (t) => {
+    const N = 1000;
+    const PER = 20;
+    const { up, gw } = await bridge(t, {
+      session: { max_sessions_per_client: '5000' },
+      up: {
+        onConnection: (c) => {
+          // every upstream connection k sends "k:0".."k:19" once the browser
+          // said which k it is (its first message)
+          c.ws.once('message', (d) => {
+            const k = d.toString();
+            for (let i = 0; i < PER; i++) c.ws.send(`${k}:${i}`);
+          });
+        },
+      },
+    });
+    const browsers = [];
+    let next = 0;
+    await Promise.all(Array.from({ length: 50 }, async () => {
+      while (next < N) {
+        const k = next++;
+        const b = browser(t, wsUrl(gw, '/chat/ws'));
+        browsers[k] = b;
+        await b.opened;
+        b.ws.send(String(k));
+        for (let i = 0; i < PER; i++) b.ws.send(`from ${k}:${i}`);
+      }
+    }));
+    await Promise.all(browsers.map((b) => b.waitMessages(PER, 120000)));
+    for (let k = 0; k < N; k++) {
+      assert.deepEqual(browsers[k].texts(), Array.from({ length: PER }, (_, i) => `${k}:${i}`), `browser ${k}: its own stream, in order`);
+    }
+    await waitUntil(() => up.conns.every((c) => c.messages.length >= PER + 1), 60000, 'every upstream got its stream');
+    assert.equal(up.conns.length, N);
+    for (const c of up.conns) {
+      const k = c.messages[0].data.toString();
+      assert.deepEqual(c.texts().slice(1), Array.from({ length: PER }, (_, i) => `from ${k}:${i}`), `upstream of ${k}`);
+    }
+    const st = await stats(gw);
+    assert.equal(st.sessions, N, JSON.stringify(st));
+    for (const b of browsers) b.ws.close(1000);
+    await waitUntil(async () => (await stats(gw)).sessions === 0, 60000, 'every session ended');
+    await waitUntil(() => up.conns.every((c) => c.close), 30000, 'every upstream closed');
+    assert.ok(up.conns.every((c) => c.close.code === 1000), 'browser close code 1000 passed on');
+  });
+});

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include "gw_config.h"
 #include "transport_sockjs.h"
+#include "transport_ws.h"
 
 struct evhttp_request;
 struct event_base;
@@ -20,6 +21,7 @@ struct sockjs_ctx {
     const struct gw_config *cfg;
     struct session_table *sessions;
     struct sockjs_tctx tctx;   /* the loop and heartbeat the sinks use */
+    struct transport_ws_ctx ws; /* the websocket transports' */
 };
 
 /* Is path under the SockJS base of a route? Sets *route_idx and *rest

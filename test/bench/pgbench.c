@@ -23,6 +23,11 @@
  * - HTTP and SSE are parsed by hand (status, Content-Length, chunked, the
  *   id:/event:/data: fields): a tool, not product code.
  *
+ * - --mode ws: each browser is a WebSocket on GET <route>/ws (masked
+ *   frames, unmasked ones back); the upstream pushes at --rate and the
+ *   browser sends at --rate (both ways); browser -> upstream messages are
+ *   counted at the upstream and reported beside the main figures.
+ *
  * Reported over the measurement window (after --warmup): delivered
  * messages/s, pollgate CPU (utime+stime from /proc/<pid>/stat) and
  * messages per pollgate CPU-second, latency percentiles (upstream send ->
@@ -57,8 +62,8 @@
 
 /* ------------------------------------------------------------- options */
 
-enum mode { M_POLL, M_SSE, M_ECHO, M_IDLE };
-static const char *const mode_names[] = { "poll", "sse", "echo", "idle" };
+enum mode { M_POLL, M_SSE, M_ECHO, M_IDLE, M_WS };
+static const char *const mode_names[] = { "poll", "sse", "echo", "idle", "ws" };
 
 static struct {
     enum mode mode;
@@ -298,6 +303,7 @@ static struct {
     uint64_t http_errors, conn_errors, lost_events, close_events, up_closed;
     uint64_t requests, polls, acks, sends, send_429, up_blocked;
     uint64_t up_sent_total, up_handshakes;
+    uint64_t ws_sent, up_recv;  /* ws mode: browser -> upstream messages */
     struct cpu_snap s0, s1;
     long rss_before_kb, rss_after_kb, rss_end_kb, hwm_kb;
     uint64_t hist_n, hist_over, lat_max_ns;
@@ -594,6 +600,8 @@ static bool up_frames(struct up *u)
                 pl[i] = masked ? (uint8_t)(d[i] ^ mask[i & 3]) : d[i];
         }
         buf_consume(in, h + n);
+        if (opt.mode == M_WS && (op == 1 || op == 2))
+            st.up_recv++;
         if (op == 0x9) {
             up_send_frame(u, 0xA, pl, n > 125 ? 125 : n);
         } else if (op == 0x8) {
@@ -667,8 +675,9 @@ static void up_push(int idx)
 
 /* ------------------------------------------------------------ browsers */
 
-enum req { RQ_NONE, RQ_OPEN, RQ_POLL, RQ_EVENTS, RQ_ACK, RQ_SEND };
-enum pstate { PS_IDLE, PS_HEAD, PS_BODY, PS_CSIZE, PS_CDATA, PS_CCRLF, PS_CEND };
+enum req { RQ_NONE, RQ_OPEN, RQ_POLL, RQ_EVENTS, RQ_ACK, RQ_SEND, RQ_WS };
+enum pstate { PS_IDLE, PS_HEAD, PS_BODY, PS_CSIZE, PS_CDATA, PS_CCRLF, PS_CEND,
+              PS_WS };
 enum sstate { SS_NEW, SS_OPENING, SS_ACTIVE, SS_FAILED };
 enum evtype { EV_NONE, EV_MESSAGE, EV_CLOSE, EV_LOST, EV_OTHER };
 
@@ -773,6 +782,47 @@ static void send_open(struct hc *h, int idx)
                      "Cookie: pgb=%d\r\nContent-Length: 0\r\n\r\n",
                      opt.route, opt.gw_port, idx);
     hc_request(h, RQ_OPEN, r, (size_t)n);
+}
+
+/* ws mode: GET <route>/ws upgrade (the Cookie tells the upstream which
+ * browser it serves, as for sessions). */
+static void send_ws_open(struct hc *h, int idx)
+{
+    char r[384];
+    int n = snprintf(r, sizeof r,
+                     "GET %s/ws HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                     "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+                     "Sec-WebSocket-Version: 13\r\n"
+                     "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     "Cookie: pgb=%d\r\n\r\n", opt.route, opt.gw_port, idx);
+    hc_request(h, RQ_WS, r, (size_t)n);
+}
+
+/* ws mode: one masked frame toward pollgate (a browser must mask). */
+static int ws_send_frame(struct hc *h, int opcode, const uint8_t *d, size_t n)
+{
+    uint8_t f[MAX_SIZE + 32];
+    if (n > MAX_SIZE)
+        return -1;
+    size_t hl = frame_header(f, opcode, n);
+    f[1] |= 0x80;
+    static const uint8_t mask[4] = { 0x12, 0x34, 0x56, 0x78 };
+    memcpy(f + hl, mask, 4);
+    for (size_t i = 0; i < n; i++)
+        f[hl + 4 + i] = (uint8_t)(d[i] ^ mask[i & 3]);
+    return sock_write(&h->s, f, hl + 4 + n);
+}
+
+static void sess_ws_send(struct sess *s)
+{
+    if (s->state != SS_ACTIVE || !s->main || buf_avail(&s->main->s.out) > BACKLOG_MAX)
+        return;
+    char p[MAX_SIZE + 64];
+    size_t n = make_payload(p, now_ns(), s->send_seq + 1, s->idx);
+    if (ws_send_frame(s->main, 1, (const uint8_t *)p, n) < 0)
+        return;
+    s->send_seq++;
+    st.ws_sent++;
 }
 
 static void send_poll(struct sess *s)
@@ -1155,6 +1205,70 @@ static bool parse_head(struct hc *h, char *p)
     return true;
 }
 
+static void record(struct sess *s, uint64_t pg_id, uint64_t seq, uint64_t ts,
+                   int idx, uint64_t now);
+static bool parse_payload(const char *p, const char *end, uint64_t *ts,
+                          uint64_t *seq, int *idx);
+
+/* ws mode: unmasked frames from pollgate; false to stop. */
+static bool ws_frames(struct hc *h, uint64_t now)
+{
+    struct buf *in = &h->s.in;
+    struct sess *s = h->ss;
+    for (;;) {
+        const uint8_t *p = (const uint8_t *)in->p + in->off;
+        size_t avail = buf_avail(in);
+        if (avail < 2)
+            return true;
+        int op = p[0] & 0x0f;
+        uint64_t len = p[1] & 0x7f;
+        size_t hl = 2;
+        if (p[1] & 0x80) {
+            hc_fail(h, "masked frame from pollgate", NULL);
+            return false;
+        }
+        if (len == 126) {
+            if (avail < 4)
+                return true;
+            len = ((uint64_t)p[2] << 8) | p[3];
+            hl = 4;
+        } else if (len == 127) {
+            if (avail < 10)
+                return true;
+            len = 0;
+            for (int i = 0; i < 8; i++)
+                len = (len << 8) | p[2 + i];
+            hl = 10;
+        }
+        if (len > (uint64_t)MAX_SIZE * 16) {
+            hc_fail(h, "frame too large", NULL);
+            return false;
+        }
+        if (avail < hl + len)
+            return true;
+        const char *d = (const char *)p + hl;
+        size_t n = (size_t)len;
+        if (op == 1) {
+            uint64_t ts, seq;
+            int idx;
+            if (parse_payload(d, d + n, &ts, &seq, &idx))
+                record(s, seq, seq, ts, idx, now);
+            else
+                st.mismatch++;
+        } else if (op == 9) {
+            uint8_t pl[125];
+            size_t m = n > 125 ? 125 : n;
+            memcpy(pl, d, m);
+            ws_send_frame(h, 0xA, pl, m);
+        } else if (op == 8) {
+            st.close_events++;
+            sess_fail(s, "websocket closed by pollgate", NULL);
+            return false;
+        }
+        buf_consume(in, hl + n);
+    }
+}
+
 static void hc_process(struct hc *h, uint64_t now)
 {
     struct buf *in = &h->s.in;
@@ -1167,6 +1281,9 @@ static void hc_process(struct hc *h, uint64_t now)
         case PS_IDLE:
             if (avail)
                 hc_fail(h, "unexpected data", NULL);
+            return;
+        case PS_WS:
+            ws_frames(h, now);
             return;
         case PS_HEAD: {
             if (!avail)
@@ -1184,6 +1301,21 @@ static void hc_process(struct hc *h, uint64_t now)
                 return;
             }
             buf_consume(in, (size_t)(e + 4 - p));
+            if (h->kind == RQ_WS) {
+                st.opens_in_flight--;
+                if (h->status != 101) {
+                    st.http_errors++;
+                    sess_fail(h->ss, "websocket refused", p);
+                    start_opens();
+                    return;
+                }
+                st.opened++;
+                st.attached++;
+                h->ss->state = SS_ACTIVE;
+                h->ps = PS_WS;
+                start_opens();
+                break;
+            }
             if (h->stream) {
                 if (h->status != 200 || !h->chunked) {
                     st.http_errors++;
@@ -1291,7 +1423,10 @@ static void start_opens(void)
             sess_fail(s, "cannot connect", strerror(errno));
             continue;
         }
-        send_open(s->main, s->idx);
+        if (opt.mode == M_WS)
+            send_ws_open(s->main, s->idx);
+        else
+            send_open(s->main, s->idx);
     }
 }
 
@@ -1309,6 +1444,14 @@ static void run_wheels(int64_t ms)
 {
     int n = opt.sessions;
     bool sending = st.phase == PH_WARMUP || st.phase == PH_MEASURE;
+    if (sending && opt.rate > 0 && opt.mode == M_WS) {
+        /* both ways: the upstream pushes, the browser sends */
+        int per = 1000 / opt.rate;
+        for (int i = (int)(ms % per); i < n; i += per) {
+            up_push(i);
+            sess_ws_send(&sess[i]);
+        }
+    }
     if (sending && opt.rate > 0 && (opt.mode == M_POLL || opt.mode == M_SSE)) {
         int per = 1000 / opt.rate;
         for (int i = (int)(ms % per); i < n; i += per)
@@ -1726,6 +1869,10 @@ static void finish(void)
         if (r.gw_sessions >= 0 && r.gw_sessions != (long)r.held)
             printf("%s: WARNING: pollgate /stats counts %ld sessions, %llu held\n",
                    opt.name, r.gw_sessions, (unsigned long long)r.held);
+        if (opt.mode == M_WS)
+            printf("%s: browser -> upstream: %llu sent, %llu received by the "
+                   "upstream\n", opt.name, (unsigned long long)st.ws_sent,
+                   (unsigned long long)st.up_recv);
         if (r.self_pct > 90)
             printf("%s: WARNING: the bench itself used %.0f%% of its core: it may "
                    "be the bottleneck\n", opt.name, r.self_pct);
@@ -1803,7 +1950,7 @@ static void usage(FILE *f)
 {
     fprintf(f,
         "usage: pgbench --gw-port P --upstream-port U (--pid N | --pid-file F)\n"
-        "               [--mode poll|sse|echo|idle] [--sessions N] [--rate R]\n"
+        "               [--mode poll|sse|echo|idle|ws] [--sessions N] [--rate R]\n"
         "               [--size B] [--warmup S] [--duration S] [--drain S]\n"
         "               [--settle S] [--ack-ms MS] [--route /bench] [--name NAME]\n"
         "               [--json FILE] [--row FILE] [--target-mpcs X]\n"
@@ -1857,7 +2004,7 @@ static void parse_args(int argc, char **argv)
         case O_PID: opt.pid = atol(optarg); break;
         case O_PIDF: opt.pid_file = optarg; break;
         case O_MODE:
-            for (int m = 0; m < 4; m++)
+            for (int m = 0; m < (int)(sizeof mode_names / sizeof *mode_names); m++)
                 if (!strcmp(optarg, mode_names[m]))
                     opt.mode = (enum mode)m;
             if (strcmp(optarg, mode_names[opt.mode])) {

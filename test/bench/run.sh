@@ -14,6 +14,8 @@
 #   echo      100 sessions: POST .../send every 100 ms -> upstream echo ->
 #             SSE back to the browser (round trip latency)
 #   idle      9,900 idle sessions: RSS growth per session
+#   ws        1,000 WebSocket browsers on GET /bench/ws, 50 msg/s each way,
+#             100 B (latency upstream -> browser)
 #
 # Run by `make bench` (POLLGATE_BUILDDIR and POLLGATE_SRCDIR set) or by hand
 # from anywhere (both default to the repository root above this script).
@@ -43,7 +45,7 @@ PG=${POLLGATE_BIN:-$POLLGATE_BUILDDIR/gateway/pollgate}
 BENCH=${PGBENCH_BIN:-$POLLGATE_BUILDDIR/test/bench/pgbench}
 WARMUP=${BENCH_WARMUP:-3}
 DURATION=${BENCH_DURATION:-20}
-SCENARIOS=${BENCH_SCENARIOS:-longpoll sse echo idle}
+SCENARIOS=${BENCH_SCENARIOS:-longpoll sse echo ws idle}
 IDLE_K=${BENCH_IDLE_SESSIONS:-9900}
 OUT=${BENCH_OUTPUT:-$POLLGATE_BUILDDIR/test/output}
 PERF_SCENARIO=${BENCH_PERF:-}
@@ -246,11 +248,14 @@ for sc in $SCENARIOS; do
         run_one echo --mode echo --sessions 100 --rate 10 --size 100 --ack-ms 500 \
             --warmup "$WARMUP" --duration "$DURATION" \
             --target-p50 1 --target-p99 15 ;;
+    ws)
+        run_one ws --mode ws --sessions 1000 --rate 50 --size 100 \
+            --warmup "$WARMUP" --duration "$DURATION" --target-p99 30 ;;
     idle)
         run_one idle --mode idle --sessions "$IDLE_K" --settle 6 \
             --target-idle 4096 ;;
     *)
-        echo "run.sh: unknown scenario '$sc' (longpoll sse echo idle)" >&2
+        echo "run.sh: unknown scenario '$sc' (longpoll sse echo ws idle)" >&2
         false ;;
     esac
     rc=$?

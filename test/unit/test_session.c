@@ -674,6 +674,91 @@ static void test_namespaces(void **state)
     assert_int_equal(session_open(x->t, &sockjs_pol, &p, &c), SESSION_OPEN_FAILED);
 }
 
+
+/* A WebSocket browser's session: private id, ended with the browser's
+ * close code, forgotten once its upstream has closed. */
+static const struct session_policy private_pol = {
+    .id_kind = SESSION_ID_PRIVATE,
+    .idle = SESSION_IDLE_REAP,
+    .failed_open = SESSION_FAILED_OPEN_FORGET,
+    .binary = SESSION_BINARY_PASS,
+};
+
+static void test_private_end(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &private_pol, NULL, &f);
+    /* no lookup reaches a private session */
+    assert_int_equal(strlen(session_id(s)), SESSION_ID_LEN);
+    assert_null(session_find(x->t, session_id(s), SESSION_ID_LEN));
+    assert_null(session_find_client(x->t, &x->route, session_id(s),
+                                    SESSION_ID_LEN));
+    session_attach(s, &x->opener.k);
+    session_detach(s, &x->opener.k);
+    session_end(s, 4100, "browser says bye");
+    assert_int_equal(f->close_calls, 1);
+    assert_int_equal(f->close_code, 4100);
+    assert_string_equal(f->close_reason, "browser says bye");
+    /* counted with the tombstones until its upstream has closed, as a
+     * reaped SockJS session is */
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+    session_end(s, 1000, "again"); /* idempotent while it closes */
+    assert_int_equal(f->close_calls, 1);
+    up_closed(f, 4100, "browser says bye", WS_FAIL_NONE, NULL);
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 1);
+    assert_int_equal(session_table_stats(x->t)->tombstones, 0);
+
+    /* ended while still opening: the upstream attempt is aborted */
+    struct session *o = open_on(x, &private_pol, &x->route, NULL);
+    struct fake_up *fo = g_last;
+    session_end(o, WS_CLOSE_GOING_AWAY, "gone");
+    assert_int_equal(fo->close_calls, 1);
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 2);
+
+    /* ended after its upstream closed: released at once */
+    struct fake_up *fc;
+    struct session *c = open_up(x, &private_pol, NULL, &fc);
+    up_closed(fc, WS_CLOSE_NORMAL, "done", WS_FAIL_NONE, NULL);
+    assert_int_equal(session_state(c), SESSION_CLOSED);
+    session_end(c, 0, NULL);
+    run_ms(x, 5);
+    assert_int_equal(g_freed, 3);
+    assert_int_equal(session_table_stats(x->t)->sessions, 0);
+}
+
+/* SockJS: a receiving request cut after "o" ends the session; later
+ * requests learn 1002 from a tombstone, the upstream gets 1001. */
+static void test_interrupt(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &sockjs_pol, "abc", &f);
+    up_msg(f, false, "unsent");
+    session_interrupt(s, 1002, "Connection interrupted", WS_CLOSE_GOING_AWAY,
+                      "browser connection interrupted");
+    assert_int_equal(f->close_calls, 1);
+    assert_int_equal(f->close_code, WS_CLOSE_GOING_AWAY);
+    assert_ptr_equal(session_find_client(x->t, &x->route, "abc", 3), s);
+    assert_int_equal(session_state(s), SESSION_FINISHED);
+    assert_int_equal(session_close_code(s), 1002);
+    assert_string_equal(session_close_reason(s), "Connection interrupted");
+    assert_int_equal(session_table_stats(x->t)->tombstones, 1);
+    up_closed(f, WS_CLOSE_GOING_AWAY, "", WS_FAIL_NONE, NULL);
+
+    /* an upstream that closed first keeps its close */
+    struct fake_up *g;
+    struct session *t2 = open_up(x, &sockjs_pol, "def", &g);
+    up_closed(g, 3000, "Go away!", WS_FAIL_NONE, NULL);
+    session_interrupt(t2, 1002, "Connection interrupted", 1001, "x");
+    assert_int_equal(session_state(t2), SESSION_FINISHED);
+    assert_int_equal(session_close_code(t2), 3000);
+}
+
 static void test_close_ordering(void **state)
 {
     struct fx *x = *state;
@@ -1106,6 +1191,8 @@ int main(void)
         T(test_reap_client_named),
         T(test_reap_closed_unfetched),
         T(test_namespaces),
+        T(test_private_end),
+        T(test_interrupt),
         T(test_close_ordering),
         T(test_failure_detail_as_reason),
         T(test_idempotent_send),

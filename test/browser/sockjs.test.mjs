@@ -104,7 +104,10 @@ async function openSock(page, sockjsUrl, transport, expect = transport) {
   const i = await page.evaluate(({ url, transport }) => {
     window.sjs = window.sjs || [];
     const st = { open: false, transport: null, messages: [], close: null, events: [] };
-    const sock = new window.SockJS(url, null, transport ? { transports: [transport] } : {});
+    // timeout: sockjs-client otherwise gives a transport only a few /info
+    // round trips (~400 ms here) to open, which a loaded machine can exceed
+    const opts = transport ? { transports: [transport], timeout: 10000 } : { timeout: 10000 };
+    const sock = new window.SockJS(url, null, opts);
     st.sock = sock;
     sock.onopen = () => { st.open = true; st.transport = sock.transport; st.events.push('open'); };
     sock.onmessage = (e) => { st.messages.push(e.data); };

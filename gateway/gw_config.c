@@ -224,6 +224,13 @@ static const struct directive route_keys[] = {
       "WebSocket subprotocols offered to the upstream when the browser asks "
       "for none, comma-separated. Empty = none.", NULL,
       "Comma-separated list" },
+    { "websocket", T_BOOL, RF(websocket), 0, "on", 0, 0, 0, NULL, NULL,
+      "Let browsers that can use WebSocket do so on this route: GET "
+      "<path>/ws (a raw WebSocket relayed to the upstream, one upstream "
+      "connection each) and, with sockjs = on, SockJS's websocket "
+      "transports (<sockjs_path>/<server>/<session>/websocket and the raw "
+      "<sockjs_path>/websocket); /info reports it. off = those URLs answer "
+      "404.", NULL, NULL },
     { "sockjs", T_BOOL, RF(sockjs), 0, "off", 0, 0, 0, NULL, NULL,
       "Also serve the SockJS protocol on this route, so that an unmodified "
       "sockjs-client can use it.", "on", NULL },

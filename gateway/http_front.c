@@ -24,6 +24,7 @@
 #include "session.h"
 #include "sockjs.h"
 #include "transport.h"
+#include "transport_ws.h"
 
 #define MAX_HEADERS_SIZE (16 * 1024)
 #define STATIC_MAX_FILE (16 * 1024 * 1024)
@@ -39,6 +40,7 @@ struct http_front {
     struct event *resume_accept;
     struct sockjs_ctx sjs;
     struct native_ctx native;
+    struct transport_ws_ctx ws;
 };
 
 /* ---------------------------------------------------------------- CORS */
@@ -94,7 +96,11 @@ static const struct gw_route *route_match(const struct gw_config *cfg,
 static void handle_route(struct http_front *f, struct evhttp_request *req,
                          const struct gw_route *r, const char *rest)
 {
-    if (cors_check(req, r))
+    if (!cors_check(req, r))
+        return;
+    if (strcmp(rest, "/ws") == 0 && r->websocket)
+        transport_ws_handle(&f->ws, req, r, TRANSPORT_WS_RAW);
+    else
         native_handle(&f->native, req, r, rest);
 }
 
@@ -257,7 +263,8 @@ static void request_cb(struct evhttp_request *req, void *arg)
         return;
     }
     r = route_match(f->cfg, path, &rest);
-    if (r && (strncmp(rest, "/sessions", 9) == 0 || !f->static_root)) {
+    if (r && (strncmp(rest, "/sessions", 9) == 0 || strcmp(rest, "/ws") == 0 ||
+              !f->static_root)) {
         handle_route(f, req, r, rest);
         return;
     }
@@ -352,6 +359,10 @@ struct http_front *http_front_new(struct event_base *base,
     f->sjs = (struct sockjs_ctx){ .base = base, .cfg = cfg, .sessions = sessions,
                                   .tv_heartbeat = f->tctx.tv_heartbeat };
     f->sjs.tctx = (struct sockjs_tctx){ base, f->tctx.tv_heartbeat };
+    f->ws = (struct transport_ws_ctx){ .base = base, .cfg = cfg,
+                                       .sessions = sessions,
+                                       .tv_heartbeat = f->tctx.tv_heartbeat };
+    f->sjs.ws = f->ws;
     f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
                                      .tctx = &f->tctx };
     /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own

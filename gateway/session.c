@@ -793,7 +793,7 @@ enum session_open_err session_open(struct session_table *t,
                 free(s);
                 return SESSION_OPEN_FAILED;
             }
-        } while (session_find(t, s->id, SESSION_ID_LEN));
+        } while (find_key(t, pol->id_kind, NULL, s->id, SESSION_ID_LEN));
     }
     event_assign(&s->timer, t->base, -1, 0, session_timer_cb, s);
 
@@ -995,6 +995,46 @@ void session_close_by_browser(struct session *s)
         close_up(s, WS_CLOSE_NORMAL, "closed by browser");
     }
     session_finish(s);
+}
+
+void session_end(struct session *s, uint16_t code, const char *reason)
+{
+    if (s->released || s->unlinked)
+        return;
+    switch (s->state) {
+    case SESSION_OPENING:
+        session_abort_open(s);
+        break;
+    case SESSION_OPEN:
+        close_up(s, code, reason);
+        session_finish(s);
+        if (s->pol.idle == SESSION_IDLE_REAP)
+            session_unlink(s); /* released once the upstream has closed */
+        break;
+    case SESSION_CLOSED:
+    case SESSION_FINISHED:
+        if (s->pol.idle == SESSION_IDLE_REAP)
+            session_release(s);
+        else
+            session_finish(s);
+        break;
+    }
+}
+
+void session_interrupt(struct session *s, uint16_t code, const char *reason,
+                       uint16_t up_code, const char *up_reason)
+{
+    if (s->released || s->unlinked || s->state == SESSION_FINISHED)
+        return;
+    if (s->state == SESSION_OPENING) {
+        session_abort_open(s);
+        return;
+    }
+    if (s->state == SESSION_OPEN) {
+        set_close_str(s, code, reason);
+        s->t->up->close(s->up, up_code, up_reason);
+    }
+    session_finish(s); /* the tombstone answers the close for idle_ms */
 }
 
 /* ---------------------------------------------------------------- free */

@@ -172,8 +172,9 @@ static void handle_info(const struct sockjs_ctx *ctx, struct evhttp_request *req
     uint32_t entropy = 0;
     RAND_bytes((unsigned char *)&entropy, sizeof entropy);
     char body[160];
-    snprintf(body, sizeof body, "{\"websocket\":false,\"cookie_needed\":%s,"
+    snprintf(body, sizeof body, "{\"websocket\":%s,\"cookie_needed\":%s,"
              "\"origins\":[\"*:*\"],\"entropy\":%u}",
+             r->websocket ? "true" : "false",
              r->cookie_needed ? "true" : "false", entropy);
     no_cache(req);
     reply_text(req, 200, "application/json; charset=UTF-8", body);
@@ -405,6 +406,15 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
     size_t kl = in;
     memcpy(key, sess, in);
     key[in] = 0;
+    if (strcmp(name, "websocket") == 0) {
+        /* each WebSocket is a session of its own (as in the reference):
+         * the URL's session id names nothing here */
+        if (r->websocket)
+            transport_ws_handle(&ctx->ws, req, r, TRANSPORT_WS_SOCKJS);
+        else
+            not_found(req);
+        return;
+    }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     bool is_send = !strcmp(name, "xhr_send"), is_jsend = !strcmp(name, "jsonp_send");
     const struct sjs_transport *tr = NULL;
@@ -491,6 +501,13 @@ void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
     }
     if (iframe_name_ok(rest)) {
         handle_iframe(req, r);
+        return;
+    }
+    if (strcmp(rest, "/websocket") == 0) {
+        if (r->websocket)
+            transport_ws_handle(&ctx->ws, req, r, TRANSPORT_WS_RAW);
+        else
+            not_found(req);
         return;
     }
     handle_session_url(ctx, req, r, rest);

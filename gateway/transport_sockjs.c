@@ -34,6 +34,7 @@ struct sjs_sink {
     const struct sjs_transport *tr;
     char callback[40];
     bool opener;            /* waiting for the upstream handshake */
+    bool gone;              /* cut by the browser or the network */
 };
 
 /* Reused for every delivery (single-threaded): the wrapped response,
@@ -144,6 +145,11 @@ static void sjs_heartbeat(struct http_stream *st)
     gw_buf_free(&f);
 }
 
+static void sjs_gone(struct http_stream *st)
+{
+    sjs_of(st)->gone = true;
+}
+
 static void sjs_ended(struct http_stream *st)
 {
     struct sjs_sink *k = sjs_of(st);
@@ -152,6 +158,15 @@ static void sjs_ended(struct http_stream *st)
         /* The opener went away before "o": nothing was queued yet, so
          * the session is simply abandoned (the upstream gets 1001). */
         session_abort_open(s);
+    } else if (k->gone && s) {
+        /* Cut after "o": what was on its way may be lost and SockJS has
+         * no way to resend it, so the session ends as the protocol says
+         * (later requests get c[1002,...]; sockjs-client never reuses
+         * such a session anyway). Lossless delivery is the native
+         * protocol's promise. */
+        session_detach(s, &k->ts.k);
+        session_interrupt(s, SJS_CLOSE_INTERRUPTED, "Connection interrupted",
+                          WS_CLOSE_GOING_AWAY, "browser connection interrupted");
     } else {
         session_detach(s, &k->ts.k);
     }
@@ -161,6 +176,7 @@ static void sjs_ended(struct http_stream *st)
 static const struct http_stream_ops sjs_stream_ops = {
     .flush = sjs_flush,
     .heartbeat = sjs_heartbeat,
+    .gone = sjs_gone,
     .ended = sjs_ended,
 };
 

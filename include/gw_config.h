@@ -32,6 +32,7 @@ struct gw_route {
     size_t n_forward_headers;
     bool forward_origin;    /* forward the browser's Origin header */
     char *protocols;        /* subprotocols offered by default, or NULL */
+    bool websocket;         /* browsers may use WebSocket (P/ws, SockJS) */
 
     /* SockJS dialect (sockjs = on) */
     bool sockjs;

@@ -118,6 +118,9 @@ enum session_open_err {
 enum session_id_kind {
     SESSION_ID_RANDOM = 0, /* the gateway: 128 random bits (native) */
     SESSION_ID_CLIENT,     /* the client, unique per route only (SockJS) */
+    SESSION_ID_PRIVATE,    /* random, in a namespace no lookup reaches: a
+                              session that lives and dies with one
+                              connection (WebSocket browsers) */
 };
 
 /* What a session that nobody polls for idle_ms becomes. */
@@ -265,5 +268,24 @@ enum session_send_result session_send(struct session *s,
 
 /* Browser asked to close (DELETE / POST close): upstream gets 1000. */
 void session_close_by_browser(struct session *s);
+
+/*
+ * The browser's connection is over for good (a WebSocket browser
+ * connection ended; detach its sink first): an open upstream gets
+ * code/reason (0 = no status), a session still opening is aborted, and
+ * the session is forgotten under SESSION_IDLE_REAP (a tombstone
+ * otherwise). Safe in any state.
+ */
+void session_end(struct session *s, uint16_t code, const char *reason);
+
+/*
+ * A receiving request was cut by the browser or the network (SockJS: the
+ * session cannot go on losslessly): the upstream gets up_code/up_reason
+ * and later requests learn code/reason from a tombstone kept for the idle
+ * period (a close the upstream sent first is kept instead). Opening
+ * sessions are aborted.
+ */
+void session_interrupt(struct session *s, uint16_t code, const char *reason,
+                       uint16_t up_code, const char *up_reason);
 
 #endif

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include "gw_config.h"
 #include "transport_sockjs.h"
+#include "transport_ws.h"
 
 struct evhttp_request;
 struct event_base;
@@ -22,6 +23,7 @@ struct sockjs_ctx {
     struct session_table *sessions;
     const struct timeval *tv_heartbeat;
     struct sockjs_tctx tctx;   /* what the sinks keep a pointer to */
+    struct transport_ws_ctx ws; /* the websocket transports' */
 };
 
 /* Is path under the SockJS base of a route? Sets *route_idx and *rest

@@ -39,6 +39,9 @@ struct session_sink *sjs_sink(struct sjs_sink *k);
 /* Attach to s (opener: wait for the upstream handshake, then "o"). */
 void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
                struct session *s, bool opener);
+/* SockJS's close code for a receiving request cut after "o". */
+#define SJS_CLOSE_INTERRUPTED 1002
+
 /* Answer one frame (a close, 2010, ...) and finish. */
 void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame);
 

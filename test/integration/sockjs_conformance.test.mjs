@@ -169,7 +169,7 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     assert.equal(r.headers['set-cookie'], undefined, `no Set-Cookie on /info: ${show(r)}`);
     assert.ok(r.json && typeof r.json === 'object', show(r));
     assert.deepEqual(Object.keys(r.json).sort(), ['cookie_needed', 'entropy', 'origins', 'websocket'], show(r));
-    assert.equal(r.json.websocket, false);
+    assert.equal(r.json.websocket, true, 'websocket = on by default');
     assert.equal(r.json.cookie_needed, false);
     assert.deepEqual(r.json.origins, ['*:*']);
     const ent = [r.json.entropy];
@@ -398,39 +398,63 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     assert.ok(again instanceof Error, `the session is still open (a new poll is held): ${again.text ?? ''}`);
   });
 
-  it('abort: a held xhr or xhr_streaming request aborted loses nothing; the session lives', async (t) => {
+  // Section 4 of issue 9: a receiving request cut after "o" ends the
+  // session as the SockJS protocol says (sockjs-protocol's
+  // test_abort_xhr_polling and test_abort_xhr_streaming). Until then this
+  // test said the opposite (pollgate kept the session alive).
+  it('abort (test_abort_xhr_polling): a held xhr aborted ends the session: c[1002,"Connection interrupted"], upstream 1001', async (t) => {
     const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
     const s = E().session();
     const conn = nextConn();
     await s.open();
     const c = await conn();
     const n = up.conns.length;
-    // a held poll, aborted
     const ac = new AbortController();
     const held = s.xhr({ signal: ac.signal }).catch((e) => e);
     await sleep(100);
+    const r2 = await s.xhr();
+    assert.equal(r2.text, ANOTHER + '\n', show(r2));
     ac.abort();
     await held;
-    // no event tells when the gateway noticed the reset: give it a moment
-    await sleep(300);
-    await c.sendAll(['q1', 'q2', 'q3']);
-    await sleep(300);
-    const f = await s.xhrFrame();
-    assert.equal(f.type, 'a', `after an abort: ${f.raw} (want the queued messages, not a new session or close)`);
-    const got = [...f.messages];
-    if (got.length < 3) got.push(...(await s.pollMessages(3 - got.length)).messages);
-    assert.deepEqual(got, ['q1', 'q2', 'q3']);
-    assert.deepEqual(f.messages, ['q1', 'q2', 'q3'], 'everything queued goes out in one frame');
-    // a streaming response, aborted
-    const xs = await s.stream('xhr_streaming');
-    await xs.waitFor((x) => x.text.length >= PRELUDE_XHR.length, 3000, 'prelude');
-    xs.destroy();
-    await sleep(300);
-    await c.sendAll(['r1', 'r2']);
-    const { messages } = await s.pollMessages(2);
-    assert.deepEqual(messages, ['r1', 'r2']);
-    assert.equal(c.close, null, 'upstream still open');
+    const cl = await c.waitClose(5000);
+    assert.equal(cl.code, 1001, `upstream close ${JSON.stringify(cl)}`);
+    for (let i = 0; i < 2; i++) {
+      const r3 = await s.xhr();
+      assert.equal(r3.text, 'c[1002,"Connection interrupted"]\n', show(r3));
+    }
     assert.equal(up.conns.length, n, 'no new upstream connection');
+  });
+
+  it('abort (test_abort_xhr_streaming): an xhr_streaming response cut after o ends the session the same way', async (t) => {
+    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
+    const s = E().session();
+    const conn = nextConn();
+    const xs = await s.stream('xhr_streaming');
+    await xs.waitFor((x) => x.text.length >= PRELUDE_XHR.length + 2, 5000, 'prelude + o');
+    assert.equal(xs.text, PRELUDE_XHR + 'o\n');
+    const c = await conn();
+    const xs2 = await s.stream('xhr_streaming');
+    await xs2.waitFor((x) => x.text.length >= PRELUDE_XHR.length + ANOTHER.length + 1, 5000, 'prelude + 2010');
+    assert.equal(xs2.text, PRELUDE_XHR + ANOTHER + '\n');
+    xs2.destroy();
+    xs.destroy();
+    const cl = await c.waitClose(5000);
+    assert.equal(cl.code, 1001, `upstream close ${JSON.stringify(cl)}`);
+    const r = await s.xhr();
+    assert.equal(r.text, 'c[1002,"Connection interrupted"]\n', show(r));
+  });
+
+  it('abort: requests that complete normally do not end the session', async (t) => {
+    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
+    const s = E().session();
+    const conn = nextConn();
+    await s.open();
+    const c = await conn();
+    // completed requests are not interruptions
+    await c.sendAll(['q1', 'q2']);
+    const { messages } = await s.pollMessages(2);
+    assert.deepEqual(messages, ['q1', 'q2']);
+    assert.equal(c.close, null, 'upstream still open');
   });
 
   // ------------------------------------------------------------ xhr_streaming
@@ -856,10 +880,13 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     assert.deepEqual(messagesOf(es.frames()), [payload], 'eventsource');
     assert.deepEqual(eventsourceFrames(es.text).bad, [], 'every event is one data: line');
     assert.doesNotMatch(es.text, /[\u0000\u2028\u2029]/, 'no raw NUL or U+2028/2029 in the stream');
-    es.destroy();
-    await sleep(200);
-    await c.send(payload);
-    const j = parseJsonp((await s.jsonp('cb')).text);
+    es.destroy(); // cut by the browser: that session is over (1002)
+    const s2 = E().session();
+    const conn2 = nextConn();
+    await s2.open();
+    const c2 = await conn2();
+    await c2.send(payload);
+    const j = parseJsonp((await s2.jsonp('cb')).text);
     assert.ok(j, 'jsonp body');
     assert.deepEqual(messagesOf([j.frame]), [payload], 'jsonp');
     assert.doesNotMatch(j.arg, /[\u2028\u2029\u0000]/, 'no raw line separators in a script');

@@ -1,13 +1,20 @@
 /*
  * pollgate.js - browser client for pollgate protocol v1.
  *
- * Gives a page a WebSocket-like object that talks to a pollgate route over
- * Server-Sent Events (EventSource) or plain JSON long-polling (XMLHttpRequest).
- * Plain ES5, no build step, no dependencies; defines window.PollGate (and
- * module.exports under CommonJS).
+ * Gives a page a WebSocket-like object that talks to a pollgate route over a
+ * native WebSocket (<route>/ws), Server-Sent Events (EventSource) or plain JSON
+ * long-polling (XMLHttpRequest). Plain ES5, no build step, no dependencies;
+ * defines window.PollGate (and module.exports under CommonJS).
+ *
+ * Transport choice ('auto'): WebSocket first where window.WebSocket exists; when
+ * the upgrade fails, the socket closes before it opens, no 101 comes within
+ * WS_OPEN_TIMEOUT, or it breaks (not a clean close) within WS_QUIET of opening
+ * without any message (a proxy that swallows or cuts upgrades), the client falls
+ * back to SSE (then long-poll, as before) and remembers that for this host for
+ * the page's life (a proxy that breaks upgrades breaks them for every route). onopen fires once even if the fallback happens after it.
  *
  *   var ws = new PollGate('/chat', {
- *     transport: 'auto',    // 'auto' (SSE when window.EventSource exists), 'sse', 'poll'
+ *     transport: 'auto',    // 'auto' (WebSocket, else SSE, else long-poll), 'ws', 'sse', 'poll'
  *     protocol: 'chat',     // optional, sent as {"protocol":...} when opening
  *     maxBackoff: 30000,    // ms, cap of the retry delay (250 ms doubling, with jitter)
  *     maxRetries: 0,        // failed session-open attempts before giving up; 0 = never
@@ -26,12 +33,13 @@
  *   ws.onstatechange = function (state, info) {};
  *       // state: 'connecting' | 'open' | 'offline' | 'closing' | 'closed'
  *       // info.retryAt: Date.now()-based time of the next retry while offline, else 0
- *   ws.ontransportchange = function (transport) {};  // auto mode gave up on SSE
+ *   ws.ontransportchange = function (transport) {};  // auto mode fell back (ws -> sse/poll, sse -> poll)
  *   ws.addEventListener(type, fn) / ws.removeEventListener(type, fn) work as well.
  *
  *   ws.readyState      0 CONNECTING, 1 OPEN, 2 CLOSING, 3 CLOSED (stays 1 while offline)
  *   ws.state           the state name above; ws.retryAt as in info
- *   ws.transport       'sse' or 'poll' (auto mode falls back to 'poll' if SSE keeps failing)
+ *   ws.transport       'ws', 'sse' or 'poll' (auto mode falls back from 'ws' when the
+ *                      WebSocket fails, and to 'poll' if SSE keeps failing)
  *   ws.protocol        protocol chosen by the server ('' if none)
  *   ws.bufferedAmount  bytes queued by send() and not yet acknowledged by the gateway
  *   ws.binaryType      'arraybuffer' (default) or 'base64'
@@ -44,6 +52,13 @@
  * Guarantees: messages are delivered in order and at most once (de-duplicated by seq);
  * a dropped poll or stream resumes where it stopped; sends go out in order, batched,
  * one request at a time, retried with the same seq (the gateway drops duplicates).
+ *
+ * Over WebSocket the object behaves as the browser's WebSocket does: the same events
+ * and close codes (close(code, reason) reaches the upstream; the upstream's code and
+ * reason arrive in onclose), ev.seq counts messages locally, ws.session is null, and
+ * a connection that breaks once established ends with 1006 (wasClean false): a
+ * WebSocket has no resume, the upstream connection ended with it. The HTTP
+ * transports stay the ones that survive a dropped network.
  */
 (function (global) {
   'use strict';
@@ -56,6 +71,9 @@
   var MAX_BATCH_MSGS = 100;     // messages per send request (the gateway's max_batch >= this)
   var REQ_TIMEOUT = 15000;      // open, ack, probe; sends get twice that
   var CLOSE_WAIT = 3000;        // close(): time allowed to flush queued sends
+  var WS_OPEN_TIMEOUT = 8000;   // WebSocket: no 101 by then = a proxy holding the upgrade
+  var WS_QUIET = 4000;          // WebSocket: broken this soon after opening, silent = a proxy
+  var wsFailed = {};            // ws(s)://host -> true once a WebSocket there failed (the page's life)
   var B64 = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/';
   var B64_INDEX = [];
   var i;
@@ -127,6 +145,15 @@
     return (m[1] || loc.protocol).toLowerCase() !== loc.protocol.toLowerCase() ||
       m[2].toLowerCase() !== String(loc.host).toLowerCase();
   }
+  // <route>/ws as a ws: or wss: URL, or null when it cannot be built.
+  function wsUrlOf(url) {
+    var loc = global.location, m = /^(https?:)?\/\/(.*)$/i.exec(url), dir;
+    if (m) return ((m[1] || (loc && loc.protocol) || '').toLowerCase() === 'https:' ? 'wss://' : 'ws://') + m[2] + '/ws';
+    if (!loc || !loc.host || /^[a-z][a-z0-9+.\-]*:/i.test(url)) return null;
+    dir = url.charAt(0) === '/' ? '' : String(loc.pathname).replace(/[^\/]*$/, '');
+    return (loc.protocol === 'https:' ? 'wss://' : 'ws://') + loc.host + dir + url + '/ws';
+  }
+  function hostOf(wsUrl) { return String(wsUrl).replace(/^(wss?:\/\/[^\/?#]*).*$/i, '$1').toLowerCase(); }
   function listen(type, fn) { if (global.addEventListener) global.addEventListener(type, fn, false); }
   function unlisten(type, fn) { if (global.removeEventListener) global.removeEventListener(type, fn, false); }
 
@@ -142,6 +169,9 @@
     this.bufferedAmount = 0;
     this.binaryType = opts.binaryType || 'arraybuffer';
     this.transport = (opts.transport === 'poll' || !global.EventSource) ? 'poll' : 'sse';
+    this._wsUrl = wsUrlOf(this.url);
+    if (global.WebSocket && this._wsUrl && (opts.transport === 'ws' ||
+        ((opts.transport || 'auto') === 'auto' && !wsFailed[hostOf(this._wsUrl)]))) this.transport = 'ws';
     this.session = null;
     this._opts = {
       transport: opts.transport || 'auto', protocol: opts.protocol || null,
@@ -153,6 +183,9 @@
     this._timers = {};      // name -> timeout id: recv, send, ack, closeWait
     this._req = {};         // name -> in-flight request: recv, send, ack, close
     this._es = null;
+    this._ws = null;        // the WebSocket while transport is 'ws'
+    this._wsOpen = false;   // it opened and is in use
+    this._announced = false;  // onopen fired
     this._failing = {};     // recv/send: true while retrying after a failure
     this._recvBackoff = new Backoff(this._opts.maxBackoff);
     this._sendBackoff = new Backoff(this._opts.maxBackoff);
@@ -168,7 +201,11 @@
     this._pollTimeout = 25;
     this._idleTimeout = 30;
     this._onOnline = function () { self._kick(); };
-    this._onOffline = function () { self._failing.recv = true; self._updateState(); };
+    this._onOffline = function () {
+      if (self.transport === 'ws') return;  // the socket's own close tells
+      self._failing.recv = true;
+      self._updateState();
+    };
     this._onUnload = function () { self._unload(); };
     listen('online', this._onOnline);
     listen('offline', this._onOffline);
@@ -288,7 +325,7 @@
   P._updateState = function () {
     if (this.readyState >= CLOSING) return;
     if (this._failing.recv || this._failing.send) this._setState('offline');
-    else this._setState(this.session ? 'open' : 'connecting');
+    else this._setState(this.session || this._wsOpen ? 'open' : 'connecting');
   };
   // Something failed: retry fn later and show 'offline' meanwhile.
   P._retry = function (channel, timer, backoff, retryAfter, fn) {
@@ -306,6 +343,7 @@
     if (code === 1006) wasClean = false;  // as WebSocket: the upstream connection broke
     var name;
     this._stopRecv();
+    this._dropWs(1000, '');
     for (name in this._timers) this._cancel(name);
     for (name in this._req) this._abort(name);
     unlisten('online', this._onOnline);
@@ -335,7 +373,13 @@
 
   /* ---- opening --------------------------------------------------------- */
 
+  P._announce = function () {
+    if (this._announced) return;
+    this._announced = true;
+    this._emit('open', {});
+  };
   P._open = function () {
+    if (this.transport === 'ws') { this._openWs(); return; }
     var body = this._opts.protocol ? JSON.stringify({ protocol: this._opts.protocol }) : null;
     this._req.recv = this._xhr('POST', '/sessions', body, REQ_TIMEOUT, function (res) {
       this._req.recv = null;
@@ -351,7 +395,7 @@
         this._recvBackoff.reset();
         this._log('session', this.session, 'via', this.transport);
         this._updateState();
-        this._emit('open', {});
+        this._announce();
         if (this.readyState !== OPEN) return;
         this._startRecv();
         this._flush();
@@ -366,6 +410,84 @@
       if (!retrying) { this._finish(1006, errorEvent(res).message, false); return; }
       this._retry('recv', 'recv', this._recvBackoff, res.retryAfter, this._open);
     });
+  };
+
+  /* ---- WebSocket -------------------------------------------------------- */
+
+  P._openWs = function () {
+    var self = this, ws, openedAt = 0, gotData = false;
+    try {
+      ws = this._opts.protocol ? new global.WebSocket(this._wsUrl, this._opts.protocol) :
+        new global.WebSocket(this._wsUrl);
+    } catch (e) {
+      this._wsFallback('WebSocket failed: ' + (e && e.message));
+      return;
+    }
+    ws.binaryType = 'arraybuffer';
+    this._ws = ws;
+    this._later('wsOpen', WS_OPEN_TIMEOUT, function () {
+      this._wsFallback('no answer to the WebSocket upgrade in ' + WS_OPEN_TIMEOUT + ' ms');
+    });
+    ws.onopen = function () {
+      if (self._ws !== ws) return;
+      self._cancel('wsOpen');
+      openedAt = now();
+      self._wsOpen = true;
+      self.protocol = ws.protocol || '';
+      self.readyState = OPEN;
+      self._log('WebSocket open', self._wsUrl);
+      self._updateState();
+      self._announce();
+      self._flush();
+    };
+    ws.onmessage = function (e) {
+      if (self._ws !== ws || self.readyState !== OPEN) return;
+      gotData = true;
+      self._wsMessage(e.data);
+    };
+    ws.onerror = noop;  // onclose follows and tells the rest
+    ws.onclose = function (e) {
+      if (self._ws !== ws) return;
+      self._ws = null;
+      self._wsOpen = false;
+      self._cancel('wsOpen');
+      self._log('WebSocket closed', e.code, e.reason, e.wasClean ? 'clean' : 'not clean');
+      if (self.readyState === CLOSING) self._finish(self._closeCode, self._closeReason, e.wasClean);
+      else if (!openedAt || (!gotData && !e.wasClean && now() - openedAt < WS_QUIET)) {
+        self._wsFallback(openedAt ? 'WebSocket broke before any message' : 'WebSocket upgrade failed');
+      } else self._finish(e.code || 1005, e.reason, e.wasClean);
+    };
+  };
+  // Detach and close the socket (no more events from it).
+  P._dropWs = function (code, reason) {
+    var ws = this._ws;
+    this._ws = null;
+    this._wsOpen = false;
+    this._cancel('wsOpen');
+    if (!ws) return;
+    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = noop;
+    try { if (ws.readyState === OPEN) ws.close(code, reason); else ws.close(); } catch (e) {}
+  };
+  // The WebSocket does not get through: remember it and go on over HTTP.
+  P._wsFallback = function (why) {
+    this._log(why);
+    this._dropWs(1000, '');
+    if (this._wsUrl) wsFailed[hostOf(this._wsUrl)] = true;
+    if (this.readyState === CLOSING) { this._finish(this._closeCode, this._closeReason, false); return; }
+    if (this._opts.transport === 'ws') { this._finish(1006, why, false); return; }
+    this.transport = this._opts.transport !== 'poll' && global.EventSource ? 'sse' : 'poll';
+    this._log('falling back to', this.transport);
+    this._updateState();
+    this._emit('transportchange', {}, [this.transport]);
+    if (this.readyState !== CLOSED) this._open();
+  };
+  P._wsMessage = function (d) {
+    var ev = { data: d, seq: ++this._last };
+    if (typeof d !== 'string') {
+      ev.binary = true;
+      if (this.binaryType !== 'arraybuffer' || !hasTypedArrays()) ev.data = toBase64(new Uint8Array(d));
+    }
+    this._emit('message', ev);
   };
 
   /* ---- receiving ------------------------------------------------------- */
@@ -531,13 +653,13 @@
   P.send = function (data) {
     var item;
     if (this.readyState >= CLOSING) return false;
-    if (typeof data === 'string') item = { m: data, n: utf8Length(data) };
+    if (typeof data === 'string') item = { m: data, n: utf8Length(data), raw: data };
     else if (isBinary(data)) {
       data = toBytes(data);
-      item = { m: { binary: toBase64(data) }, n: data.length };
+      item = { m: { binary: toBase64(data) }, n: data.length, raw: data };
     } else if (typeof Blob !== 'undefined' && data instanceof Blob) {
       throw new TypeError('PollGate.send: Blob is not supported, send an ArrayBuffer');
-    } else item = { m: String(data), n: utf8Length(String(data)) };
+    } else item = { m: String(data), n: utf8Length(String(data)), raw: String(data) };
     this._queue.push(item);
     this.bufferedAmount += item.n;
     this._flush();
@@ -546,6 +668,7 @@
   // Everything queued (up to MAX_BATCH bytes / MAX_BATCH_MSGS) goes in one POST; the next batch
   // waits until the gateway acked this one.
   P._flush = function () {
+    if (this.transport === 'ws') { this._flushWs(); return; }
     if (this._inflight || !this._queue.length || !this.session || this.readyState === CLOSED) return;
     var batch = [], size = 0, msgs = [];
     while (this._queue.length && (!batch.length ||
@@ -558,6 +681,17 @@
     this._inflight = { seq: this._sendSeq, size: size,
       body: JSON.stringify({ seq: this._sendSeq, messages: msgs }) };
     this._post();
+  };
+  // WebSocket: hand everything queued to the socket (it buffers; bufferedAmount then
+  // counts only what is still queued here, before the socket opened).
+  P._flushWs = function () {
+    var item;
+    if (!this._wsOpen || !this._ws) return;
+    while (this._queue.length) {
+      item = this._queue.shift();
+      this.bufferedAmount -= item.n;
+      this._ws.send(item.raw);
+    }
   };
   P._post = function () {
     var b = this._inflight;
@@ -591,6 +725,15 @@
     this._closeReason = reason === undefined ? '' : String(reason);
     this.readyState = CLOSING;
     this._setState('closing');
+    if (this.transport === 'ws') {
+      // Everything queued was handed to the socket at open; the close handshake
+      // carries the code. A socket still connecting is simply abandoned.
+      if (this._wsOpen) {
+        this._ws.close(this._closeCode, this._closeReason);
+        this._later('closeWait', CLOSE_WAIT, function () { this._finish(this._closeCode, this._closeReason, false); });
+      } else this._finish(this._closeCode, this._closeReason, false);
+      return;
+    }
     if (opening) return;  // the open request's callback finishes the job
     this._stopRecv();
     if (!wasOpen) { this._finish(this._closeCode, this._closeReason, false); return; }
@@ -621,7 +764,7 @@
 
   // Network is back (or the page asked): retry now instead of waiting out the back-off.
   P._kick = function () {
-    if (this.readyState === CLOSED || this.readyState === CLOSING) return;
+    if (this.readyState === CLOSED || this.readyState === CLOSING || this.transport === 'ws') return;
     this._recvBackoff.reset();
     this._sendBackoff.reset();
     if (!this.session) {

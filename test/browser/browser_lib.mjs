@@ -8,14 +8,19 @@
 //  launchBrowser(t)   headless Debian Chromium driven by npm playwright-core
 //                     (a fresh profile, closed in t.after)
 //  newPage(browser, t, o)  a page in a context of its own whose window has no
-//                     WebSocket (and, with o.noEventSource, no EventSource)
-//                     before any script runs; every console line, page error
-//                     and request of the page and its frames goes to page.log
+//                     WebSocket (unless o.webSocket; with o.noEventSource, no
+//                     EventSource either) before any script runs; every
+//                     console line, page error and request of the page and its
+//                     frames goes to page.log
 //  withLog(page, fn)  runs fn; on failure appends what the browser saw
 //  startDemoUpstream(t)  the shipped contrib/demo/upstream.mjs on a free port
 //  startStatic(t, routes)  a small HTTP server for pages from another origin
 //  startCutProxy(t, port)  a TCP relay in front of the gateway whose
 //                     connections can all be cut (a dropped network)
+//  startNoUpgradeProxy(t, port, mode)  an HTTP proxy in front of the gateway
+//                     that forwards plain requests and breaks every WebSocket
+//                     upgrade ('refuse': 400; 'hold': accept, never answer;
+//                     'drop': answer 101, then cut the connection)
 //
 // The gateway and the controllable upstream come from the integration
 // suite's helpers (../integration/bridge_lib.mjs), imported as they are.
@@ -86,22 +91,24 @@ export async function launchBrowser(t) {
 }
 
 /**
- * A page in a fresh context. o: { noEventSource, viewport }.
- * window.WebSocket is gone before any script of any frame runs.
+ * A page in a fresh context. o: { webSocket, noEventSource, viewport }.
+ * Unless o.webSocket, window.WebSocket is gone before any script of any frame runs.
  * page.log: [string] - console, page errors, requests and their outcome.
  */
 export async function newPage(browser, t, o = {}) {
   const context = await browser.newContext({ viewport: o.viewport || { width: 900, height: 560 } });
   t.after(() => withTimeout(context.close(), 10000, 'context close').catch(() => {}));
   context.setDefaultTimeout(10000);
-  await context.addInitScript((noEventSource) => {
-    delete window.WebSocket;
-    window.WebSocket = undefined;
+  await context.addInitScript(({ noWebSocket, noEventSource }) => {
+    if (noWebSocket) {
+      delete window.WebSocket;
+      window.WebSocket = undefined;
+    }
     if (noEventSource) {
       delete window.EventSource;
       window.EventSource = undefined;
     }
-  }, !!o.noEventSource);
+  }, { noWebSocket: !o.webSocket, noEventSource: !!o.noEventSource });
   const page = await context.newPage();
   const t0 = Date.now();
   const log = [];
@@ -257,5 +264,62 @@ export async function startCutProxy(t, targetPort) {
   });
   proxy.port = await listen(t, trackSockets(server));
   t.after(() => { for (const s of open) s.destroy(); });
+  return proxy;
+}
+
+// ------------------------------------------------------------------ upgrade-breaking proxy
+
+/**
+ * An HTTP proxy on 127.0.0.1 in front of the gateway (127.0.0.1:targetPort),
+ * as some corporate proxies are: plain requests (streaming responses
+ * included) are forwarded, WebSocket upgrades are not. mode:
+ *   'refuse'  answer the upgrade 400
+ *   'hold'    accept the connection and never answer
+ *   'drop'    answer 101 Switching Protocols (a made-up accept key is not
+ *             checked by this proxy, so it computes the right one), then cut
+ *             the connection after a moment without relaying anything
+ * Resolves to { port, origin, url(path), upgrades: [paths], forwarded }.
+ */
+export async function startNoUpgradeProxy(t, targetPort, mode = 'refuse') {
+  const { createHash } = await import('node:crypto');
+  const proxy = {
+    port: 0,
+    upgrades: [],
+    forwarded: 0,
+    url: (p) => `http://127.0.0.1:${proxy.port}${p}`,
+  };
+  const agent = new http.Agent({ keepAlive: true });
+  const server = trackSockets(http.createServer((req, res) => {
+    proxy.forwarded++;
+    const u = http.request({
+      host: '127.0.0.1', port: targetPort, method: req.method, path: req.url, headers: req.headers, agent,
+    }, (ur) => {
+      res.writeHead(ur.statusCode, ur.headers);
+      res.flushHeaders();
+      ur.pipe(res);
+      ur.on('error', () => res.destroy());
+    });
+    u.on('error', () => res.destroy());
+    res.on('close', () => u.destroy());
+    req.pipe(u);
+  }));
+  server.on('upgrade', (req, socket) => {
+    proxy.upgrades.push(req.url);
+    socket.on('error', () => {});
+    if (mode === 'refuse') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nContent-Length: 23\r\n' +
+        'Connection: close\r\n\r\nno WebSocket past here\n');
+    } else if (mode === 'drop') {
+      const accept = createHash('sha1')
+        .update(`${req.headers['sec-websocket-key']}258EAFA5-E914-47DA-95CA-C5AB0DC85B11`).digest('base64');
+      socket.write('HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        `Sec-WebSocket-Accept: ${accept}\r\n\r\n`);
+      setTimeout(() => socket.destroy(), 300);
+    }
+    // 'hold': nothing; the socket is destroyed when the proxy closes
+  });
+  proxy.port = await listen(t, server);
+  proxy.origin = `http://127.0.0.1:${proxy.port}`;
+  t.after(() => agent.destroy());
   return proxy;
 }

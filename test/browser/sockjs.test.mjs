@@ -99,6 +99,50 @@ function sameTexts(got, want, what) {
   assert.fail(lines.join('\n'));
 }
 
+/** Open a SockJS connection in the page (state in window.sjs[i]). */
+async function openSock(page, sockjsUrl, transport, expect = transport) {
+  const i = await page.evaluate(({ url, transport }) => {
+    window.sjs = window.sjs || [];
+    const st = { open: false, transport: null, messages: [], close: null, events: [] };
+    // timeout: sockjs-client otherwise gives a transport only a few /info
+    // round trips (~400 ms here) to open, which a loaded machine can exceed
+    const opts = transport ? { transports: [transport], timeout: 10000 } : { timeout: 10000 };
+    const sock = new window.SockJS(url, null, opts);
+    st.sock = sock;
+    sock.onopen = () => { st.open = true; st.transport = sock.transport; st.events.push('open'); };
+    sock.onmessage = (e) => { st.messages.push(e.data); };
+    sock.onclose = (e) => {
+      st.close = { code: e.code, reason: e.reason, wasClean: e.wasClean };
+      st.events.push(`close ${e.code} ${e.reason}`);
+    };
+    window.sjs.push(st);
+    return window.sjs.length - 1;
+  }, { url: sockjsUrl, transport });
+  await page.waitForFunction((i) => window.sjs[i].open || window.sjs[i].close, i, { timeout: 15000 });
+  const s = await page.evaluate((i) => ({ open: window.sjs[i].open, transport: window.sjs[i].transport, close: window.sjs[i].close }), i);
+  assert.ok(s.open, `SockJS(${transport}) did not open: onclose ${JSON.stringify(s.close)}`);
+  assert.equal(s.transport, expect, 'sock.transport after open');
+  return i;
+}
+
+const received = (page, i) => page.evaluate((i) => window.sjs[i].messages, i);
+const waitReceived = (page, i, n, ms, what) => page.waitForFunction(({ i, n }) =>
+  window.sjs[i].messages.length >= n || window.sjs[i].close, { i, n }, { timeout: ms })
+  .catch((e) => { throw new Error(`${what}: ${e.message.split('\n')[0]}`); });
+
+/** Send list from the page; check the upstream got it and the echo came back. */
+async function roundTrip(page, i, conn, list, what) {
+  const base = (await received(page, i)).length;
+  const upBase = conn.messages.length;
+  await page.evaluate(({ i, list }) => { for (const m of list) window.sjs[i].sock.send(m); }, { i, list });
+  await conn.waitMessages(upBase + list.length, 10000);
+  const upGot = conn.messages.slice(upBase);
+  assert.ok(upGot.every((m) => !m.binary), `${what}: the upstream got text frames`);
+  sameTexts(upGot.map((m) => m.data.toString('utf8')), list, `${what}: what the upstream received`);
+  await waitReceived(page, i, base + list.length, 10000, `${what}: echoes in the browser`);
+  sameTexts((await received(page, i)).slice(base), list, `${what}: echoes the browser received`);
+}
+
 test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport at a time',
   { timeout: 110000 }, async (t) => {
     const g = cleanupGuard(t);
@@ -150,47 +194,6 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
       assert.equal(typeof info.entropy, 'number', r.text);
       assert.equal(r.headers['access-control-allow-origin'], site.origin);
     });
-
-    /** Open a SockJS connection in the page (state in window.sjs[i]). */
-    async function openSock(page, sockjsUrl, transport) {
-      const i = await page.evaluate(({ url, transport }) => {
-        window.sjs = window.sjs || [];
-        const st = { open: false, transport: null, messages: [], close: null, events: [] };
-        const sock = new window.SockJS(url, null, { transports: [transport] });
-        st.sock = sock;
-        sock.onopen = () => { st.open = true; st.transport = sock.transport; st.events.push('open'); };
-        sock.onmessage = (e) => { st.messages.push(e.data); };
-        sock.onclose = (e) => {
-          st.close = { code: e.code, reason: e.reason, wasClean: e.wasClean };
-          st.events.push(`close ${e.code} ${e.reason}`);
-        };
-        window.sjs.push(st);
-        return window.sjs.length - 1;
-      }, { url: sockjsUrl, transport });
-      await page.waitForFunction((i) => window.sjs[i].open || window.sjs[i].close, i, { timeout: 15000 });
-      const s = await page.evaluate((i) => ({ open: window.sjs[i].open, transport: window.sjs[i].transport, close: window.sjs[i].close }), i);
-      assert.ok(s.open, `SockJS(${transport}) did not open: onclose ${JSON.stringify(s.close)}`);
-      assert.equal(s.transport, transport, 'sock.transport after open');
-      return i;
-    }
-
-    const received = (page, i) => page.evaluate((i) => window.sjs[i].messages, i);
-    const waitReceived = (page, i, n, ms, what) => page.waitForFunction(({ i, n }) =>
-      window.sjs[i].messages.length >= n || window.sjs[i].close, { i, n }, { timeout: ms })
-      .catch((e) => { throw new Error(`${what}: ${e.message.split('\n')[0]}`); });
-
-    /** Send list from the page; check the upstream got it and the echo came back. */
-    async function roundTrip(page, i, conn, list, what) {
-      const base = (await received(page, i)).length;
-      const upBase = conn.messages.length;
-      await page.evaluate(({ i, list }) => { for (const m of list) window.sjs[i].sock.send(m); }, { i, list });
-      await conn.waitMessages(upBase + list.length, 10000);
-      const upGot = conn.messages.slice(upBase);
-      assert.ok(upGot.every((m) => !m.binary), `${what}: the upstream got text frames`);
-      sameTexts(upGot.map((m) => m.data.toString('utf8')), list, `${what}: what the upstream received`);
-      await waitReceived(page, i, base + list.length, 10000, `${what}: echoes in the browser`);
-      sameTexts((await received(page, i)).slice(base), list, `${what}: echoes the browser received`);
-    }
 
     for (const transport of TRANSPORTS) {
       await t.test(transport, { timeout: 40000 }, async (st) => {
@@ -258,3 +261,140 @@ test('sockjs-client in Chromium (no WebSocket) against pollgate, one transport a
       });
     }
   });
+
+/** The page server, an echo upstream and Chromium, as in the test above. */
+async function setup(g) {
+  const site = await startStatic(g, {
+    '/': { type: 'text/html; charset=utf-8', body: PAGE },
+    '/sockjs.min.js': { type: 'application/javascript; charset=utf-8', body: readFileSync(SOCKJS_MIN_JS) },
+    '/favicon.ico': { type: 'image/x-icon', body: '' },
+  });
+  const up = await startUpstream(g, {
+    onConnection: (c) => c.ws.on('message', (data, isBinary) => {
+      if (c.ws.readyState === 1) c.ws.send(data, { binary: isBinary });
+    }),
+  });
+  const browser = await launchBrowser(g);
+  return { site, up, browser };
+}
+
+function sockjsGateway(t, site, up, origins) {
+  return startGateway(t, {
+    gateway: { max_body: '1MiB' },
+    session: { heartbeat: '2s', poll_timeout: '5s', idle_timeout: '10s' },
+    routes: [{
+      name: 'echo',
+      path: '/echo',
+      up,
+      upstreamPath: '/echo',
+      origins,
+      extra: { sockjs: 'on', sockjs_url: site.url('/sockjs.min.js'), response_limit: '4KiB', disconnect_delay: '1s' },
+    }],
+  });
+}
+
+// The usual deployment: the page on one origin, pollgate on another, and
+// `origins` listing only the page's. The iframe transports run pollgate's
+// iframe page on pollgate's own origin, so their requests carry that origin:
+// same-origin, always allowed, list or not.
+test('sockjs-client from another origin with an explicit origins list: all seven fallback transports',
+  { timeout: 150000 }, async (t) => {
+    const g = cleanupGuard(t);
+    const { site, up, browser } = await setup(g);
+    const gw = await sockjsGateway(g, site, up, site.origin);
+    up.reset();
+    const sockjsUrl = gw.url('/echo/sockjs');
+
+    // the list is in effect: another origin is refused, the page's and pollgate's own are not
+    const info = (origin) => request(`${sockjsUrl}/info`, { headers: { origin }, timeoutMs: 5000 });
+    assert.equal((await info('http://elsewhere.example')).status, 403, 'an origin not on the list');
+    for (const origin of [site.origin, gw.origin]) {
+      const r = await info(origin);
+      assert.equal(r.status, 200, `Origin: ${origin}`);
+      assert.equal(r.headers['access-control-allow-origin'], origin);
+    }
+
+    for (const transport of TRANSPORTS) {
+      await t.test(transport, { timeout: 25000 }, async (st) => {
+        const page = await newPage(browser, st);
+        await withLog(page, async () => {
+          assert.equal((await page.goto(site.url('/'), { timeout: 10000 })).status(), 200);
+          const first = up.conns.length;
+          const i = await openSock(page, sockjsUrl, transport);
+          const conn = await up.conn(first, 5000);
+          await roundTrip(page, i, conn, SHORT.slice(0, 3), 'short messages');
+          await roundTrip(page, i, conn, UNICODE, 'unicode messages');
+          const burst = Array.from({ length: 30 }, (_, k) => `push ${k + 1}`);
+          const base = (await received(page, i)).length;
+          await conn.sendAll(burst);
+          await waitReceived(page, i, base + burst.length, 10000, 'burst from the upstream');
+          sameTexts((await received(page, i)).slice(base), burst, 'burst from the upstream');
+          if (transport.startsWith('iframe-')) {
+            assert.ok(page.frames().some((f) => f.url().startsWith(`${gw.origin}/echo/sockjs/iframe`)),
+              `pollgate's iframe page runs on pollgate's origin: ${page.frames().map((f) => f.url())}`);
+          }
+          const refused = page.log.filter((l) => / response 403 /.test(l));
+          assert.deepEqual(refused, [], 'no request refused');
+          await page.evaluate((i) => window.sjs[i].sock.close(), i);
+          assert.equal((await page.evaluate((i) => window.sjs[i].close, i))?.code, 1000);
+          await conn.waitClose(10000);
+          const errors = pageErrors(page).filter((l) => !/pageerror: _jp\.\w+ is not a function$/.test(l));
+          assert.deepEqual(errors, [], 'no uncaught script error in the page or its frames');
+        });
+      });
+    }
+  });
+
+// With WebSocket present, sockjs-client's first choice is its `websocket`
+// transport (<sockjs_path>/<server>/<session>/websocket), when /info says so.
+test('sockjs-client in Chromium with WebSocket: picks websocket through pollgate', { timeout: 90000 }, async (t) => {
+  const g = cleanupGuard(t);
+  const { site, up, browser } = await setup(g);
+  const gw = await sockjsGateway(g, site, up, site.origin);
+  up.reset();
+  const sockjsUrl = gw.url('/echo/sockjs');
+  const info = JSON.parse((await request(`${sockjsUrl}/info`, { headers: { origin: site.origin }, timeoutMs: 5000 })).text);
+  if (info.websocket !== true) {
+    t.skip(`/info says websocket:${info.websocket}: the SockJS websocket transport is not in this build`);
+    return;
+  }
+
+  await t.test('50 pushes in order, unicode echo, close codes both ways', { timeout: 40000 }, async (st) => {
+    const page = await newPage(browser, st, { webSocket: true });
+    await withLog(page, async () => {
+      assert.equal((await page.goto(site.url('/'), { timeout: 10000 })).status(), 200);
+      assert.equal(await page.evaluate(() => typeof window.WebSocket), 'function');
+      const first = up.conns.length;
+      const i = await openSock(page, sockjsUrl, null, 'websocket');
+      const conn = await up.conn(first, 5000);
+      const http = page.log.filter((l) => / request \S+ .*\/echo\/sockjs\/[^/]+\/[^/]+\/(xhr|xhr_streaming|eventsource|htmlfile|jsonp)\b/.test(l));
+      assert.deepEqual(http, [], 'no HTTP receiving transport was used');
+
+      const pushes = Array.from({ length: 50 }, (_, k) => `push ${k + 1}`);
+      await conn.sendAll(pushes);
+      await waitReceived(page, i, 50, 10000, '50 pushes');
+      sameTexts(await received(page, i), pushes, '50 pushes from the upstream');
+      await roundTrip(page, i, conn, UNICODE, 'unicode messages');
+      await roundTrip(page, i, conn, [BIG], `one ${Buffer.byteLength(BIG)}-byte message`);
+
+      // the page closes: the upstream connection ends, onclose has 1000
+      await page.evaluate((i) => window.sjs[i].sock.close(), i);
+      await page.waitForFunction((i) => window.sjs[i].close, i, { timeout: 10000 });
+      assert.equal((await page.evaluate((i) => window.sjs[i].close, i)).code, 1000, 'onclose after sock.close()');
+      const cl = await conn.waitClose(10000);
+      st.diagnostic(`upstream close after sock.close(): ${JSON.stringify(cl)}`);
+      assert.ok(cl.code === 1000 || cl.code === 1001, `upstream close code ${JSON.stringify(cl)}`);
+
+      // the upstream closes with a code: the page gets it after the message sent before
+      const j = await openSock(page, sockjsUrl, null, 'websocket');
+      const conn2 = await up.conn(first + 1, 5000);
+      await conn2.send('last words');
+      await conn2.closeWith(4001, 'bye from upstream');
+      await page.waitForFunction((j) => window.sjs[j].close, j, { timeout: 10000 });
+      const s2 = await page.evaluate((j) => ({ messages: window.sjs[j].messages, close: window.sjs[j].close }), j);
+      sameTexts(s2.messages, ['last words'], 'messages before the upstream close');
+      assert.deepEqual(s2.close, { code: 4001, reason: 'bye from upstream', wasClean: true });
+      assert.deepEqual(pageErrors(page), [], 'no uncaught script error');
+    });
+  });
+});

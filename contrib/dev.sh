@@ -24,7 +24,7 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
   ca-certificates curl"
 # chromium: the browser tests (test/browser), driven by npm playwright-core
 # systemd, supervisor: the contrib/ files exercised by test/integration/deploy_*
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor"
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -98,6 +98,32 @@ static const struct directive gateway_keys[] = {
       "for a write that makes no progress (a browser that stopped reading "
       "its stream). Held polls and quiet streams are not affected (they "
       "neither read nor write).", NULL, NULL },
+    { "header_timeout", T_DURATION, CF(header_timeout_ms), 0, "10s", SEC(1),
+      HOURS(1), 0, NULL, NULL,
+      "Browser connections: a request line and its headers must arrive "
+      "within this time of the connection opening or of their first byte, "
+      "or the connection is closed (a client trickling a header byte every "
+      "few seconds is cut). Separate from request_timeout, which bounds the "
+      "idle keep-alive wait and stalled writes.", NULL, NULL },
+    { "min_body_rate", T_SIZE, CF(min_body_rate), 0, "1KiB", 1, GIB(1),
+      D_ZERO_OK, NULL, NULL,
+      "Browser connections: the slowest request body (a send) accepted, in "
+      "bytes per second, measured over windows of header_timeout: a window "
+      "that brings fewer bytes than this rate (or than the rest of the "
+      "body) closes the connection. 0 = no minimum.", NULL, NULL },
+    { "max_connections", T_UINT, CF(max_connections), 0, "0", 1, 10000000,
+      D_ZERO_OK, NULL, NULL,
+      "Open browser connections (all addresses). Past it a new connection "
+      "is answered 503 with Connection: close and closed at once, counted "
+      "in /stats and logged at most once a second. 0 = derived from the "
+      "descriptor budget: half the open files limit less 100 (the other "
+      "half is for the sessions' upstream connections).", NULL, NULL },
+    { "max_connections_per_client", T_UINT, CF(max_connections_per_client),
+      0, "256", 1, 10000000, D_ZERO_OK, NULL, NULL,
+      "Open browser connections from one peer address (the TCP peer, not "
+      "X-Forwarded-For). Past it new connections from that address are "
+      "answered 503 and closed, counted in /stats and logged at most once "
+      "a second per address. 0 = unlimited.", NULL, NULL },
     { "static_root", T_DIR, CF(static_root), 0, "", 0, 0, 0, NULL, NULL,
       "Directory whose files are served for paths no route claims (the demo "
       "page, e.g. ../contrib/www). A relative path is relative to the "

@@ -19,6 +19,7 @@
 #include <event2/listener.h>
 
 #include "gw_log.h"
+#include "http_limits.h"
 #include "http_util.h"
 #include "native_front.h"
 #include "session.h"
@@ -41,6 +42,7 @@ struct http_front {
     struct sockjs_ctx sjs;
     struct native_ctx native;
     struct transport_ws_ctx ws;
+    struct http_limits *limits;
 };
 
 /* ---------------------------------------------------------------- CORS */
@@ -115,18 +117,28 @@ static void handle_health(struct http_front *f, struct evhttp_request *req)
 static void handle_stats(struct http_front *f, struct evhttp_request *req)
 {
     const struct session_stats *st = session_table_stats(f->sessions);
-    char b[512];
+    const struct http_limits_stats *ls = http_limits_stats(f->limits);
+    char b[768];
     int n = snprintf(b, sizeof b,
         "{\"sessions\":%llu,\"tombstones\":%llu,\"opened_total\":%llu,"
         "\"closed_total\":%llu,\"messages_to_browser\":%llu,"
         "\"messages_to_upstream\":%llu,\"dropped\":%llu,\"binary_dropped\":%llu,"
-        "\"buffered_bytes\":%llu,\"paused\":%llu}",
+        "\"buffered_bytes\":%llu,\"paused\":%llu,\"connections\":%llu,"
+        "\"connections_refused\":%llu,\"connections_refused_per_client\":%llu,"
+        "\"header_timeouts\":%llu,\"body_timeouts\":%llu,"
+        "\"bad_requests\":%llu}",
         (unsigned long long)st->sessions, (unsigned long long)st->tombstones,
         (unsigned long long)st->opened_total, (unsigned long long)st->closed_total,
         (unsigned long long)st->messages_in, (unsigned long long)st->messages_out,
         (unsigned long long)st->dropped, (unsigned long long)st->binary_dropped,
         (unsigned long long)st->buffered_bytes,
-        (unsigned long long)st->paused);
+        (unsigned long long)st->paused,
+        (unsigned long long)ls->connections,
+        (unsigned long long)ls->refused_max,
+        (unsigned long long)ls->refused_per_client,
+        (unsigned long long)ls->header_timeouts,
+        (unsigned long long)ls->body_timeouts,
+        (unsigned long long)ls->bad_requests);
     if (n < 0 || (size_t)n >= sizeof b) /* never a truncated body */
         http_reply_error(req, 500, "internal_error", "cannot build the stats");
     else
@@ -225,6 +237,8 @@ static void handle_static(struct http_front *f, struct evhttp_request *req,
 static void request_cb(struct evhttp_request *req, void *arg)
 {
     struct http_front *f = arg;
+    if (http_limits_request(f->limits, req))
+        return;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
     if (!path) {
@@ -355,7 +369,8 @@ struct http_front *http_front_new(struct event_base *base,
     f->sessions = sessions;
     f->static_root = static_root ? strdup(static_root) : NULL;
     f->http = evhttp_new(base);
-    if (!f->http || transport_ctx_init(&f->tctx, base, cfg) < 0) {
+    f->limits = http_limits_new(base, cfg);
+    if (!f->http || !f->limits || transport_ctx_init(&f->tctx, base, cfg) < 0) {
         http_front_free(f);
         return NULL;
     }
@@ -390,6 +405,7 @@ struct http_front *http_front_new(struct event_base *base,
                                EVHTTP_REQ_PATCH);
     evhttp_set_default_content_type(f->http, "application/json");
     evhttp_set_gencb(f->http, request_cb, f);
+    http_limits_attach(f->limits, f->http);
     if (listen_start(f) < 0) {
         http_front_free(f);
         return NULL;
@@ -415,6 +431,7 @@ void http_front_free(struct http_front *f)
         evconnlistener_free(f->listener);
     if (f->resume_accept)
         event_free(f->resume_accept);
+    http_limits_free(f->limits); /* after evhttp_free: no connection left */
     if (accept_front == f)
         accept_front = NULL;
     free(f->static_root);

@@ -396,7 +396,9 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
 {
     const char *server = rest + 1;
     size_t sn = segment(server);
-    if (!sn || server[sn] != '/') {
+    /* clients send three digits; anything past the session id bound is
+     * not a SockJS URL (and would be logged and echoed at any length) */
+    if (!sn || sn > SJS_ID_MAX || server[sn] != '/') {
         not_found(req);
         return;
     }

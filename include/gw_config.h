@@ -53,6 +53,10 @@ struct gw_config {
     enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
+    uint64_t header_timeout_ms;  /* a request line and headers */
+    uint64_t min_body_rate;      /* bytes per second; 0 = off */
+    uint64_t max_connections;    /* browser connections; 0 = derived */
+    uint64_t max_connections_per_client; /* per peer address; 0 = unlimited */
     char *static_root;      /* directory served at "/" (demo page), or NULL;
                                relative paths are relative to the config file */
 

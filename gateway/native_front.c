@@ -88,7 +88,7 @@ static void reply_opened(struct evhttp_request *req, struct session *s,
         .protocol = session_protocol(s),
     };
     int rc = framing_native_open_reply(&b, &reply);
-    log_info("%s: session %s opened (route %s)", http_client_addr(req),
+    log_info("%s: session %.8s opened (route %s)", http_client_addr(req),
              session_id(s), session_route(s)->name);
     reply_built(req, 201, rc, &b);
     gw_buf_free(&b);
@@ -394,7 +394,7 @@ static void session_dispatch(const struct native_ctx *ctx,
 {
     session_touch(s);
     if (a == NA_CLOSE_DELETE || a == NA_CLOSE) {
-        log_info("%s: session %s closed by the browser", http_client_addr(req),
+        log_info("%s: session %.8s closed by the browser", http_client_addr(req),
                  session_id(s));
         session_close_by_browser(s);
         http_reply_empty(req, 204);

@@ -509,7 +509,7 @@ static void up_open_cb(struct ws_client *c, void *arg)
     if (s->t->tv_life) {
         s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
         if (!s->life || event_add(s->life, s->t->tv_life) != 0)
-            log_warn("session %s: cannot arm max_lifetime (out of memory)",
+            log_warn("session %.8s: cannot arm max_lifetime (out of memory)",
                      s->id);
     }
     arm_timer(s);
@@ -590,7 +590,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
             t->stats.binary_dropped++;
             return;
         case SESSION_BINARY_CLOSE:
-            log_info("session %s: binary upstream message, closing (binary = close)",
+            log_info("session %.8s: binary upstream message, closing (binary = close)",
                      s->id);
             close_upstream(s, WS_CLOSE_UNSUPPORTED, "binary message not supported");
             return;
@@ -616,7 +616,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
                 pause_for_budget(s);
             break;
         case GW_OVERFLOW_CLOSE:
-            log_info("session %s: buffer overflow, closing", s->id);
+            log_info("session %.8s: buffer overflow, closing", s->id);
             s->close_why = METRICS_CLOSE_OVERFLOW;
             close_upstream(s, WS_CLOSE_POLICY, "buffer overflow");
             return;
@@ -632,7 +632,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
     }
     size_t before = s->q.bytes;
     if (session_queue_push(&s->q, binary, data, len) < 0) {
-        log_error("session %s: out of memory queuing a message", s->id);
+        log_error("session %.8s: out of memory queuing a message", s->id);
         close_upstream(s, WS_CLOSE_INTERNAL, "out of memory");
         return;
     } else {
@@ -655,7 +655,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
     if (s->state == SESSION_OPENING) {
         struct session_sink *op = s->opener;
         s->opener = NULL;
-        log_info("session %s: upstream %s failed: %s", s->id,
+        log_info("session %.8s: upstream %s failed: %s", s->id,
                  s->route->upstream, ci->detail ? ci->detail : "");
         if (s->pol.failed_open == SESSION_FAILED_OPEN_TOMBSTONE &&
             !s->released) {
@@ -673,7 +673,7 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         return;
     }
     if (s->state == SESSION_OPEN) {
-        log_debug("session %s: upstream closed %u", s->id, ci->code);
+        log_debug("session %.8s: upstream closed %u", s->id, ci->code);
         if (ci->fail != WS_FAIL_NONE && ci->detail && !ci->reason_len)
             set_close(s, ci->code, ci->detail, strlen(ci->detail));
         else
@@ -717,7 +717,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
     case SESSION_OPENING:
         break; /* bounded by connect_timeout */
     case SESSION_OPEN:
-        log_info("session %s: idle timeout, closing upstream", s->id);
+        log_info("session %.8s: idle timeout, closing upstream", s->id);
         s->close_why = METRICS_CLOSE_IDLE;
         close_up(s, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
@@ -742,7 +742,7 @@ static void session_life_cb(evutil_socket_t fd, short what, void *arg)
     struct session *s = arg;
     if (s->state != SESSION_OPEN)
         return;
-    log_info("session %s: max_lifetime reached, closing upstream", s->id);
+    log_info("session %.8s: max_lifetime reached, closing upstream", s->id);
     s->close_why = METRICS_CLOSE_LIFETIME;
     close_upstream(s, WS_CLOSE_GOING_AWAY, "session lifetime reached");
 }

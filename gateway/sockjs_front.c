@@ -287,7 +287,7 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         };
         switch (session_open(ctx->sessions, &pol, &p, &s)) {
         case SESSION_OPEN_OK:
-            log_info("%s: SockJS session %s opened (route %s, %s)", addr, key,
+            log_info("%s: SockJS session %.8s opened (route %s, %s)", addr, key,
                      r->name, tr->name);
             sjs_start(tc, k, s, true);
             break;

@@ -60,7 +60,7 @@ describe('bridge: file descriptors', () => {
     }
     assert.equal(health.status, 404, `public port after descriptors came back: ${health.text}`);
     const closed = await request(gw.url(`/chat/sessions/${ids[0]}`), { method: 'DELETE' });
-    assert.equal(closed.status, 204);
+    assert.equal(closed.status, 204, gw.stderr().slice(-3000));
     const again = await api.open();
     assert.equal(again.status, 201, 'a freed slot can be used again');
   });

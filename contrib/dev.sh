@@ -24,7 +24,7 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
   ca-certificates curl"
 # chromium: the browser tests (test/browser), driven by npm playwright-core
 # systemd, supervisor: the contrib/ files exercised by test/integration/deploy_*
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest"
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 
@@ -108,11 +108,14 @@ cmd_demo() {
     trap "kill $gw $up 2>/dev/null; wait $gw $up 2>/dev/null" EXIT
     local listen
     listen="$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:];]*\).*/\1/p' "$conf" | head -1)"
+    # the first listen is [gateway]'s, a second one [admin]'s (if set)
+    local admin
+    admin="$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:];]*\).*/\1/p' "$conf" | sed -n 2p)"
     for _ in $(seq 50); do
-        curl -fsS "http://$listen/health" >/dev/null 2>&1 && break
+        (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
         sleep 0.1
     done
-    log "ready: http://$listen/  (health: http://$listen/health)"
+    log "ready: http://$listen/${admin:+  (health: http://$admin/health, metrics: http://$admin/metrics)}"
     wait $gw
 }
 

@@ -1,4 +1,5 @@
-/* check_upstream.c - handshake + clean close against every route upstream. */
+/* check_upstream.c - handshake + clean close against every route upstream,
+ * asynchronously on the caller's loop. */
 #include "check_upstream.h"
 
 #include <stdlib.h>
@@ -10,15 +11,19 @@
 #include "ws_client.h"
 
 struct probe {
-    const struct gw_route *route;
+    struct upstream_check *check;
     struct ws_client *client;
     struct timespec start;
-    double open_ms;      /* time to a completed handshake, < 0 if never */
     bool done;
-    bool ok;
-    char reason[GW_ERROR_MSG_MAX + 64];
-    int *pending;
-    struct event_base *base;
+    struct upstream_check_result res;
+};
+
+struct upstream_check {
+    struct probe *probes;
+    size_t n, pending;
+    struct event *done_ev;   /* done is reported from the loop */
+    upstream_check_done_fn done;
+    void *arg;
 };
 
 static double ms_since(const struct timespec *t0)
@@ -32,7 +37,7 @@ static double ms_since(const struct timespec *t0)
 static void probe_open_cb(struct ws_client *c, void *arg)
 {
     struct probe *p = arg;
-    p->open_ms = ms_since(&p->start);
+    p->res.ms = ms_since(&p->start);
     ws_client_close(c, WS_CLOSE_NORMAL, "pollgate check-upstream");
 }
 
@@ -42,56 +47,81 @@ static void probe_message_cb(struct ws_client *c, bool binary,
     (void)c; (void)binary; (void)data; (void)len; (void)arg;
 }
 
+static void probe_finished(struct probe *p)
+{
+    p->done = true;
+    if (--p->check->pending == 0)
+        event_active(p->check->done_ev, EV_TIMEOUT, 0);
+}
+
 static void probe_close_cb(struct ws_client *c, const struct ws_close_info *ci,
                            void *arg)
 {
     struct probe *p = arg;
+    char *reason = p->res.reason;
+    size_t n = sizeof p->res.reason;
     (void)c;
-    p->done = true;
     if (ci->opened) {
         /* The handshake is what we check; a server that then drops the
          * connection instead of answering our close is still reachable,
          * but say so. */
-        p->ok = true;
+        p->res.ok = true;
+        reason[0] = 0;
         if (ci->fail != WS_FAIL_NONE)
-            snprintf(p->reason, sizeof p->reason, " (close: %s)",
+            snprintf(reason, n, " (close: %s)",
                      ci->detail ? ci->detail : ws_client_fail_name(ci->fail));
     } else if (ci->fail == WS_FAIL_HTTP_STATUS) {
-        snprintf(p->reason, sizeof p->reason,
-                 "upgrade refused: HTTP %d", ci->http_status);
+        snprintf(reason, n, "upgrade refused: HTTP %d", ci->http_status);
     } else {
-        snprintf(p->reason, sizeof p->reason, "%s: %s",
-                 ws_client_fail_name(ci->fail),
+        snprintf(reason, n, "%s: %s", ws_client_fail_name(ci->fail),
                  ci->detail ? ci->detail : "");
     }
-    if (--*p->pending == 0)
-        event_base_loopexit(p->base, NULL);
+    probe_finished(p);
 }
 
-int check_upstream_run(struct event_base *base, struct evdns_base *dns,
-                       const struct gw_config *cfg, SSL_CTX *ssl_ctx,
-                       FILE *out)
+static void done_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct upstream_check *c = arg;
+    if (c->done)
+        c->done(c, c->arg);   /* may free c: nothing after this */
+}
+
+struct upstream_check *upstream_check_start(struct event_base *base,
+                                            struct evdns_base *dns,
+                                            const struct gw_config *cfg,
+                                            SSL_CTX *ssl_ctx,
+                                            upstream_check_done_fn done,
+                                            void *arg)
 {
     static const struct ws_client_callbacks cb = {
         .on_open = probe_open_cb,
         .on_message = probe_message_cb,
         .on_close = probe_close_cb,
     };
-    struct probe *probes = calloc(cfg->n_routes, sizeof *probes);
-    int pending = 0, failed = 0;
-    if (!probes)
-        return (int)cfg->n_routes;
-
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        struct probe *p = &probes[i];
+    struct upstream_check *c = calloc(1, sizeof *c);
+    if (!c)
+        return NULL;
+    c->probes = calloc(cfg->n_routes ? cfg->n_routes : 1, sizeof *c->probes);
+    c->done_ev = event_new(base, -1, 0, done_cb, c);
+    if (!c->probes || !c->done_ev) {
+        upstream_check_free(c);
+        return NULL;
+    }
+    c->n = cfg->n_routes;
+    c->done = done;
+    c->arg = arg;
+    c->pending = c->n + 1; /* +1 held until every probe has started */
+    for (size_t i = 0; i < c->n; i++) {
+        struct probe *p = &c->probes[i];
         struct gw_error err = {0};
-        p->route = &cfg->routes[i];
-        p->open_ms = -1;
-        p->pending = &pending;
-        p->base = base;
+        p->check = c;
+        p->res.route = &cfg->routes[i];
+        p->res.ms = -1;
+        snprintf(p->res.reason, sizeof p->res.reason, "interrupted");
         struct ws_client_options opt = {
-            .url = p->route->upstream,
-            .protocols = p->route->protocols,
+            .url = p->res.route->upstream,
+            .protocols = p->res.route->protocols,
             .max_message = cfg->max_message,
             .connect_timeout_ms = (uint32_t)cfg->connect_timeout_ms,
             .ssl_ctx = ssl_ctx,
@@ -99,44 +129,90 @@ int check_upstream_run(struct event_base *base, struct evdns_base *dns,
         clock_gettime(CLOCK_MONOTONIC, &p->start);
         p->client = ws_client_new(base, dns, &opt, &cb, p, &err);
         if (!p->client || ws_client_connect(p->client) < 0) {
-            p->done = true;
-            snprintf(p->reason, sizeof p->reason, "%s",
-                     err.msg[0] ? err.msg : "cannot start connection");
-            continue;
+            if (!p->done)
+                snprintf(p->res.reason, sizeof p->res.reason, "%s",
+                         err.msg[0] ? err.msg : "cannot start connection");
+            if (!p->done)
+                probe_finished(p);
         }
-        pending++;
     }
-    if (pending > 0)
-        event_base_dispatch(base);
+    probe_finished(&(struct probe){ .check = c });
+    return c;
+}
 
-    for (size_t i = 0; i < cfg->n_routes; i++) {
-        struct probe *p = &probes[i];
-        if (!p->done) {
-            p->ok = false;
-            snprintf(p->reason, sizeof p->reason, "interrupted");
-        }
-        if (p->ok) {
-            if (out)
-                fprintf(out, "%s %s ok %.1f ms%s\n", p->route->name,
-                        p->route->upstream, p->open_ms, p->reason);
-            else
-                log_info("route %s: upstream %s reachable (%.1f ms)",
-                         p->route->name, p->route->upstream, p->open_ms);
-        } else {
-            failed++;
-            if (out)
-                fprintf(out, "%s %s FAILED %s\n", p->route->name,
-                        p->route->upstream, p->reason);
-            else
-                log_warn("route %s: upstream %s not reachable: %s",
-                         p->route->name, p->route->upstream, p->reason);
-        }
-        ws_client_free(p->client);
+bool upstream_check_done(const struct upstream_check *c)
+{
+    return c->pending == 0;
+}
+
+size_t upstream_check_count(const struct upstream_check *c)
+{
+    return c->n;
+}
+
+const struct upstream_check_result *upstream_check_result(
+    const struct upstream_check *c, size_t i)
+{
+    return i < c->n ? &c->probes[i].res : NULL;
+}
+
+void upstream_check_free(struct upstream_check *c)
+{
+    if (!c)
+        return;
+    for (size_t i = 0; c->probes && i < c->n; i++)
+        ws_client_free(c->probes[i].client);
+    free(c->probes);
+    if (c->done_ev)
+        event_free(c->done_ev);
+    free(c);
+}
+
+void upstream_check_log(const struct upstream_check *c)
+{
+    for (size_t i = 0; i < c->n; i++) {
+        const struct probe *p = &c->probes[i];
+        if (p->done && p->res.ok)
+            log_info("route %s: upstream %s reachable (%.1f ms)",
+                     p->res.route->name, p->res.route->upstream, p->res.ms);
+        else
+            log_warn("route %s: upstream %s not reachable: %s",
+                     p->res.route->name, p->res.route->upstream,
+                     p->done ? p->res.reason : "interrupted");
     }
-    if (out)
-        fflush(out);
+}
+
+static void run_done_cb(struct upstream_check *c, void *arg)
+{
+    (void)c;
+    event_base_loopexit(arg, NULL);
+}
+
+int check_upstream_run(struct event_base *base, struct evdns_base *dns,
+                       const struct gw_config *cfg, SSL_CTX *ssl_ctx,
+                       FILE *out)
+{
+    struct upstream_check *c = upstream_check_start(base, dns, cfg, ssl_ctx,
+                                                    run_done_cb, base);
+    if (!c)
+        return (int)cfg->n_routes;
+    event_base_dispatch(base);
+    int failed = 0;
+    for (size_t i = 0; i < c->n; i++) {
+        const struct probe *p = &c->probes[i];
+        bool ok = p->done && p->res.ok;
+        failed += !ok;
+        if (ok)
+            fprintf(out, "%s %s ok %.1f ms%s\n", p->res.route->name,
+                    p->res.route->upstream, p->res.ms, p->res.reason);
+        else
+            fprintf(out, "%s %s FAILED %s\n", p->res.route->name,
+                    p->res.route->upstream,
+                    p->done ? p->res.reason : "interrupted");
+    }
+    fflush(out);
+    upstream_check_free(c);
     /* Let deferred frees run. */
     event_base_loop(base, EVLOOP_NONBLOCK);
-    free(probes);
     return failed;
 }

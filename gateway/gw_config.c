@@ -61,6 +61,7 @@ static int check_path(char *s, char *why, size_t n);
 static int check_origin(char *s, char *why, size_t n);
 static int check_header_name(char *s, char *why, size_t n);
 static int check_protocols(char *s, char *why, size_t n);
+static int check_instance(char *s, char *why, size_t n);
 
 #define SEC(x) ((uint64_t)(x) * 1000u)
 #define MINS(x) ((uint64_t)(x) * 60000u)
@@ -129,6 +130,31 @@ static const struct directive gateway_keys[] = {
       "page, e.g. ../contrib/www). A relative path is relative to the "
       "directory of the configuration file; it must exist when pollgate "
       "starts. Empty = serve no files.", "../contrib/www", NULL },
+    { "instance", T_STRING, CF(instance), 0, "", 0, 0, 0, NULL, check_instance,
+      "Short tag of this process (letters and digits, at most 16). Native "
+      "session ids then start with INSTANCE followed by a dot, so a load "
+      "balancer in front of several pollgate processes can send every "
+      "request of a session to the process that holds it (see "
+      "contrib/haproxy). Empty = plain ids.", NULL, NULL },
+};
+
+static const struct directive admin_keys[] = {
+    { "listen", T_LISTEN, CF(admin_listen_host), CF(admin_listen_port), "",
+      1, 65535, D_ZERO_OK, NULL, NULL,
+      "Address and port of the admin listener (GET /health, /metrics, "
+      "/stats, /sessions; DELETE /sessions/ID), e.g. 127.0.0.1:9090. These "
+      "endpoints are served there and only there. Keep it on a private "
+      "address: it lists sessions and can close them. Empty = no admin "
+      "listener.", "127.0.0.1:9090", NULL },
+    { "health_interval", T_DURATION, CF(health_interval_ms), 0, "10s", SEC(1),
+      HOURS(1), 0, NULL, NULL,
+      "How often every route's upstream is probed with a WebSocket "
+      "handshake (closed with 1000) for GET /health and "
+      "pollgate_upstream_up.", NULL, NULL },
+    { "sessions_list_max", T_UINT, CF(sessions_list_max), 0, "1000", 1, 1000000,
+      0, NULL, NULL,
+      "Most sessions GET /sessions lists (the answer says how many there "
+      "are in all).", NULL, NULL },
 };
 
 static const struct directive session_keys[] = {
@@ -298,6 +324,8 @@ const struct section gw_config_sections[S_COUNT] = {
                     "Browser sessions: timeouts, queues and limits." },
     [S_UPSTREAM] = { "upstream", upstream_keys, ARRAY_LEN(upstream_keys),
                      "The WebSocket connections to the upstream servers." },
+    [S_ADMIN] = { "admin", admin_keys, ARRAY_LEN(admin_keys),
+                  "The operator's listener: health check, metrics, sessions." },
     [S_ROUTE] = { "route", route_keys, ARRAY_LEN(route_keys),
                   "One [route NAME] section per route (NAME is free text, "
                   "used in messages and /stats). A browser request whose "
@@ -648,6 +676,11 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
 {
     const char *host = v, *port;
     size_t hlen;
+    if (*v == 0 && (d->flags & D_ZERO_OK)) { /* empty = off */
+        clear_string(d, base);
+        *(uint16_t *)(void *)(base + d->off2) = 0;
+        return 0;
+    }
     if (*v == '[') {
         const char *rb = strchr(v, ']');
         if (!rb) {
@@ -912,6 +945,21 @@ static int check_header_name(char *s, char *why, size_t n)
     return 0;
 }
 
+/* [A-Za-z0-9]{1,16}: it goes into session ids and a load balancer's
+ * routing rule, so nothing that needs escaping. */
+static int check_instance(char *s, char *why, size_t n)
+{
+    size_t len = strlen(s);
+    bool ok = len >= 1 && len <= 16;
+    for (size_t i = 0; ok && i < len; i++)
+        ok = isalnum((unsigned char)s[i]) != 0;
+    if (!ok) {
+        snprintf(why, n, "'%s': expected 1 to 16 letters and digits (e.g. a1)", s);
+        return GW_EINVAL;
+    }
+    return 0;
+}
+
 static int check_protocols(char *s, char *why, size_t n)
 {
     const char *p = s;
@@ -1051,7 +1099,7 @@ static void open_section(struct parser *p, const char *name, size_t len)
         return;
     }
     report(p, p->lineno, NULL, NULL, "[%.*s]: unknown section (expected [gateway], "
-           "[session], [upstream] or [route NAME])", (int)len, name);
+           "[session], [upstream], [admin] or [route NAME])", (int)len, name);
 }
 
 /* Offset of an inline comment (';' after a blank, as inih does), or len. */
@@ -1114,7 +1162,7 @@ static void key_value(struct parser *p, const char *name, const char *value)
     p->cont_d = NULL;
     if (!p->in_section) {
         report(p, p->lineno, NULL, name, "key outside of any section (put it "
-               "under [gateway], [session], [upstream] or [route NAME])");
+               "under [gateway], [session], [upstream], [admin] or [route NAME])");
         return;
     }
     if (p->sec == S_NONE)

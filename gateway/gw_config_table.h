@@ -56,7 +56,8 @@ struct section {
     const char *help;
 };
 
-enum section_id { S_NONE = -1, S_GATEWAY, S_SESSION, S_UPSTREAM, S_ROUTE, S_COUNT };
+enum section_id { S_NONE = -1, S_GATEWAY, S_SESSION, S_UPSTREAM, S_ADMIN, S_ROUTE,
+                  S_COUNT };
 #define N_GLOBAL S_ROUTE
 
 /* Every section's table, indexed by enum section_id. */

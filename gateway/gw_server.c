@@ -14,10 +14,12 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
 
+#include "admin.h"
 #include "check_upstream.h"
 #include "gw_log.h"
 #include "gw_notify.h"
 #include "http_front.h"
+#include "metrics.h"
 #include "session.h"
 #include "ws_client.h"
 
@@ -27,6 +29,9 @@ struct gw_server {
     struct evdns_base *dns;
     struct http_front *front;
     struct session_table *sessions;
+    struct admin *admin;
+    struct metrics *metrics;        /* outlives reloads: counters never go down */
+    struct upstream_check *startup_check;
     SSL_CTX *ssl_ctx;
     struct event *sigint, *sigterm;
     bool stopping;
@@ -47,6 +52,8 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     /* Stop taking requests, complete held ones, close every upstream
      * cleanly, and give the close handshakes a moment. */
     http_front_stop_accepting(s->front);
+    admin_set_draining(s->admin, true);
+    admin_stop_accepting(s->admin);
     size_t closing = session_table_shutdown(s->sessions);
     struct timeval tv = { closing ? 1 : 0, 200000 };
     event_base_loopexit(s->base, &tv);
@@ -93,6 +100,19 @@ struct evdns_base *gw_dns_new(struct event_base *base,
     return dns;
 }
 
+/* The start-up check ran on the server's own loop (no nested loop, so a
+ * signal during it stops the server): log the result and let go. */
+static void startup_check_done_cb(struct upstream_check *c, void *arg)
+{
+    struct gw_server *s = arg;
+    upstream_check_log(c);
+    s->startup_check = NULL;
+    if (s->admin)
+        admin_take_check(s->admin, c);   /* the first health answer */
+    else
+        upstream_check_free(c);
+}
+
 int gw_server_run(const struct gw_config *cfg)
 {
     struct gw_server s = { .cfg = cfg };
@@ -116,9 +136,12 @@ int gw_server_run(const struct gw_config *cfg)
     if (!cfg->tls_verify)
         log_warn("tls_verify = off: upstream certificates are NOT checked");
 
-    s.sessions = session_table_new(s.base, s.dns, cfg, s.ssl_ctx);
+    s.metrics = metrics_new();
+    s.sessions = s.metrics ? session_table_new(s.base, s.dns, cfg, s.ssl_ctx)
+                           : NULL;
     if (!s.sessions)
         goto out;
+    session_table_set_metrics(s.sessions, s.metrics);
     session_table_set_fd_capacity(s.sessions, fd_cap);
     if (fd_cap < cfg->max_sessions)
         log_warn("max_sessions = %llu but descriptors allow about %llu: "
@@ -127,6 +150,12 @@ int gw_server_run(const struct gw_config *cfg)
     s.front = http_front_new(s.base, cfg, s.sessions, cfg->static_root);
     if (!s.front)
         goto out;
+    http_front_set_metrics(s.front, s.metrics);
+    if (cfg->admin_listen_host) {
+        s.admin = admin_new(s.base, s.dns, cfg, s.ssl_ctx, s.sessions, s.metrics);
+        if (!s.admin)
+            goto out;
+    }
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
     if (!s.sigint || !s.sigterm || event_add(s.sigint, NULL) != 0 ||
@@ -136,8 +165,10 @@ int gw_server_run(const struct gw_config *cfg)
     }
 
     /* Startup check: log whether each route's upstream answers (a failure
-     * is not fatal: the upstream may come up later). */
-    check_upstream_run(s.base, s.dns, cfg, s.ssl_ctx, NULL);
+     * is not fatal: the upstream may come up later). Asynchronous, on the
+     * server's loop: we accept connections meanwhile. */
+    s.startup_check = upstream_check_start(s.base, s.dns, cfg, s.ssl_ctx,
+                                           startup_check_done_cb, &s);
 
     log_info("pollgate listening on %s%s%s:%u", strchr(cfg->listen_host, ':') ? "[" : "",
              cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "",
@@ -153,8 +184,11 @@ out:
         event_free(s.sigint);
     if (s.sigterm)
         event_free(s.sigterm);
+    upstream_check_free(s.startup_check);
+    admin_free(s.admin);
     http_front_free(s.front);
     session_table_free(s.sessions);
+    metrics_free(s.metrics);
     /* let deferred frees (upstream clients) run */
     if (s.base)
         event_base_loop(s.base, EVLOOP_NONBLOCK);

@@ -1,6 +1,7 @@
 /*
  * http_front.c - the evhttp server: listener, request limits, the route
- * table, route CORS, /health, /stats and the static files. The two
+ * table, route CORS and the static files (the operator's endpoints are
+ * admin.c's, on their own listener). The two
  * dialects' endpoints are native_front.c's and sockjs_front.c's.
  */
 #include "http_front.h"
@@ -21,6 +22,7 @@
 #include "gw_log.h"
 #include "http_limits.h"
 #include "http_util.h"
+#include "metrics.h"
 #include "native_front.h"
 #include "session.h"
 #include "sockjs.h"
@@ -43,6 +45,7 @@ struct http_front {
     struct native_ctx native;
     struct transport_ws_ctx ws;
     struct http_limits *limits;
+    struct metrics *metrics;  /* borrowed, or NULL */
 };
 
 /* ---------------------------------------------------------------- CORS */
@@ -107,43 +110,6 @@ static void handle_route(struct http_front *f, struct evhttp_request *req,
 }
 
 /* ------------------------------------------------------ health, static */
-
-static void handle_health(struct http_front *f, struct evhttp_request *req)
-{
-    (void)f;
-    http_reply_json_str(req, 200, "{\"status\":\"ok\"}", 15);
-}
-
-static void handle_stats(struct http_front *f, struct evhttp_request *req)
-{
-    const struct session_stats *st = session_table_stats(f->sessions);
-    const struct http_limits_stats *ls = http_limits_stats(f->limits);
-    char b[768];
-    int n = snprintf(b, sizeof b,
-        "{\"sessions\":%llu,\"tombstones\":%llu,\"opened_total\":%llu,"
-        "\"closed_total\":%llu,\"messages_to_browser\":%llu,"
-        "\"messages_to_upstream\":%llu,\"dropped\":%llu,\"binary_dropped\":%llu,"
-        "\"buffered_bytes\":%llu,\"paused\":%llu,\"connections\":%llu,"
-        "\"connections_refused\":%llu,\"connections_refused_per_client\":%llu,"
-        "\"header_timeouts\":%llu,\"body_timeouts\":%llu,"
-        "\"bad_requests\":%llu}",
-        (unsigned long long)st->sessions, (unsigned long long)st->tombstones,
-        (unsigned long long)st->opened_total, (unsigned long long)st->closed_total,
-        (unsigned long long)st->messages_in, (unsigned long long)st->messages_out,
-        (unsigned long long)st->dropped, (unsigned long long)st->binary_dropped,
-        (unsigned long long)st->buffered_bytes,
-        (unsigned long long)st->paused,
-        (unsigned long long)ls->connections,
-        (unsigned long long)ls->refused_max,
-        (unsigned long long)ls->refused_per_client,
-        (unsigned long long)ls->header_timeouts,
-        (unsigned long long)ls->body_timeouts,
-        (unsigned long long)ls->bad_requests);
-    if (n < 0 || (size_t)n >= sizeof b) /* never a truncated body */
-        http_reply_error(req, 500, "internal_error", "cannot build the stats");
-    else
-        http_reply_json_str(req, 200, b, (size_t)n);
-}
 
 static const char *mime_type(const char *path)
 {
@@ -234,9 +200,19 @@ static void handle_static(struct http_front *f, struct evhttp_request *req,
 
 /* ------------------------------------------------------------ dispatch */
 
+/* Every response is counted by status once it has been sent (streams
+ * when they end). */
+static void request_complete_cb(struct evhttp_request *req, void *arg)
+{
+    struct http_front *f = arg;
+    if (f->metrics)
+        metrics_http_request(f->metrics, evhttp_request_get_response_code(req));
+}
+
 static void request_cb(struct evhttp_request *req, void *arg)
 {
     struct http_front *f = arg;
+    evhttp_request_set_on_complete_cb(req, request_complete_cb, f);
     if (http_limits_request(f->limits, req))
         return;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -280,14 +256,6 @@ static void request_cb(struct evhttp_request *req, void *arg)
     if (r && (strncmp(rest, "/sessions", 9) == 0 || strcmp(rest, "/ws") == 0 ||
               !f->static_root)) {
         handle_route(f, req, r, rest);
-        return;
-    }
-    if (strcmp(path, "/health") == 0) {
-        handle_health(f, req);
-        return;
-    }
-    if (strcmp(path, "/stats") == 0) {
-        handle_stats(f, req);
         return;
     }
     if (f->static_root) {
@@ -411,6 +379,11 @@ struct http_front *http_front_new(struct event_base *base,
         return NULL;
     }
     return f;
+}
+
+void http_front_set_metrics(struct http_front *f, struct metrics *m)
+{
+    f->metrics = m;
 }
 
 void http_front_stop_accepting(struct http_front *f)

@@ -10,6 +10,7 @@
 #include <openssl/rand.h>
 
 #include "gw_log.h"
+#include "metrics.h"
 
 /* Resume reading an upstream paused for a full buffer once its queue is
  * below this fraction of the limit (hysteresis: no pause/resume flapping). */
@@ -63,6 +64,9 @@ struct session {
     bool counted_closed;           /* counted in closed_total */
     bool close_sent;               /* a stream wrote the close before all
                                     * its messages were acknowledged */
+    uint8_t close_why;             /* enum metrics_close_reason */
+    struct metrics_route *mr;      /* this route's counters, or NULL */
+    struct timeval born;           /* session_open time (cached clock) */
     uint16_t close_code;
     struct session_policy pol;
     const struct timeval *tv_idle; /* idle and tombstone period */
@@ -101,6 +105,7 @@ struct session_table {
     struct event *reaper;
     struct session_stats stats;
     uint64_t fd_capacity;
+    struct metrics *metrics;        /* borrowed; NULL = none */
 };
 
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -326,6 +331,16 @@ void session_table_set_fd_capacity(struct session_table *t, uint64_t n)
     t->fd_capacity = n;
 }
 
+void session_table_set_metrics(struct session_table *t, struct metrics *m)
+{
+    t->metrics = m;
+}
+
+static enum metrics_dialect dialect_of(const struct session *s)
+{
+    return s->pol.id_kind == SESSION_ID_CLIENT ? METRICS_SOCKJS : METRICS_NATIVE;
+}
+
 const struct session_stats *session_table_stats(const struct session_table *t)
 {
     return &t->stats;
@@ -414,6 +429,10 @@ static void count_closed(struct session *s)
     if (s->was_opened && !s->counted_closed) {
         s->counted_closed = true;
         s->t->stats.closed_total++;
+        if (s->mr) {
+            s->mr->closed_total[s->close_why]++;
+            s->mr->sessions_open[dialect_of(s)]--;
+        }
     }
 }
 
@@ -492,6 +511,15 @@ static void up_open_cb(struct ws_client *c, void *arg)
     s->state = SESSION_OPEN;
     s->was_opened = true;
     s->t->stats.opened_total++;
+    if (s->mr) {
+        struct timeval now, d;
+        event_base_gettimeofday_cached(s->t->base, &now);
+        timersub(&now, &s->born, &d);
+        s->mr->opened_total[dialect_of(s)]++;
+        s->mr->sessions_open[dialect_of(s)]++;
+        metrics_hist_observe(&s->t->metrics->upstream_connect_seconds,
+                             (double)d.tv_sec + (double)d.tv_usec / 1e6);
+    }
     if (proto)
         s->protocol = strdup(proto);
     if (s->t->tv_life) {
@@ -525,8 +553,11 @@ static bool over_limit(const struct session *s, size_t len, bool *global)
 static void drop_front(struct session *s)
 {
     size_t before = s->q.bytes;
-    if (session_queue_drop_front(&s->q))
+    if (session_queue_drop_front(&s->q)) {
         s->t->stats.dropped++;
+        if (s->mr)
+            s->mr->evicted_total++;
+    }
     s->t->stats.buffered_bytes -= before - s->q.bytes;
 }
 
@@ -607,6 +638,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
             break;
         case GW_OVERFLOW_CLOSE:
             log_info("session %.*s: buffer overflow, closing", GW_LOG_ID(s->id, s->id_len));
+            s->close_why = METRICS_CLOSE_OVERFLOW;
             close_upstream(s, WS_CLOSE_POLICY, "buffer overflow");
             return;
         case GW_OVERFLOW_PAUSE:
@@ -627,6 +659,10 @@ static void up_message_cb(struct ws_client *c, bool binary,
     } else {
         t->stats.buffered_bytes += s->q.bytes - before;
         t->stats.messages_in++;
+        if (s->mr) {
+            s->mr->messages_total[METRICS_TO_BROWSER]++;
+            s->mr->bytes_total[METRICS_TO_BROWSER] += len;
+        }
     }
     if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
@@ -703,6 +739,7 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
         break; /* bounded by connect_timeout */
     case SESSION_OPEN:
         log_info("session %.*s: idle timeout, closing upstream", GW_LOG_ID(s->id, s->id_len));
+        s->close_why = METRICS_CLOSE_IDLE;
         close_up(s, WS_CLOSE_GOING_AWAY, "idle timeout");
         session_finish(s);
         if (s->pol.idle == SESSION_IDLE_REAP)
@@ -727,14 +764,22 @@ static void session_life_cb(evutil_socket_t fd, short what, void *arg)
     if (s->state != SESSION_OPEN)
         return;
     log_info("session %.*s: max_lifetime reached, closing upstream", GW_LOG_ID(s->id, s->id_len));
+    s->close_why = METRICS_CLOSE_LIFETIME;
     close_upstream(s, WS_CLOSE_GOING_AWAY, "session lifetime reached");
 }
 
 /* ---------------------------------------------------------------- open */
 
-/* A fresh random id; GW_EIO if the CSPRNG fails (never a guessable id). */
-static int make_id(char out[SESSION_ID_LEN + 1])
+/* A fresh random id after "<instance>." if an instance is set; GW_EIO if
+ * the CSPRNG fails (never a guessable id). out holds SESSION_ID_MAX + 1. */
+static int make_id(const char *instance, char *out)
 {
+    if (instance && *instance) {
+        size_t n = strlen(instance);
+        memcpy(out, instance, n);
+        out[n] = '.';
+        out += n + 1;
+    }
     static const char b64url[] =
         "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     uint8_t r[16];
@@ -777,7 +822,8 @@ enum session_open_err session_open(struct session_table *t,
         return SESSION_OPEN_CLIENT_FULL;
     ce->count++;
 
-    size_t id_len = client_id ? p->id_len : SESSION_ID_LEN;
+    size_t prefix = cfg->instance ? strlen(cfg->instance) + 1 : 0;
+    size_t id_len = client_id ? p->id_len : prefix + SESSION_ID_LEN;
     if (client_id && (id_len == 0 || id_len > SESSION_KEY_MAX ||
                       session_find_client(t, p->route, p->id, id_len))) {
         client_put(t, ce);
@@ -815,14 +861,18 @@ enum session_open_err session_open(struct session_table *t,
         s->id[id_len] = 0;
     } else {
         do {
-            if (make_id(s->id) < 0) {
+            if (make_id(cfg->instance, s->id) < 0) {
                 log_error("session: the CSPRNG failed, refusing to open");
                 client_put(t, ce);
                 free(s);
                 return SESSION_OPEN_FAILED;
             }
-        } while (find_key(t, pol->id_kind, NULL, s->id, SESSION_ID_LEN));
+        } while (find_key(t, pol->id_kind, NULL, s->id, id_len));
     }
+    s->close_why = METRICS_CLOSE_UPSTREAM;
+    if (t->metrics)
+        s->mr = metrics_route(t->metrics, p->route->name);
+    event_base_gettimeofday_cached(t->base, &s->born);
     event_assign(&s->timer, t->base, -1, 0, session_timer_cb, s);
 
     struct gw_error err = {0};
@@ -1022,6 +1072,10 @@ enum session_send_result session_send(struct session *s,
         if (up->send(s->up, m->binary, m->data, m->len) < 0)
             return SESSION_SEND_NOT_OPEN;
         s->t->stats.messages_out++;
+        if (s->mr) {
+            s->mr->messages_total[METRICS_TO_UPSTREAM]++;
+            s->mr->bytes_total[METRICS_TO_UPSTREAM] += m->len;
+        }
     }
     if (b->has_seq) {
         s->has_send_seq = true;
@@ -1030,6 +1084,60 @@ enum session_send_result session_send(struct session *s,
     if (!s->sink)
         arm_timer(s);
     return SESSION_SEND_OK;
+}
+
+void session_close_by_admin(struct session *s, uint16_t code,
+                            const char *reason)
+{
+    if (s->state == SESSION_OPENING) {
+        session_abort_open(s);
+        return;
+    }
+    if (s->state != SESSION_OPEN)
+        return;
+    log_info("session %.8s: closed by admin (%u)", s->id, code);
+    s->close_why = METRICS_CLOSE_ADMIN;
+    set_close_str(s, code, reason ? reason : "");
+    s->t->up->close(s->up, WS_CLOSE_NORMAL, "closed by admin");
+    become_closed(s);
+}
+
+size_t session_table_foreach(struct session_table *t,
+                             bool (*fn)(struct session *s, void *arg), void *arg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (struct session *s = t->buckets[i], *next; s; s = next) {
+            next = s->next_id;
+            n++;
+            if (!fn(s, arg))
+                return n;
+        }
+    }
+    return n;
+}
+
+bool session_is_native(const struct session *s)
+{
+    return s->pol.id_kind == SESSION_ID_RANDOM;
+}
+
+const char *session_client_addr(const struct session *s)
+{
+    return s->client ? s->client->addr : NULL;
+}
+
+uint64_t session_age_ms(const struct session *s)
+{
+    struct timeval now, d;
+    event_base_gettimeofday_cached(s->t->base, &now);
+    timersub(&now, &s->born, &d);
+    return (uint64_t)d.tv_sec * 1000u + (uint64_t)d.tv_usec / 1000u;
+}
+
+bool session_paused(const struct session *s)
+{
+    return s->paused || s->on_pause_list;
 }
 
 void session_close_by_browser(struct session *s)
@@ -1041,6 +1149,7 @@ void session_close_by_browser(struct session *s)
         return;
     }
     if (s->state == SESSION_OPEN) {
+        s->close_why = METRICS_CLOSE_BROWSER;
         close_up(s, WS_CLOSE_NORMAL, "closed by browser");
     }
     session_finish(s);
@@ -1095,6 +1204,7 @@ size_t session_table_shutdown(struct session_table *t)
         for (struct session *s = t->buckets[i], *next; s; s = next) {
             next = s->next_id;
             if (s->state == SESSION_OPEN) {
+                s->close_why = METRICS_CLOSE_SHUTDOWN;
                 close_up(s, WS_CLOSE_GOING_AWAY, "gateway shutting down");
                 session_finish(s);
             } else if (s->state == SESSION_CLOSED) {

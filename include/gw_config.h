@@ -59,6 +59,13 @@ struct gw_config {
     uint64_t max_connections_per_client; /* per peer address; 0 = unlimited */
     char *static_root;      /* directory served at "/" (demo page), or NULL;
                                relative paths are relative to the config file */
+    char *instance;         /* native session id prefix ("a1" -> "a1.<id>"), or NULL */
+
+    /* [admin] */
+    char *admin_listen_host; /* NULL = no admin listener */
+    uint16_t admin_listen_port;
+    uint64_t health_interval_ms;
+    uint64_t sessions_list_max; /* most sessions GET /sessions lists */
 
     /* [session] (durations in ms) */
     uint64_t poll_timeout_ms;

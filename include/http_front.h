@@ -1,6 +1,6 @@
 /*
  * http_front.h - the browser-facing HTTP server (evhttp): route table,
- * request limits, route CORS, /health, /stats and the static demo files.
+ * request limits, route CORS and the static demo files.
  * Requests for a dialect go to native_front.h or sockjs.h.
  */
 #ifndef HTTP_FRONT_H
@@ -18,6 +18,9 @@ struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
                                   struct session_table *sessions,
                                   const char *static_root);
+struct metrics;
+/* Count every response by status into m (borrowed). */
+void http_front_set_metrics(struct http_front *f, struct metrics *m);
 /* Orderly stop, first step: accept no new connections. */
 void http_front_stop_accepting(struct http_front *f);
 void http_front_free(struct http_front *f);

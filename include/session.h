@@ -45,6 +45,9 @@ enum session_state {
 };
 
 #define SESSION_ID_LEN 22  /* 128 bits, base64url without padding */
+/* A native id is "[instance.]" + SESSION_ID_LEN characters (instance: at
+ * most 16, see [gateway] instance). */
+#define SESSION_ID_MAX (16 + 1 + SESSION_ID_LEN)
 #define SESSION_KEY_MAX 200 /* longest key (SockJS ids are the client's) */
 
 /* ------------------------------------------------------------ the sink */
@@ -101,6 +104,17 @@ void session_table_set_upstream_ops(struct session_table *t,
 /* Free everything (upstreams still open are dropped). */
 void session_table_free(struct session_table *t);
 const struct session_stats *session_table_stats(const struct session_table *t);
+struct metrics;
+/* Count into m (borrowed for the table's life; it outlives reloads): each
+ * session looks its route's entry up once, at open. Call before the first
+ * session_open. */
+void session_table_set_metrics(struct session_table *t, struct metrics *m);
+/* Call fn for every session in the table (tombstones included) until it
+ * returns false; fn must not open, close or free sessions. Returns how
+ * many were visited. */
+size_t session_table_foreach(struct session_table *t,
+                             bool (*fn)(struct session *s, void *arg),
+                             void *arg);
 /* Most sessions the process's descriptors allow (two each): past it new
  * sessions are refused like at max_sessions. */
 void session_table_set_fd_capacity(struct session_table *t, uint64_t n);
@@ -273,6 +287,16 @@ enum session_send_result {
  */
 enum session_send_result session_send(struct session *s,
                                       const struct session_batch *b);
+
+/* The operator closes it (admin DELETE /sessions/ID): the browser gets
+ * code and reason (after what is queued), the upstream gets 1000. */
+void session_close_by_admin(struct session *s, uint16_t code,
+                            const char *reason);
+/* For the admin listing. */
+bool session_is_native(const struct session *s);
+const char *session_client_addr(const struct session *s); /* NULL once over */
+uint64_t session_age_ms(const struct session *s);
+bool session_paused(const struct session *s);
 
 /* Browser asked to close (DELETE / POST close): upstream gets 1000. */
 void session_close_by_browser(struct session *s);

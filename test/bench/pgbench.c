@@ -75,6 +75,7 @@ static struct {
     int ack_ms;
     int open_parallel;
     uint16_t gw_port, up_port;
+    uint16_t admin_port;  /* pollgate's [admin] listen (GET /stats) */
     const char *route;
     const char *pid_file;
     long pid;
@@ -1607,7 +1608,8 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
 
 /* -------------------------------------------------------------- report */
 
-/* GET /stats from pollgate (blocking, bounded): its own session count. */
+/* GET /stats from pollgate's admin port (blocking, bounded): its own
+ * session count; -1 without --admin-port. */
 static long gateway_sessions(void)
 {
     int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -1618,9 +1620,14 @@ static long gateway_sessions(void)
     long v = -1;
     if (fd < 0)
         return -1;
+    if (!opt.admin_port) {
+        close(fd);
+        return -1;
+    }
+    a = loopback(opt.admin_port);
     setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
     int len = snprintf(b, sizeof b, "GET /stats HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
-                       "Connection: close\r\n\r\n", opt.gw_port);
+                       "Connection: close\r\n\r\n", opt.admin_port);
     if (connect(fd, (struct sockaddr *)&a, sizeof a) == 0 &&
         send(fd, b, (size_t)len, MSG_NOSIGNAL) == len) {
         ssize_t r;
@@ -1955,7 +1962,7 @@ static void usage(FILE *f)
         "               [--settle S] [--ack-ms MS] [--route /bench] [--name NAME]\n"
         "               [--json FILE] [--row FILE] [--target-mpcs X]\n"
         "               [--target-p50 MS] [--target-p99 MS] [--target-idle B]\n"
-        "               [--ready-file F] [--open-parallel N] [-v]\n"
+        "               [--ready-file F] [--open-parallel N] [--admin-port A] [-v]\n"
         "       pgbench --free-ports N | --header\n"
         "R must divide 1000 (messages are scheduled on a 1 ms wheel).\n");
 }
@@ -1965,9 +1972,10 @@ static void parse_args(int argc, char **argv)
     enum { O_GW = 256, O_UP, O_PID, O_PIDF, O_MODE, O_SESS, O_RATE, O_SIZE,
            O_WARM, O_DUR, O_DRAIN, O_SETTLE, O_ACK, O_ROUTE, O_NAME, O_JSON,
            O_ROW, O_TMPCS, O_TP50, O_TP99, O_TIDLE, O_FREE, O_HEADER, O_PAR,
-           O_READY };
+           O_READY, O_ADMIN };
     static const struct option lo[] = {
         { "gw-port", required_argument, NULL, O_GW },
+        { "admin-port", required_argument, NULL, O_ADMIN },
         { "upstream-port", required_argument, NULL, O_UP },
         { "pid", required_argument, NULL, O_PID },
         { "pid-file", required_argument, NULL, O_PIDF },
@@ -2000,6 +2008,7 @@ static void parse_args(int argc, char **argv)
     while ((c = getopt_long(argc, argv, "vh", lo, NULL)) != -1) {
         switch (c) {
         case O_GW: opt.gw_port = (uint16_t)atoi(optarg); break;
+        case O_ADMIN: opt.admin_port = (uint16_t)atoi(optarg); break;
         case O_UP: opt.up_port = (uint16_t)atoi(optarg); break;
         case O_PID: opt.pid = atol(optarg); break;
         case O_PIDF: opt.pid_file = optarg; break;

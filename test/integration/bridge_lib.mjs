@@ -6,7 +6,7 @@
 //                   can refuse upgrades or delay the handshake.
 //  startSilent()    a TCP server that accepts and never answers.
 //  startGateway()   writes an INI file, starts `pollgate -c FILE`, waits for
-//                   GET /health = 200; stop() sends SIGTERM and asserts a clean
+//                   GET /health on its admin port; stop() sends SIGTERM and asserts a clean
 //                   exit (code 0, no sanitizer report).
 //  Api              the pollgate protocol v1 over plain HTTP (open, poll, send,
 //                   ack, close), with error-shape checks.
@@ -14,8 +14,8 @@
 //  rawPollAbort()   a poll whose response is cut off after its first bytes;
 //  rawExchange()    one raw request on its own connection (HTTP/1.0, close).
 //
-// pollgate checks every upstream once at start-up (before "listening on" is
-// logged): startGateway waits for that log line and bridge() calls
+// pollgate checks every upstream once at start-up (asynchronously, logging
+// "reachable"/"not reachable" per route): startGateway waits for that line and bridge() calls
 // up.reset(), so that connection never counts as a session.
 //
 // Everything started here is torn down by the test's t.after.
@@ -33,6 +33,8 @@ import {
 export { sleep, withTimeout, deferred, freePort };
 
 export const ID_RE = /^[A-Za-z0-9_-]{22}$/;
+// with [gateway] instance set: "<instance>." before the 22 characters
+export const ID_ANY_RE = /^(?:[A-Za-z0-9]{1,16}\.)?[A-Za-z0-9_-]{22}$/;
 export const ERR_CODE_RE = /^[a-z][a-z0-9]*(_[a-z0-9]+)*$/;
 const SANITIZER_RE = /ERROR: AddressSanitizer|runtime error:|LeakSanitizer/;
 
@@ -292,6 +294,9 @@ export function makeConfig(listenPort, o = {}) {
   section('gateway', { listen: `127.0.0.1:${listenPort}`, ...DEFAULTS.gateway }, o.gateway);
   section('session', DEFAULTS.session, o.session);
   section('upstream', DEFAULTS.upstream, o.upstream);
+  // health_interval 1h: after the start-up check no probe reaches the test
+  // upstreams unless a test asks for one
+  if (o.adminPort || o.admin) section('admin', o.adminPort ? { listen: `127.0.0.1:${o.adminPort}`, health_interval: '1h' } : {}, o.admin);
   for (const r of o.routes || []) {
     lines.push(`[route ${r.name || 'chat'}]`);
     lines.push(`path = ${r.path || '/chat'}`);
@@ -320,7 +325,8 @@ export async function startGateway(t, opts = {}) {
   let lastErr;
   for (let attempt = 0; attempt < 3; attempt++) {
     const port = await freePort();
-    const config = makeConfig(port, { ...opts, routes });
+    const adminPort = await freePort();
+    const config = makeConfig(port, { adminPort, ...opts, routes });
     const file = writeFile(dir, `pollgate-${attempt}.ini`, config);
     // opts.wrapper: a command to run pollgate under, e.g. ['prlimit', '--nofile=160:160']
     const argv = [...(opts.wrapper || []), POLLGATE_BIN, '-c', file];
@@ -334,8 +340,10 @@ export async function startGateway(t, opts = {}) {
     proc.child.stderr.on('data', (d) => { errText += d; });
     const gw = {
       port,
+      adminPort,
       origin: `http://127.0.0.1:${port}`,
       url: (p) => `http://127.0.0.1:${port}${p}`,
+      adminUrl: (p) => `http://127.0.0.1:${adminPort}${p}`,
       proc,
       config,
       stderr: () => errText,
@@ -360,30 +368,31 @@ export async function startGateway(t, opts = {}) {
         return r;
       },
     };
-    // wait for /health (keep-alive, as browsers talk)
+    // wait for the admin listener's /health to answer (200, or 503 while an
+    // upstream is down or not yet probed: either means pollgate is up)
     const t0 = Date.now();
     let ready = false;
     const hAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
     while (Date.now() - t0 < 15000) {
       if (exited) break;
       try {
-        const r = await request(gw.url('/health'), { timeoutMs: 1000, agent: hAgent });
-        if (r.status === 200) { ready = true; break; }
+        const r = await request(gw.adminUrl('/health'), { timeoutMs: 1000, agent: hAgent });
+        if (r.status === 200 || r.status === 503) { ready = true; break; }
       } catch { /* not yet listening */ }
       await sleep(20);
     }
     hAgent.destroy();
     if (ready) {
       t.after(async () => { if (!gw.stopped) await gw.stop(); });
-      // /health may answer while the start-up upstream check is still running
-      // (same event loop); the check is over once "listening" is logged.
-      await waitUntil(() => /listening on/.test(errText) || exited, 5000, 'pollgate "listening on" log line')
+      // The start-up upstream check runs on the same loop, asynchronously;
+      // its connection must not count as a session: wait for its log line.
+      await waitUntil(() => /reachable/.test(errText) || exited, 5000, 'pollgate start-up check log line')
         .catch(() => {});
       return gw;
     }
     if (!exited) proc.child.kill('SIGKILL');
     const r = await proc.done;
-    lastErr = new Error(`pollgate did not become ready (GET /health = 200): exit=${r.code} signal=${r.signal}\n` +
+    lastErr = new Error(`pollgate did not become ready (admin GET /health): exit=${r.code} signal=${r.signal}\n` +
       `config:\n${config}\nstderr:\n${r.stderr.slice(-4000)}`);
     if (!/in use|EADDRINUSE|bind/i.test(r.stderr)) break;
   }
@@ -509,7 +518,7 @@ export class Api {
   async openOk(body, o = {}) {
     const r = await this.open(body, o);
     assert.equal(r.status, 201, `open: ${show(r)}`);
-    assert.match(r.json?.session ?? '', ID_RE, `open: session id: ${show(r)}`);
+    assert.match(r.json?.session ?? '', ID_ANY_RE, `open: session id: ${show(r)}`);
     return r.json.session;
   }
 

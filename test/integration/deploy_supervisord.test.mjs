@@ -23,7 +23,7 @@ async function waitUntil(pred, ms, what) {
 
 const haveSupervisord = spawnSync('supervisord', ['--version']).status === 0;
 
-async function healthy(port) {
+async function healthy(adminPort) {
   try {
     return (await request(`http://127.0.0.1:${port}/health`, { timeoutMs: 1000 })).status === 200;
   } catch {
@@ -36,7 +36,8 @@ describe('deploy: supervisord', { timeout: 90000 }, () => {
     const dir = tmpDir(t, 'pollgate-supervisord-');
     const up = await startUpstream(t);
     const port = await freePort();
-    const ini = writeFile(dir, 'pollgate.ini', `[gateway]\nlisten = 127.0.0.1:${port}\n[route chat]\npath = /chat\nupstream = ${up.url('/chat')}\n`);
+    const adminPort = await freePort();
+    const ini = writeFile(dir, 'pollgate.ini', `[gateway]\nlisten = 127.0.0.1:${port}\n[admin]\nlisten = 127.0.0.1:${adminPort}\n[route chat]\npath = /chat\nupstream = ${up.url('/chat')}\n`);
     const log = path.join(dir, 'pollgate.log');
     const prog = fs.readFileSync(path.join(SRCDIR, 'contrib', 'supervisord', 'pollgate.conf'), 'utf8')
       .replace('/usr/local/bin/pollgate', POLLGATE_BIN)
@@ -66,11 +67,11 @@ describe('deploy: supervisord', { timeout: 90000 }, () => {
     t.after(() => {
       for (const p of started) { try { process.kill(p, 'SIGKILL'); } catch { /* gone */ } }
     });
-    await waitUntil(async () => await pid() > 0 && await healthy(port), 15000, 'pollgate started by supervisord');
+    await waitUntil(async () => await pid() > 0 && await healthy(adminPort), 15000, 'pollgate started by supervisord');
     const pid1 = await pid();
     started.push(pid1);
     process.kill(pid1, 'SIGKILL');
-    await waitUntil(async () => { const p = await pid(); return p > 0 && p !== pid1 && await healthy(port); },
+    await waitUntil(async () => { const p = await pid(); return p > 0 && p !== pid1 && await healthy(adminPort); },
       20000, 'pollgate restarted after kill -9');
     const pid2 = await pid();
     started.push(pid2);
@@ -80,7 +81,7 @@ describe('deploy: supervisord', { timeout: 90000 }, () => {
 
     const stop = await ctl('stop', 'pollgate');
     assert.match(stop.stdout, /stopped/, stop.stdout + stop.stderr);
-    assert.equal(await healthy(port), false);
+    assert.equal(await healthy(adminPort), false);
     // a SIGTERM stop: pollgate logged its orderly stop (not a SIGKILL)
     await sleep(200);
     const text = fs.readFileSync(log, 'utf8');

@@ -156,15 +156,15 @@ const BAD_ID = 'A'.repeat(20) + '!!';
 const ROWS = [
   // ---- request line
   { name: 'bad request line (garbage)', bytes: () => `GARBAGE${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
-  { name: 'bad request line (four fields)', bytes: () => `GET /health HTTP/1.1 extra${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
+  { name: 'bad request line (four fields)', bytes: () => `GET /index.html HTTP/1.1 extra${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
   { name: 'request line of spaces', bytes: () => `   ${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
-  { name: 'unknown method', bytes: req('FOO /health HTTP/1.1'), expect: { statuses: [501], close: null } },
-  { name: 'lower-case method', bytes: req('get /health HTTP/1.1'), expect: { statuses: [501], close: null } },
+  { name: 'unknown method', bytes: req('FOO /index.html HTTP/1.1'), expect: { statuses: [501], close: null } },
+  { name: 'lower-case method', bytes: req('get /index.html HTTP/1.1'), expect: { statuses: [501], close: null } },
   { name: 'known method not allowed on the path', bytes: req('PUT /chat/sessions HTTP/1.1', ['Content-Length: 0']), expect: { statuses: [405], close: false } },
-  { name: 'HTTP/0.9 simple request', bytes: () => `GET /health${CRLF}`, expect: { statuses: [400], close: true } },
-  { name: 'unsupported version HTTP/2.0 in a 1.x request line', bytes: req('GET /health HTTP/2.0'), expect: { statuses: [505], close: true } },
-  { name: 'garbage version', bytes: req('GET /health HTTP/x.y'), expect: { statuses: [400], close: true } },
-  { name: 'absolute-form URI (own host)', bytes: (ctx) => req(`GET http://${ctx.host}/health HTTP/1.1`)(ctx), expect: { statuses: [200], close: null } },
+  { name: 'HTTP/0.9 simple request', bytes: () => `GET /index.html${CRLF}`, expect: { statuses: [400], close: true } },
+  { name: 'unsupported version HTTP/2.0 in a 1.x request line', bytes: req('GET /index.html HTTP/2.0'), expect: { statuses: [505], close: true } },
+  { name: 'garbage version', bytes: req('GET /index.html HTTP/x.y'), expect: { statuses: [400], close: true } },
+  { name: 'absolute-form URI (own host)', bytes: (ctx) => req(`GET http://${ctx.host}/index.html HTTP/1.1`)(ctx), expect: { statuses: [200], close: null } },
   { name: 'absolute-form URI to a session route', bytes: (ctx) => req(`GET http://${ctx.host}/chat/sessions/${ctx.a}/poll?ack=0 HTTP/1.1`)(ctx), expect: { statuses: [200], close: null } },
   { name: 'asterisk-form on GET', bytes: req('GET * HTTP/1.1'), expect: { statuses: [400], close: false } },
   { name: 'request target without leading slash', bytes: req('GET health HTTP/1.1'), expect: { statuses: [400], close: false } },
@@ -183,31 +183,31 @@ const ROWS = [
   { name: 'existing static file (control row)', bytes: get('/index.html'), expect: { statuses: [200], close: false } },
 
   // ---- header values and header section size
-  { name: 'NUL in a header value', bytes: req('GET /health HTTP/1.1', ['X-A: a\0b']), expect: { statuses: [400], close: true } },
-  { name: 'bare CR in a header value', bytes: req('GET /health HTTP/1.1', ['X-A: a\rb']), expect: { statuses: [400], close: true } },
-  { name: 'bare LF line endings (LF only)', bytes: (c) => `GET /health HTTP/1.1\nHost: ${c.host}\n\n`, expect: { statuses: [200], close: false } },
-  { name: 'header without colon', bytes: req('GET /health HTTP/1.1', ['NoColonHere']), expect: { statuses: [400], close: true } },
-  { name: 'space before the colon in a header name', bytes: req('GET /health HTTP/1.1', ['X-A : b']), expect: { statuses: [400], close: true } },
+  { name: 'NUL in a header value', bytes: req('GET /index.html HTTP/1.1', ['X-A: a\0b']), expect: { statuses: [400], close: true } },
+  { name: 'bare CR in a header value', bytes: req('GET /index.html HTTP/1.1', ['X-A: a\rb']), expect: { statuses: [400], close: true } },
+  { name: 'bare LF line endings (LF only)', bytes: (c) => `GET /index.html HTTP/1.1\nHost: ${c.host}\n\n`, expect: { statuses: [200], close: false } },
+  { name: 'header without colon', bytes: req('GET /index.html HTTP/1.1', ['NoColonHere']), expect: { statuses: [400], close: true } },
+  { name: 'space before the colon in a header name', bytes: req('GET /index.html HTTP/1.1', ['X-A : b']), expect: { statuses: [400], close: true } },
   // RFC 9112 5.2: reject with 400, or replace each obs-fold with SP
-  { name: 'obs-fold continuation line', bytes: req('GET /health HTTP/1.1', ['X-A: a', ' b']), expect: { statuses: [400], close: true }, or: { statuses: [200], close: false } },
-  { name: 'header line over 8 KiB (9 KiB value)', bytes: req('GET /health HTTP/1.1', ['X-Big: ' + 'x'.repeat(9 * 1024)]), expect: { statuses: [431], close: true } },
-  { name: 'header section over 16 KiB (one 20 KiB line)', bytes: req('GET /health HTTP/1.1', ['X-Big: ' + 'x'.repeat(20 * 1024)]), expect: { statuses: [431], close: true } },
-  { name: '1,000 headers', bytes: req('GET /health HTTP/1.1', Array.from({ length: 1000 }, (_, i) => `X-H${i}: v`)), expect: { statuses: [431], close: true } },
-  { name: 'missing Host on HTTP/1.1', bytes: () => `GET /health HTTP/1.1${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
-  { name: 'two Host headers', bytes: req('GET /health HTTP/1.1', ['Host: evil.example']), expect: { statuses: [400], close: true } },
+  { name: 'obs-fold continuation line', bytes: req('GET /index.html HTTP/1.1', ['X-A: a', ' b']), expect: { statuses: [400], close: true }, or: { statuses: [200], close: false } },
+  { name: 'header line over 8 KiB (9 KiB value)', bytes: req('GET /index.html HTTP/1.1', ['X-Big: ' + 'x'.repeat(9 * 1024)]), expect: { statuses: [431], close: true } },
+  { name: 'header section over 16 KiB (one 20 KiB line)', bytes: req('GET /index.html HTTP/1.1', ['X-Big: ' + 'x'.repeat(20 * 1024)]), expect: { statuses: [431], close: true } },
+  { name: '1,000 headers', bytes: req('GET /index.html HTTP/1.1', Array.from({ length: 1000 }, (_, i) => `X-H${i}: v`)), expect: { statuses: [431], close: true } },
+  { name: 'missing Host on HTTP/1.1', bytes: () => `GET /index.html HTTP/1.1${CRLF}${CRLF}`, expect: { statuses: [400], close: true } },
+  { name: 'two Host headers', bytes: req('GET /index.html HTTP/1.1', ['Host: evil.example']), expect: { statuses: [400], close: true } },
 
   // ---- body framing and smuggling
   {
     name: 'Content-Length with Transfer-Encoding: chunked (smuggling)',
     bytes: (c) => req(`POST /chat/sessions/${c.a}/send HTTP/1.1`, ['Content-Type: text/plain', 'Content-Length: 4', 'Transfer-Encoding: chunked'],
-      `1\r\nZ\r\n0\r\n\r\nGET /health HTTP/1.1${CRLF}Host: ${c.host}${CRLF}${CRLF}`)(c),
+      `1\r\nZ\r\n0\r\n\r\nGET /index.html HTTP/1.1${CRLF}Host: ${c.host}${CRLF}${CRLF}`)(c),
     expect: { statuses: [400], close: true },
     upstreamUntouched: true,
   },
   {
     name: 'Transfer-Encoding: chunked then Content-Length (smuggling, other order)',
     bytes: (c) => req(`POST /chat/sessions/${c.a}/send HTTP/1.1`, ['Content-Type: text/plain', 'Transfer-Encoding: chunked', 'Content-Length: 30'],
-      `1\r\nZ\r\n0\r\n\r\nGET /health HTTP/1.1${CRLF}${CRLF}`)(c),
+      `1\r\nZ\r\n0\r\n\r\nGET /index.html HTTP/1.1${CRLF}${CRLF}`)(c),
     expect: { statuses: [400], close: true },
     upstreamUntouched: true,
   },
@@ -345,7 +345,7 @@ const ROWS = [
   { name: 'SockJS server id of 4000 characters', bytes: req(`POST /sj/sockjs/${'1'.repeat(4000)}/abc/xhr HTTP/1.1`, ['Content-Length: 0']), expect: { statuses: [404], close: false } },
 
   // ---- slow and split delivery (control rows: split writes are legal)
-  { name: 'request split byte-wise across writes', bytes: (c) => [...Buffer.from(get('/health')(c))].slice(0, 60).map((b) => Buffer.from([b])).concat([Buffer.from(get('/health')(c)).subarray(60)]), expect: { statuses: [200], close: false }, maxMs: 8000 },
+  { name: 'request split byte-wise across writes', bytes: (c) => [...Buffer.from(get('/index.html')(c))].slice(0, 60).map((b) => Buffer.from([b])).concat([Buffer.from(get('/index.html')(c)).subarray(60)]), expect: { statuses: [200], close: false }, maxMs: 8000 },
 ];
 
 /** Whether an exchange result matches an expectation { statuses, close }. */
@@ -468,8 +468,8 @@ describe('malformed and hostile HTTP (raw TCP, one connection per row)', () => {
       {
         // whatever the row did: a normal request on a fresh connection works,
         // and the sessions are still usable
-        const h = await exchange(gw.port, get('/health')(ctx), { maxMs: 3000, settleMs: 50 });
-        assert.deepEqual(h.statuses, [200], `GET /health after the row: ${h.raw}`);
+        const h = await exchange(gw.port, get('/index.html')(ctx), { maxMs: 3000, settleMs: 50 });
+        assert.deepEqual(h.statuses, [200], `GET /index.html after the row: ${h.raw}`);
         const p = await exchange(gw.port, req(`POST /chat/sessions/${ctx.b}/ack?ack=0 HTTP/1.1`, ['Content-Length: 0'])(ctx), { maxMs: 3000, settleMs: 50 });
         assert.deepEqual(p.statuses, [204], `session b still usable after the row: ${p.raw}`);
       }

@@ -156,11 +156,14 @@ async function killUpstream() {
 
 let gw = null;
 let gwPort = 0;
+let adminPort = 0;
 let gwErr = '';
 async function startGateway() {
   gwPort = await freePort();
+  adminPort = await freePort();
   const upUrl = `ws://127.0.0.1:${upPort}`;
   const config = makeConfig(gwPort, {
+    adminPort,
     gateway: { log_level: 'warn', max_body: '64KiB' },
     session: {
       poll_timeout: '5s', heartbeat: '5s', idle_timeout: `${IDLE_S}s`, max_lifetime: MAX_LIFETIME,
@@ -178,7 +181,7 @@ async function startGateway() {
   gw = spawn(POLLGATE_BIN, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
   gw.stderr.on('data', (d) => { gwErr = (gwErr + d).slice(-20000); });
   for (let i = 0; i < 200; i++) {
-    try { const r = await req('GET', '/health', { timeoutMs: 500 }); if (r.status === 200) return; } catch { /* not yet */ }
+    try { const r = await req('GET', '/health', { timeoutMs: 500, port: adminPort }); if (r.status === 200) return; } catch { /* not yet */ }
     await sleep(50);
   }
   throw new Error(`pollgate did not start:\n${gwErr}`);
@@ -634,7 +637,7 @@ async function sockjsSession(s) {
 
 // ------------------------------------------------------------------ main
 
-async function stats() { const r = await req('GET', '/stats', { agent: false }); return r.json; }
+async function stats() { const r = await req('GET', '/stats', { agent: false, port: adminPort }); return r.json; }
 
 async function main() {
   upPort = await freePort();

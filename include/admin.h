@@ -1,0 +1,39 @@
+/*
+ * admin.h - the operator's listener ([admin] listen): GET /health (from
+ * the last periodic upstream probe), GET /metrics (Prometheus text
+ * 0.0.4), GET /stats (the same figures as JSON), GET /sessions and
+ * DELETE /sessions/ID. Nothing of it is reachable on the public port.
+ */
+#ifndef ADMIN_H
+#define ADMIN_H
+
+#include <stdbool.h>
+#include "gw_config.h"
+
+struct event_base;
+struct evdns_base;
+struct metrics;
+struct session_table;
+struct admin;
+typedef struct ssl_ctx_st SSL_CTX;
+
+/*
+ * New admin listener on cfg->admin_listen_host:port that starts probing
+ * the upstreams at once and every cfg->health_interval_ms. Everything is
+ * borrowed for the admin's life (the metrics registry outlives reloads).
+ * NULL (logged) if it cannot listen.
+ */
+struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
+                        const struct gw_config *cfg, SSL_CTX *ssl_ctx,
+                        struct session_table *sessions, struct metrics *m);
+struct upstream_check;
+/* A completed check (the start-up one) becomes the health answer; the
+ * admin owns it from now on and probes again after health_interval. */
+void admin_take_check(struct admin *a, struct upstream_check *c);
+/* While draining, GET /health answers 503 {"status":"draining"}. */
+void admin_set_draining(struct admin *a, bool draining);
+/* Accept no new admin connections (orderly stop). */
+void admin_stop_accepting(struct admin *a);
+void admin_free(struct admin *a);
+
+#endif

@@ -715,7 +715,13 @@ static void test_private_end(void **state)
     struct session *o = open_on(x, &private_pol, &x->route, NULL);
     struct fake_up *fo = g_last;
     session_end(o, WS_CLOSE_GOING_AWAY, "gone");
+    /* not cut before its 101 (the upstream would see 1006): it finishes
+     * opening off the table and is then closed with 1001 */
+    assert_int_equal(fo->close_calls, 0);
+    up_open(fo);
     assert_int_equal(fo->close_calls, 1);
+    assert_int_equal(fo->close_code, WS_CLOSE_GOING_AWAY);
+    up_closed(fo, WS_CLOSE_GOING_AWAY, "browser went away", WS_FAIL_NONE, NULL);
     run_ms(x, 5);
     assert_int_equal(g_freed, 2);
 

@@ -68,6 +68,17 @@ const T0 = Date.now();
 // known findings (in the table and JSON), not failed, unless SOAK_STRICT=1.
 // Remove an entry once fixed.
 const KNOWN_END_FINDINGS = [
+  // DELETE answered 204 while the upstream saw 1001. Fixed: a DELETE that
+  // meets a session max_lifetime (or the upstream) already closed is now
+  // answered 410 with that code. Still seen (12 in 10 min under heavy load,
+  // 2026-12-06): presumably the upstream's own 1001 crossing the DELETE.
+  { bug: 'soak-1 DELETE 204 after a 1001 close', how: /^browser_delete/, up: 1001 },
+  // An abandoned SockJS session's upstream saw 1006 (no close frame) rather
+  // than 1001. Fixed: a browser that gives up while the upstream is still
+  // accepting no longer cuts the TCP connection before the 101. Still seen
+  // (92 in 10 min under heavy load, mostly at the end of the run): not yet
+  // explained.
+  { bug: 'soak-2 SockJS expiry without close frame', how: /^sockjs_abandon/, up: 1006 },
 ];
 
 const C = {

@@ -68,6 +68,17 @@ const T0 = Date.now();
 // known findings (in the table and JSON), not failed, unless SOAK_STRICT=1.
 // Remove an entry once fixed.
 const KNOWN_END_FINDINGS = [
+  // DELETE answered 204 while the upstream saw 1001. Fixed: a DELETE that
+  // meets a session max_lifetime (or the upstream) already closed is now
+  // answered 410 with that code. Still seen (12 in 10 min under heavy load,
+  // 2026-12-06): presumably the upstream's own 1001 crossing the DELETE.
+  { bug: 'soak-1 DELETE 204 after a 1001 close', how: /^browser_delete/, up: 1001 },
+  // An abandoned SockJS session's upstream saw 1006 (no close frame) rather
+  // than 1001. Fixed: a browser that gives up while the upstream is still
+  // accepting no longer cuts the TCP connection before the 101. Still seen
+  // (92 in 10 min under heavy load, mostly at the end of the run): not yet
+  // explained.
+  { bug: 'soak-2 SockJS expiry without close frame', how: /^sockjs_abandon/, up: 1006 },
 ];
 
 const C = {
@@ -76,7 +87,7 @@ const C = {
     toUpstream: { acked: 0, dup: 0, gap: 0, ackedNotReceived: 0 },
   },
   sockjs: { toBrowser: { delivered: 0, dup: 0, reordered: 0, gap: 0 }, toUpstream: { sent: 0 } },
-  sessions: { opened: 0, openRetries: 0, openErrors: {}, byTransport: {}, ended: {}, endsBrowserSeen: 0, endsUpstreamSeen: 0, endsMissingBrowser: 0, endsMissingUpstream: 0, badEndCodes: 0 },
+  sessions: { opened: 0, openRetries: 0, openErrors: {}, byTransport: {}, ended: {}, endsBrowserSeen: 0, endsUpstreamSeen: 0, endsMissingBrowser: 0, endsMissingUpstream: 0, badEndCodes: 0, abandonedOpens: { opened: 0, closeCodes: {} } },
   inject: { pollCut: 0, pollLost: 0, sseDrop: 0, sendCut: 0, sendRetries: 0, stalls: 0, upstreamKills: 0, abandonedIdle: 0, browserClose: 0 },
   pausedMax: 0,
   reopenMs: [],
@@ -112,7 +123,20 @@ function startUpstream() {
     upChild = c;
     c.on('message', (m) => {
       if (m.ev === 'listening') { upAlive = true; resolve(); return; }
-      const s = byKey.get(m.key);
+      // a native open that the driver gave up on (client-side timeout) and
+      // retried is a separate upstream connection: its key carries the
+      // attempt ("k12~0"); pollgate finishes opening it and closes it with
+      // 1001 ("browser went away"), which must not count for the retry
+      const [baseKey, att] = m.key.split('~');
+      const s = byKey.get(baseKey);
+      if (s && att !== undefined && Number(att) !== s.attempt) {
+        if (m.ev === 'open') C.sessions.abandonedOpens.opened++;
+        if (m.ev === 'close') {
+          bump(C.sessions.abandonedOpens.closeCodes, String(m.code));
+          if (m.code !== 1001) sample('abandoned_open_close', `${m.key}: ${m.code}`);
+        }
+        return;
+      }
       if (m.ev === 'open') { if (s) s.upOpen = true; return; }
       if (m.ev === 'anom') {
         const tgt = m.key.includes('S') ? C.sockjs.toUpstream : C.native.toUpstream;
@@ -330,7 +354,7 @@ async function spawnSession() {
   }
 }
 
-const authz = (s) => ({ authorization: `Bearer ${s.key}` });
+const authz = (s) => ({ authorization: `Bearer ${s.key}${s.attempt === undefined ? '' : `~${s.attempt}`}` });
 
 let opening = 0; // opens in flight (the ramp keeps this bounded)
 async function openNative(s) {
@@ -340,6 +364,7 @@ async function openNative(s) {
 async function openNativeTry(s) {
   for (let attempt = 0; ; attempt++) {
     if (!running && attempt > 0) return false;
+    s.attempt = attempt;
     let r;
     try { r = await req('POST', '/chat/sessions', { headers: authz(s), timeoutMs: 15000 }); } catch (e) { r = { status: 0, text: String(e) }; }
     if (r.status === 201) {
@@ -764,6 +789,7 @@ async function main() {
     ['ends seen only as 404 (browser away > idle_timeout)', C.sessions.goneUnseen || 0, 'info', true],
     ['session ends without upstream-side close', C.sessions.endsMissingUpstream, '0', C.sessions.endsMissingUpstream === 0],
     ['upstream close codes not as expected', C.sessions.badEndCodes, '0', C.sessions.badEndCodes === 0],
+    ['abandoned opens: upstream close codes (want 1001)', JSON.stringify(C.sessions.abandonedOpens.closeCodes), 'info', true],
     ['  known findings (not failed; SOAK_STRICT=1 fails them)', JSON.stringify(C.sessions.knownFindings || {}), 'info', true],
     ['upstream kills', C.inject.upstreamKills, '>= 1', C.inject.upstreamKills >= 1],
     ['first open after upstream restart (ms)', C.reopenMs.join(',') || '-', '< 3000', C.reopenMs.length >= C.inject.upstreamKills && C.reopenMs.every((m) => m < 3000)],

@@ -11,7 +11,8 @@
  * WS_OPEN_TIMEOUT, or it breaks (not a clean close) within WS_QUIET of opening
  * without any message (a proxy that swallows or cuts upgrades), the client falls
  * back to SSE (then long-poll, as before) and remembers that for this host for
- * the page's life (a proxy that breaks upgrades breaks them for every route). onopen fires once even if the fallback happens after it.
+ * the page's life (a proxy that breaks upgrades breaks them for every route).
+ * onopen fires once even if the fallback happens after it.
  *
  *   var ws = new PollGate('/chat', {
  *     transport: 'auto',    // 'auto' (WebSocket, else SSE, else long-poll), 'ws', 'sse', 'poll'
@@ -729,7 +730,8 @@
       // Everything queued was handed to the socket at open; the close handshake
       // carries the code. A socket still connecting is simply abandoned.
       if (this._wsOpen) {
-        this._ws.close(this._closeCode, this._closeReason);
+        // (a reason over 123 bytes makes WebSocket.close throw: then onclose has it, the socket not)
+        try { this._ws.close(this._closeCode, this._closeReason); } catch (e) { this._ws.close(this._closeCode); }
         this._later('closeWait', CLOSE_WAIT, function () { this._finish(this._closeCode, this._closeReason, false); });
       } else this._finish(this._closeCode, this._closeReason, false);
       return;

@@ -6,6 +6,7 @@
 //    an echo route gets 50 pushed messages in order, echoes unicode and
 //    binary byte-identical, and close codes travel both ways (the page's
 //    onclose code is the same over ws and SSE)
+//  - a route with websocket = off: the upgrade gets 404, the client falls back
 //  - WebSocket deleted: the same client opens over SSE
 //  - behind a proxy that breaks upgrades (refuses them with 400, holds them
 //    unanswered, or answers 101 and cuts the connection): the client lands
@@ -110,6 +111,7 @@ test('pollgate.js in Chromium: WebSocket first, SSE when it does not get through
     routes: [
       { name: 'chat', path: '/chat', upstream: demo.url('/chat') },
       { name: 'echo', path: '/echo', up, upstreamPath: '/echo' },
+      { name: 'plain', path: '/plain', up, upstreamPath: '/plain', extra: { websocket: 'off' } },
     ],
   });
   up.reset();
@@ -218,6 +220,26 @@ test('pollgate.js in Chromium: WebSocket first, SSE when it does not get through
         await conn4.closeWith(4001, 'bye from upstream');
         await page.waitForFunction((m) => window.pg[m].close, m, { timeout: 10000 });
         assert.deepEqual((await clientState(page, m)).close, s2.close, 'onclose after the upstream closed, over SSE');
+        assert.deepEqual(pageErrors(page), [], 'no uncaught script error');
+      });
+    });
+
+  await t.test('a route with websocket = off (404 to the upgrade): falls back to SSE', { timeout: 40000, skip: noWs },
+    async (st) => {
+      const page = await openDemo(st);
+      await withLog(page, async () => {
+        const first = up.conns.length;
+        const i = await openClient(page, '/plain');
+        const conn = await up.conn(first, 5000);
+        assert.equal(conn.url, '/plain');
+        const s = await clientState(page, i);
+        assert.equal(s.transport, 'sse');
+        assert.deepEqual(s.transports, ['sse'], 'one transport change, ws -> sse');
+        assert.deepEqual(s.events, ['open'], 'one open, no error');
+        await conn.sendAll(['a', 'b']);
+        await waitMessages(page, i, 2);
+        assert.deepEqual((await clientState(page, i)).messages, ['a', 'b']);
+        await page.evaluate((i) => window.pg[i].c.close(), i);
         assert.deepEqual(pageErrors(page), [], 'no uncaught script error');
       });
     });

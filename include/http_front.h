@@ -22,4 +22,8 @@ struct http_front *http_front_new(struct event_base *base,
 void http_front_stop_accepting(struct http_front *f);
 void http_front_free(struct http_front *f);
 
+/* Connection counters of the front's http_limits (borrowed). */
+struct http_limits_stats;
+const struct http_limits_stats *http_front_limits_stats(const struct http_front *f);
+
 #endif

@@ -394,6 +394,11 @@ void http_front_stop_accepting(struct http_front *f)
         event_del(f->resume_accept);
 }
 
+const struct http_limits_stats *http_front_limits_stats(const struct http_front *f)
+{
+    return http_limits_stats(f->limits);
+}
+
 void http_front_free(struct http_front *f)
 {
     if (!f)

@@ -223,6 +223,7 @@ struct lconn {
     bool set_up;
     bool counted;
     bool line_checked;           /* the request line of this head is checked */
+    bool flushing;               /* in writable_cb: the only place we write */
 };
 
 struct http_limits {
@@ -639,6 +640,16 @@ static enum bufferevent_filter_result out_filter(struct evbuffer *src,
 {
     (void)dst; (void)limit; (void)mode;
     struct lconn *c = arg;
+    /* Never write from inside evhttp's own call that queued the data: a
+     * socket bufferevent reports a write done on a later loop turn, and
+     * evhttp's users (http_stream's write-completion flow control) rely
+     * on that. output_added_cb schedules writable_cb instead. */
+    if (!c->flushing) {
+        if (c->wev && evbuffer_get_length(src) &&
+            !event_pending(c->wev, EV_WRITE, NULL))
+            event_active(c->wev, EV_WRITE, 1);
+        return BEV_NEED_MORE;
+    }
     if (c->fd < 0)
         c->fd = bufferevent_getfd(c->under);
     size_t before = evbuffer_get_length(src);
@@ -657,6 +668,7 @@ static enum bufferevent_filter_result out_filter(struct evbuffer *src,
                                   BEV_TRIG_DEFER_CALLBACKS);
         break;
     }
+    c->flushing = false;
     return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
 }
 
@@ -667,6 +679,11 @@ static void writable_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
+    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+        return;
+    /* out_filter clears it; c may be freed once the flush returns (evhttp
+     * closes the connection from the write callback) */
+    c->flushing = true;
     bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
 }
 

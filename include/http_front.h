@@ -25,4 +25,8 @@ void http_front_set_metrics(struct http_front *f, struct metrics *m);
 void http_front_stop_accepting(struct http_front *f);
 void http_front_free(struct http_front *f);
 
+/* Connection counters of the front's http_limits (borrowed). */
+struct http_limits_stats;
+const struct http_limits_stats *http_front_limits_stats(const struct http_front *f);
+
 #endif

@@ -53,7 +53,6 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
      * cleanly, and give the close handshakes a moment. */
     http_front_stop_accepting(s->front);
     admin_set_draining(s->admin, true);
-    admin_stop_accepting(s->admin);
     size_t closing = session_table_shutdown(s->sessions);
     struct timeval tv = { closing ? 1 : 0, 200000 };
     event_base_loopexit(s->base, &tv);

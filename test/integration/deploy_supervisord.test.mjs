@@ -23,7 +23,7 @@ async function waitUntil(pred, ms, what) {
 
 const haveSupervisord = spawnSync('supervisord', ['--version']).status === 0;
 
-async function healthy(adminPort) {
+async function healthy(port) {
   try {
     return (await request(`http://127.0.0.1:${port}/health`, { timeoutMs: 1000 })).status === 200;
   } catch {

@@ -120,6 +120,29 @@ static void check_default_route_keys(const struct gw_route *r)
     assert_int_equal(r->sockjs_binary, GW_SOCKJS_BINARY_CLOSE);
 }
 
+static void test_admin_instance(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse("[gateway]\ninstance = a1\n[admin]\n"
+                                "listen = [::1]:9090\nhealth_interval = 3s\n"
+                                "sessions_list_max = 5\n" ROUTE, &d);
+    assert_non_null(c);
+    assert_int_equal(d.n, 0);
+    assert_string_equal(c->instance, "a1");
+    assert_string_equal(c->admin_listen_host, "::1");
+    assert_int_equal(c->admin_listen_port, 9090);
+    assert_int_equal(c->health_interval_ms, 3000);
+    assert_int_equal(c->sessions_list_max, 5);
+    gw_config_free(c);
+    /* empty = off */
+    c = parse("[admin]\nlisten =\n" ROUTE, &d);
+    assert_non_null(c);
+    assert_null(c->admin_listen_host);
+    gw_config_free(c);
+    gw_diag_free(&d);
+}
+
 static void test_defaults(void **state)
 {
     (void)state;
@@ -130,6 +153,9 @@ static void test_defaults(void **state)
     assert_string_equal(c->file, NAME);
     check_defaults(c);
     assert_null(c->static_root);
+    assert_null(c->instance);
+    assert_null(c->admin_listen_host);      /* no admin listener by default */
+    assert_int_equal(c->health_interval_ms, 10000);
     assert_int_equal(c->n_routes, 1);
     assert_string_equal(c->routes[0].name, "r");
     assert_int_equal(c->routes[0].line, 3);
@@ -351,6 +377,10 @@ static const struct {
     { "[gateway] x\n" ROUTE, 1, "unexpected text after ']'" },
     { "[route]\npath = /x\n" ROUTE, 1, "[route]: a route needs a name" },
     { "listen = 1.2.3.4:80\n" ROUTE, 1, "listen: key outside of any section" },
+    { "[gateway]\ninstance = a.1\n" ROUTE, 2, "[gateway] instance: 'a.1': expected 1 to 16 letters and digits" },
+    { "[gateway]\ninstance = abcdefghijklmnopq\n" ROUTE, 2, "expected 1 to 16 letters and digits" },
+    { "[admin]\nlisten = 9090\n" ROUTE, 2, "[admin] listen: '9090': expected HOST:PORT" },
+    { "[admin]\nhealth_interval = 0\n" ROUTE, 2, "[admin] health_interval" },
     { ROUTE "[session]\nthis is not a key\n", 5, "syntax error" },
     { ROUTE "[session]\nheartbeat ;= 5s\n", 5, "syntax error" },
     { ROUTE "[session]\n = 5s\n", 5, "[session]: missing key name" },
@@ -1118,6 +1148,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_defaults),
+        cmocka_unit_test(test_admin_instance),
         cmocka_unit_test(test_all_keys),
         cmocka_unit_test(test_shipped_conf),
         cmocka_unit_test(test_errors),

@@ -21,6 +21,7 @@
 
 #include "check_upstream.h"
 #include "gw_log.h"
+#include "http_limits.h"
 #include "http_util.h"
 #include "metrics.h"
 #include "session.h"
@@ -41,8 +42,15 @@ struct admin {
     struct event *probe_timer;
     struct upstream_check *running;  /* probe under way */
     struct upstream_check *last;     /* last completed probe, or NULL */
+    const struct http_limits_stats *limits_stats; /* borrowed, or NULL */
     bool draining;
 };
+
+void admin_set_limits_stats(struct admin *a, const struct http_limits_stats *ls)
+{
+    if (a)
+        a->limits_stats = ls;
+}
 
 /* ------------------------------------------------------------- probing */
 
@@ -164,7 +172,12 @@ static void handle_stats(struct admin *a, struct evhttp_request *req)
         http_reply_error(req, 500, "internal_error", "cannot render stats");
         return;
     }
-    json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+    const struct http_limits_stats *ls = a->limits_stats;
+    static const struct http_limits_stats none;
+    if (!ls)
+        ls = &none;
+    json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
+                          "s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
         "sessions", (json_int_t)st->sessions,
         "tombstones", (json_int_t)st->tombstones,
         "opened_total", (json_int_t)st->opened_total,
@@ -175,6 +188,12 @@ static void handle_stats(struct admin *a, struct evhttp_request *req)
         "binary_dropped", (json_int_t)st->binary_dropped,
         "buffered_bytes", (json_int_t)st->buffered_bytes,
         "paused", (json_int_t)st->paused,
+        "connections", (json_int_t)ls->connections,
+        "connections_refused", (json_int_t)ls->refused_max,
+        "connections_refused_per_client", (json_int_t)ls->refused_per_client,
+        "header_timeouts", (json_int_t)ls->header_timeouts,
+        "body_timeouts", (json_int_t)ls->body_timeouts,
+        "bad_requests", (json_int_t)ls->bad_requests,
         "metrics", m);
     reply_json(a, req, 200, j);
 }

@@ -154,6 +154,7 @@ int gw_server_run(const struct gw_config *cfg)
         s.admin = admin_new(s.base, s.dns, cfg, s.ssl_ctx, s.sessions, s.metrics);
         if (!s.admin)
             goto out;
+        admin_set_limits_stats(s.admin, http_front_limits_stats(s.front));
     }
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);

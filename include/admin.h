@@ -30,6 +30,10 @@ struct upstream_check;
 /* A completed check (the start-up one) becomes the health answer; the
  * admin owns it from now on and probes again after health_interval. */
 void admin_take_check(struct admin *a, struct upstream_check *c);
+/* The HTTP front's connection counters (borrowed for the admin's life),
+ * shown in /stats. */
+struct http_limits_stats;
+void admin_set_limits_stats(struct admin *a, const struct http_limits_stats *ls);
 /* While draining, GET /health answers 503 {"status":"draining"}. */
 void admin_set_draining(struct admin *a, bool draining);
 /* Accept no new admin connections (orderly stop). */

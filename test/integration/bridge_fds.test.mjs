@@ -20,6 +20,8 @@ describe('bridge: file descriptors', () => {
     const gw = await startGateway(t, {
       wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`],
       routes: [{ up }],
+      // the sessions must outlive the whole test, however loaded the machine
+      session: { idle_timeout: '60s' },
     });
     assert.match(gw.stderr(), /room for about 30 sessions/, gw.stderr());
     const api = new Api(gw);

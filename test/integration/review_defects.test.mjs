@@ -166,7 +166,7 @@ describe('review defects', { concurrency: 4, timeout: 150000 }, () => {
     assert.equal(r.status, 200, show(r));
     await up.conn(1);
     await request(gw.url(`/chat/sockjs/000/${sj}/xhr_send`), { method: 'POST', agent: false, body: '[' }); // 500, logged
-    const st = await request(gw.url('/stats'), { agent: false });
+    const st = await request(gw.adminUrl('/stats'), { agent: false });
     assert.equal(st.status, 200, show(st));
     assert.ok(!st.text.includes(id.slice(0, 8)) && !st.text.includes(sj.slice(0, 6)), `/stats must carry no session id: ${st.text}`);
     await sleep(300);

@@ -130,7 +130,7 @@ describe('slow and flooding clients from one address, a browser from another', {
     const results = await Promise.all(attackers.map((a) => a.done));
     clearInterval(sampler);
     agent.destroy();
-    const stats = (await request(`${base}/stats`, { localAddress: '127.0.0.3' })).json;
+    const stats = (await request(gw.adminUrl('/stats'))).json;
 
     const p50 = quantile(lat, 0.5);
     const p99 = quantile(lat, 0.99);

@@ -79,7 +79,7 @@ function browser(t, url, { protocols, headers, origin, ...opts } = {}) {
 function wsUrl(gw, path) { return gw.url(path).replace(/^http/, 'ws'); }
 
 async function stats(gw) {
-  const r = await request(gw.url('/stats'));
+  const r = await request(gw.adminUrl('/stats'));
   assert.equal(r.status, 200, show(r));
   return r.json;
 }

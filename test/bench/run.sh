@@ -166,6 +166,7 @@ run_one() {
 [gateway]
 listen = 127.0.0.1:$gport
 log_level = warn
+max_connections_per_client = 0
 
 [session]
 idle_timeout = 2m

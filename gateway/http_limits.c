@@ -116,7 +116,7 @@ int http_limits_check_head(const char *p, size_t n, struct http_head_info *out)
     bool te_chunked = false;
     const char *end = p + n;
     const char *line = p;
-    bool first = true;
+    bool first = true, ended = false;
     while (line < end) {
         const char *nl = memchr(line, '\n', (size_t)(end - line));
         if (!nl)
@@ -139,8 +139,10 @@ int http_limits_check_head(const char *p, size_t n, struct http_head_info *out)
             line = nl + 1;
             continue;
         }
-        if (len == 0)
-            break; /* the empty line: end of the head */
+        if (len == 0) {
+            ended = true; /* the empty line: end of the head */
+            break;
+        }
         if (++lines > HTTP_LIMITS_HEADERS_MAX)
             REFUSE(431, "too many header lines");
         if (line[0] == ' ' || line[0] == '\t')
@@ -171,6 +173,8 @@ int http_limits_check_head(const char *p, size_t n, struct http_head_info *out)
         }
         line = nl + 1;
     }
+    if (!ended)
+        REFUSE(400, "request head without its empty line");
     if (lengths > 1)
         REFUSE(400, "more than one Content-Length");
     if (encodings && lengths)
@@ -214,6 +218,7 @@ struct lconn {
     struct event *setup_ev;      /* runs once evhttp set the descriptor */
     struct event *timer;         /* header deadline or body rate window */
     struct event *wev;           /* the socket became writable */
+    struct event *wtimer;        /* a write that makes no progress */
     evutil_socket_t fd;
     enum lstate st;
     size_t scanned;              /* head bytes already searched for its end */
@@ -669,7 +674,28 @@ static enum bufferevent_filter_result out_filter(struct evbuffer *src,
         break;
     }
     c->flushing = false;
+    if (!evbuffer_get_length(src)) {
+        event_del(c->wtimer);
+    } else if (evbuffer_get_length(src) < before ||
+               !event_pending(c->wtimer, EV_TIMEOUT, NULL)) {
+        struct timeval tv;
+        gw_ms_to_tv(c->lim ? c->lim->cfg->request_timeout_ms : 60000, &tv);
+        event_add(c->wtimer, &tv);
+    }
     return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
+}
+
+/* request_timeout without any write progress (a reader that stopped). */
+static void wtimer_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct lconn *c = arg;
+    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+        return;
+    c->st = L_REFUSED;
+    event_del(c->timer);
+    bufferevent_trigger_event(c->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING,
+                              BEV_TRIG_DEFER_CALLBACKS);
 }
 
 /* The socket is writable, or evhttp added output (the filter itself only
@@ -752,6 +778,13 @@ static void conn_setup(struct lconn *c)
         refuse_now(c, 503);
         return;
     }
+    /* evhttp's timeouts on a filter are libevent's generic ones, whose
+     * write timeout runs while writing is enabled even with nothing to
+     * write (and is re-armed after evhttp turned writing off): keep its
+     * read timeout, time writes here (wtimer) as a socket would. */
+    struct timeval rt;
+    gw_ms_to_tv(lim->cfg->request_timeout_ms, &rt);
+    bufferevent_set_timeouts(c->bev, &rt, NULL);
     arm_header_timer(c);
 }
 
@@ -784,6 +817,8 @@ static void conn_free(void *arg)
         event_free(c->setup_ev);
     if (c->timer)
         event_free(c->timer);
+    if (c->wtimer)
+        event_free(c->wtimer);
     if (c->wev)
         event_free(c->wev);
     free(c);
@@ -804,7 +839,8 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
     c->under = under;
     c->setup_ev = evtimer_new(base, setup_cb, c);
     c->timer = evtimer_new(base, timer_cb, c);
-    c->bev = c->setup_ev && c->timer
+    c->wtimer = evtimer_new(base, wtimer_cb, c);
+    c->bev = c->setup_ev && c->timer && c->wtimer
         ? bufferevent_filter_new(under, in_filter, out_filter,
                                  BEV_OPT_CLOSE_ON_FREE, conn_free, c)
         : NULL;

@@ -169,6 +169,7 @@ run_one() {
 [gateway]
 listen = 127.0.0.1:$gport
 log_level = warn
+max_connections_per_client = 0
 
 [admin]
 listen = 127.0.0.1:$aport

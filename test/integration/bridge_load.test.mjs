@@ -106,6 +106,8 @@ describe('bridge: load', { concurrency: 1, timeout: 170000 }, () => {
     const { up, gw, api } = await bridge(t, {
       // sessions wait for their first poll until all are open: no idle close meanwhile
       session: { max_sessions_per_client: '100000', idle_timeout: '60s' },
+      // 300 streams from one address: over the default connection limit per client
+      gateway: { max_connections_per_client: '0' },
       // the upstream lives in this busy test process: give its handshakes time
       upstream: { connect_timeout: '10s' },
       up: { onConnection: numbered },

@@ -188,7 +188,8 @@ async function startGateway() {
   const upUrl = `ws://127.0.0.1:${upPort}`;
   const config = makeConfig(gwPort, {
     adminPort,
-    gateway: { log_level: 'warn', max_body: '64KiB' },
+    // thousands of sessions from one address: no connection limit per client
+    gateway: { log_level: 'warn', max_body: '64KiB', max_connections_per_client: '0' },
     session: {
       poll_timeout: '5s', heartbeat: '5s', idle_timeout: `${IDLE_S}s`, max_lifetime: MAX_LIFETIME,
       buffer_bytes: '256KiB', buffer_messages: '10000', overflow: 'pause', max_sessions: '100000',

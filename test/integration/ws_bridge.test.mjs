@@ -425,6 +425,8 @@ describe('load', () => {
     const PER = 20;
     const { up, gw } = await bridge(t, {
       session: { max_sessions_per_client: '5000' },
+      // a thousand connections from one address, by design
+      gateway: { max_connections_per_client: '0' },
       up: {
         onConnection: (c) => {
           // every upstream connection k sends "k:0".."k:19" once the browser

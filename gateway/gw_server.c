@@ -28,7 +28,7 @@ struct gw_server {
     struct http_front *front;
     struct session_table *sessions;
     SSL_CTX *ssl_ctx;
-    struct event *sigint, *sigterm;
+    struct event *sigint, *sigterm, *sighup;
     bool stopping;
 };
 
@@ -50,6 +50,20 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     size_t closing = session_table_shutdown(s->sessions);
     struct timeval tv = { closing ? 1 : 0, 200000 };
     event_base_loopexit(s->base, &tv);
+}
+
+/* SIGHUP: re-read the TLS certificate and key of tls_listen (renewal
+ * without a restart). The rest of the INI file is read at start only. */
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig; (void)what;
+    struct gw_server *s = arg;
+    if (s->stopping)
+        return;
+    gw_notify("RELOADING=1\nSTATUS=reloading");
+    log_info("SIGHUP: reloading the TLS certificate");
+    http_front_reload_tls(s->front);
+    gw_notify("READY=1\nSTATUS=listening");
 }
 
 /* Raise the soft descriptor limit to the hard one; log the capacity and
@@ -129,8 +143,9 @@ int gw_server_run(const struct gw_config *cfg)
         goto out;
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
-    if (!s.sigint || !s.sigterm || event_add(s.sigint, NULL) != 0 ||
-        event_add(s.sigterm, NULL) != 0) {
+    s.sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
+    if (!s.sigint || !s.sigterm || !s.sighup || event_add(s.sigint, NULL) != 0 ||
+        event_add(s.sigterm, NULL) != 0 || event_add(s.sighup, NULL) != 0) {
         log_error("cannot install signal handlers");
         goto out;
     }
@@ -139,9 +154,10 @@ int gw_server_run(const struct gw_config *cfg)
      * is not fatal: the upstream may come up later). */
     check_upstream_run(s.base, s.dns, cfg, s.ssl_ctx, NULL);
 
-    log_info("pollgate listening on %s%s%s:%u", strchr(cfg->listen_host, ':') ? "[" : "",
+    log_info("pollgate listening on %s%s%s:%u%s", strchr(cfg->listen_host, ':') ? "[" : "",
              cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "",
-             cfg->listen_port);
+             cfg->listen_port, cfg->n_listen + cfg->n_tls_listen > 1 ?
+             " and more (above)" : "");
     /* systemd Type=notify: started once we accept connections. */
     if (gw_notify("READY=1\nSTATUS=listening") < 0)
         log_warn("NOTIFY_SOCKET is set but the service manager could not be told we are ready");
@@ -153,6 +169,8 @@ out:
         event_free(s.sigint);
     if (s.sigterm)
         event_free(s.sigterm);
+    if (s.sighup)
+        event_free(s.sighup);
     http_front_free(s.front);
     session_table_free(s.sessions);
     /* let deferred frees (upstream clients) run */

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 
 /* "what FILE: openssl reason" into why; clears OpenSSL's error queue. */
 static void ssl_why(char *why, size_t n, const char *what, const char *file)
@@ -31,7 +32,10 @@ static int load_pair(SSL_CTX *ctx, const char *cert_file, const char *key_file,
     }
     *key_bad = true;
     if (SSL_CTX_use_PrivateKey_file(ctx, key_file, SSL_FILETYPE_PEM) != 1) {
-        ssl_why(why, n, "cannot load private key", key_file);
+        bool mismatch = ERR_GET_REASON(ERR_peek_last_error()) ==
+                        X509_R_KEY_VALUES_MISMATCH;
+        ssl_why(why, n, mismatch ? "private key does not match the "
+                "certificate: key" : "cannot load private key", key_file);
         return GW_EINVAL;
     }
     if (SSL_CTX_check_private_key(ctx) != 1) {

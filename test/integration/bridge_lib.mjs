@@ -289,7 +289,9 @@ export function makeConfig(listenPort, o = {}) {
     }
     lines.push('');
   };
-  section('gateway', { listen: `127.0.0.1:${listenPort}`, ...DEFAULTS.gateway }, o.gateway);
+  // o.extraListen: more addresses for [gateway] listen after the test's port
+  const listenList = [`127.0.0.1:${listenPort}`, ...(o.extraListen || [])].join(', ');
+  section('gateway', { listen: listenList, ...DEFAULTS.gateway }, o.gateway);
   section('session', DEFAULTS.session, o.session);
   section('upstream', DEFAULTS.upstream, o.upstream);
   for (const r of o.routes || []) {

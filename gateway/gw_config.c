@@ -108,6 +108,14 @@ static const struct directive gateway_keys[] = {
     { "tls_key_file", T_FILE, CF(front_tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
       "Private key (PEM) of the gateway's tls_cert_file; must match it.",
       NULL, NULL },
+    { "drain_timeout", T_DURATION, CF(drain_timeout_ms), 0, "30s", SEC(1),
+      HOURS(1), D_ZERO_OK, NULL, NULL,
+      "On SIGTERM or SIGINT pollgate drains: new sessions are refused at "
+      "once (503 with Retry-After; /health answers 503 draining) while "
+      "existing sessions keep working for up to this long. Then every "
+      "remaining browser gets a close (1001) after the messages already "
+      "queued for it, its upstream gets 1001, and pollgate exits 0. A "
+      "second signal cuts the drain short. 0 = close at once.", NULL, NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
       "Least severe message written to the log (stderr).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,

@@ -21,6 +21,18 @@
 #include "session.h"
 #include "ws_client.h"
 
+/* A browser that has no request open when the drain ends learns its
+ * close on its next request: long-poll clients come back at once, so a
+ * few seconds are enough. Past that the rest is stopped (and logged). */
+#define CLOSE_GRACE_MS 5000
+#define DRAIN_TICK_MS 100
+
+/* SIGTERM/SIGINT: RUNNING -> DRAINING (no new sessions, old ones go on for
+ * drain_timeout) -> CLOSING (closes handed to browsers and upstreams, a
+ * grace for browsers to collect them) -> STOPPING (the loop ends). A
+ * second signal jumps to STOPPING; a third breaks the loop at once. */
+enum stop_phase { PHASE_RUNNING = 0, PHASE_DRAINING, PHASE_CLOSING, PHASE_STOPPING };
+
 struct gw_server {
     const struct gw_config *cfg;
     struct event_base *base;
@@ -29,27 +41,118 @@ struct gw_server {
     struct session_table *sessions;
     SSL_CTX *ssl_ctx;
     struct event *sigint, *sigterm, *sighup;
-    bool stopping;
+    struct event *tick, *deadline;
+    enum stop_phase phase;
+    uint64_t drain_started_ms;
 };
+
+static uint64_t now_ms(struct gw_server *s)
+{
+    struct timeval tv;
+    event_base_gettimeofday_cached(s->base, &tv);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static uint64_t live_sessions(struct gw_server *s)
+{
+    return session_table_stats(s->sessions)->sessions;
+}
+
+/* Last step: close what is left, let the close handshakes run a moment. */
+static void final_stop(struct gw_server *s)
+{
+    s->phase = PHASE_STOPPING;
+    event_del(s->tick);
+    event_del(s->deadline);
+    uint64_t left = live_sessions(s);
+    if (left)
+        log_warn("stopping with %llu sessions whose browser did not collect "
+                 "its close: %llu queued messages lost", (unsigned long long)left,
+                 (unsigned long long)session_table_undelivered(s->sessions));
+    log_info("drain over after %llu ms: stopping", (unsigned long long)
+             (now_ms(s) - s->drain_started_ms));
+    http_front_stop_accepting(s->front);
+    size_t closing = session_table_shutdown(s->sessions);
+    struct timeval tv = { closing ? 1 : 0, 200000 };
+    event_base_loopexit(s->base, &tv);
+}
+
+/* End of the drain: every browser is told (1001) after what is queued for
+ * it, every upstream gets 1001. */
+static void begin_close(struct gw_server *s)
+{
+    s->phase = PHASE_CLOSING;
+    size_t n = session_table_drain_close(s->sessions);
+    log_info("drain: closing %zu sessions (1001 going away)", n);
+    if (n == 0) {
+        final_stop(s);
+        return;
+    }
+    struct timeval tv;
+    gw_ms_to_tv(CLOSE_GRACE_MS, &tv);
+    event_add(s->deadline, &tv);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_server *s = arg;
+    if (s->phase == PHASE_DRAINING)
+        begin_close(s);
+    else if (s->phase == PHASE_CLOSING)
+        final_stop(s);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_server *s = arg;
+    if ((s->phase == PHASE_DRAINING || s->phase == PHASE_CLOSING) &&
+        live_sessions(s) == 0)
+        final_stop(s);
+}
+
+static void start_drain(struct gw_server *s, int sig)
+{
+    s->phase = PHASE_DRAINING;
+    s->drain_started_ms = now_ms(s);
+    gw_notify("STOPPING=1\nSTATUS=stopping");
+    session_table_set_draining(s->sessions);
+    http_front_set_draining(s->front);
+    log_info("signal %d: stopping: draining %llu sessions for up to %llu ms (new "
+             "sessions refused)", sig, (unsigned long long)live_sessions(s),
+             (unsigned long long)s->cfg->drain_timeout_ms);
+    if (s->cfg->drain_timeout_ms == 0 || live_sessions(s) == 0) {
+        begin_close(s);
+        return;
+    }
+    struct timeval tick, dl;
+    gw_ms_to_tv(DRAIN_TICK_MS, &tick);
+    gw_ms_to_tv(s->cfg->drain_timeout_ms, &dl);
+    event_add(s->tick, &tick);
+    event_add(s->deadline, &dl);
+}
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct gw_server *s = arg;
-    if (s->stopping) {
+    switch (s->phase) {
+    case PHASE_RUNNING:
+        start_drain(s, (int)sig);
+        break;
+    case PHASE_DRAINING:
+    case PHASE_CLOSING:
+        log_info("signal %d again: cutting the drain short", (int)sig);
+        if (s->phase == PHASE_DRAINING)
+            session_table_drain_close(s->sessions);
+        final_stop(s);
+        break;
+    case PHASE_STOPPING:
         log_info("signal %d again: stopping now", (int)sig);
         event_base_loopbreak(s->base);
-        return;
+        break;
     }
-    s->stopping = true;
-    log_info("signal %d: stopping (closing upstreams with 1001)", (int)sig);
-    gw_notify("STOPPING=1\nSTATUS=stopping");
-    /* Stop taking requests, complete held ones, close every upstream
-     * cleanly, and give the close handshakes a moment. */
-    http_front_stop_accepting(s->front);
-    size_t closing = session_table_shutdown(s->sessions);
-    struct timeval tv = { closing ? 1 : 0, 200000 };
-    event_base_loopexit(s->base, &tv);
 }
 
 /* SIGHUP: re-read the TLS certificate and key of tls_listen (renewal
@@ -58,7 +161,7 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig; (void)what;
     struct gw_server *s = arg;
-    if (s->stopping)
+    if (s->phase != PHASE_RUNNING)
         return;
     gw_notify("RELOADING=1\nSTATUS=reloading");
     log_info("SIGHUP: reloading the TLS certificate");
@@ -144,6 +247,12 @@ int gw_server_run(const struct gw_config *cfg)
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
     s.sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
+    s.tick = event_new(s.base, -1, EV_PERSIST, tick_cb, &s);
+    s.deadline = evtimer_new(s.base, deadline_cb, &s);
+    if (!s.tick || !s.deadline) {
+        log_error("out of memory");
+        goto out;
+    }
     if (!s.sigint || !s.sigterm || !s.sighup || event_add(s.sigint, NULL) != 0 ||
         event_add(s.sigterm, NULL) != 0 || event_add(s.sighup, NULL) != 0) {
         log_error("cannot install signal handlers");
@@ -171,6 +280,10 @@ out:
         event_free(s.sigterm);
     if (s.sighup)
         event_free(s.sighup);
+    if (s.tick)
+        event_free(s.tick);
+    if (s.deadline)
+        event_free(s.deadline);
     http_front_free(s.front);
     session_table_free(s.sessions);
     /* let deferred frees (upstream clients) run */

@@ -43,6 +43,7 @@ struct http_front {
     struct evhttp *https;          /* tls_listen, or NULL */
     SSL_CTX *tls_ctx;              /* current server context, or NULL */
     struct gw_listen_set *listeners;
+    bool draining;                 /* /health answers 503 draining */
     struct sockjs_ctx sjs;
     struct native_ctx native;
 };
@@ -108,7 +109,10 @@ static void handle_route(struct http_front *f, struct evhttp_request *req,
 
 static void handle_health(struct http_front *f, struct evhttp_request *req)
 {
-    (void)f;
+    if (f->draining) {
+        http_reply_json_str(req, 503, "{\"status\":\"draining\"}", 21);
+        return;
+    }
     http_reply_json_str(req, 200, "{\"status\":\"ok\"}", 15);
 }
 
@@ -403,6 +407,12 @@ struct http_front *http_front_new(struct event_base *base,
         return NULL;
     }
     return f;
+}
+
+void http_front_set_draining(struct http_front *f)
+{
+    if (f)
+        f->draining = true;
 }
 
 void http_front_stop_accepting(struct http_front *f)

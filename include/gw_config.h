@@ -63,6 +63,7 @@ struct gw_config {
      * tls_listen[]; NULL/0 when there is none. */
     const char *listen_host;
     uint16_t listen_port;
+    uint64_t drain_timeout_ms;    /* SIGTERM: existing sessions go on this long */
     enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */

@@ -18,6 +18,9 @@ struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
                                   struct session_table *sessions,
                                   const char *static_root);
+/* Drain started: /health answers 503 {"status":"draining"} (the admin
+ * listener's /health takes this over when it moves there). */
+void http_front_set_draining(struct http_front *f);
 /* Orderly stop, first step: accept no new connections. */
 void http_front_stop_accepting(struct http_front *f);
 /* SIGHUP: re-read [gateway] tls_cert_file/tls_key_file for new TLS

@@ -258,7 +258,8 @@ export async function startSilent(t) {
 // ------------------------------------------------------------------ gateway
 
 const DEFAULTS = {
-  gateway: { log_level: 'debug', max_body: '64KiB' },
+  // drain_timeout 0: a test's SIGTERM closes at once (the drain has its own tests)
+  gateway: { log_level: 'debug', max_body: '64KiB', drain_timeout: '0' },
   session: {
     poll_timeout: '2s',
     heartbeat: '1s',

@@ -83,8 +83,10 @@ static void begin_close(struct gw_server *s)
 {
     s->phase = PHASE_CLOSING;
     size_t n = session_table_drain_close(s->sessions);
-    log_info("drain: closing %zu sessions (1001 going away)", n);
-    if (n == 0) {
+    uint64_t left = live_sessions(s);
+    log_info("drain: closing %zu sessions (1001 going away); %llu still to "
+             "deliver their close", n, (unsigned long long)left);
+    if (left == 0) {
         final_stop(s);
         return;
     }

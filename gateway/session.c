@@ -1009,6 +1009,7 @@ void session_table_set_draining(struct session_table *t)
 
 size_t session_table_drain_close(struct session_table *t)
 {
+    size_t closed = 0;
     t->draining = true;
     for (size_t i = 0; i < t->n_buckets; i++) {
         for (struct session *s = t->buckets[i], *next; s; s = next) {
@@ -1017,11 +1018,14 @@ size_t session_table_drain_close(struct session_table *t)
                                                   : "going away";
             /* (opening ones finish or fail within connect_timeout; a stop
              * after the drain answers their opener) */
-            if (s->state == SESSION_OPEN)
+            log_debug("session %s: drain ends (state %d)", s->id, (int)s->state);
+            if (s->state == SESSION_OPEN) {
                 close_upstream(s, WS_CLOSE_GOING_AWAY, why);
+                closed++;
+            }
         }
     }
-    return (size_t)t->stats.sessions;
+    return closed;
 }
 
 uint64_t session_table_undelivered(const struct session_table *t)

@@ -99,8 +99,8 @@ size_t session_table_shutdown(struct session_table *t);
 void session_table_set_draining(struct session_table *t);
 /* End of the drain: every open session's upstream gets 1001 and its
  * browser learns the close (1001, the policy's drain_reason) after the
- * messages already queued; opening ones are aborted. Returns how many
- * sessions have not delivered their close yet (stats.sessions). */
+ * messages already queued (opening ones are left to finish or fail).
+ * Returns how many sessions it closed. */
 size_t session_table_drain_close(struct session_table *t);
 /* Messages still queued toward browsers in sessions that have not
  * delivered their close: what a stop now would lose (logged as lost). */

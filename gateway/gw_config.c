@@ -36,6 +36,7 @@
 #include "gw_config.h"
 #include "gw_config_table.h"
 #include "gw_log.h"
+#include "gw_proxy.h"
 #include "gw_tls.h"
 #include "ws_handshake.h"
 
@@ -62,6 +63,10 @@ static int check_path(char *s, char *why, size_t n);
 static int check_origin(char *s, char *why, size_t n);
 static int check_header_name(char *s, char *why, size_t n);
 static int check_protocols(char *s, char *why, size_t n);
+static int check_cidr(char *s, char *why, size_t n)
+{
+    return gw_cidr_check(s, why, n);
+}
 
 #define SEC(x) ((uint64_t)(x) * 1000u)
 #define MINS(x) ((uint64_t)(x) * 60000u)
@@ -116,6 +121,16 @@ static const struct directive gateway_keys[] = {
       "remaining browser gets a close (1001) after the messages already "
       "queued for it, its upstream gets 1001, and pollgate exits 0. A "
       "second signal cuts the drain short. 0 = close at once.", NULL, NULL },
+    { "trusted_proxies", T_LIST, CF(trusted_proxies), CF(n_trusted_proxies), "",
+      0, 0, 0, NULL, check_cidr,
+      "Proxies (addresses or CIDR networks, e.g. 127.0.0.1, 10.0.0.0/8, "
+      "::1) allowed to say who the client is. For a request from one of "
+      "them the client address is the last X-Forwarded-For entry that is "
+      "not itself trusted; it is used for max_sessions_per_client, in logs "
+      "and as X-Real-IP toward the upstream. X-Forwarded-For is forwarded "
+      "with the peer appended either way. Empty = trust no one: the client "
+      "is the TCP peer and X-Forwarded-For from browsers is ignored.",
+      "", NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
       "Least severe message written to the log (stderr).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,

@@ -17,6 +17,7 @@
 #include "check_upstream.h"
 #include "gw_log.h"
 #include "gw_notify.h"
+#include "gw_proxy.h"
 #include "http_front.h"
 #include "session.h"
 #include "ws_client.h"
@@ -219,6 +220,8 @@ int gw_server_run(const struct gw_config *cfg)
     int rc = 1;
 
     uint64_t fd_cap = raise_nofile();
+    if (gw_proxy_set(cfg->trusted_proxies, cfg->n_trusted_proxies) < 0)
+        goto out;
     s.base = event_base_new();
     if (!s.base)
         goto out;
@@ -296,5 +299,6 @@ out:
     SSL_CTX_free(s.ssl_ctx);
     if (s.base)
         event_base_free(s.base);
+    gw_proxy_set(NULL, 0);
     return rc;
 }

@@ -63,6 +63,8 @@ struct gw_config {
      * tls_listen[]; NULL/0 when there is none. */
     const char *listen_host;
     uint16_t listen_port;
+    char **trusted_proxies;       /* CIDR networks allowed to set X-Forwarded-For */
+    size_t n_trusted_proxies;
     uint64_t drain_timeout_ms;    /* SIGTERM: existing sessions go on this long */
     enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */

@@ -44,6 +44,8 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -130,6 +132,15 @@ static const struct directive gateway_keys[] = {
       "and as X-Real-IP toward the upstream. X-Forwarded-For is forwarded "
       "with the peer appended either way. Empty = trust no one: the client "
       "is the TCP peer and X-Forwarded-For from browsers is ignored.",
+      "", NULL },
+    { "user", T_STRING, CF(user), 0, "", 0, 0, 0, NULL, NULL,
+      "User to run as after binding the listeners (pollgate started as "
+      "root, e.g. to bind port 443). Files read later (the TLS certificate "
+      "and key on SIGHUP, static_root) must be readable by this user. "
+      "Empty = keep the starting user; running as root that way is logged "
+      "as a warning. Changing it needs a restart.", "", NULL },
+    { "group", T_STRING, CF(group), 0, "", 0, 0, 0, NULL, NULL,
+      "Group to run as with user. Empty = the user's primary group.",
       "", NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
       "Least severe message written to the log (stderr).", NULL, NULL },
@@ -1460,6 +1471,21 @@ static void check_front_tls(struct parser *p)
                key_bad ? "tls_key_file" : "tls_cert_file", "%s", why);
 }
 
+/* user and group must exist (looked up in the system's user database). */
+static void check_user(struct parser *p)
+{
+    struct gw_config *cfg = p->cfg;
+    if (cfg->user && !getpwnam(cfg->user))
+        report(p, key_line(p, S_GATEWAY, "user"), "gateway", "user",
+               "no such user '%s'", cfg->user);
+    if (cfg->group && !getgrnam(cfg->group))
+        report(p, key_line(p, S_GATEWAY, "group"), "gateway", "group",
+               "no such group '%s'", cfg->group);
+    if (cfg->group && !cfg->user)
+        report(p, key_line(p, S_GATEWAY, "group"), "gateway", "group",
+               "needs user too");
+}
+
 static void check_route(struct parser *p, size_t k)
 {
     struct gw_route *r = &p->cfg->routes[k];
@@ -1500,6 +1526,7 @@ static void finish(struct parser *p)
                "(path and upstream) is required");
     check_tls(p);
     check_front_tls(p);
+    check_user(p);
     struct gw_config *cfg = p->cfg;
     const struct gw_listen *first = cfg->n_listen ? &cfg->listen[0]
                                   : cfg->n_tls_listen ? &cfg->tls_listen[0] : NULL;

@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -47,10 +50,13 @@ struct gw_server {
     uint64_t drain_started_ms;
 };
 
+/* Not the loop's cached time: closing many sessions takes a while inside
+ * one callback, and the log reports how long the drain took. */
 static uint64_t now_ms(struct gw_server *s)
 {
     struct timeval tv;
-    event_base_gettimeofday_cached(s->base, &tv);
+    (void)s;
+    evutil_gettimeofday(&tv, NULL);
     return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
 }
 
@@ -172,6 +178,44 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
     gw_notify("READY=1\nSTATUS=listening");
 }
 
+/* After binding: become [gateway] user/group (started as root to bind a
+ * low port). Root without user is allowed, with a warning. */
+static int drop_privileges(const struct gw_config *cfg)
+{
+    if (!cfg->user) {
+        if (geteuid() == 0)
+            log_warn("running as root: set [gateway] user to drop privileges "
+                     "after binding");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg->user);
+    struct group *gr = cfg->group ? getgrnam(cfg->group) : NULL;
+    if (!pw || (cfg->group && !gr)) {
+        log_error("user %s / group %s: not found", cfg->user,
+                  cfg->group ? cfg->group : "-");
+        return GW_EINVAL;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
+    if (geteuid() != 0) {
+        if (geteuid() == uid && getegid() == gid)
+            return 0;
+        log_error("user = %s: only root can change user", cfg->user);
+        return GW_EINVAL;
+    }
+    if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        log_error("cannot become user %s: %s", cfg->user, strerror(errno));
+        return GW_EIO;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        log_error("could regain root after dropping privileges");
+        return GW_EIO;
+    }
+    log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid,
+             (unsigned)gid);
+    return 0;
+}
+
 /* Raise the soft descriptor limit to the hard one; log the capacity and
  * return how many sessions the descriptors allow (two each, plus room for
  * the listener, logs and a few browser connections in flight). */
@@ -247,7 +291,7 @@ int gw_server_run(const struct gw_config *cfg)
                  "sessions past that get 503", (unsigned long long)cfg->max_sessions,
                  (unsigned long long)fd_cap);
     s.front = http_front_new(s.base, cfg, s.sessions, cfg->static_root);
-    if (!s.front)
+    if (!s.front || drop_privileges(cfg) < 0)
         goto out;
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);

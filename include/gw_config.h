@@ -4,7 +4,8 @@
  * range, help) parsed generically, as nginx does; the same tables generate
  * the documentation (gw_config_doc).
  * Pure: no sockets; the only I/O is reading the file (and checking that
- * TLS files named in it are readable).
+ * TLS files named in it are readable and match, and that user and group
+ * exist).
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
@@ -65,6 +66,8 @@ struct gw_config {
     uint16_t listen_port;
     char **trusted_proxies;       /* CIDR networks allowed to set X-Forwarded-For */
     size_t n_trusted_proxies;
+    char *user;                   /* run as this user after binding, or NULL */
+    char *group;                  /* and this group, or NULL (user's own) */
     uint64_t drain_timeout_ms;    /* SIGTERM: existing sessions go on this long */
     enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */

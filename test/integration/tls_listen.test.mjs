@@ -228,3 +228,40 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     assert.match(r.stdout, /configuration OK/);
   });
 });
+
+describe('[gateway] user / group', { timeout: 60000 }, () => {
+  const root = process.getuid && process.getuid() === 0;
+  it('drops privileges after binding (as root)', { skip: !root && 'needs root' }, async (t) => {
+    const up = await startUpstream(t);
+    const nobody = spawnSync('id', ['-u', 'nobody'], { encoding: 'utf8' });
+    const uid = nobody.stdout.trim();
+    const gw = await startGateway(t, {
+      gateway: { user: 'nobody' },
+      routes: [{ name: 'chat', path: '/chat', up }],
+      // LeakSanitizer cannot inspect a process that changed its user
+      env: { ASAN_OPTIONS: 'detect_leaks=0:abort_on_error=0' },
+    });
+    const status = fs.readFileSync(`/proc/${gw.proc.child.pid}/status`, 'utf8');
+    const uids = status.match(/^Uid:\s+(.*)$/m)[1].split(/\s+/);
+    assert.deepEqual(uids, [uid, uid, uid, uid], `real, effective, saved, fs uid: ${uids}`);
+    assert.match(gw.stderr(), new RegExp(`running as user nobody \\(uid ${uid}`));
+    assert.equal((await request(gw.url('/health'))).status, 200);
+    assert.equal((await request(gw.url('/chat/sessions'), { method: 'POST' })).status, 201);
+  });
+
+  it('root without user: a warning', { skip: !root && 'needs root' }, async (t) => {
+    const up = await startUpstream(t);
+    const gw = await startGateway(t, { routes: [{ name: 'chat', path: '/chat', up }] });
+    assert.match(gw.stderr(), /warn running as root: set \[gateway\] user/);
+  });
+
+  it('-t reports an unknown user or group with FILE:LINE', async (t) => {
+    const dir = tmpDir(t, 'pollgate-user-');
+    const f = writeFile(dir, 'u.ini', '[gateway]\nuser = no-such-user-xyz\ngroup = no-such-group-xyz\n' +
+      '[route chat]\npath = /chat\nupstream = ws://127.0.0.1:9/chat\n');
+    const r = await runProcess(t, POLLGATE_BIN, ['-t', '-c', f]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /u\.ini:2: \[gateway\] user: no such user 'no-such-user-xyz'/);
+    assert.match(r.stderr, /u\.ini:3: \[gateway\] group: no such group 'no-such-group-xyz'/);
+  });
+});

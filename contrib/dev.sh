@@ -23,8 +23,9 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
   libssl-dev libjansson-dev libhttp-parser-dev openssl
   ca-certificates curl"
 # chromium: the browser tests (test/browser), driven by npm playwright-core
-# systemd, supervisor: the contrib/ files exercised by test/integration/deploy_*
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy"
+# systemd, supervisor, haproxy, nginx-light, slowhttptest: the contrib/ files
+# and the slow-client test exercised by test/integration
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy nginx-light"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -36,12 +36,16 @@
 #include "gw_config.h"
 #include "gw_config_table.h"
 #include "gw_log.h"
+#include "gw_proxy.h"
+#include "gw_tls.h"
 #include "ws_handshake.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
 #include <inttypes.h>
 #include <limits.h>
 #include <stddef.h>
@@ -62,6 +66,10 @@ static int check_origin(char *s, char *why, size_t n);
 static int check_header_name(char *s, char *why, size_t n);
 static int check_protocols(char *s, char *why, size_t n);
 static int check_instance(char *s, char *why, size_t n);
+static int check_cidr(char *s, char *why, size_t n)
+{
+    return gw_cidr_check(s, why, n);
+}
 
 #define SEC(x) ((uint64_t)(x) * 1000u)
 #define MINS(x) ((uint64_t)(x) * 60000u)
@@ -82,11 +90,59 @@ static const char *const sockjs_binaries[] = { "close", "base64", "drop", NULL }
  * example, what. The type, range and default lines of the documentation are
  * generated from the other columns: help says what the key does. */
 static const struct directive gateway_keys[] = {
-    { "listen", T_LISTEN, CF(listen_host), CF(listen_port), "127.0.0.1:8080",
+    { "listen", T_LISTEN, CF(listen), CF(n_listen), "127.0.0.1:8080",
       1, 65535, 0, NULL, NULL,
-      "Address and port browsers connect to. HOST is an IPv4 address, a host "
-      "name, or an IPv6 address in brackets ([::1]:8080); 0.0.0.0 listens on "
-      "every IPv4 address, [::] on every address.", NULL, NULL },
+      "Addresses and ports browsers connect to over plain HTTP, separated "
+      "by commas (127.0.0.1:8080, [::1]:8080). HOST is a numeric IPv4 "
+      "address or an IPv6 address in brackets; 0.0.0.0 listens on every "
+      "IPv4 address, [::] on every address. Listening sockets use "
+      "SO_REUSEPORT, so a new pollgate can start on the same addresses "
+      "before the old one drains (binary upgrade). Changing it needs a "
+      "restart.",
+      NULL, NULL },
+    { "tls_listen", T_LISTEN, CF(tls_listen), CF(n_tls_listen), "",
+      1, 65535, 0, NULL, NULL,
+      "Addresses and ports browsers connect to over HTTPS, same syntax as "
+      "listen; needs tls_cert_file and tls_key_file. Plain and TLS "
+      "listeners may be active at once. TLS 1.2 at least, the server's "
+      "cipher preference, session resumption. Changing it needs a restart.",
+      "", NULL },
+    { "tls_cert_file", T_FILE, CF(front_tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
+      "Certificate (PEM) presented to browsers on tls_listen, optionally "
+      "followed by its chain. Required with tls_listen. SIGHUP re-reads it "
+      "and tls_key_file (certificate renewal without a restart; open "
+      "connections keep the old one). A relative path is relative to the "
+      "directory of the configuration file.", NULL, NULL },
+    { "tls_key_file", T_FILE, CF(front_tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
+      "Private key (PEM) of the gateway's tls_cert_file; must match it.",
+      NULL, NULL },
+    { "drain_timeout", T_DURATION, CF(drain_timeout_ms), 0, "30s", SEC(1),
+      HOURS(1), D_ZERO_OK, NULL, NULL,
+      "On SIGTERM or SIGINT pollgate drains: new sessions are refused at "
+      "once (503 with Retry-After; /health answers 503 draining) while "
+      "existing sessions keep working for up to this long. Then every "
+      "remaining browser gets a close (1001) after the messages already "
+      "queued for it, its upstream gets 1001, and pollgate exits 0. A "
+      "second signal cuts the drain short. 0 = close at once.", NULL, NULL },
+    { "trusted_proxies", T_LIST, CF(trusted_proxies), CF(n_trusted_proxies), "",
+      0, 0, 0, NULL, check_cidr,
+      "Proxies (addresses or CIDR networks, e.g. 127.0.0.1, 10.0.0.0/8, "
+      "::1) allowed to say who the client is. For a request from one of "
+      "them the client address is the last X-Forwarded-For entry that is "
+      "not itself trusted; it is used for max_sessions_per_client, in logs "
+      "and as X-Real-IP toward the upstream. X-Forwarded-For is forwarded "
+      "with the peer appended either way. Empty = trust no one: the client "
+      "is the TCP peer and X-Forwarded-For from browsers is ignored.",
+      "", NULL },
+    { "user", T_STRING, CF(user), 0, "", 0, 0, 0, NULL, NULL,
+      "User to run as after binding the listeners (pollgate started as "
+      "root, e.g. to bind port 443). Files read later (the TLS certificate "
+      "and key on SIGHUP, static_root) must be readable by this user. "
+      "Empty = keep the starting user; running as root that way is logged "
+      "as a warning. Changing it needs a restart.", "", NULL },
+    { "group", T_STRING, CF(group), 0, "", 0, 0, 0, NULL, NULL,
+      "Group to run as with user. Empty = the user's primary group.",
+      "", NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
       "Least severe message written to the log (stderr).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
@@ -670,9 +726,9 @@ static int parse_port(const char *s, const struct directive *d, uint16_t *out,
     return 0;
 }
 
-/* "host:port", "[v6]:port". Host names are resolved when binding. */
-static int parse_listen(const struct directive *d, const char *v, char *base,
-                        char *why, size_t n)
+/* One "host:port" or "[v6]:port" -> *out (host new). */
+static int parse_addr(const struct directive *d, const char *v,
+                      struct gw_listen *out, char *why, size_t n)
 {
     const char *host = v, *port;
     size_t hlen;
@@ -732,9 +788,93 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
     char *h = xstrndup(host, hlen);
     if (!h)
         return oom(why, n);
-    clear_string(d, base);
-    *(char **)(void *)(base + d->off) = h;
-    *(uint16_t *)(void *)(base + d->off2) = pnum;
+    out->host = h;
+    out->port = pnum;
+    return 0;
+}
+
+static void clear_listen(const struct directive *d, char *base)
+{
+    struct gw_listen **items = (struct gw_listen **)(void *)(base + d->off);
+    size_t *count = (size_t *)(void *)(base + d->off2);
+    for (size_t i = 0; i < *count; i++)
+        free((*items)[i].host);
+    free(*items);
+    *items = NULL;
+    *count = 0;
+}
+
+static void free_addrs(struct gw_listen *items, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        free(items[i].host);
+    free(items);
+}
+
+/* One more item of a listen list, appended to *items (*count of them). */
+static int listen_item(const struct directive *d, const char *s, size_t len,
+                       struct gw_listen **items, size_t *count, char *why,
+                       size_t n)
+{
+    if (*count >= 64) {
+        snprintf(why, n, "too many addresses (at most 64)");
+        return GW_EINVAL;
+    }
+    char *item = xstrndup(s, len);
+    struct gw_listen *grown = item ? realloc(*items, (*count + 1) * sizeof *grown) : NULL;
+    if (!grown) {
+        free(item);
+        return oom(why, n);
+    }
+    *items = grown;
+    struct gw_listen a;
+    int rc = parse_addr(d, item, &a, why, n);
+    free(item);
+    if (rc < 0)
+        return rc;
+    for (size_t i = 0; i < *count; i++) {
+        if (grown[i].port == a.port && strcasecmp(grown[i].host, a.host) == 0) {
+            snprintf(why, n, "'%s' port %u is listed twice", a.host, a.port);
+            free(a.host);
+            return GW_EINVAL;
+        }
+    }
+    grown[(*count)++] = a;
+    return 0;
+}
+
+/* "ADDR, ADDR, ...": every item as parse_addr; the same address twice is
+ * an error. The field keeps its value unless the whole list is good. */
+static int parse_listen(const struct directive *d, const char *v, char *base,
+                        char *why, size_t n)
+{
+    struct gw_listen *items = NULL;
+    size_t count = 0;
+    for (const char *s = v; s;) {
+        const char *comma = strchr(s, ',');
+        const char *e = comma ? comma : s + strlen(s);
+        while (s < e && isspace((unsigned char)*s))
+            s++;
+        while (e > s && isspace((unsigned char)e[-1]))
+            e--;
+        if (e > s) {
+            int rc = listen_item(d, s, (size_t)(e - s), &items, &count, why, n);
+            if (rc < 0) {
+                free_addrs(items, count);
+                return rc;
+            }
+        }
+        s = comma ? comma + 1 : NULL;
+    }
+    if (count == 0 && d->def && *d->def) {
+        /* listen: at least one address (tls_listen may be empty) */
+        snprintf(why, n, "'%s': expected HOST:PORT, e.g. 127.0.0.1:8080 or "
+                 "[::1]:8080", v);
+        return GW_EINVAL;
+    }
+    clear_listen(d, base);
+    *(struct gw_listen **)(void *)(base + d->off) = items;
+    *(size_t *)(void *)(base + d->off2) = count;
     return 0;
 }
 
@@ -820,7 +960,7 @@ static const struct {
     [T_STRING] = { parse_string, clear_string },
     [T_FILE] = { parse_string, clear_string },
     [T_DIR] = { parse_string, clear_string },
-    [T_LISTEN] = { parse_listen, clear_string },
+    [T_LISTEN] = { parse_listen, clear_listen },
     [T_LIST] = { parse_list, clear_list },
     [T_URL] = { parse_url, clear_string },
 };
@@ -1379,6 +1519,63 @@ static void check_tls(struct parser *p)
     }
 }
 
+/* [gateway] tls_listen and its certificate: both files given, readable,
+ * parseable, and the key matching the certificate (gw_tls). */
+static void check_front_tls(struct parser *p)
+{
+    struct gw_config *cfg = p->cfg;
+    char why[WHY_MAX];
+    int cert = key_line(p, S_GATEWAY, "tls_cert_file");
+    int key = key_line(p, S_GATEWAY, "tls_key_file");
+    int tl = key_line(p, S_GATEWAY, "tls_listen");
+    if (cfg->n_tls_listen == 0) {
+        if (cfg->front_tls_cert_file || cfg->front_tls_key_file)
+            report(p, cert ? cert : key, "gateway",
+                   cert ? "tls_cert_file" : "tls_key_file",
+                   "set but tls_listen is empty (the upstream client "
+                   "certificate is [upstream] tls_cert_file)");
+        return;
+    }
+    if (!cfg->front_tls_cert_file || !cfg->front_tls_key_file) {
+        report(p, tl, "gateway", "tls_listen", "%s required too",
+               cfg->front_tls_cert_file ? "tls_key_file is" :
+               cfg->front_tls_key_file ? "tls_cert_file is" :
+               "tls_cert_file and tls_key_file are");
+        return;
+    }
+    bool ok = true;
+    if (file_readable(cfg->front_tls_cert_file, why, sizeof why) < 0) {
+        report(p, cert, "gateway", "tls_cert_file", "%s", why);
+        ok = false;
+    }
+    if (file_readable(cfg->front_tls_key_file, why, sizeof why) < 0) {
+        report(p, key, "gateway", "tls_key_file", "%s", why);
+        ok = false;
+    }
+    if (!ok)
+        return;
+    bool key_bad = false;
+    if (gw_tls_check_pair(cfg->front_tls_cert_file, cfg->front_tls_key_file,
+                          &key_bad, why, sizeof why) < 0)
+        report(p, key_bad ? key : cert, "gateway",
+               key_bad ? "tls_key_file" : "tls_cert_file", "%s", why);
+}
+
+/* user and group must exist (looked up in the system's user database). */
+static void check_user(struct parser *p)
+{
+    struct gw_config *cfg = p->cfg;
+    if (cfg->user && !getpwnam(cfg->user))
+        report(p, key_line(p, S_GATEWAY, "user"), "gateway", "user",
+               "no such user '%s'", cfg->user);
+    if (cfg->group && !getgrnam(cfg->group))
+        report(p, key_line(p, S_GATEWAY, "group"), "gateway", "group",
+               "no such group '%s'", cfg->group);
+    if (cfg->group && !cfg->user)
+        report(p, key_line(p, S_GATEWAY, "group"), "gateway", "group",
+               "needs user too");
+}
+
 static void check_route(struct parser *p, size_t k)
 {
     struct gw_route *r = &p->cfg->routes[k];
@@ -1418,6 +1615,13 @@ static void finish(struct parser *p)
         report(p, 0, NULL, NULL, "no [route NAME] section: at least one route "
                "(path and upstream) is required");
     check_tls(p);
+    check_front_tls(p);
+    check_user(p);
+    struct gw_config *cfg = p->cfg;
+    const struct gw_listen *first = cfg->n_listen ? &cfg->listen[0]
+                                  : cfg->n_tls_listen ? &cfg->tls_listen[0] : NULL;
+    cfg->listen_host = first ? first->host : NULL;
+    cfg->listen_port = first ? first->port : 0;
 }
 
 void gw_config_free(struct gw_config *cfg)

@@ -51,7 +51,7 @@ static void doc_type(const struct directive *d, char *out, size_t n)
     static const char *const names[] = {
         [T_DURATION] = "Duration", [T_SIZE] = "Size", [T_UINT] = "Count",
         [T_BOOL] = "Boolean", [T_ENUM] = "One of", [T_STRING] = "Text",
-        [T_FILE] = "File", [T_DIR] = "Directory", [T_LISTEN] = "HOST:PORT",
+        [T_FILE] = "File", [T_DIR] = "Directory", [T_LISTEN] = "HOST:PORT list",
         [T_LIST] = "Comma-separated list", [T_URL] = "ws:// or wss:// URL",
     };
     int k = snprintf(out, n, "%s", d->what ? d->what : names[d->type]);

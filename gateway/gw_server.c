@@ -6,6 +6,9 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <grp.h>
+#include <pwd.h>
+#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/dns.h>
@@ -18,10 +21,23 @@
 #include "check_upstream.h"
 #include "gw_log.h"
 #include "gw_notify.h"
+#include "gw_proxy.h"
 #include "http_front.h"
 #include "metrics.h"
 #include "session.h"
 #include "ws_client.h"
+
+/* A browser that has no request open when the drain ends learns its
+ * close on its next request: long-poll clients come back at once, so a
+ * few seconds are enough. Past that the rest is stopped (and logged). */
+#define CLOSE_GRACE_MS 5000
+#define DRAIN_TICK_MS 100
+
+/* SIGTERM/SIGINT: RUNNING -> DRAINING (no new sessions, old ones go on for
+ * drain_timeout) -> CLOSING (closes handed to browsers and upstreams, a
+ * grace for browsers to collect them) -> STOPPING (the loop ends). A
+ * second signal jumps to STOPPING; a third breaks the loop at once. */
+enum stop_phase { PHASE_RUNNING = 0, PHASE_DRAINING, PHASE_CLOSING, PHASE_STOPPING };
 
 struct gw_server {
     const struct gw_config *cfg;
@@ -33,29 +49,178 @@ struct gw_server {
     struct metrics *metrics;        /* outlives reloads: counters never go down */
     struct upstream_check *startup_check;
     SSL_CTX *ssl_ctx;
-    struct event *sigint, *sigterm;
-    bool stopping;
+    struct event *sigint, *sigterm, *sighup;
+    struct event *tick, *deadline;
+    enum stop_phase phase;
+    uint64_t drain_started_ms;
 };
+
+/* Not the loop's cached time: closing many sessions takes a while inside
+ * one callback, and the log reports how long the drain took. */
+static uint64_t now_ms(struct gw_server *s)
+{
+    struct timeval tv;
+    (void)s;
+    evutil_gettimeofday(&tv, NULL);
+    return (uint64_t)tv.tv_sec * 1000u + (uint64_t)tv.tv_usec / 1000u;
+}
+
+static uint64_t live_sessions(struct gw_server *s)
+{
+    return session_table_stats(s->sessions)->sessions;
+}
+
+/* Last step: close what is left, let the close handshakes run a moment. */
+static void final_stop(struct gw_server *s)
+{
+    s->phase = PHASE_STOPPING;
+    event_del(s->tick);
+    event_del(s->deadline);
+    uint64_t left = live_sessions(s);
+    if (left)
+        log_warn("stopping with %llu sessions whose browser did not collect "
+                 "its close: %llu queued messages lost", (unsigned long long)left,
+                 (unsigned long long)session_table_undelivered(s->sessions));
+    log_info("drain over after %llu ms: stopping", (unsigned long long)
+             (now_ms(s) - s->drain_started_ms));
+    http_front_stop_accepting(s->front);
+    admin_stop_accepting(s->admin);
+    size_t closing = session_table_shutdown(s->sessions);
+    struct timeval tv = { closing ? 1 : 0, 200000 };
+    event_base_loopexit(s->base, &tv);
+}
+
+/* End of the drain: every browser is told (1001) after what is queued for
+ * it, every upstream gets 1001. */
+static void begin_close(struct gw_server *s)
+{
+    s->phase = PHASE_CLOSING;
+    size_t n = session_table_drain_close(s->sessions);
+    uint64_t left = live_sessions(s);
+    log_info("drain: closing %zu sessions (1001 going away); %llu still to "
+             "deliver their close", n, (unsigned long long)left);
+    if (left == 0) {
+        final_stop(s);
+        return;
+    }
+    struct timeval tv;
+    gw_ms_to_tv(CLOSE_GRACE_MS, &tv);
+    event_add(s->deadline, &tv);
+}
+
+static void deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_server *s = arg;
+    if (s->phase == PHASE_DRAINING)
+        begin_close(s);
+    else if (s->phase == PHASE_CLOSING)
+        final_stop(s);
+}
+
+static void tick_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct gw_server *s = arg;
+    if ((s->phase == PHASE_DRAINING || s->phase == PHASE_CLOSING) &&
+        live_sessions(s) == 0)
+        final_stop(s);
+}
+
+static void start_drain(struct gw_server *s, int sig)
+{
+    s->phase = PHASE_DRAINING;
+    s->drain_started_ms = now_ms(s);
+    gw_notify("STOPPING=1\nSTATUS=stopping");
+    session_table_set_draining(s->sessions);
+    http_front_set_draining(s->front);
+    admin_set_draining(s->admin, true);
+    log_info("signal %d: stopping: draining %llu sessions for up to %llu ms (new "
+             "sessions refused)", sig, (unsigned long long)live_sessions(s),
+             (unsigned long long)s->cfg->drain_timeout_ms);
+    if (s->cfg->drain_timeout_ms == 0 || live_sessions(s) == 0) {
+        begin_close(s);
+        return;
+    }
+    struct timeval tick, dl;
+    gw_ms_to_tv(DRAIN_TICK_MS, &tick);
+    gw_ms_to_tv(s->cfg->drain_timeout_ms, &dl);
+    event_add(s->tick, &tick);
+    event_add(s->deadline, &dl);
+}
 
 static void signal_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct gw_server *s = arg;
-    if (s->stopping) {
+    switch (s->phase) {
+    case PHASE_RUNNING:
+        start_drain(s, (int)sig);
+        break;
+    case PHASE_DRAINING:
+    case PHASE_CLOSING:
+        log_info("signal %d again: cutting the drain short", (int)sig);
+        if (s->phase == PHASE_DRAINING)
+            session_table_drain_close(s->sessions);
+        final_stop(s);
+        break;
+    case PHASE_STOPPING:
         log_info("signal %d again: stopping now", (int)sig);
         event_base_loopbreak(s->base);
-        return;
+        break;
     }
-    s->stopping = true;
-    log_info("signal %d: stopping (closing upstreams with 1001)", (int)sig);
-    gw_notify("STOPPING=1\nSTATUS=stopping");
-    /* Stop taking requests, complete held ones, close every upstream
-     * cleanly, and give the close handshakes a moment. */
-    http_front_stop_accepting(s->front);
-    admin_set_draining(s->admin, true);
-    size_t closing = session_table_shutdown(s->sessions);
-    struct timeval tv = { closing ? 1 : 0, 200000 };
-    event_base_loopexit(s->base, &tv);
+}
+
+/* SIGHUP: re-read the TLS certificate and key of tls_listen (renewal
+ * without a restart). The rest of the INI file is read at start only. */
+static void sighup_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig; (void)what;
+    struct gw_server *s = arg;
+    if (s->phase != PHASE_RUNNING)
+        return;
+    gw_notify("RELOADING=1\nSTATUS=reloading");
+    log_info("SIGHUP: reloading the TLS certificate");
+    http_front_reload_tls(s->front);
+    gw_notify("READY=1\nSTATUS=listening");
+}
+
+/* After binding: become [gateway] user/group (started as root to bind a
+ * low port). Root without user is allowed, with a warning. */
+static int drop_privileges(const struct gw_config *cfg)
+{
+    if (!cfg->user) {
+        if (geteuid() == 0)
+            log_warn("running as root: set [gateway] user to drop privileges "
+                     "after binding");
+        return 0;
+    }
+    struct passwd *pw = getpwnam(cfg->user);
+    struct group *gr = cfg->group ? getgrnam(cfg->group) : NULL;
+    if (!pw || (cfg->group && !gr)) {
+        log_error("user %s / group %s: not found", cfg->user,
+                  cfg->group ? cfg->group : "-");
+        return GW_EINVAL;
+    }
+    uid_t uid = pw->pw_uid;
+    gid_t gid = gr ? gr->gr_gid : pw->pw_gid;
+    if (geteuid() != 0) {
+        if (geteuid() == uid && getegid() == gid)
+            return 0;
+        log_error("user = %s: only root can change user", cfg->user);
+        return GW_EINVAL;
+    }
+    if (initgroups(cfg->user, gid) != 0 || setgid(gid) != 0 || setuid(uid) != 0) {
+        log_error("cannot become user %s: %s", cfg->user, strerror(errno));
+        return GW_EIO;
+    }
+    if (uid != 0 && setuid(0) == 0) {
+        log_error("could regain root after dropping privileges");
+        return GW_EIO;
+    }
+    log_info("running as user %s (uid %u, gid %u)", cfg->user, (unsigned)uid,
+             (unsigned)gid);
+    return 0;
 }
 
 /* Raise the soft descriptor limit to the hard one; log the capacity and
@@ -119,6 +284,8 @@ int gw_server_run(const struct gw_config *cfg)
     int rc = 1;
 
     uint64_t fd_cap = raise_nofile();
+    if (gw_proxy_set(cfg->trusted_proxies, cfg->n_trusted_proxies) < 0)
+        goto out;
     s.base = event_base_new();
     if (!s.base)
         goto out;
@@ -156,10 +323,19 @@ int gw_server_run(const struct gw_config *cfg)
             goto out;
         admin_set_limits_stats(s.admin, http_front_limits_stats(s.front));
     }
+    if (drop_privileges(cfg) < 0)   /* every listener is bound by now */
+        goto out;
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
-    if (!s.sigint || !s.sigterm || event_add(s.sigint, NULL) != 0 ||
-        event_add(s.sigterm, NULL) != 0) {
+    s.sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
+    s.tick = event_new(s.base, -1, EV_PERSIST, tick_cb, &s);
+    s.deadline = evtimer_new(s.base, deadline_cb, &s);
+    if (!s.tick || !s.deadline) {
+        log_error("out of memory");
+        goto out;
+    }
+    if (!s.sigint || !s.sigterm || !s.sighup || event_add(s.sigint, NULL) != 0 ||
+        event_add(s.sigterm, NULL) != 0 || event_add(s.sighup, NULL) != 0) {
         log_error("cannot install signal handlers");
         goto out;
     }
@@ -170,9 +346,10 @@ int gw_server_run(const struct gw_config *cfg)
     s.startup_check = upstream_check_start(s.base, s.dns, cfg, s.ssl_ctx,
                                            startup_check_done_cb, &s);
 
-    log_info("pollgate listening on %s%s%s:%u", strchr(cfg->listen_host, ':') ? "[" : "",
+    log_info("pollgate listening on %s%s%s:%u%s", strchr(cfg->listen_host, ':') ? "[" : "",
              cfg->listen_host, strchr(cfg->listen_host, ':') ? "]" : "",
-             cfg->listen_port);
+             cfg->listen_port, cfg->n_listen + cfg->n_tls_listen > 1 ?
+             " and more (above)" : "");
     /* systemd Type=notify: started once we accept connections. */
     if (gw_notify("READY=1\nSTATUS=listening") < 0)
         log_warn("NOTIFY_SOCKET is set but the service manager could not be told we are ready");
@@ -184,6 +361,12 @@ out:
         event_free(s.sigint);
     if (s.sigterm)
         event_free(s.sigterm);
+    if (s.sighup)
+        event_free(s.sighup);
+    if (s.tick)
+        event_free(s.tick);
+    if (s.deadline)
+        event_free(s.deadline);
     upstream_check_free(s.startup_check);
     admin_free(s.admin);
     http_front_free(s.front);
@@ -197,5 +380,6 @@ out:
     SSL_CTX_free(s.ssl_ctx);
     if (s.base)
         event_base_free(s.base);
+    gw_proxy_set(NULL, 0);
     return rc;
 }

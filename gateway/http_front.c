@@ -1,5 +1,6 @@
 /*
- * http_front.c - the evhttp server: listener, request limits, the route
+ * http_front.c - the evhttp servers (plain and TLS, gw_listen.c binds
+ * them; http_limits.c sits under both): request limits, the route
  * table, route CORS and the static files (the operator's endpoints are
  * admin.c's, on their own listener). The two
  * dialects' endpoints are native_front.c's and sockjs_front.c's.
@@ -17,9 +18,13 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/listener.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
+#include <openssl/ssl.h>
 
+#include "gw_listen.h"
 #include "gw_log.h"
+#include "gw_tls.h"
 #include "http_limits.h"
 #include "http_util.h"
 #include "metrics.h"
@@ -39,8 +44,9 @@ struct http_front {
     struct evhttp *http;
     struct transport_ctx tctx;
     char *static_root;
-    struct evconnlistener *listener;
-    struct event *resume_accept;
+    struct evhttp *https;          /* tls_listen, or NULL */
+    SSL_CTX *tls_ctx;              /* current server context, or NULL */
+    struct gw_listen_set *listeners;
     struct sockjs_ctx sjs;
     struct native_ctx native;
     struct transport_ws_ctx ws;
@@ -265,62 +271,97 @@ static void request_cb(struct evhttp_request *req, void *arg)
     http_reply_error(req, 404, "not_found", "no such endpoint");
 }
 
-/* accept() failed hard (EMFILE/ENFILE: out of descriptors). libevent would
- * retry at once, forever: stop accepting for a moment instead, so the
- * pending connections wait in the backlog while sessions end. */
-/* The listener's user pointer belongs to evhttp (evhttp_bind_listener sets
- * it to its own socket record), so the front is found here instead: one
- * HTTP front per process. */
-static struct http_front *accept_front;
-
-static void accept_error_cb(struct evconnlistener *l, void *arg)
+/* The underlying bufferevent of a connection accepted on tls_listen (the
+ * limits' filter sits on top of it): TLS server side, with the context
+ * current at accept time (a reload replaces f->tls_ctx; the SSL keeps a
+ * reference to the one it was made from). */
+static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
 {
-    (void)arg;
-    struct http_front *f = accept_front;
-    int err = EVUTIL_SOCKET_ERROR();
-    log_warn("accept failed: %s; pausing accepts for 250 ms",
-             evutil_socket_error_to_string(err));
-    evconnlistener_disable(l);
-    struct timeval tv = { 0, 250000 };
-    event_add(f->resume_accept, &tv);
+    struct http_front *f = arg;
+    SSL *ssl = SSL_new(f->tls_ctx);
+    if (!ssl)
+        return NULL;
+    struct bufferevent *bev = bufferevent_openssl_socket_new(base, -1, ssl,
+        BUFFEREVENT_SSL_ACCEPTING, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev) {
+        SSL_free(ssl);
+        return NULL;
+    }
+    /* A browser closing without close_notify is not an error. */
+    bufferevent_openssl_set_allow_dirty_shutdown(bev, 1);
+    return bev;
 }
 
-static void resume_accept_cb(evutil_socket_t fd, short what, void *arg)
+/* Limits and callbacks shared by the plain and the TLS server. */
+static void http_setup(struct http_front *f, struct evhttp *http)
 {
-    (void)fd; (void)what;
-    struct http_front *f = arg;
-    evconnlistener_enable(f->listener);
+    const struct gw_config *cfg = f->cfg;
+    /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own
+     * limit sits above it (twice max_body) so that only grossly oversized
+     * requests meet libevent 2.1's built-in 413, which is an HTML page it
+     * sends as soon as the declared Content-Length passes it (libevent 2.1
+     * has no hook to replace that page). Every method evhttp knows reaches
+     * us, so a wrong one gets a JSON 405 rather than libevent's HTML 501. */
+    evhttp_set_max_body_size(http, (ev_ssize_t)(cfg->max_body > INT64_MAX / 2
+                                                   ? INT64_MAX : cfg->max_body * 2));
+    evhttp_set_max_headers_size(http, MAX_HEADERS_SIZE);
+    /* Reading a request (and idling between keep-alive requests) and a
+     * write that makes no progress (a browser that stopped reading a
+     * stream) are both bounded; a held poll or an idle stream reads and
+     * writes nothing, so this does not cut them. */
+    struct timeval io;
+    gw_ms_to_tv(cfg->request_timeout_ms, &io);
+    evhttp_set_timeout_tv(http, &io);
+    evhttp_set_allowed_methods(http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+                               EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
+                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
+                               EVHTTP_REQ_PATCH);
+    evhttp_set_default_content_type(http, "application/json");
+    evhttp_set_gencb(http, request_cb, f);
 }
 
 static int listen_start(struct http_front *f)
 {
     const struct gw_config *cfg = f->cfg;
-    char text[300];
-    struct sockaddr_storage ss;
-    int sslen = sizeof ss;
-    snprintf(text, sizeof text, strchr(cfg->listen_host, ':') ? "[%s]:%u" : "%s:%u",
-             cfg->listen_host, cfg->listen_port);
-    if (evutil_parse_sockaddr_port(text, (struct sockaddr *)&ss, &sslen) != 0) {
-        log_error("listen = %s: not a numeric address", text);
+    f->listeners = gw_listen_set_new(f->base);
+    if (!f->listeners)
+        return GW_ENOMEM;
+    int rc = gw_listen_set_bind(f->listeners, f->http, cfg->listen,
+                                cfg->n_listen, "http");
+    if (rc < 0 || !cfg->n_tls_listen)
+        return rc;
+    struct gw_error err = {0};
+    f->tls_ctx = gw_tls_server_ctx_new(cfg->front_tls_cert_file,
+                                       cfg->front_tls_key_file, &err);
+    if (!f->tls_ctx) {
+        log_error("tls_listen: %s", err.msg);
         return GW_EINVAL;
     }
-    f->resume_accept = evtimer_new(f->base, resume_accept_cb, f);
-    f->listener = evconnlistener_new_bind(f->base, NULL, NULL,
-        LEV_OPT_REUSEABLE | LEV_OPT_CLOSE_ON_FREE | LEV_OPT_CLOSE_ON_EXEC,
-        1024, (struct sockaddr *)&ss, sslen);
-    if (!f->listener || !f->resume_accept) {
-        log_error("cannot listen on %s: %s", text, strerror(errno));
-        return GW_EIO;
+    f->https = evhttp_new(f->base);
+    if (!f->https)
+        return GW_ENOMEM;
+    http_setup(f, f->https);
+    http_limits_attach(f->limits, f->https, tls_bevcb, f);
+    return gw_listen_set_bind(f->listeners, f->https, cfg->tls_listen,
+                              cfg->n_tls_listen, "https");
+}
+
+int http_front_reload_tls(struct http_front *f)
+{
+    if (!f || !f->tls_ctx)
+        return 0;
+    struct gw_error err = {0};
+    SSL_CTX *ctx = gw_tls_server_ctx_new(f->cfg->front_tls_cert_file,
+                                         f->cfg->front_tls_key_file, &err);
+    if (!ctx) {
+        log_error("reload: tls_cert_file/tls_key_file: %s; keeping the "
+                  "current certificate", err.msg);
+        return GW_EINVAL;
     }
-    accept_front = f;
-    evconnlistener_set_error_cb(f->listener, accept_error_cb);
-    if (!evhttp_bind_listener(f->http, f->listener)) {
-        /* not evhttp's yet: evhttp_free would not free it */
-        log_error("cannot listen on %s", text);
-        evconnlistener_free(f->listener);
-        f->listener = NULL;
-        return GW_EIO;
-    }
+    SSL_CTX_free(f->tls_ctx); /* open connections hold their own reference */
+    f->tls_ctx = ctx;
+    log_info("reload: TLS certificate %s re-read", f->cfg->front_tls_cert_file);
     return 0;
 }
 
@@ -350,30 +391,8 @@ struct http_front *http_front_new(struct event_base *base,
     f->sjs.ws = f->ws;
     f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
                                      .tctx = &f->tctx };
-    /* Bodies over max_body get our JSON 413 from request_cb. evhttp's own
-     * limit sits above it (twice max_body) so that only grossly oversized
-     * requests meet libevent 2.1's built-in 413, which is an HTML page it
-     * sends as soon as the declared Content-Length passes it (libevent 2.1
-     * has no hook to replace that page). Every method evhttp knows reaches
-     * us, so a wrong one gets a JSON 405 rather than libevent's HTML 501. */
-    evhttp_set_max_body_size(f->http, (ev_ssize_t)(cfg->max_body > INT64_MAX / 2
-                                                   ? INT64_MAX : cfg->max_body * 2));
-    evhttp_set_max_headers_size(f->http, MAX_HEADERS_SIZE);
-    /* Reading a request (and idling between keep-alive requests) and a
-     * write that makes no progress (a browser that stopped reading a
-     * stream) are both bounded; a held poll or an idle stream reads and
-     * writes nothing, so this does not cut them. */
-    struct timeval io;
-    gw_ms_to_tv(cfg->request_timeout_ms, &io);
-    evhttp_set_timeout_tv(f->http, &io);
-    evhttp_set_allowed_methods(f->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-                               EVHTTP_REQ_HEAD | EVHTTP_REQ_PUT |
-                               EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-                               EVHTTP_REQ_TRACE | EVHTTP_REQ_CONNECT |
-                               EVHTTP_REQ_PATCH);
-    evhttp_set_default_content_type(f->http, "application/json");
-    evhttp_set_gencb(f->http, request_cb, f);
-    http_limits_attach(f->limits, f->http);
+    http_setup(f, f->http);
+    http_limits_attach(f->limits, f->http, NULL, NULL);
     if (listen_start(f) < 0) {
         http_front_free(f);
         return NULL;
@@ -386,12 +405,15 @@ void http_front_set_metrics(struct http_front *f, struct metrics *m)
     f->metrics = m;
 }
 
+void http_front_set_draining(struct http_front *f)
+{
+    (void)f; /* /health is the admin listener's: admin_set_draining */
+}
+
 void http_front_stop_accepting(struct http_front *f)
 {
-    if (f && f->listener)
-        evconnlistener_disable(f->listener);
-    if (f && f->resume_accept)
-        event_del(f->resume_accept);
+    if (f)
+        gw_listen_set_disable(f->listeners);
 }
 
 const struct http_limits_stats *http_front_limits_stats(const struct http_front *f)
@@ -403,15 +425,13 @@ void http_front_free(struct http_front *f)
 {
     if (!f)
         return;
+    gw_listen_set_free(f->listeners);
     if (f->http)
-        evhttp_free(f->http);  /* frees the bound listener too */
-    else if (f->listener)
-        evconnlistener_free(f->listener);
-    if (f->resume_accept)
-        event_free(f->resume_accept);
+        evhttp_free(f->http);  /* frees the bound listeners too */
+    if (f->https)
+        evhttp_free(f->https);
+    SSL_CTX_free(f->tls_ctx);
     http_limits_free(f->limits); /* after evhttp_free: no connection left */
-    if (accept_front == f)
-        accept_front = NULL;
     free(f->static_root);
     free(f);
 }

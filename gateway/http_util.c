@@ -14,11 +14,13 @@
 #include <event2/http.h>
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
+#include <event2/util.h>
 
 #include "framing.h"
 #include "gw_common.h"
 #include "gw_config.h"
 #include "gw_log.h"
+#include "gw_proxy.h"
 #include "ws_handshake.h"
 
 const char *http_in_header(struct evhttp_request *req, const char *name)
@@ -229,7 +231,7 @@ const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
     return evhttp_find_header(params, key);
 }
 
-const char *http_client_addr(struct evhttp_request *req)
+const char *http_peer_addr(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);
     char *addr = NULL;
@@ -238,6 +240,28 @@ const char *http_client_addr(struct evhttp_request *req)
         return "-";
     evhttp_connection_get_peer(evcon, &addr, &port);
     return addr ? addr : "-";
+}
+
+#define CLIENT_SLOTS 8 /* results alive at once (see http_util.h) */
+#define MAX_XFF_HEADERS 16
+
+const char *http_client_addr(struct evhttp_request *req)
+{
+    static char slots[CLIENT_SLOTS][64];
+    static unsigned next;
+    const char *peer = http_peer_addr(req);
+    if (!gw_proxy_trusted(peer))
+        return peer;
+    const char *xff[MAX_XFF_HEADERS];
+    size_t n = 0;
+    struct evkeyval *kv;
+    TAILQ_FOREACH(kv, evhttp_request_get_input_headers(req), next) {
+        if (n < MAX_XFF_HEADERS && evutil_ascii_strcasecmp(kv->key, "X-Forwarded-For") == 0)
+            xff[n++] = kv->value;
+    }
+    char *out = slots[next++ % CLIENT_SLOTS];
+    gw_proxy_client(peer, xff, n, out, sizeof slots[0]);
+    return out;
 }
 
 /* The browser closed its end (EPOLLRDHUP) while we hold its request. */
@@ -308,7 +332,8 @@ size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r
                             size_t xff_cap)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
-    const char *addr = http_client_addr(req);
+    const char *addr = http_peer_addr(req);      /* appended to X-Forwarded-For */
+    const char *client = http_client_addr(req);  /* X-Real-IP */
     size_t n = 0;
     if (max < 3)
         return 0;
@@ -328,7 +353,7 @@ size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r
         snprintf(xff, xff_cap, "%s", addr);
     }
     hdr[n++] = (struct ws_header){ "X-Forwarded-For", xff };
-    hdr[n++] = (struct ws_header){ "X-Real-IP", addr };
+    hdr[n++] = (struct ws_header){ "X-Real-IP", client };
     const char *origin = evhttp_find_header(in, "Origin");
     if (r->forward_origin && origin)
         hdr[n++] = (struct ws_header){ "Origin", origin };

@@ -229,6 +229,13 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
                               : "the gateway is at its session limit");
         return;
     }
+    case SESSION_OPEN_DRAINING:
+        free(o);
+        http_out_header(req, "Retry-After", "5");
+        log_info("%s: open refused: draining", addr);
+        http_reply_error(req, 503, "draining",
+                         "the gateway is shutting down; try again");
+        return;
     case SESSION_OPEN_FAILED:
     default:
         free(o);

@@ -106,6 +106,7 @@ struct session_table {
     struct session_stats stats;
     uint64_t fd_capacity;
     struct metrics *metrics;        /* borrowed; NULL = none */
+    bool draining;                  /* stopping: no new sessions */
 };
 
 static void session_timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -812,6 +813,8 @@ enum session_open_err session_open(struct session_table *t,
     *out = NULL;
     if (client_id && !p->id)
         return SESSION_OPEN_FAILED;
+    if (t->draining)
+        return SESSION_OPEN_DRAINING;
     if (t->stats.sessions >= cfg->max_sessions ||
         (t->fd_capacity && t->stats.sessions >= t->fd_capacity))
         return SESSION_OPEN_FULL;
@@ -1196,6 +1199,42 @@ void session_interrupt(struct session *s, uint16_t code, const char *reason,
 }
 
 /* ---------------------------------------------------------------- free */
+
+void session_table_set_draining(struct session_table *t)
+{
+    t->draining = true;
+}
+
+size_t session_table_drain_close(struct session_table *t)
+{
+    size_t closed = 0;
+    t->draining = true;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (struct session *s = t->buckets[i], *next; s; s = next) {
+            next = s->next_id;
+            const char *why = s->pol.drain_reason ? s->pol.drain_reason
+                                                  : "going away";
+            /* (opening ones finish or fail within connect_timeout; a stop
+             * after the drain answers their opener) */
+            log_debug("session %s: drain ends (state %d)", s->id, (int)s->state);
+            if (s->state == SESSION_OPEN) {
+                close_upstream(s, WS_CLOSE_GOING_AWAY, why);
+                closed++;
+            }
+        }
+    }
+    return closed;
+}
+
+uint64_t session_table_undelivered(const struct session_table *t)
+{
+    uint64_t n = 0;
+    for (size_t i = 0; i < t->n_buckets; i++)
+        for (const struct session *s = t->buckets[i]; s; s = s->next_id)
+            if (s->state == SESSION_OPEN || s->state == SESSION_CLOSED)
+                n += session_queue_count(&s->q);
+    return n;
+}
 
 size_t session_table_shutdown(struct session_table *t)
 {

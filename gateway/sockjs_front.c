@@ -290,6 +290,7 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
             .failed_open = SESSION_FAILED_OPEN_TOMBSTONE,
             .binary = sjs_binary_policy(r->sockjs_binary),
             .idle_ms = r->disconnect_delay_ms,
+            .drain_reason = "Server shutting down",
         };
         enum session_open_err orc = session_open(ctx->sessions, &pol, &p, &s);
         free(hdr); /* copied by the upstream client */
@@ -303,6 +304,9 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         case SESSION_OPEN_CLIENT_FULL:
             close_frame_reply(ctx, k, SJS_CLOSE_TRY_AGAIN,
                               "Too many sessions, try again later");
+            break;
+        case SESSION_OPEN_DRAINING:
+            close_frame_reply(ctx, k, WS_CLOSE_GOING_AWAY, "Server shutting down");
             break;
         default:
             close_frame_reply(ctx, k, WS_CLOSE_INTERNAL,

@@ -4,7 +4,8 @@
  * range, help) parsed generically, as nginx does; the same tables generate
  * the documentation (gw_config_doc).
  * Pure: no sockets; the only I/O is reading the file (and checking that
- * TLS files named in it are readable).
+ * TLS files named in it are readable and match, and that user and group
+ * exist).
  */
 #ifndef GW_CONFIG_H
 #define GW_CONFIG_H
@@ -19,6 +20,12 @@ enum gw_overflow { GW_OVERFLOW_PAUSE = 0, GW_OVERFLOW_DROP_OLDEST, GW_OVERFLOW_C
  * carries text only). */
 enum gw_sockjs_binary { GW_SOCKJS_BINARY_CLOSE = 0, GW_SOCKJS_BINARY_BASE64,
                         GW_SOCKJS_BINARY_DROP };
+
+/* One listening address: host (numeric) and port. */
+struct gw_listen {
+    char *host;
+    uint16_t port;
+};
 
 struct gw_route {
     char *name;             /* from "[route NAME]" */
@@ -48,8 +55,21 @@ struct gw_config {
     char *file;             /* path the config was read from */
 
     /* [gateway] */
-    char *listen_host;      /* "127.0.0.1", "::1", "0.0.0.0" ... */
+    struct gw_listen *listen;     /* plain HTTP listeners */
+    size_t n_listen;
+    struct gw_listen *tls_listen; /* HTTPS listeners */
+    size_t n_tls_listen;
+    char *front_tls_cert_file;    /* [gateway] tls_cert_file: toward browsers */
+    char *front_tls_key_file;     /* [gateway] tls_key_file */
+    /* The first listener (plain, else TLS), borrowed from listen[] /
+     * tls_listen[]; NULL/0 when there is none. */
+    const char *listen_host;
     uint16_t listen_port;
+    char **trusted_proxies;       /* CIDR networks allowed to set X-Forwarded-For */
+    size_t n_trusted_proxies;
+    char *user;                   /* run as this user after binding, or NULL */
+    char *group;                  /* and this group, or NULL (user's own) */
+    uint64_t drain_timeout_ms;    /* SIGTERM: existing sessions go on this long */
     enum gw_log_level log_level;
     uint64_t max_body;      /* bytes */
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
@@ -87,7 +107,7 @@ struct gw_config {
     uint64_t max_message;
     char *tls_ca_file;          /* NULL or "" = system store */
     bool tls_verify;
-    char *tls_cert_file;        /* optional client certificate (PEM) */
+    char *tls_cert_file;        /* [upstream] optional client certificate (PEM) */
     char *tls_key_file;
     char *resolv_conf;          /* resolv.conf-style file for evdns, or NULL
                                    for the system's /etc/resolv.conf */

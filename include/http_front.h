@@ -12,7 +12,7 @@ struct event_base;
 struct session_table;
 struct http_front;
 
-/* New front bound to cfg->listen; NULL (logged) on failure. cfg and
+/* New front bound to cfg->listen and cfg->tls_listen; NULL (logged) on failure. cfg and
  * sessions are borrowed. static_root: directory served at "/", or NULL. */
 struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
@@ -21,8 +21,15 @@ struct http_front *http_front_new(struct event_base *base,
 struct metrics;
 /* Count every response by status into m (borrowed). */
 void http_front_set_metrics(struct http_front *f, struct metrics *m);
+/* Drain started: /health answers 503 {"status":"draining"} (the admin
+ * listener's /health takes this over when it moves there). */
+void http_front_set_draining(struct http_front *f);
 /* Orderly stop, first step: accept no new connections. */
 void http_front_stop_accepting(struct http_front *f);
+/* SIGHUP: re-read [gateway] tls_cert_file/tls_key_file for new TLS
+ * connections (open ones keep theirs). 0 (also without tls_listen), or
+ * GW_EINVAL (logged; the current certificate stays). */
+int http_front_reload_tls(struct http_front *f);
 void http_front_free(struct http_front *f);
 
 /* Connection counters of the front's http_limits (borrowed). */

@@ -74,13 +74,19 @@ const char *http_query(struct evhttp_request *req, struct evkeyvalq *params,
                        const char *key);
 
 /* Peer address as text ("127.0.0.1", "::1"); borrowed from libevent. */
+const char *http_peer_addr(struct evhttp_request *req);
+/* The client's address: the peer's, or, from a [gateway] trusted_proxies
+ * peer, the last X-Forwarded-For entry not itself trusted (gw_proxy.h).
+ * Borrowed: valid until 8 more calls (a small ring), so use or copy it
+ * at once. */
 const char *http_client_addr(struct evhttp_request *req);
 
 /*
  * The headers a new session sends in its upstream handshake: the route's
  * forward_headers present in the request, X-Forwarded-For (the incoming
- * value with the client address appended, like nginx's
- * $proxy_add_x_forwarded_for), X-Real-IP, and Origin if forward_origin.
+ * value with the peer address appended, like nginx's
+ * $proxy_add_x_forwarded_for), X-Real-IP (http_client_addr), and Origin if
+ * forward_origin.
  * Fills hdr (at most max entries, pointers borrowed from req and xff) and
  * returns how many. xff must hold xff_cap bytes. hdr with
  * HTTP_FORWARD_MAX(r) entries takes every configured header.

@@ -97,6 +97,17 @@ struct session_table *session_table_new(struct event_base *base,
  * down", attached requests are completed. Returns how many upstream
  * connections are still closing (let the loop run a moment for them). */
 size_t session_table_shutdown(struct session_table *t);
+/* Drain (SIGTERM): from now on session_open answers SESSION_OPEN_DRAINING;
+ * existing sessions go on. */
+void session_table_set_draining(struct session_table *t);
+/* End of the drain: every open session's upstream gets 1001 and its
+ * browser learns the close (1001, the policy's drain_reason) after the
+ * messages already queued (opening ones are left to finish or fail).
+ * Returns how many sessions it closed. */
+size_t session_table_drain_close(struct session_table *t);
+/* Messages still queued toward browsers in sessions that have not
+ * delivered their close: what a stop now would lose (logged as lost). */
+uint64_t session_table_undelivered(const struct session_table *t);
 /* Reach upstreams through ops (borrowed for the table's life; NULL =
  * session_upstream_ws). Call before the first session_open. */
 void session_table_set_upstream_ops(struct session_table *t,
@@ -124,6 +135,7 @@ enum session_open_err {
     SESSION_OPEN_FULL,        /* max_sessions reached -> 503 */
     SESSION_OPEN_CLIENT_FULL, /* per-client cap -> 503 */
     SESSION_OPEN_FAILED,      /* could not start (bad URL, ENOMEM) -> 502 */
+    SESSION_OPEN_DRAINING,    /* the gateway is draining (stopping) -> 503 */
 };
 
 /* ------------------------------------------------------------- policy */
@@ -168,6 +180,9 @@ struct session_policy {
     enum session_failed_open failed_open;
     enum session_binary binary;
     uint64_t idle_ms;          /* idle and tombstone period; 0 = idle_timeout */
+    const char *drain_reason;  /* close reason when the gateway stops
+                                  (session_table_drain_close); NULL =
+                                  "going away" */
 };
 
 /* The native protocol's policy: random ids, tombstones, binary passed. */

@@ -78,12 +78,12 @@ export function cleanupGuard(t) {
 // ------------------------------------------------------------------ browser
 
 /** Launch Chromium (fresh temporary profile); closed after test t. */
-export async function launchBrowser(t) {
+export async function launchBrowser(t, extraArgs = []) {
   if (!existsSync(CHROMIUM)) throw new Error(`${CHROMIUM} not found (apt-get install chromium)`);
   const browser = await withTimeout(chromium.launch({
     executablePath: CHROMIUM,
     headless: true,
-    args: CHROMIUM_ARGS,
+    args: [...CHROMIUM_ARGS, ...extraArgs],
     timeout: 30000,
   }), 35000, 'Chromium start');
   t.after(() => withTimeout(browser.close(), 10000, 'Chromium close').catch(() => {}));

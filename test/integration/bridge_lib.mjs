@@ -260,7 +260,8 @@ export async function startSilent(t) {
 // ------------------------------------------------------------------ gateway
 
 const DEFAULTS = {
-  gateway: { log_level: 'debug', max_body: '64KiB' },
+  // drain_timeout 0: a test's SIGTERM closes at once (the drain has its own tests)
+  gateway: { log_level: 'debug', max_body: '64KiB', drain_timeout: '0' },
   session: {
     poll_timeout: '2s',
     heartbeat: '1s',
@@ -291,7 +292,9 @@ export function makeConfig(listenPort, o = {}) {
     }
     lines.push('');
   };
-  section('gateway', { listen: `127.0.0.1:${listenPort}`, ...DEFAULTS.gateway }, o.gateway);
+  // o.extraListen: more addresses for [gateway] listen after the test's port
+  const listenList = [`127.0.0.1:${listenPort}`, ...(o.extraListen || [])].join(', ');
+  section('gateway', { listen: listenList, ...DEFAULTS.gateway }, o.gateway);
   section('session', DEFAULTS.session, o.session);
   section('upstream', DEFAULTS.upstream, o.upstream);
   // health_interval 1h: after the start-up check no probe reaches the test

@@ -11,7 +11,7 @@ import path from 'node:path';
 import { spawnSync } from 'node:child_process';
 
 import { SRCDIR, BUILDDIR, POLLGATE_BIN, startProcess, tmpDir, writeFile, withTimeout } from './lib.mjs';
-import { startUpstream, startGateway, request } from './bridge_lib.mjs';
+import { startUpstream, startGateway, request, waitUntil } from './bridge_lib.mjs';
 
 const NOTIFY_SINK = path.join(BUILDDIR, 'test', 'tools', 'notify_sink');
 const haveAnalyze = spawnSync('systemd-analyze', ['--version']).status === 0;
@@ -58,6 +58,12 @@ describe('deploy: systemd', { timeout: 60000 }, () => {
     // it was sent once the gateway answers
     assert.equal((await request(gw.url('/chat/sessions'), { method: 'POST' })).status, 201);
     assert.equal(sink.stdoutLines.filter((l) => /STOPPING/.test(l)).length, 0);
+    // a reload (SIGHUP) is announced: RELOADING=1, then READY=1 again
+    gw.proc.child.kill('SIGHUP');
+    assert.equal(await sink.waitStdout(/RELOADING=1/, 5000), 'RELOADING=1|STATUS=reloading');
+    await waitUntil(() => sink.stdoutLines.filter((l) => /READY=1/.test(l)).length === 2, 5000, 'READY=1 after the reload');
+    assert.deepEqual(sink.stdoutLines.filter((l) => /READY|RELOADING/.test(l)).slice(-2),
+      ['RELOADING=1|STATUS=reloading', 'READY=1|STATUS=listening']);
     await gw.stop();
     assert.equal(await sink.waitStdout(/STOPPING=1/, 5000), 'STOPPING=1|STATUS=stopping');
     sink.child.kill('SIGTERM');

@@ -771,6 +771,71 @@ static void test_listen_bad(void **state)
     }
 }
 
+/* "listen" and "tls_listen" take comma-separated lists. */
+static void test_listen_list(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse("[gateway]\nlisten = 127.0.0.1:8080, [::1]:8081 ,"
+                                "0.0.0.0:9\n" ROUTE, &d);
+    if (!c)
+        dump(&d);
+    assert_non_null(c);
+    assert_int_equal(c->n_listen, 3);
+    assert_string_equal(c->listen[0].host, "127.0.0.1");
+    assert_int_equal(c->listen[0].port, 8080);
+    assert_string_equal(c->listen[1].host, "::1");
+    assert_int_equal(c->listen[1].port, 8081);
+    assert_string_equal(c->listen[2].host, "0.0.0.0");
+    assert_int_equal(c->listen[2].port, 9);
+    assert_int_equal(c->n_tls_listen, 0);
+    /* the first address is the one logged */
+    assert_string_equal(c->listen_host, "127.0.0.1");
+    assert_int_equal(c->listen_port, 8080);
+    gw_config_free(c);
+    /* a bad second item names that item; the same address twice is refused */
+    expect_error("[gateway]\nlisten = 127.0.0.1:80, [::1]:0\n" ROUTE, 2,
+                 "[gateway] listen: invalid port '0'");
+    expect_error("[gateway]\nlisten = 127.0.0.1:80, 127.0.0.1:80\n" ROUTE, 2,
+                 "listed twice");
+    expect_error("[gateway]\ntls_listen = 127.0.0.1:80,:1\n" ROUTE, 2,
+                 "[gateway] tls_listen: ':1': missing host");
+}
+
+/* [gateway] tls_cert_file/tls_key_file are the browsers' certificate,
+ * distinct from [upstream]'s client certificate. */
+static void test_front_tls(void **state)
+{
+    (void)state;
+    expect_error("[gateway]\ntls_listen = 127.0.0.1:8443\n" ROUTE, 2,
+                 "[gateway] tls_listen: tls_cert_file and tls_key_file are required");
+    expect_error("[gateway]\ntls_listen = 127.0.0.1:8443\ntls_cert_file = /etc/hostname\n"
+                 ROUTE, 2, "[gateway] tls_listen: tls_key_file is required too");
+    struct gw_diag d = { 0 };
+    assert_null(parse("[gateway]\ntls_listen = 127.0.0.1:8443\n"
+                      "tls_cert_file = /nonexistent/c.pem\n"
+                      "tls_key_file = /nonexistent/k.pem\n" ROUTE, &d));
+    assert_int_equal(d.n, 2);
+    assert_non_null(strstr(d.msgs[0], NAME ":3: [gateway] tls_cert_file: cannot read "
+                                      "/nonexistent/c.pem"));
+    assert_non_null(strstr(d.msgs[1], NAME ":4: [gateway] tls_key_file: cannot read "
+                                      "/nonexistent/k.pem"));
+    gw_diag_free(&d);
+    expect_error("[gateway]\ntls_cert_file = /nonexistent/c.pem\n" ROUTE, 2,
+                 "[gateway] tls_cert_file: set but tls_listen is empty");
+    /* a readable file that is no certificate: reported on its line */
+    char path[] = "/tmp/pg_cert_XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "not a certificate\n", 18), 18);
+    close(fd);
+    char text[512];
+    snprintf(text, sizeof text, "[gateway]\ntls_listen = 127.0.0.1:8443\n"
+             "tls_cert_file = %s\ntls_key_file = %s\n" ROUTE, path, path);
+    expect_error(text, 3, "[gateway] tls_cert_file: cannot load certificate");
+    unlink(path);
+}
+
 /* ------------------------------------------------- INI syntax details */
 
 static void test_continuation(void **state)
@@ -1161,6 +1226,8 @@ int main(void)
         cmocka_unit_test(test_units),
         cmocka_unit_test(test_listen_good),
         cmocka_unit_test(test_listen_bad),
+        cmocka_unit_test(test_listen_list),
+        cmocka_unit_test(test_front_tls),
         cmocka_unit_test(test_continuation),
         cmocka_unit_test(test_lines_after_long_line),
         cmocka_unit_test(test_doc_in_sync),

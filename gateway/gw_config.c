@@ -59,7 +59,7 @@
 #define MAX_ERRORS 100   /* messages kept in gw_diag; parsing goes on */
 #define MAX_ROUTES 1000  /* duplicate checks are quadratic */
 #define MAX_LIST 1000    /* entries in one list, for the same reason */
-#define MAX_KEYS 16      /* largest section table */
+#define MAX_KEYS 32      /* largest section table */
 #define WHY_MAX 512
 static int check_path(char *s, char *why, size_t n);
 static int check_origin(char *s, char *why, size_t n);
@@ -195,7 +195,7 @@ static const struct directive gateway_keys[] = {
 };
 
 static const struct directive admin_keys[] = {
-    { "listen", T_LISTEN, CF(admin_listen_host), CF(admin_listen_port), "",
+    { "listen", T_ADDR, CF(admin_listen_host), CF(admin_listen_port), "",
       1, 65535, D_ZERO_OK, NULL, NULL,
       "Address and port of the admin listener (GET /health, /metrics, "
       "/stats, /sessions; DELETE /sessions/ID), e.g. 127.0.0.1:9090. These "
@@ -732,11 +732,6 @@ static int parse_addr(const struct directive *d, const char *v,
 {
     const char *host = v, *port;
     size_t hlen;
-    if (*v == 0 && (d->flags & D_ZERO_OK)) { /* empty = off */
-        clear_string(d, base);
-        *(uint16_t *)(void *)(base + d->off2) = 0;
-        return 0;
-    }
     if (*v == '[') {
         const char *rb = strchr(v, ']');
         if (!rb) {
@@ -878,6 +873,22 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
     return 0;
 }
 
+/* T_ADDR: one address (the admin listener); empty = off when allowed. */
+static int parse_one_addr(const struct directive *d, const char *v, char *base,
+                          char *why, size_t n)
+{
+    struct gw_listen a = { NULL, 0 };
+    if (!(*v == 0 && (d->flags & D_ZERO_OK))) {
+        int rc = parse_addr(d, v, &a, why, n);
+        if (rc < 0)
+            return rc;
+    }
+    clear_string(d, base);
+    *(char **)(void *)(base + d->off) = a.host;
+    *(uint16_t *)(void *)(base + d->off2) = a.port;
+    return 0;
+}
+
 static void clear_list(const struct directive *d, char *base)
 {
     char ***items = (char ***)(void *)(base + d->off);
@@ -961,6 +972,7 @@ static const struct {
     [T_FILE] = { parse_string, clear_string },
     [T_DIR] = { parse_string, clear_string },
     [T_LISTEN] = { parse_listen, clear_listen },
+    [T_ADDR] = { parse_one_addr, clear_string },
     [T_LIST] = { parse_list, clear_list },
     [T_URL] = { parse_url, clear_string },
 };

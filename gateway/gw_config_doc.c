@@ -51,17 +51,17 @@ static void doc_type(const struct directive *d, char *out, size_t n)
     static const char *const names[] = {
         [T_DURATION] = "Duration", [T_SIZE] = "Size", [T_UINT] = "Count",
         [T_BOOL] = "Boolean", [T_ENUM] = "One of", [T_STRING] = "Text",
-        [T_FILE] = "File", [T_DIR] = "Directory", [T_LISTEN] = "HOST:PORT list",
+        [T_FILE] = "File", [T_DIR] = "Directory", [T_LISTEN] = "HOST:PORT list", [T_ADDR] = "HOST:PORT",
         [T_LIST] = "Comma-separated list", [T_URL] = "ws:// or wss:// URL",
     };
     int k = snprintf(out, n, "%s", d->what ? d->what : names[d->type]);
     if (d->type == T_DURATION || d->type == T_SIZE || d->type == T_UINT ||
-        d->type == T_LISTEN) {
+        d->type == T_LISTEN || d->type == T_ADDR) {
         char lo[32], hi[32];
         gw_config_fmt_number(d->type, d->min, lo, sizeof lo);
         gw_config_fmt_number(d->type, d->max, hi, sizeof hi);
         snprintf(out + k, n - (size_t)k, ", %s%s%s-%s",
-                 d->type == T_LISTEN ? "port " : "",
+                 d->type == T_LISTEN || d->type == T_ADDR ? "port " : "",
                  d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
     }
     for (int i = 0; d->values && d->values[i] && (size_t)k < n; i++)

@@ -24,6 +24,7 @@ enum dtype {
     T_FILE,     /* char *, NULL when empty; relative to the config's dir */
     T_DIR,      /* same, a directory */
     T_LISTEN,   /* struct gw_listen *items at off, size_t count at off2 */
+    T_ADDR,     /* one HOST:PORT: char *host at off, uint16_t port at off2 */
     T_LIST,     /* char **items at off, size_t count at off2; "a, b, c" */
     T_URL,      /* char *, a ws:// or wss:// URL */
 };
@@ -38,7 +39,7 @@ struct directive {
     const char *key;
     enum dtype type;
     size_t off;                 /* field in struct gw_config / gw_route */
-    size_t off2;                /* T_LISTEN, T_LIST: count */
+    size_t off2;                /* T_LISTEN, T_LIST: count; T_ADDR: port */
     const char *def;            /* default, parsed like the file; NULL: required */
     uint64_t min, max;          /* ms, bytes, count or port */
     unsigned flags;             /* D_ZERO_OK */

@@ -56,8 +56,9 @@ async function startNginx(t, gwPort) {
   const t0 = Date.now();
   while (Date.now() - t0 < 10000) {
     try {
-      const r = await request(`http://127.0.0.1:${port}/health`, { timeoutMs: 1000 });
-      if (r.status === 200) break;
+      // nginx up and proxying: pollgate's JSON 404 for an unknown path
+      const r = await request(`http://127.0.0.1:${port}/nope`, { timeoutMs: 1000 });
+      if (r.status === 404 && r.json && r.json.error === 'not_found') break;
     } catch { /* not yet */ }
     await sleep(50);
   }

@@ -60,7 +60,7 @@ describe('drain on SIGTERM', { timeout: 120000 }, () => {
     assert.equal(o.status, 503, o.text);
     assert.equal(o.json.error, 'draining');
     assert.ok(o.headers['retry-after'], 'Retry-After on a refused open');
-    const h = await request(gw.url('/health'));
+    const h = await request(gw.adminUrl('/health'));
     assert.equal(h.status, 503);
     assert.deepEqual(h.json, { status: 'draining' });
     const sj2 = gw.sockjs('/sj/sockjs').session();

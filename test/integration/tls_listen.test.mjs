@@ -85,34 +85,36 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     const p3 = v6 ? await freePort('::1') : null;
     const extraListen = [`127.0.0.1:${p2}`, ...(v6 ? [`[::1]:${p3}`] : [])];
     const { gw, certs, tlsPort } = await tlsGateway(t, up, { extraListen });
-    for (const url of [gw.url('/health'), `http://127.0.0.1:${p2}/health`,
-      ...(v6 ? [`http://[::1]:${p3}/health`] : [])]) {
+    // (the public port serves routes only: an unknown path answers JSON 404)
+    for (const url of [gw.url('/nope'), `http://127.0.0.1:${p2}/nope`,
+      ...(v6 ? [`http://[::1]:${p3}/nope`] : [])]) {
       const r = await request(url);
-      assert.equal(r.status, 200, url);
+      assert.equal(r.status, 404, url);
+      assert.equal(r.json.error, 'not_found', url);
     }
     const agent = new https.Agent({ keepAlive: true, ca: fs.readFileSync(certs.ca) });
     t.after(() => agent.destroy());
-    const r = await httpsRequest(`https://localhost:${tlsPort}/health`, { agent });
-    assert.equal(r.status, 200);
-    assert.equal(r.json.status, 'ok');
+    const r = await httpsRequest(`https://localhost:${tlsPort}/nope`, { agent });
+    assert.equal(r.status, 404);
+    assert.equal(r.json.error, 'not_found');
     // plain HTTP on the TLS port is not served as HTTP
-    await assert.rejects(request(`http://127.0.0.1:${tlsPort}/health`, { timeoutMs: 3000 }));
+    await assert.rejects(request(`http://127.0.0.1:${tlsPort}/nope`, { timeoutMs: 3000 }));
     assert.match(gw.stderr(), new RegExp(`bound 127\\.0\\.0\\.1:${tlsPort} \\(https\\)`));
   });
 
-  it('curl --cacert reaches /health; TLS 1.1 is refused', { skip: !haveCurl && 'curl not installed' }, async (t) => {
+  it('curl --cacert reaches the TLS listener; TLS 1.1 is refused', { skip: !haveCurl && 'curl not installed' }, async (t) => {
     const up = await startUpstream(t);
     const { certs, tlsPort } = await tlsGateway(t, up);
     const ok = await runProcess(t, 'curl', ['-sS', '--cacert', certs.ca,
-      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/health`]);
+      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/nope`]);
     assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(JSON.parse(ok.stdout).status, 'ok');
+    assert.equal(JSON.parse(ok.stdout).error, 'not_found');
     // the wrong CA: curl refuses the certificate (it really is checked)
     const bad = await runProcess(t, 'curl', ['-sS', '--cacert', certs.ca2,
-      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/health`]);
+      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/nope`]);
     assert.notEqual(bad.code, 0);
     const old = await runProcess(t, 'curl', ['-sS', '--cacert', certs.ca, '--tlsv1.1', '--tls-max', '1.1',
-      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/health`]);
+      '--resolve', `localhost:${tlsPort}:127.0.0.1`, `https://localhost:${tlsPort}/nope`]);
     assert.notEqual(old.code, 0, `TLS 1.1 accepted: ${old.stdout}`);
   });
 
@@ -141,7 +143,7 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     assert.equal(s3.getProtocol(), 'TLSv1.3');
     let ticket = null;
     s3.on('session', (sess) => { ticket = sess; });
-    s3.write('GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n');
+    s3.write('GET /nope HTTP/1.1\r\nHost: localhost\r\n\r\n');
     await waitUntil(() => ticket, 5000, 'TLS 1.3 session ticket');
     s3.destroy();
     const s4 = await tlsConnect(tlsPort, { ca, session: ticket });
@@ -178,8 +180,8 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     const serial = (s) => s.getPeerCertificate().serialNumber.replace(/^0+/, '');
     const agentOld = new https.Agent({ keepAlive: true, maxSockets: 1, ca });
     t.after(() => agentOld.destroy());
-    const r1 = await httpsRequest(`https://localhost:${tlsPort}/health`, { agent: agentOld });
-    assert.equal(r1.status, 200);
+    const r1 = await httpsRequest(`https://localhost:${tlsPort}/nope`, { agent: agentOld });
+    assert.equal(r1.status, 404);
     const oldSock = r1.socket;
     assert.equal(serial(oldSock), (1001).toString(16).toUpperCase());
     // renewal: another certificate (other.example) at the same paths
@@ -191,8 +193,8 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     assert.equal(serial(s), (1002).toString(16).toUpperCase());
     s.destroy();
     // the connection opened before the reload still works, on its old certificate
-    const r2 = await httpsRequest(`https://localhost:${tlsPort}/health`, { agent: agentOld });
-    assert.equal(r2.status, 200);
+    const r2 = await httpsRequest(`https://localhost:${tlsPort}/nope`, { agent: agentOld });
+    assert.equal(r2.status, 404);
     assert.equal(r2.socket, oldSock, 'same keep-alive connection');
     // a broken file: logged, the current certificate stays
     fs.writeFileSync(path.join(dir, 'front.pem'), 'garbage\n');
@@ -245,7 +247,7 @@ describe('[gateway] user / group', { timeout: 60000 }, () => {
     const uids = status.match(/^Uid:\s+(.*)$/m)[1].split(/\s+/);
     assert.deepEqual(uids, [uid, uid, uid, uid], `real, effective, saved, fs uid: ${uids}`);
     assert.match(gw.stderr(), new RegExp(`running as user nobody \\(uid ${uid}`));
-    assert.equal((await request(gw.url('/health'))).status, 200);
+    assert.equal((await request(gw.adminUrl('/health'))).status, 200);
     assert.equal((await request(gw.url('/chat/sessions'), { method: 'POST' })).status, 201);
   });
 

@@ -753,7 +753,12 @@ static void session_timer_cb(evutil_socket_t fd, short what, void *arg)
             session_finish(s);
         break;
     case SESSION_FINISHED:
-        session_release(s);
+        /* An upstream still in its close handshake finishes it off the
+         * table (freeing it now would cut the close frame short). */
+        if (s->up)
+            session_unlink(s);
+        else
+            session_release(s);
         break;
     }
 }

@@ -403,7 +403,8 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
   // test_abort_xhr_polling and test_abort_xhr_streaming). Until then this
   // test said the opposite (pollgate kept the session alive).
   it('abort (test_abort_xhr_polling): a held xhr aborted ends the session: c[1002,"Connection interrupted"], upstream 1001', async (t) => {
-    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
+    // the tombstone lives disconnect_delay: long enough for a loaded machine
+    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t, { echoExtra: { disconnect_delay: '30s' } });
     const s = E().session();
     const conn = nextConn();
     await s.open();
@@ -426,7 +427,7 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
   });
 
   it('abort (test_abort_xhr_streaming): an xhr_streaming response cut after o ends the session the same way', async (t) => {
-    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t);
+    const { up, upClose, upReject, gw, port, E, nextConn } = await setup(t, { echoExtra: { disconnect_delay: '30s' } });
     const s = E().session();
     const conn = nextConn();
     const xs = await s.stream('xhr_streaming');

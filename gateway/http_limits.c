@@ -785,7 +785,9 @@ static void conn_setup(struct lconn *c)
     struct timeval rt;
     gw_ms_to_tv(lim->cfg->request_timeout_ms, &rt);
     bufferevent_set_timeouts(c->bev, &rt, NULL);
-    arm_header_timer(c);
+    /* The header deadline starts with the first byte of a head: a
+     * connection that sends nothing is idle like a keep-alive one
+     * (request_timeout); browsers open such connections ahead of need. */
 }
 
 static void setup_cb(evutil_socket_t fd, short what, void *arg)

@@ -357,6 +357,17 @@ static void cut(struct lconn *c)
                               BEV_TRIG_DEFER_CALLBACKS);
 }
 
+/* Between evhttp's bufferevent_free (which clears the callbacks) and the
+ * filter's destruction (conn_free, on a later loop turn) our own events
+ * may still fire: they must not touch the dying bufferevent (an
+ * incref/decref there would destroy it a second time). */
+static bool bev_alive(const struct lconn *c)
+{
+    bufferevent_event_cb ecb = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
+    return ecb != NULL;
+}
+
 /* ---------------------------------------------------------- deadlines */
 
 static void arm_header_timer(struct lconn *c)
@@ -394,6 +405,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
+    if (!bev_alive(c))
+        return;
     /* evhttp not reading (it is answering an earlier request): not the
      * client's delay; look again later. */
     if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
@@ -700,7 +713,7 @@ static void wtimer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
-    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+    if (!bev_alive(c) || !evbuffer_get_length(bufferevent_get_output(c->bev)))
         return;
     c->st = L_REFUSED;
     event_del(c->timer);
@@ -715,7 +728,7 @@ static void writable_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
-    if (!evbuffer_get_length(bufferevent_get_output(c->bev)))
+    if (!bev_alive(c) || !evbuffer_get_length(bufferevent_get_output(c->bev)))
         return;
     /* out_filter clears it; c may be freed once the flush returns (evhttp
      * closes the connection from the write callback) */
@@ -795,14 +808,16 @@ static void conn_setup(struct lconn *c)
     struct timeval rt;
     gw_ms_to_tv(lim->cfg->request_timeout_ms, &rt);
     bufferevent_set_timeouts(c->bev, &rt, NULL);
-    arm_header_timer(c);
+    /* The header deadline starts with the first byte of a head: a
+     * connection that sends nothing is idle like a keep-alive one
+     * (request_timeout); browsers open such connections ahead of need. */
 }
 
 static void setup_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
-    if (!c->set_up)
+    if (!c->set_up && bev_alive(c))
         conn_setup(c);
 }
 

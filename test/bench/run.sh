@@ -26,7 +26,10 @@
 # alone), BENCH_PERF=<scenario> (perf record -g of
 # pollgate during that scenario's window into DIR/perf-<scenario>.data,
 # options BENCH_PERF_OPTS, default -F 999 --call-graph dwarf,8192;
-# the figures of a profiled run are perturbed by the sampling).
+# the figures of a profiled run are perturbed by the sampling),
+# BENCH_SYSCALLS="sse longpoll" or all (perf stat of pollgate's syscalls by
+# type over the window, printed per delivered message and kept in
+# DIR/syscalls-<scenario>.txt: valid on a loaded machine, unlike CPU).
 #
 # Exit status: 0 when every scenario ran cleanly (no loss, duplicate,
 # reordering or error); a target missed is reported (MISS), not fatal,
@@ -50,6 +53,7 @@ PERF_SCENARIO=${BENCH_PERF:-}
 NICE=${BENCH_NICE:--20}
 PERF_OPTS=${BENCH_PERF_OPTS:--F 999 --call-graph dwarf,8192}
 RT=${BENCH_RT:-10}
+SYSCALLS=${BENCH_SYSCALLS:-}
 
 for b in "$PG" "$BENCH"; do
     if [ ! -x "$b" ]; then
@@ -153,6 +157,23 @@ stop_gateway() {
     gpid=
 }
 
+# syscalls_table NAME SECONDS: syscalls per delivered message by type
+# (perf's counts over SECONDS / pgbench's delivered_per_s), the nonzero ones.
+syscalls_table() {
+    csv=$OUT/syscalls-$1.csv
+    rate=$(sed -n 's/.*"delivered_per_s":\([0-9.]*\).*/\1/p' "$tmp/$1.json" 2>/dev/null)
+    [ -s "$csv" ] || return 0
+    echo "   syscalls per delivered message ($1, ${2} s window, ${rate:-?} msg/s):"
+    awk -F, -v rate="${rate:-0}" -v secs="$2" '
+        $3 ~ /sys_enter_/ && $1 + 0 > 0 {
+            n = $3; sub(/.*sys_enter_/, "", n); c[n] = $1; tot += $1 }
+        END {
+            m = rate * secs
+            for (n in c) printf "   %-16s %10d  %7.3f/msg\n", n, c[n], m ? c[n] / m : 0
+            printf "   %-16s %10d  %7.3f/msg\n", "TOTAL", tot, m ? tot / m : 0
+        }' "$csv" | sort -k3 -rn | tee "$OUT/syscalls-$1.txt"
+}
+
 # run_one NAME PGBENCH-ARGS...
 run_one() {
     name=$1
@@ -212,10 +233,26 @@ EOF
              -- sleep $((DURATION - 3))) >"$OUT/perf-$name.log" 2>&1 &
         perf_pid=$!
     fi
+    sc_pid=
+    sc_win=$((DURATION > 4 ? DURATION - 3 : 1))
+    case " $SYSCALLS " in
+    *" $name "* | " all ")
+        # load-independent: syscalls by type over (roughly) the window,
+        # divided by messages delivered in it (syscalls_table below)
+        (sleep $((WARMUP + 2)) &&
+         exec perf stat -x, -e 'syscalls:sys_enter_*' -p "$gpid" \
+             -o "$OUT/syscalls-$name.csv" -- sleep "$sc_win") \
+            >/dev/null 2>&1 &
+        sc_pid=$! ;;
+    esac
     wait "$bjob"
     rc=$?
     bpid=
     [ -n "$perf_pid" ] && wait "$perf_pid"
+    if [ -n "$sc_pid" ]; then
+        wait "$sc_pid"
+        syscalls_table "$name" "$sc_win"
+    fi
     stop_gateway
     if [ -s "$OUT/bench-$name.log" ]; then
         n=$(wc -l <"$OUT/bench-$name.log")

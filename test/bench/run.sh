@@ -162,6 +162,11 @@ if [ "$RT" != 0 ]; then
     fi
 fi
 
+# perf itself must not starve behind the two SCHED_FIFO processes (it
+# would start late and count the wrong window)
+PERF_PREFIX=
+case $PIN_GW in chrt*) PERF_PREFIX="chrt -f $((RT + 1))" ;; esac
+
 # launch PIDFILE PREFIX CMD...: CMD in the background (in a session of its
 # own when NICE is set), PREFIX (taskset) in front; the final pid goes to
 # PIDFILE, written atomically.
@@ -195,21 +200,30 @@ stop_gateway() {
     gpid=
 }
 
-# syscalls_table NAME SECONDS: syscalls per delivered message by type
-# (perf's counts over SECONDS / pgbench's delivered_per_s), the nonzero ones.
+# syscalls_table KEY SECONDS: syscalls per delivered message and per HTTP
+# request by type: perf's counts over SECONDS (not its "enabled" column: for
+# a task that only runs while the task is on a CPU) divided by SECONDS times
+# pgbench's delivered_per_s / http_requests_per_s; the nonzero ones. Per
+# message depends on batching (messages per read and per write grow with
+# load); per request is the stable one for long-poll.
 syscalls_table() {
     csv=$OUT/syscalls-$1.csv
-    rate=$(sed -n 's/.*"delivered_per_s":\([0-9.]*\).*/\1/p' "$tmp/$1.json" 2>/dev/null)
+    rate=$(json_num "$tmp/$1.json" delivered_per_s)
+    reqs=$(json_num "$tmp/$1.json" http_requests_per_s)
     [ -s "$csv" ] || return 0
-    echo "   syscalls per delivered message ($1, ${2} s window, ${rate:-?} msg/s):"
-    awk -F, -v rate="${rate:-0}" -v secs="$2" '
+    awk -F, -v rate="${rate:-0}" -v reqs="${reqs:-0}" -v key="$1" -v secs="$2" '
         $3 ~ /sys_enter_/ && $1 + 0 > 0 {
             n = $3; sub(/.*sys_enter_/, "", n); c[n] = $1; tot += $1 }
         END {
-            m = rate * secs
-            for (n in c) printf "   %-16s %10d  %7.3f/msg\n", n, c[n], m ? c[n] / m : 0
-            printf "   %-16s %10d  %7.3f/msg\n", "TOTAL", tot, m ? tot / m : 0
-        }' "$csv" | sort -k3 -rn | tee "$OUT/syscalls-$1.txt"
+            m = rate * secs; r = reqs * secs
+            printf "   syscalls of %s over %.1f s (%.0f msg/s, %.0f HTTP req/s):\n", key, secs, rate, reqs
+            printf "   %-14s %10s %9s %9s\n", "syscall", "count", "per msg", "per req"
+            printf "   %-14s %10d %9.3f %9.3f\n", "TOTAL", tot, m ? tot / m : 0, r ? tot / r : 0
+            fflush()
+            cmd = "sort -k2 -rn"
+            for (n in c) printf "   %-14s %10d %9.3f %9.3f\n", n, c[n], m ? c[n] / m : 0, r ? c[n] / r : 0 | cmd
+            close(cmd)
+        }' "$csv" | tee "$OUT/syscalls-$1.txt"
 }
 
 # run_one NAME TARGET KEY PGBENCH-ARGS...: TARGET pollgate or relay; KEY
@@ -278,7 +292,7 @@ EOF
         # pgbench opens the sessions (~1-2 s) then warms up: record
         # (roughly) the measurement window.
         (sleep $((WARMUP + 2)) &&
-         exec perf record -q $PERF_OPTS -p "$gpid" -o "$OUT/perf-$name.data" \
+         exec $PERF_PREFIX perf record -q $PERF_OPTS -p "$gpid" -o "$OUT/perf-$name.data" \
              -- sleep $((DURATION - 3))) >"$OUT/perf-$name.log" 2>&1 &
         perf_pid=$!
     fi
@@ -289,10 +303,9 @@ EOF
         [ "$target" = pollgate ] || [ -n "${BENCH_SYSCALLS_RELAY:-}" ] || sc_win=
         # load-independent: syscalls by type over (roughly) the window,
         # divided by messages delivered in it (syscalls_table below)
-        (sleep $((WARMUP + 2)) &&
-         exec perf stat -x, -e 'syscalls:sys_enter_*' -p "$gpid" \
-             -o "$OUT/syscalls-$key.csv" -- sleep "$sc_win") \
-            >/dev/null 2>&1 &
+        $PERF_PREFIX sh -c 'sleep "$1" && exec perf stat -x, -e "syscalls:sys_enter_*" \
+             -p "$2" -o "$3" -- sleep "$4"' sh $((WARMUP + 2)) "$gpid" \
+             "$OUT/syscalls-$key.csv" "$sc_win" >/dev/null 2>&1 &
         sc_pid=$! ;;
     esac
     [ -z "$sc_win" ] && { kill "$sc_pid" 2>/dev/null; sc_pid=; }
@@ -348,7 +361,7 @@ summary_med() {
         f=$tmp/$1.$2.$t.json
         [ -s "$f" ] || continue
         case $3 in
-        p99) sed -n 's/.*"p99":\([0-9.]*\).*/\1/p' "$f" | head -n 1 ;;
+        p99) sed -n 's/.*"p99":\([0-9][0-9.]*\).*/\1/p' "$f" | head -n 1 ;;
         *) json_num "$f" "$3" ;;
         esac
     done | median
@@ -402,18 +415,20 @@ if [ -n "$RELAY" ]; then
     echo "medians over $TRIALS alternating trial(s), pollgate vs the relay ($RELAY):"
     printf '%-14s %12s %12s %7s %10s %10s %7s\n' scenario pg-msg/CPU-s relay ratio pg-p99-ms relay-p99 ratio
     for sc in $SCENARIOS; do
-        case $sc in sjs-idle | idle) continue ;; sjs-*) ;; *) continue ;; esac
+        # native rows are held against the relay's SockJS run of the same shape
+        case $sc in sjs-idle | idle) continue ;; sjs-*) rsc=$sc ;; *) rsc=sjs-$sc ;; esac
         pm=$(summary_med "$sc" pollgate msgs_per_pollgate_cpu_s)
-        rm_=$(summary_med "$sc" relay msgs_per_pollgate_cpu_s)
+        rm_=$(summary_med "$rsc" relay msgs_per_pollgate_cpu_s)
         pp=$(summary_med "$sc" pollgate p99)
-        rp=$(summary_med "$sc" relay p99)
+        rp=$(summary_med "$rsc" relay p99)
         [ -n "$pm" ] && [ -n "$rm_" ] || continue
         awk -v s="$sc" -v pm="$pm" -v rm="$rm_" -v pp="$pp" -v rp="$rp" 'BEGIN {
             printf "%-14s %12.0f %12.0f %6.2fx %10.3f %10.3f %6.2fx\n", s, pm, rm,
                 (rm > 0 ? pm / rm : 0), pp, rp, (rp > 0 ? pp / rp : 0) }'
     done
     echo "(targets: sjs-longpoll >= 0.6x with p99 <= 2x; sjs-sse >= 0.9x with p99 <= 1.5x;"
-    echo " sjs-echo p99 <= 1.5x; for the relay, msg/CPU-s is per relay CPU-second)"
+    echo " sjs-echo p99 <= 1.5x; native rows: pollgate's native protocol against the relay's"
+    echo " SockJS run of the same shape; for the relay, msg/CPU-s is per relay CPU-second)"
 fi
 echo "(msg/CPU-s = messages delivered per second of pollgate utime+stime; latency"
 echo " upstream send -> browser receive, echo: browser send -> browser receive;"

@@ -93,22 +93,6 @@ struct evdns_base *gw_dns_new(struct event_base *base,
     return dns;
 }
 
-/* The epoll changelist folds the add/del pairs that bufferevents and evhttp
- * make around every request and response within one loop iteration into
- * at most one epoll_ctl per descriptor (or none, when they cancel out).
- * Its one caveat, descriptors cloned with dup(), does not apply: pollgate
- * never dups a socket. Without epoll (other backends) the flag is ignored. */
-static struct event_base *server_base_new(void)
-{
-    struct event_config *ec = event_config_new();
-    if (!ec)
-        return NULL;
-    event_config_set_flag(ec, EVENT_BASE_FLAG_EPOLL_USE_CHANGELIST);
-    struct event_base *base = event_base_new_with_config(ec);
-    event_config_free(ec);
-    return base ? base : event_base_new();
-}
-
 int gw_server_run(const struct gw_config *cfg)
 {
     struct gw_server s = { .cfg = cfg };
@@ -116,7 +100,7 @@ int gw_server_run(const struct gw_config *cfg)
     int rc = 1;
 
     uint64_t fd_cap = raise_nofile();
-    s.base = server_base_new();
+    s.base = event_base_new();
     if (!s.base)
         goto out;
     s.dns = gw_dns_new(s.base, cfg);

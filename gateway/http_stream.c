@@ -12,7 +12,13 @@
 #include "http_stream.h"
 #include "http_util.h"
 
+#include <errno.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
 #include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/bufferevent_ssl.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/http_struct.h>
@@ -27,26 +33,130 @@ static void settle(struct http_stream *st);
 
 static void written_cb(struct evhttp_connection *evcon, void *arg);
 
-/* The one place bytes leave for the browser (writing straight to the
- * socket when nothing is pending, falling back to the bufferevent on a
- * short write, would go here and nowhere else). One evbuffer for every chunk
- * (single-threaded): evhttp moves its contents out, so it is empty again
- * after each use. evhttp silently does nothing (and never calls back) for
- * an empty chunk or a request without a connection: report that. */
-static bool put_chunk(struct http_stream *st, const void *data, size_t len)
+/* The chunk header ("<hex>\r\n") for len, without printf; returns its
+ * length. out has room for 16 hex digits and the CRLF. */
+static size_t chunk_head(char out[18], size_t len)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[16];
+    size_t n = 0;
+    do {
+        tmp[n++] = hex[len & 15];
+        len >>= 4;
+    } while (len && n < sizeof tmp);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    out[n] = '\r';
+    out[n + 1] = '\n';
+    return n + 2;
+}
+
+/* Hand the bytes of iov past the first skip to evhttp's bufferevent with
+ * written_cb as the completion. raw: they are already framed (the tail of a
+ * short direct write), so evhttp must not add chunk framing of its own:
+ * libevent 2.1 frames a chunk only when req->chunked is set, which is
+ * lifted for this one call. One evbuffer for every chunk (single-threaded):
+ * evhttp moves its contents out, so it is empty again after each use. */
+static bool queue_chunk(struct http_stream *st, const struct iovec *iov,
+                        int cnt, size_t skip, bool raw)
 {
     static struct evbuffer *b;
     if (!b)
         b = evbuffer_new();
-    if (!b || !evhttp_request_get_connection(st->req) ||
-        evbuffer_add(b, data, len) != 0) {
-        if (b)
-            evbuffer_drain(b, evbuffer_get_length(b));
+    if (!b)
         return false;
+    for (int i = 0; i < cnt; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        if (evbuffer_add(b, (const char *)iov[i].iov_base + skip,
+                         iov[i].iov_len - skip) != 0) {
+            evbuffer_drain(b, evbuffer_get_length(b));
+            return false;
+        }
+        skip = 0;
     }
-    evhttp_send_reply_chunk_with_cb(st->req, b, written_cb, st);
+    struct evhttp_request *req = st->req;
+    unsigned chunked = req->chunked;
+    if (raw)
+        req->chunked = 0;
+    evhttp_send_reply_chunk_with_cb(req, b, written_cb, st);
+    req->chunked = chunked;
     st->writing = true;
     return true;
+}
+
+/* Try to send the chunk with one sendmsg() straight to the socket: only on
+ * plain TCP (TLS keeps bufferevent_openssl) and only when nothing is queued
+ * in the bufferevent (bytes must not overtake each other). Returns how many
+ * bytes of the framed chunk left (total: all of it, no completion callback
+ * needed since nothing is in flight), or -1 when the direct path does not
+ * apply or the socket failed (the caller queues everything and lets the
+ * bufferevent meet and report the error). */
+static ssize_t write_direct(struct http_stream *st, struct iovec *iov,
+                            int iovcnt, size_t total)
+{
+    struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
+    if (!bev || st->writing)
+        return -1;
+    /* evhttp's bufferevent is http_limits' filter; the socket (plain or
+     * TLS) is the one under it. Both must be empty, and TLS is never
+     * written around. */
+    struct bufferevent *sock = bufferevent_get_underlying(bev);
+    if (!sock)
+        sock = bev;
+    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 ||
+        evbuffer_get_length(bufferevent_get_output(sock)) != 0 ||
+        bufferevent_get_underlying(sock) != NULL ||
+        bufferevent_openssl_get_ssl(sock) != NULL)
+        return -1;
+    evutil_socket_t fd = bufferevent_getfd(sock);
+    if (fd < 0)
+        return -1;
+    struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };
+    ssize_t n;
+    do {
+        n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    } while (n < 0 && errno == EINTR);
+    if (n < 0)
+        return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+    return (size_t)n <= total ? n : (ssize_t)total;
+}
+
+/* The one place bytes leave for the browser: straight to the socket when
+ * nothing is pending (no write event armed and disarmed, no evbuffer
+ * copies, the chunk header built without printf), falling back to the
+ * bufferevent on a short write. evhttp silently does nothing (and never
+ * calls back) for an empty chunk or a request without a connection:
+ * report that. */
+static bool put_chunk(struct http_stream *st, const void *data, size_t len)
+{
+    struct evhttp_request *req = st->req;
+    if (!evhttp_request_get_connection(req) || !len)
+        return false;
+    char head[18];
+    struct iovec iov[3];
+    int cnt = 0;
+    size_t total = 0;
+    if (req->chunked) {
+        iov[cnt++] = (struct iovec){ head, chunk_head(head, len) };
+        total += iov[0].iov_len;
+    }
+    iov[cnt++] = (struct iovec){ (void *)data, len };
+    total += len;
+    if (req->chunked) {
+        iov[cnt++] = (struct iovec){ (void *)"\r\n", 2 };
+        total += 2;
+    }
+    ssize_t sent = write_direct(st, iov, cnt, total);
+    if (sent < 0) /* everything through evhttp, which frames it itself */
+        return queue_chunk(st, &iov[cnt == 3 ? 1 : 0], 1, 0, false);
+    if ((size_t)sent == total)
+        return true;
+    /* short write: the framed rest goes behind, as raw bytes */
+    return queue_chunk(st, iov, cnt, (size_t)sent, true);
 }
 
 /* ------------------------------------------------------- the end path */
@@ -74,16 +184,22 @@ static void settle(struct http_stream *st)
         finish(st);
 }
 
+/* Flush batches while one is due and nothing holds the stream back. A wake
+ * from inside a callback only sets pending; with the direct write path a
+ * batch usually leaves at once and no written_cb follows, so whoever holds
+ * the outermost entry picks the pending batch up here. */
 static void run_flush(struct http_stream *st)
 {
-    uint64_t before = st->sent;
-    st->pending = false;
-    st->depth++;
-    st->ops->flush(st);
-    st->depth--;
-    /* response_limit is checked once a batch was written, as a whole */
-    if (st->sent != before && st->sent >= st->limit)
-        st->ending = true;
+    do {
+        uint64_t before = st->sent;
+        st->pending = false;
+        st->depth++;
+        st->ops->flush(st);
+        st->depth--;
+        /* response_limit is checked once a batch was written, as a whole */
+        if (st->sent != before && st->sent >= st->limit)
+            st->ending = true;
+    } while (st->pending && !st->writing && !st->ending && st->depth == 0);
 }
 
 /* ---------------------------------------------------------- callbacks */
@@ -107,6 +223,8 @@ static void heartbeat_cb(evutil_socket_t fd, short what, void *arg)
         st->depth++;
         st->ops->heartbeat(st);
         st->depth--;
+        if (st->pending && !st->writing && !st->ending)
+            run_flush(st);
     }
     if (st->ending)
         settle(st);

@@ -36,6 +36,18 @@
  * must not be the bottleneck). --mode idle opens --sessions sessions with
  * nothing attached and reports the RSS growth per session.
  *
+ * --dialect sockjs speaks SockJS instead (the same scenarios, for pollgate's
+ * SockJS routes and for the minimal relay of ../shared/yardstick): a
+ * session is opened by its first POST <route>/000/s<i>/xhr ("o"), poll is
+ * the xhr transport (POST .../xhr answered "a[...]"), sse is eventsource
+ * (GET .../eventsource, "data: a[...]" events, chunked or until close),
+ * echo sends with POST .../xhr_send (["..."], 204); there are no acks (in
+ * SockJS written = delivered). The relay forwards no cookie, so in this
+ * dialect the upstream numbers its connections in handshake order and a
+ * browser session learns which one feeds it from its first message (every
+ * later one must come from the same); loss, duplicates and order are
+ * checked as before.
+ *
  * Usage: see usage() or run.sh. --free-ports N prints N free ports.
  */
 #include <arpa/inet.h>
@@ -82,6 +94,7 @@ static struct {
     const char *json_path, *row_path, *ready_file;
     double t_mpcs, t_p50, t_p99, t_idle;  /* targets; 0 = none */
     bool verbose;
+    bool sockjs;          /* --dialect sockjs */
 } opt = {
     .mode = M_SSE, .name = NULL, .sessions = 1000, .rate = 50, .size = 100,
     .warmup = 3, .duration = 20, .drain = 3, .settle = 5, .ack_ms = 500,
@@ -445,8 +458,15 @@ static uint64_t *up_sent;        /* by session index */
 static int up_listen_fd;
 static struct event *up_accept_ev;
 
+/* sockjs: connection numbers given back (see up_free) */
+static int *up_free_idx, n_up_free_idx, next_up_idx;
+
 static void up_free(struct up *u)
 {
+    /* pollgate's start-up check of the upstream (and any connection that
+     * goes while sessions open) must not use up a session's number */
+    if (opt.sockjs && u->idx >= 0 && st.phase == PH_OPEN && ups[u->idx] == u)
+        up_free_idx[n_up_free_idx++] = u->idx;
     if (u->idx >= 0 && u->idx < opt.sessions && ups[u->idx] == u)
         ups[u->idx] = NULL;
     sock_close(&u->s);
@@ -531,6 +551,13 @@ static bool up_handshake(struct up *u)
     char accept[29];
     ws_accept_key(key, klen, accept);
     u->idx = -1;
+    if (opt.sockjs) {
+        if (n_up_free_idx)
+            u->idx = up_free_idx[--n_up_free_idx];
+        else if (next_up_idx < opt.sessions)
+            u->idx = next_up_idx++;
+        cookie = NULL;
+    }
     if (cookie) {
         const char *c = strstr(cookie, "pgb=");
         if (c && c < cookie + clen) {
@@ -623,7 +650,8 @@ static void up_read_cb(evutil_socket_t fd, short what, void *arg)
     if (r == -2)
         return;
     if (r <= 0 || (!u->open && !up_handshake(u)) || (u->open && !up_frames(u))) {
-        if (st.phase != PH_DRAIN && st.phase != PH_DONE && u->idx >= 0)
+        if (st.phase != PH_DRAIN && st.phase != PH_DONE && u->idx >= 0 &&
+            !(opt.sockjs && st.phase == PH_OPEN))  /* (up_free) */
             st.up_closed++;
         up_free(u);
     }
@@ -678,7 +706,7 @@ static void up_push(int idx)
 
 enum req { RQ_NONE, RQ_OPEN, RQ_POLL, RQ_EVENTS, RQ_ACK, RQ_SEND, RQ_WS };
 enum pstate { PS_IDLE, PS_HEAD, PS_BODY, PS_CSIZE, PS_CDATA, PS_CCRLF, PS_CEND,
-              PS_WS };
+              PS_WS, PS_RAW };
 enum sstate { SS_NEW, SS_OPENING, SS_ACTIVE, SS_FAILED };
 enum evtype { EV_NONE, EV_MESSAGE, EV_CLOSE, EV_LOST, EV_OTHER };
 
@@ -706,6 +734,8 @@ struct sess {
     uint8_t *bits;
     size_t bits_len;
     uint64_t last_rx_ns;
+    int up_idx;           /* sockjs: the upstream connection feeding it */
+    bool attached;        /* its stream was answered once */
     bool send_pending, ack_pending;
     /* SSE parser */
     struct buf line;
@@ -778,6 +808,13 @@ static void hc_request(struct hc *h, enum req kind, const char *req, size_t n)
 static void send_open(struct hc *h, int idx)
 {
     char r[256];
+    if (opt.sockjs) {
+        int n = snprintf(r, sizeof r,
+                         "POST %s/000/s%d/xhr HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                         "Content-Length: 0\r\n\r\n", opt.route, idx, opt.gw_port);
+        hc_request(h, RQ_OPEN, r, (size_t)n);
+        return;
+    }
     int n = snprintf(r, sizeof r,
                      "POST %s/sessions HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
                      "Cookie: pgb=%d\r\nContent-Length: 0\r\n\r\n",
@@ -829,6 +866,14 @@ static void sess_ws_send(struct sess *s)
 static void send_poll(struct sess *s)
 {
     char r[256];
+    if (opt.sockjs) {
+        int n = snprintf(r, sizeof r,
+                         "POST %s/000/%s/xhr HTTP/1.1\r\nHost: 127.0.0.1:%u\r\n"
+                         "Content-Length: 0\r\n\r\n", opt.route, s->id, opt.gw_port);
+        st.polls++;
+        hc_request(s->main, RQ_POLL, r, (size_t)n);
+        return;
+    }
     int n = snprintf(r, sizeof r,
                      "GET %s/sessions/%s/poll?ack=%llu HTTP/1.1\r\n"
                      "Host: 127.0.0.1:%u\r\n\r\n",
@@ -842,8 +887,10 @@ static void send_events(struct sess *s)
 {
     char r[256];
     int n = snprintf(r, sizeof r,
-                     "GET %s/sessions/%s/events HTTP/1.1\r\n"
-                     "Host: 127.0.0.1:%u\r\nAccept: text/event-stream\r\n\r\n",
+                     opt.sockjs ? "GET %s/000/%s/eventsource HTTP/1.1\r\n"
+                                  "Host: 127.0.0.1:%u\r\n\r\n"
+                                : "GET %s/sessions/%s/events HTTP/1.1\r\n"
+                                  "Host: 127.0.0.1:%u\r\nAccept: text/event-stream\r\n\r\n",
                      opt.route, s->id, opt.gw_port);
     hc_request(s->main, RQ_EVENTS, r, (size_t)n);
 }
@@ -879,14 +926,25 @@ static void do_send(struct sess *s)
 {
     char r[MAX_SIZE + 512];
     int n = snprintf(r, sizeof r,
-                     "POST %s/sessions/%s/send HTTP/1.1\r\n"
-                     "Host: 127.0.0.1:%u\r\nContent-Type: text/plain\r\n"
-                     "Content-Length: %d\r\n\r\n",
-                     opt.route, s->id, opt.gw_port, opt.size);
+                     opt.sockjs ? "POST %s/000/%s/xhr_send HTTP/1.1\r\n"
+                                  "Host: 127.0.0.1:%u\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: %d\r\n\r\n"
+                                : "POST %s/sessions/%s/send HTTP/1.1\r\n"
+                                  "Host: 127.0.0.1:%u\r\nContent-Type: text/plain\r\n"
+                                  "Content-Length: %d\r\n\r\n",
+                     opt.route, s->id, opt.gw_port, opt.size + (opt.sockjs ? 4 : 0));
+    if (opt.sockjs) {  /* ["payload"]: nothing in it needs escaping */
+        memcpy(r + n, "[\"", 2);
+        n += 2;
+    }
     size_t len = make_payload(r + n, now_ns(), s->send_seq + 1, s->idx);
     if (len != (size_t)opt.size) {  /* keep Content-Length right */
         fprintf(stderr, "pgbench: --size %d is too small\n", opt.size);
         exit(2);
+    }
+    if (opt.sockjs) {
+        memcpy(r + n + len, "\"]", 2);
+        len += 2;
     }
     s->send_seq++;
     s->send_pending = false;
@@ -986,9 +1044,59 @@ static bool parse_payload(const char *p, const char *end, uint64_t *ts,
     return p < end && *p == ' ';
 }
 
+/* One SockJS message: the sequence number is the only id (no acks). */
+static void sjs_message(struct sess *s, const char *p, const char *end,
+                        uint64_t now)
+{
+    uint64_t ts, seq;
+    int idx;
+    if (!parse_payload(p, end, &ts, &seq, &idx)) {
+        st.mismatch++;
+        return;
+    }
+    if (opt.mode != M_ECHO) {  /* pushed: learn the feeding connection */
+        if (s->up_idx < 0)
+            s->up_idx = idx;
+        if (idx != s->up_idx) {
+            st.mismatch++;
+            return;
+        }
+        idx = s->idx;
+    }
+    record(s, seq, seq, ts, idx, now);
+}
+
+/* A SockJS frame (o, h, a[...], c[...]) of n bytes at p. */
+static void sjs_frame(struct sess *s, const char *p, size_t n, uint64_t now)
+{
+    const char *end = p + n;
+    if (n && p[0] == 'c') {
+        st.close_events++;
+        sess_fail(s, "session closed", p);
+        return;
+    }
+    if (n < 2 || p[0] != 'a' || p[1] != '[')
+        return;  /* o, h */
+    for (const char *q = p + 2; q < end && *q == '"';) {
+        const char *e = memchr(q + 1, '"', (size_t)(end - q - 1));
+        if (!e)
+            break;
+        sjs_message(s, q + 1, e, now);
+        q = e + 1;
+        if (q < end && *q == ',')
+            q++;
+    }
+}
+
 /* {"messages":[{"seq":1,"text":"..."},...],"lost":..,"closed":..} */
 static void poll_body(struct sess *s, char *b, size_t n, uint64_t now)
 {
+    if (opt.sockjs) {
+        while (n && (b[n - 1] == '\n' || b[n - 1] == '\r'))
+            n--;
+        sjs_frame(s, b, n, now);
+        return;
+    }
     b[n] = 0;
     const char *p = b, *end = b + n;
     while ((p = strstr(p, "{\"seq\":")) != NULL) {
@@ -1030,6 +1138,11 @@ static void sse_line(struct sess *s, const char *p, size_t n, uint64_t now)
     }
     if (p[0] == ':')
         return;
+    if (opt.sockjs) {
+        if (n > 6 && memcmp(p, "data: ", 6) == 0)
+            sjs_frame(s, p + 6, n - 6, now);
+        return;
+    }
     const char *end = p + n;
     if (n > 4 && memcmp(p, "id: ", 4) == 0) {
         const char *q = p + 4;
@@ -1086,6 +1199,9 @@ static void start_opens(void);
 static void opened(struct hc *h, int status)
 {
     struct sess *s = h->ss;
+    if (opt.sockjs && status == 200 && buf_avail(&h->body) &&
+        h->body.p[h->body.off] == 'o')
+        status = 201;  /* the SockJS open frame */
     if (status != 201) {
         st.http_errors++;
         if (s) {
@@ -1112,6 +1228,18 @@ static void opened(struct hc *h, int status)
     }
     const char *id = strstr(h->body.p + h->body.off, "\"session\":\"");
     const char *e = id ? strchr(id + 11, '"') : NULL;
+    if (opt.sockjs) {
+        snprintf(s->id, sizeof s->id, "s%d", s->idx);
+        s->state = SS_ACTIVE;
+        if (opt.mode == M_POLL) {
+            send_poll(s);
+            st.attached++;
+        } else {
+            send_events(s);
+        }
+        start_opens();
+        return;
+    }
     if (!e || e - (id + 11) >= (long)sizeof s->id) {
         sess_fail(s, "no session id", h->body.p + h->body.off);
         start_opens();
@@ -1147,7 +1275,12 @@ static void hc_done(struct hc *h, uint64_t now)
     if (!s || s->state != SS_ACTIVE)
         return;
     if (kind == RQ_EVENTS) {
-        sess_fail(s, "event stream ended", NULL);
+        /* SockJS ends a stream at response_limit; sockjs-client opens
+         * the next one, and so do we */
+        if (opt.sockjs && st.phase != PH_DONE)
+            send_events(s);
+        else
+            sess_fail(s, "event stream ended", NULL);
         return;
     }
     if (kind == RQ_POLL) {
@@ -1162,6 +1295,8 @@ static void hc_done(struct hc *h, uint64_t now)
         return;
     }
     /* ack or send on the second connection */
+    if (kind == RQ_SEND && opt.sockjs && status == 204)
+        status = 200;
     if (kind == RQ_SEND && status == 200)
         s->sends_ok++;
     else if (kind == RQ_SEND && status == 429)
@@ -1318,13 +1453,16 @@ static void hc_process(struct hc *h, uint64_t now)
                 break;
             }
             if (h->stream) {
-                if (h->status != 200 || !h->chunked) {
+                bool raw = opt.sockjs && !h->chunked && !h->remaining;
+                if (h->status != 200 || (!h->chunked && !raw)) {
                     st.http_errors++;
                     sess_fail(h->ss, "events refused", NULL);
                     return;
                 }
-                st.attached++;
-                h->ps = PS_CSIZE;
+                if (!h->ss->attached)
+                    st.attached++;
+                h->ss->attached = true;
+                h->ps = raw ? PS_RAW : PS_CSIZE;
             } else if (h->chunked) {
                 h->ps = PS_CSIZE;
             } else if (h->remaining) {
@@ -1373,6 +1511,14 @@ static void hc_process(struct hc *h, uint64_t now)
                 h->ps = PS_CCRLF;
             break;
         }
+        case PS_RAW:  /* a stream that ends with the connection */
+            if (!avail)
+                return;
+            sse_feed(h->ss, p, avail, now);
+            if (h->dead)
+                return;
+            buf_consume(in, avail);
+            break;
         case PS_CCRLF:
         case PS_CEND:
             if (avail < 2)
@@ -1464,7 +1610,7 @@ static void run_wheels(int64_t ms)
             sess_send(&sess[i]);
     }
     if ((opt.mode == M_SSE || opt.mode == M_ECHO) && st.phase != PH_OPEN &&
-        opt.ack_ms > 0) {
+        opt.ack_ms > 0 && !opt.sockjs) {
         for (int i = (int)(ms % opt.ack_ms); i < n; i += opt.ack_ms)
             sess_ack(&sess[i]);
     }
@@ -1714,11 +1860,13 @@ static void compute(struct results *r)
                !st.failed && !st.http_errors && !st.conn_errors &&
                !st.lost_events && !st.close_events && !st.up_closed &&
                !st.up_blocked;
-    if (r->gw_sessions != (long)(opt.mode == M_IDLE ? st.opened : (int)r->held))
+    if (r->gw_sessions != (long)(opt.mode == M_IDLE ? st.opened : (int)r->held) &&
+        !(opt.sockjs && r->gw_sessions < 0))  /* the relay has no /stats */
         r->clean = false;
     if (opt.mode == M_IDLE)
         r->clean = st.opened == opt.sessions && !st.failed && !st.conn_errors &&
-                   r->gw_sessions == st.opened && !st.up_closed;
+                   (r->gw_sessions == st.opened || (opt.sockjs && r->gw_sessions < 0)) &&
+                   !st.up_closed;
 }
 
 static void write_json(const struct results *r)
@@ -1963,6 +2111,7 @@ static void usage(FILE *f)
         "               [--json FILE] [--row FILE] [--target-mpcs X]\n"
         "               [--target-p50 MS] [--target-p99 MS] [--target-idle B]\n"
         "               [--ready-file F] [--open-parallel N] [--admin-port A] [-v]\n"
+        "               [--dialect native|sockjs]\n"
         "       pgbench --free-ports N | --header\n"
         "R must divide 1000 (messages are scheduled on a 1 ms wheel).\n");
 }
@@ -1972,7 +2121,7 @@ static void parse_args(int argc, char **argv)
     enum { O_GW = 256, O_UP, O_PID, O_PIDF, O_MODE, O_SESS, O_RATE, O_SIZE,
            O_WARM, O_DUR, O_DRAIN, O_SETTLE, O_ACK, O_ROUTE, O_NAME, O_JSON,
            O_ROW, O_TMPCS, O_TP50, O_TP99, O_TIDLE, O_FREE, O_HEADER, O_PAR,
-           O_READY, O_ADMIN };
+           O_READY, O_ADMIN, O_DIALECT };
     static const struct option lo[] = {
         { "gw-port", required_argument, NULL, O_GW },
         { "admin-port", required_argument, NULL, O_ADMIN },
@@ -1998,6 +2147,7 @@ static void parse_args(int argc, char **argv)
         { "target-idle", required_argument, NULL, O_TIDLE },
         { "open-parallel", required_argument, NULL, O_PAR },
         { "ready-file", required_argument, NULL, O_READY },
+        { "dialect", required_argument, NULL, O_DIALECT },
         { "free-ports", required_argument, NULL, O_FREE },
         { "header", no_argument, NULL, O_HEADER },
         { "verbose", no_argument, NULL, 'v' },
@@ -2039,6 +2189,13 @@ static void parse_args(int argc, char **argv)
         case O_TIDLE: opt.t_idle = atof(optarg); break;
         case O_PAR: opt.open_parallel = atoi(optarg); break;
         case O_READY: opt.ready_file = optarg; break;
+        case O_DIALECT:
+            if (strcmp(optarg, "sockjs") && strcmp(optarg, "native")) {
+                usage(stderr);
+                exit(2);
+            }
+            opt.sockjs = !strcmp(optarg, "sockjs");
+            break;
         case O_FREE: free_ports(atoi(optarg)); exit(0);
         case O_HEADER: print_header(stdout); exit(0);
         case 'v': opt.verbose = true; break;
@@ -2066,8 +2223,11 @@ int main(int argc, char **argv)
     sess = xmalloc(sizeof *sess * (size_t)opt.sessions);
     ups = xmalloc(sizeof *ups * (size_t)opt.sessions);
     up_sent = xmalloc(sizeof *up_sent * (size_t)opt.sessions);
-    for (int i = 0; i < opt.sessions; i++)
+    up_free_idx = xmalloc(sizeof *up_free_idx * (size_t)opt.sessions);
+    for (int i = 0; i < opt.sessions; i++) {
         sess[i].idx = i;
+        sess[i].up_idx = -1;
+    }
     up_listen();
     if (opt.ready_file) {  /* tell run.sh the upstream listens */
         FILE *f = fopen(opt.ready_file, "w");

@@ -16,11 +16,22 @@
 #   idle      9,900 idle sessions: RSS growth per session
 #   ws        1,000 WebSocket browsers on GET /bench/ws, 50 msg/s each way,
 #             100 B (latency upstream -> browser)
+#   sjs-longpoll, sjs-sse, sjs-echo, sjs-idle: the same over SockJS (xhr,
+#             eventsource, xhr_send; pgbench --dialect sockjs) on a route
+#             with sockjs = on (disconnect_delay = 2m, like idle_timeout)
+#
+# The minimal relay (../shared/yardstick/relay.c next to the source tree,
+# or BENCH_RELAY=DIR|FILE.c|BINARY; BENCH_RELAY=off: none) is built with
+# cc -O2 and run in the same sitting on the same core for the SockJS
+# scenarios (not sjs-idle: its sessions die 5 s after their last poll):
+# pollgate and relay alternate, BENCH_TRIALS times each (default 3 with a
+# relay, 1 without), the order swapped every trial; the summary gives the
+# medians and the ratios pollgate/relay (msg/CPU-s, p99).
 #
 # Run by `make bench` (POLLGATE_BUILDDIR and POLLGATE_SRCDIR set) or by hand
 # from anywhere (both default to the repository root above this script).
 # Environment knobs: BENCH_SCENARIOS="sse idle", BENCH_WARMUP=3,
-# BENCH_DURATION=20, BENCH_IDLE_SESSIONS=9900, BENCH_OUTPUT=DIR,
+# BENCH_DURATION=10, BENCH_TRIALS=N, BENCH_IDLE_SESSIONS=9900, BENCH_OUTPUT=DIR,
 # POLLGATE_BIN, PGBENCH_BIN, BENCH_RT=10 (see below), BENCH_NICE=-20 (each of the two processes runs
 # in a session of its own, i.e. its own scheduler autogroup, whose niceness
 # is set to this when permitted: these machines are shared, and a starved
@@ -28,7 +39,10 @@
 # alone), BENCH_PERF=<scenario> (perf record -g of
 # pollgate during that scenario's window into DIR/perf-<scenario>.data,
 # options BENCH_PERF_OPTS, default -F 999 --call-graph dwarf,8192;
-# the figures of a profiled run are perturbed by the sampling).
+# the figures of a profiled run are perturbed by the sampling),
+# BENCH_SYSCALLS="sse longpoll" or all (perf stat of pollgate's syscalls by
+# type over the window, printed per delivered message and kept in
+# DIR/syscalls-<scenario>.txt: valid on a loaded machine, unlike CPU).
 #
 # Exit status: 0 when every scenario ran cleanly (no loss, duplicate,
 # reordering or error); a target missed is reported (MISS), not fatal,
@@ -44,14 +58,42 @@ POLLGATE_BUILDDIR=${POLLGATE_BUILDDIR:-$POLLGATE_SRCDIR}
 PG=${POLLGATE_BIN:-$POLLGATE_BUILDDIR/gateway/pollgate}
 BENCH=${PGBENCH_BIN:-$POLLGATE_BUILDDIR/test/bench/pgbench}
 WARMUP=${BENCH_WARMUP:-3}
-DURATION=${BENCH_DURATION:-20}
-SCENARIOS=${BENCH_SCENARIOS:-longpoll sse echo ws idle}
+DURATION=${BENCH_DURATION:-10}
+SCENARIOS=${BENCH_SCENARIOS:-longpoll sse echo ws idle sjs-longpoll sjs-sse sjs-echo sjs-idle}
 IDLE_K=${BENCH_IDLE_SESSIONS:-9900}
 OUT=${BENCH_OUTPUT:-$POLLGATE_BUILDDIR/test/output}
 PERF_SCENARIO=${BENCH_PERF:-}
 NICE=${BENCH_NICE:--20}
 PERF_OPTS=${BENCH_PERF_OPTS:--F 999 --call-graph dwarf,8192}
 RT=${BENCH_RT:-10}
+SYSCALLS=${BENCH_SYSCALLS:-}
+
+# the relay: a directory holding relay.c, a .c file, or a binary
+RELAY_SPEC=${BENCH_RELAY:-}
+if [ -z "$RELAY_SPEC" ] && [ -f "$POLLGATE_SRCDIR/../shared/yardstick/relay.c" ]; then
+    RELAY_SPEC=$(cd "$POLLGATE_SRCDIR/../shared/yardstick" && pwd)
+fi
+[ "$RELAY_SPEC" = off ] && RELAY_SPEC=
+[ -d "$RELAY_SPEC" ] && RELAY_SPEC=$RELAY_SPEC/relay.c
+RELAY=
+if [ -n "$RELAY_SPEC" ]; then
+    case $RELAY_SPEC in
+    *.c)
+        mkdir -p "$OUT" || exit 1
+        # shellcheck disable=SC2046
+        if ${CC:-cc} -O2 -o "$OUT/relay" "$RELAY_SPEC" $(pkg-config --cflags --libs libcrypto 2>/dev/null || echo -lcrypto); then
+            RELAY=$OUT/relay
+        else
+            echo "run.sh: cannot build the relay from $RELAY_SPEC: pollgate only" >&2
+        fi ;;
+    *) RELAY=$RELAY_SPEC ;;
+    esac
+fi
+if [ -n "$RELAY" ]; then
+    TRIALS=${BENCH_TRIALS:-3}
+else
+    TRIALS=${BENCH_TRIALS:-1}
+fi
 
 for b in "$PG" "$BENCH"; do
     if [ ! -x "$b" ]; then
@@ -122,6 +164,11 @@ if [ "$RT" != 0 ]; then
     fi
 fi
 
+# perf itself must not starve behind the two SCHED_FIFO processes (it
+# would start late and count the wrong window)
+PERF_PREFIX=
+case $PIN_GW in chrt*) PERF_PREFIX="chrt -f $((RT + 1))" ;; esac
+
 # launch PIDFILE PREFIX CMD...: CMD in the background (in a session of its
 # own when NICE is set), PREFIX (taskset) in front; the final pid goes to
 # PIDFILE, written atomically.
@@ -155,15 +202,44 @@ stop_gateway() {
     gpid=
 }
 
-# run_one NAME PGBENCH-ARGS...
+# syscalls_table KEY SECONDS: syscalls per delivered message and per HTTP
+# request by type: perf's counts over SECONDS (not its "enabled" column: for
+# a task that only runs while the task is on a CPU) divided by SECONDS times
+# pgbench's delivered_per_s / http_requests_per_s; the nonzero ones. Per
+# message depends on batching (messages per read and per write grow with
+# load); per request is the stable one for long-poll.
+syscalls_table() {
+    csv=$OUT/syscalls-$1.csv
+    rate=$(json_num "$tmp/$1.json" delivered_per_s)
+    reqs=$(json_num "$tmp/$1.json" http_requests_per_s)
+    [ -s "$csv" ] || return 0
+    awk -F, -v rate="${rate:-0}" -v reqs="${reqs:-0}" -v key="$1" -v secs="$2" '
+        $3 ~ /sys_enter_/ && $1 + 0 > 0 {
+            n = $3; sub(/.*sys_enter_/, "", n); c[n] = $1; tot += $1 }
+        END {
+            m = rate * secs; r = reqs * secs
+            printf "   syscalls of %s over %.1f s (%.0f msg/s, %.0f HTTP req/s):\n", key, secs, rate, reqs
+            printf "   %-14s %10s %9s %9s\n", "syscall", "count", "per msg", "per req"
+            printf "   %-14s %10d %9.3f %9.3f\n", "TOTAL", tot, m ? tot / m : 0, r ? tot / r : 0
+            fflush()
+            cmd = "sort -k2 -rn"
+            for (n in c) printf "   %-14s %10d %9.3f %9.3f\n", n, c[n], m ? c[n] / m : 0, r ? c[n] / r : 0 | cmd
+            close(cmd)
+        }' "$csv" | tee "$OUT/syscalls-$1.txt"
+}
+
+# run_one NAME TARGET KEY PGBENCH-ARGS...: TARGET pollgate or relay; KEY
+# names this run's files (scenario, target, trial)
 run_one() {
     name=$1
-    shift
+    target=$2
+    key=$3
+    shift 3
     ports=$("$BENCH" --free-ports 3) || return 1
     gport=$(echo "$ports" | awk '{ print $1 }')
     uport=$(echo "$ports" | awk '{ print $2 }')
     aport=$(echo "$ports" | awk '{ print $3 }')
-    ini=$tmp/$name.ini
+    ini=$tmp/$key.ini
     cat >"$ini" <<EOF
 ; generated by test/bench/run.sh
 [gateway]
@@ -182,26 +258,38 @@ max_sessions_per_client = 10000
 [route bench]
 path = /bench
 upstream = ws://127.0.0.1:$uport/bench
+sockjs = on
+disconnect_delay = 2m
 EOF
     if ! "$PG" -t -c "$ini" >/dev/null; then
         echo "run.sh: generated configuration refused:" >&2
         "$PG" -t -c "$ini" >&2
         return 1
     fi
-    rm -f "$tmp/pid" "$tmp/bpid" "$tmp/ready" "$tmp/$name.json" "$tmp/$name.row"
-    echo "== $name: $* (pollgate 127.0.0.1:$gport, upstream 127.0.0.1:$uport)"
+    rm -f "$tmp/pid" "$tmp/bpid" "$tmp/ready" "$tmp/$key.json" "$tmp/$key.row"
+    echo "== $key: $* ($target 127.0.0.1:$gport, upstream 127.0.0.1:$uport)"
     # pgbench first: its upstream listens before pollgate's start-up check;
     # it waits for $tmp/pid and pollgate's port.
-    launch "$tmp/bpid" "$PIN_BENCH" "$BENCH" --name "$name" --gw-port "$gport" --admin-port "$aport" \
-        --upstream-port "$uport" --pid-file "$tmp/pid" --json "$tmp/$name.json" \
-        --row "$tmp/$name.row" --ready-file "$tmp/ready" "$@"
+    # the admin listener (GET /stats) is pollgate's; the relay has none
+    admin_arg=
+    [ "$target" = pollgate ] && admin_arg="--admin-port $aport"
+    # shellcheck disable=SC2086
+    launch "$tmp/bpid" "$PIN_BENCH" "$BENCH" --name "$name" --gw-port "$gport" $admin_arg \
+        --upstream-port "$uport" --pid-file "$tmp/pid" --json "$tmp/$key.json" \
+        --row "$tmp/$key.row" --ready-file "$tmp/ready" "$@"
     bjob=$!
     i=0
     while [ ! -e "$tmp/ready" ] && kill -0 "$bjob" 2>/dev/null && [ $i -lt 100 ]; do
         sleep 0.05
         i=$((i + 1))
     done
-    launch "$tmp/pid" "$PIN_GW" "$PG" -c "$ini" 2>"$OUT/bench-$name.log"
+    if [ "$target" = relay ]; then
+        launch "$tmp/pid" "$PIN_GW" env PORT="$gport" HOST=127.0.0.1 \
+            PREFIX=/bench/sockjs UPSTREAM="ws://127.0.0.1:$uport/bench" \
+            "$RELAY" 2>"$OUT/bench-$key.log"
+    else
+        launch "$tmp/pid" "$PIN_GW" "$PG" -c "$ini" 2>"$OUT/bench-$key.log"
+    fi
     gjob=$!
     i=0
     while [ ! -s "$tmp/pid" ] && [ $i -lt 100 ]; do
@@ -211,70 +299,150 @@ EOF
     gpid=$(cat "$tmp/pid" 2>/dev/null)
     bpid=$(cat "$tmp/bpid" 2>/dev/null)
     perf_pid=
-    if [ "$PERF_SCENARIO" = "$name" ]; then
+    if [ "$PERF_SCENARIO" = "$name" ] && [ "$target" = pollgate ] && [ "${trial:-1}" = 1 ]; then
         # pgbench opens the sessions (~1-2 s) then warms up: record
         # (roughly) the measurement window.
         (sleep $((WARMUP + 2)) &&
-         exec perf record -q $PERF_OPTS -p "$gpid" -o "$OUT/perf-$name.data" \
+         exec $PERF_PREFIX perf record -q $PERF_OPTS -p "$gpid" -o "$OUT/perf-$name.data" \
              -- sleep $((DURATION - 3))) >"$OUT/perf-$name.log" 2>&1 &
         perf_pid=$!
     fi
+    sc_pid=
+    sc_win=$((DURATION > 4 ? DURATION - 3 : 1))
+    case " $SYSCALLS " in
+    *" $name "* | " all ")
+        [ "$target" = pollgate ] || [ -n "${BENCH_SYSCALLS_RELAY:-}" ] || sc_win=
+        # load-independent: syscalls by type over (roughly) the window,
+        # divided by messages delivered in it (syscalls_table below)
+        $PERF_PREFIX sh -c 'sleep "$1" && exec perf stat -x, -e "syscalls:sys_enter_*" \
+             -p "$2" -o "$3" -- sleep "$4"' sh $((WARMUP + 2)) "$gpid" \
+             "$OUT/syscalls-$key.csv" "$sc_win" >/dev/null 2>&1 &
+        sc_pid=$! ;;
+    esac
+    [ -z "$sc_win" ] && { kill "$sc_pid" 2>/dev/null; sc_pid=; }
     wait "$bjob"
     rc=$?
     bpid=
     [ -n "$perf_pid" ] && wait "$perf_pid"
-    stop_gateway
-    if [ -s "$OUT/bench-$name.log" ]; then
-        n=$(wc -l <"$OUT/bench-$name.log")
-        echo "   pollgate logged $n line(s) at warn or above ($OUT/bench-$name.log), first:"
-        head -n 3 "$OUT/bench-$name.log" | sed 's/^/   | /'
+    if [ -n "$sc_pid" ]; then
+        wait "$sc_pid"
+        syscalls_table "$key" "$sc_win"
     fi
-    if [ ! -s "$tmp/$name.row" ]; then
-        echo "run.sh: $name: no result (pgbench exit $rc)" >&2
+    stop_gateway
+    if [ -s "$OUT/bench-$key.log" ]; then
+        n=$(wc -l <"$OUT/bench-$key.log")
+        echo "   $target logged $n line(s) at warn or above ($OUT/bench-$key.log), first:"
+        head -n 3 "$OUT/bench-$key.log" | sed 's/^/   | /'
+    fi
+    if [ ! -s "$tmp/$key.row" ]; then
+        echo "run.sh: $key: no result (pgbench exit $rc)" >&2
         return 1
     fi
+    ran="$ran $key"
     return $rc
+}
+
+# scenario_args NAME: pgbench's arguments for scenario NAME (empty: unknown)
+scenario_args() {
+    case $1 in
+    longpoll | sjs-longpoll)
+        echo "--mode poll --sessions 1000 --rate 10 --size 100 --warmup $WARMUP --duration $DURATION --target-mpcs 31000 --target-p99 20" ;;
+    sse | sjs-sse)
+        echo "--mode sse --sessions 1000 --rate 50 --size 100 --ack-ms 500 --warmup $WARMUP --duration $DURATION --target-mpcs 66000 --target-p99 30" ;;
+    echo | sjs-echo)
+        echo "--mode echo --sessions 100 --rate 10 --size 100 --ack-ms 500 --warmup $WARMUP --duration $DURATION --target-p50 1 --target-p99 15" ;;
+    idle | sjs-idle)
+        echo "--mode idle --sessions $IDLE_K --settle 6 --target-idle 2048" ;;
+    ws)
+        echo "--mode ws --sessions 1000 --rate 50 --size 100 --warmup $WARMUP --duration $DURATION --target-p99 30" ;;
+    esac
+}
+
+# json_num FILE KEY: a number from a pgbench JSON result
+json_num() {
+    sed -n "s/.*\"$2\":\([0-9.]*\).*/\1/p" "$1" 2>/dev/null | head -n 1
+}
+
+# median of the numbers on stdin
+median() {
+    sort -n | awk '{ v[NR] = $1 } END { if (NR) print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# summary_line NAME TARGET: median msg/CPU-s and p99 over the trials
+summary_med() {
+    for t in $(seq 1 "$TRIALS"); do
+        f=$tmp/$1.$2.$t.json
+        [ -s "$f" ] || continue
+        case $3 in
+        p99) sed -n 's/.*"p99":\([0-9][0-9.]*\).*/\1/p' "$f" | head -n 1 ;;
+        *) json_num "$f" "$3" ;;
+        esac
+    done | median
 }
 
 loadavg_start=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 status=0
 ran=
 for sc in $SCENARIOS; do
+    args=$(scenario_args "$sc")
+    if [ -z "$args" ]; then
+        echo "run.sh: unknown scenario '$sc' (longpoll sse echo ws idle sjs-longpoll sjs-sse sjs-echo sjs-idle)" >&2
+        status=1
+        continue
+    fi
+    dialect=native
+    case $sc in sjs-*) dialect=sockjs ;; esac
+    route=/bench
+    [ $dialect = sockjs ] && route=/bench/sockjs
+    targets=pollgate
     case $sc in
-    longpoll)
-        run_one longpoll --mode poll --sessions 1000 --rate 10 --size 100 \
-            --warmup "$WARMUP" --duration "$DURATION" \
-            --target-mpcs 31000 --target-p99 20 ;;
-    sse)
-        run_one sse --mode sse --sessions 1000 --rate 50 --size 100 --ack-ms 500 \
-            --warmup "$WARMUP" --duration "$DURATION" \
-            --target-mpcs 66000 --target-p99 30 ;;
-    echo)
-        run_one echo --mode echo --sessions 100 --rate 10 --size 100 --ack-ms 500 \
-            --warmup "$WARMUP" --duration "$DURATION" \
-            --target-p50 1 --target-p99 15 ;;
-    ws)
-        run_one ws --mode ws --sessions 1000 --rate 50 --size 100 \
-            --warmup "$WARMUP" --duration "$DURATION" --target-p99 30 ;;
-    idle)
-        run_one idle --mode idle --sessions "$IDLE_K" --settle 6 \
-            --target-idle 4096 ;;
-    *)
-        echo "run.sh: unknown scenario '$sc' (longpoll sse echo ws idle)" >&2
-        false ;;
+    sjs-idle) ;;
+    sjs-*) [ -n "$RELAY" ] && targets="pollgate relay" ;;
     esac
-    rc=$?
-    [ $rc -ne 0 ] && status=1
-    [ -s "$tmp/$sc.row" ] && ran="$ran $sc"
+    trial=1
+    while [ "$trial" -le "$TRIALS" ]; do
+        order=$targets
+        # alternate which goes first, so a drift in the machine's load
+        # does not always favour the same one
+        [ $((trial % 2)) = 0 ] && [ "$targets" = "pollgate relay" ] && order="relay pollgate"
+        for tg in $order; do
+            # shellcheck disable=SC2086
+            run_one "$sc" "$tg" "$sc.$tg.$trial" $args --dialect $dialect --route $route ||
+                status=1
+        done
+        [ "$sc" = idle ] || [ "$sc" = sjs-idle ] && break  # RSS: one is enough
+        trial=$((trial + 1))
+    done
 done
 loadavg_end=$(cut -d' ' -f1-3 /proc/loadavg 2>/dev/null)
 
 echo
 echo "pollgate bench: $pinning; ${DURATION} s window after ${WARMUP} s warm-up; 100 B messages"
 "$BENCH" --header
-for sc in $ran; do
-    cat "$tmp/$sc.row"
+for k in $ran; do
+    sed "s/^\([^ ]*\)/$(echo "$k" | sed 's/\.pollgate\././; s/\.relay\./.RELAY./')/" "$tmp/$k.row" |
+        awk '{ printf "%-22s%s\n", $1, substr($0, length($1) + 1) }'
 done
+if [ -n "$RELAY" ]; then
+    echo
+    echo "medians over $TRIALS alternating trial(s), pollgate vs the relay ($RELAY):"
+    printf '%-14s %12s %12s %7s %10s %10s %7s\n' scenario pg-msg/CPU-s relay ratio pg-p99-ms relay-p99 ratio
+    for sc in $SCENARIOS; do
+        # native rows are held against the relay's SockJS run of the same shape
+        case $sc in sjs-idle | idle) continue ;; sjs-*) rsc=$sc ;; *) rsc=sjs-$sc ;; esac
+        pm=$(summary_med "$sc" pollgate msgs_per_pollgate_cpu_s)
+        rm_=$(summary_med "$rsc" relay msgs_per_pollgate_cpu_s)
+        pp=$(summary_med "$sc" pollgate p99)
+        rp=$(summary_med "$rsc" relay p99)
+        [ -n "$pm" ] && [ -n "$rm_" ] || continue
+        awk -v s="$sc" -v pm="$pm" -v rm="$rm_" -v pp="$pp" -v rp="$rp" 'BEGIN {
+            printf "%-14s %12.0f %12.0f %6.2fx %10.3f %10.3f %6.2fx\n", s, pm, rm,
+                (rm > 0 ? pm / rm : 0), pp, rp, (rp > 0 ? pp / rp : 0) }'
+    done
+    echo "(targets: sjs-longpoll >= 0.6x with p99 <= 2x; sjs-sse >= 0.9x with p99 <= 1.5x;"
+    echo " sjs-echo p99 <= 1.5x; native rows: pollgate's native protocol against the relay's"
+    echo " SockJS run of the same shape; for the relay, msg/CPU-s is per relay CPU-second)"
+fi
 echo "(msg/CPU-s = messages delivered per second of pollgate utime+stime; latency"
 echo " upstream send -> browser receive, echo: browser send -> browser receive;"
 echo " bench = pgbench's own CPU on its core; held = sessions still receiving at"
@@ -289,10 +457,12 @@ echo " load average $loadavg_start -> $loadavg_end)"
         "$loadavg_start" "$loadavg_end" "$pinning" "$(ulimit -n)"
     printf '"warmup_s":%s,"duration_s":%s,"scenarios":[' "$WARMUP" "$DURATION"
     first=1
-    for sc in $ran; do
+    for k in $ran; do
         [ $first = 1 ] || printf ','
         first=0
-        cat "$tmp/$sc.json"
+        printf '{"run":"%s","result":' "$k"
+        tr -d '\n' <"$tmp/$k.json"
+        printf '}'
     done
     printf ']}\n'
 } >"$OUT/bench.json"

@@ -149,17 +149,17 @@ static int quote(struct gw_buf *out, const uint8_t *s, size_t n)
 
 /* ---------------------------------------------------------------- frames */
 
-int sockjs_frame_open(struct gw_buf *out)
+int framing_sockjs_frame_open(struct gw_buf *out)
 {
     return out ? gw_buf_append(out, "o", 1) : GW_EINVAL;
 }
 
-int sockjs_frame_heartbeat(struct gw_buf *out)
+int framing_sockjs_frame_heartbeat(struct gw_buf *out)
 {
     return out ? gw_buf_append(out, "h", 1) : GW_EINVAL;
 }
 
-int sockjs_frame_close(struct gw_buf *out, uint16_t code, const char *reason,
+int framing_sockjs_frame_close(struct gw_buf *out, uint16_t code, const char *reason,
                        size_t reason_len)
 {
     if (!out || (!reason && reason_len))
@@ -181,12 +181,12 @@ int sockjs_frame_close(struct gw_buf *out, uint16_t code, const char *reason,
     return rc < 0 ? rc : 0;
 }
 
-int sockjs_frame_array_begin(struct gw_buf *out)
+int framing_sockjs_frame_array_begin(struct gw_buf *out)
 {
     return out ? gw_buf_append(out, "a[", 2) : GW_EINVAL;
 }
 
-int sockjs_frame_array_item(struct gw_buf *out, bool first,
+int framing_sockjs_frame_array_item(struct gw_buf *out, bool first,
                             const uint8_t *data, size_t len)
 {
     if (!out || (!data && len))
@@ -199,7 +199,7 @@ int sockjs_frame_array_item(struct gw_buf *out, bool first,
     return 0;
 }
 
-int sockjs_frame_array_end(struct gw_buf *out)
+int framing_sockjs_frame_array_end(struct gw_buf *out)
 {
     return out ? gw_buf_append(out, "]", 1) : GW_EINVAL;
 }
@@ -279,7 +279,7 @@ static int escape_lt(struct gw_buf *b, size_t from)
     return 0;
 }
 
-int sockjs_wrap(struct gw_buf *out, enum sockjs_wrap w, const char *callback,
+int framing_sockjs_wrap(struct gw_buf *out, enum framing_sockjs_wrap w, const char *callback,
                 const uint8_t *frame, size_t len)
 {
     if (!out || (!frame && len))
@@ -288,14 +288,14 @@ int sockjs_wrap(struct gw_buf *out, enum sockjs_wrap w, const char *callback,
     int rc;
 
     switch (w) {
-    case SOCKJS_WRAP_XHR:
+    case FRAMING_SOCKJS_WRAP_XHR:
         if ((rc = gw_buf_append(out, frame, len)) < 0 ||
             (rc = gw_buf_append(out, "\n", 1)) < 0)
             return rollback(out, len0, rc);
         return 0;
-    case SOCKJS_WRAP_EVENTSOURCE:
+    case FRAMING_SOCKJS_WRAP_EVENTSOURCE:
         return wrap_eventsource(out, frame, len);
-    case SOCKJS_WRAP_HTMLFILE:
+    case FRAMING_SOCKJS_WRAP_HTMLFILE:
         if ((rc = gw_buf_append(out, LIT("<script>\np("))) < 0)
             return rollback(out, len0, rc);
         start = out->len;
@@ -304,8 +304,8 @@ int sockjs_wrap(struct gw_buf *out, enum sockjs_wrap w, const char *callback,
             (rc = gw_buf_append(out, LIT(");\n</script>\r\n"))) < 0)
             return rollback(out, len0, rc);
         return 0;
-    case SOCKJS_WRAP_JSONP:
-        if (!sockjs_callback_valid(callback))
+    case FRAMING_SOCKJS_WRAP_JSONP:
+        if (!framing_sockjs_callback_valid(callback))
             return GW_EINVAL;
         if ((rc = gw_buf_append(out, LIT("/**/"))) < 0 ||
             (rc = gw_buf_append(out, callback, strlen(callback))) < 0 ||
@@ -318,7 +318,7 @@ int sockjs_wrap(struct gw_buf *out, enum sockjs_wrap w, const char *callback,
     return GW_EINVAL;
 }
 
-int sockjs_prelude_xhr_streaming(struct gw_buf *out)
+int framing_sockjs_prelude_xhr_streaming(struct gw_buf *out)
 {
     if (!out)
         return GW_EINVAL;
@@ -332,7 +332,7 @@ int sockjs_prelude_xhr_streaming(struct gw_buf *out)
     return 0;
 }
 
-int sockjs_prelude_eventsource(struct gw_buf *out)
+int framing_sockjs_prelude_eventsource(struct gw_buf *out)
 {
     return out ? gw_buf_append(out, "\r\n", 2) : GW_EINVAL;
 }
@@ -363,9 +363,9 @@ static const char htmlfile_tail[] =
 _Static_assert(sizeof htmlfile_head + sizeof htmlfile_tail < 1023,
                "htmlfile template longer than its padding target");
 
-int sockjs_prelude_htmlfile(struct gw_buf *out, const char *callback)
+int framing_sockjs_prelude_htmlfile(struct gw_buf *out, const char *callback)
 {
-    if (!out || !sockjs_callback_valid(callback))
+    if (!out || !framing_sockjs_callback_valid(callback))
         return GW_EINVAL;
     size_t cb = strlen(callback);
     size_t need = sizeof htmlfile_head - 1 + cb + sizeof htmlfile_tail - 1 +
@@ -395,7 +395,7 @@ int sockjs_prelude_htmlfile(struct gw_buf *out, const char *callback)
  * script injection (and the Rosetta Flash / "SOME" JSONP tricks, which
  * need longer or wider names).
  */
-bool sockjs_callback_valid(const char *cb)
+bool framing_sockjs_callback_valid(const char *cb)
 {
     if (!cb)
         return false;
@@ -454,7 +454,7 @@ static int append_html_attr(struct gw_buf *out, const char *s)
     return rc;
 }
 
-int sockjs_iframe_page(struct gw_buf *out, const char *sockjs_url)
+int framing_sockjs_iframe_page(struct gw_buf *out, const char *sockjs_url)
 {
     if (!out || !sockjs_url)
         return GW_EINVAL;
@@ -473,7 +473,7 @@ int sockjs_iframe_page(struct gw_buf *out, const char *sockjs_url)
  * 64-bit FNV-1a, zero-padded: weaker, but still stable and still changing
  * with the page, which is all an ETag needs.
  */
-void sockjs_iframe_etag(const uint8_t *page, size_t len, char out[44])
+void framing_sockjs_iframe_etag(const uint8_t *page, size_t len, char out[44])
 {
     static const char hex[] = "0123456789abcdef";
     unsigned char md[EVP_MAX_MD_SIZE];
@@ -501,14 +501,14 @@ void sockjs_iframe_etag(const uint8_t *page, size_t len, char out[44])
 
 /* --------------------------------------------------------------- sending */
 
-const char *sockjs_send_strerror(int rc)
+const char *framing_sockjs_send_strerror(int rc)
 {
     switch (rc) {
-    case SOCKJS_SEND_OK: return "ok";
-    case SOCKJS_SEND_EMPTY: return "Payload expected.";
-    case SOCKJS_SEND_BROKEN: return "Broken JSON encoding.";
-    case SOCKJS_SEND_TOO_MANY: return "Too many messages.";
-    case SOCKJS_SEND_NOMEM: return "Out of memory.";
+    case FRAMING_SOCKJS_SEND_OK: return "ok";
+    case FRAMING_SOCKJS_SEND_EMPTY: return "Payload expected.";
+    case FRAMING_SOCKJS_SEND_BROKEN: return "Broken JSON encoding.";
+    case FRAMING_SOCKJS_SEND_TOO_MANY: return "Too many messages.";
+    case FRAMING_SOCKJS_SEND_NOMEM: return "Out of memory.";
     default: return "Internal error.";
     }
 }
@@ -519,17 +519,17 @@ static int fill_envelope(struct envelope *env, json_t *arr, size_t body_len,
 {
     size_t n = json_array_size(arr);
     if (n > max_batch)
-        return SOCKJS_SEND_TOO_MANY;
+        return FRAMING_SOCKJS_SEND_TOO_MANY;
     for (size_t i = 0; i < n; i++)
         if (!json_is_string(json_array_get(arr, i)))
-            return SOCKJS_SEND_EMPTY;
+            return FRAMING_SOCKJS_SEND_EMPTY;
     if (n == 0)
-        return SOCKJS_SEND_OK;
+        return FRAMING_SOCKJS_SEND_OK;
     /* Decoded strings are never longer than the JSON text: one
      * allocation for all of them. */
     if (!(env->msgs = calloc(n, sizeof *env->msgs)) ||
         !gw_buf_reserve(&env->data, body_len))
-        return SOCKJS_SEND_NOMEM;
+        return FRAMING_SOCKJS_SEND_NOMEM;
     env->n = n;
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_array_get(arr, i);
@@ -538,13 +538,13 @@ static int fill_envelope(struct envelope *env, json_t *arr, size_t body_len,
         /* jansson has checked; this keeps our promise whatever its
          * version does. */
         if (!ws_utf8_valid(p, len))
-            return SOCKJS_SEND_BROKEN;
+            return FRAMING_SOCKJS_SEND_BROKEN;
         int rc = gw_buf_append(&env->data, p, len);
         if (rc < 0)
-            return rc == GW_ENOMEM ? SOCKJS_SEND_NOMEM : SOCKJS_SEND_TOO_MANY;
+            return rc == GW_ENOMEM ? FRAMING_SOCKJS_SEND_NOMEM : FRAMING_SOCKJS_SEND_TOO_MANY;
         env->msgs[i] = (struct envelope_msg){false, off, len};
     }
-    return SOCKJS_SEND_OK;
+    return FRAMING_SOCKJS_SEND_OK;
 }
 
 static int load_json(const char *p, size_t n, json_t **out)
@@ -552,9 +552,9 @@ static int load_json(const char *p, size_t n, json_t **out)
     json_error_t je;
     *out = json_loadb(p, n, JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
     if (*out)
-        return SOCKJS_SEND_OK;
+        return FRAMING_SOCKJS_SEND_OK;
     return json_error_code(&je) == json_error_out_of_memory
-               ? SOCKJS_SEND_NOMEM : SOCKJS_SEND_BROKEN;
+               ? FRAMING_SOCKJS_SEND_NOMEM : FRAMING_SOCKJS_SEND_BROKEN;
 }
 
 /*
@@ -569,7 +569,7 @@ static int parse_body(struct envelope *env, const char *p, size_t n,
     json_t *v;
     int rc;
     if (n == 0)
-        return SOCKJS_SEND_EMPTY;
+        return FRAMING_SOCKJS_SEND_EMPTY;
     if ((rc = load_json(p, n, &v)) < 0)
         return rc;
     if (unwrap && json_is_string(v) && json_string_length(v) > 0) {
@@ -581,16 +581,16 @@ static int parse_body(struct envelope *env, const char *p, size_t n,
         v = inner;
     }
     rc = json_is_array(v) ? fill_envelope(env, v, n, max_batch)
-                          : SOCKJS_SEND_EMPTY;
+                          : FRAMING_SOCKJS_SEND_EMPTY;
     json_decref(v);
     return rc;
 }
 
-int sockjs_parse_send(struct envelope *env, const char *body, size_t len,
+int framing_sockjs_parse_send(struct envelope *env, const char *body, size_t len,
                       size_t max_batch)
 {
     if (!env)
-        return SOCKJS_SEND_EMPTY;
+        return FRAMING_SOCKJS_SEND_EMPTY;
     memset(env, 0, sizeof *env);
     if (!body)
         len = 0;
@@ -640,7 +640,7 @@ static int form_decode(struct gw_buf *out, const char *s, size_t n)
 {
     uint8_t *d = gw_buf_reserve(out, n);
     if (!d)
-        return SOCKJS_SEND_NOMEM;
+        return FRAMING_SOCKJS_SEND_NOMEM;
     size_t o = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char c = (unsigned char)s[i];
@@ -650,14 +650,14 @@ static int form_decode(struct gw_buf *out, const char *s, size_t n)
             int hi = i + 2 < n ? hexval((unsigned char)s[i + 1]) : -1;
             int lo = hi < 0 ? -1 : hexval((unsigned char)s[i + 2]);
             if (lo < 0)
-                return SOCKJS_SEND_BROKEN;
+                return FRAMING_SOCKJS_SEND_BROKEN;
             c = (unsigned char)(hi << 4 | lo);
             i += 2;
         }
         d[o++] = c;
     }
     commit(out, o);
-    return SOCKJS_SEND_OK;
+    return FRAMING_SOCKJS_SEND_OK;
 }
 
 /* Does this (still encoded) field name decode to "d"? Only "d" and "%64"
@@ -687,22 +687,22 @@ static int form_field_d(struct gw_buf *val, const char *body, size_t len,
         const char *ke = eq ? eq : fe;
         if (key_is_d(p, (size_t)(ke - p))) {
             if (*found)
-                return SOCKJS_SEND_EMPTY;
+                return FRAMING_SOCKJS_SEND_EMPTY;
             *found = true;
             v = eq ? eq + 1 : fe;
             vlen = (size_t)(fe - v);
         }
         p = fe + (amp != NULL);
     }
-    return *found ? form_decode(val, v, vlen) : SOCKJS_SEND_OK;
+    return *found ? form_decode(val, v, vlen) : FRAMING_SOCKJS_SEND_OK;
 }
 
-int sockjs_parse_jsonp_send(struct envelope *env, const char *body,
+int framing_sockjs_parse_jsonp_send(struct envelope *env, const char *body,
                             size_t len, const char *content_type,
                             size_t max_batch)
 {
     if (!env)
-        return SOCKJS_SEND_EMPTY;
+        return FRAMING_SOCKJS_SEND_EMPTY;
     memset(env, 0, sizeof *env);
     if (!body)
         len = 0;
@@ -718,12 +718,12 @@ int sockjs_parse_jsonp_send(struct envelope *env, const char *body,
         if (rc == 0)
             rc = found ? parse_body(env, (const char *)d.data, d.len,
                                     max_batch, false)
-                       : SOCKJS_SEND_EMPTY;
+                       : FRAMING_SOCKJS_SEND_EMPTY;
         gw_buf_free(&d);
         break;
     }
     default:
-        rc = SOCKJS_SEND_EMPTY;
+        rc = FRAMING_SOCKJS_SEND_EMPTY;
         break;
     }
     if (rc < 0)

@@ -30,7 +30,7 @@
 #include "metrics.h"
 #include "native_front.h"
 #include "session.h"
-#include "sockjs.h"
+#include "sockjs_front.h"
 #include "transport.h"
 #include "transport_ws.h"
 
@@ -47,7 +47,7 @@ struct http_front {
     struct evhttp *https;          /* tls_listen, or NULL */
     SSL_CTX *tls_ctx;              /* current server context, or NULL */
     struct gw_listen_set *listeners;
-    struct sockjs_ctx sjs;
+    struct sockjs_front_ctx sjs;
     struct native_ctx native;
     struct transport_ws_ctx ws;
     struct http_limits *limits;
@@ -253,9 +253,9 @@ static void request_cb(struct evhttp_request *req, void *arg)
     }
     const char *rest = NULL;
     size_t ridx = 0;
-    const struct gw_route *r = sockjs_match(f->cfg, path, &ridx, &rest);
+    const struct gw_route *r = sockjs_front_match(f->cfg, path, &ridx, &rest);
     if (r) {
-        sockjs_handle(&f->sjs, req, r, ridx, rest);
+        sockjs_front_handle(&f->sjs, req, r, ridx, rest);
         return;
     }
     r = route_match(f->cfg, path, &rest);
@@ -383,7 +383,7 @@ struct http_front *http_front_new(struct event_base *base,
         http_front_free(f);
         return NULL;
     }
-    f->sjs = (struct sockjs_ctx){ .cfg = cfg, .sessions = sessions,
+    f->sjs = (struct sockjs_front_ctx){ .cfg = cfg, .sessions = sessions,
                                   .tctx = { base, f->tctx.tv_heartbeat } };
     f->ws = (struct transport_ws_ctx){ .base = base, .cfg = cfg,
                                        .sessions = sessions,

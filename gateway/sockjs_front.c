@@ -1,5 +1,5 @@
 /* sockjs_front.c - routing and headers of the SockJS dialect. */
-#include "sockjs.h"
+#include "sockjs_front.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -41,12 +41,12 @@ static enum session_binary sjs_binary_policy(int sockjs_binary)
     }
 }
 
-static const struct sjs_transport transports[] = {
-    { "xhr", "application/javascript; charset=UTF-8", SOCKJS_WRAP_XHR, false, true, false },
-    { "xhr_streaming", "application/javascript; charset=UTF-8", SOCKJS_WRAP_XHR, true, true, false },
-    { "eventsource", "text/event-stream", SOCKJS_WRAP_EVENTSOURCE, true, false, false },
-    { "htmlfile", "text/html; charset=UTF-8", SOCKJS_WRAP_HTMLFILE, true, false, true },
-    { "jsonp", "application/javascript; charset=UTF-8", SOCKJS_WRAP_JSONP, false, false, true },
+static const struct transport_sockjs_kind transports[] = {
+    { "xhr", "application/javascript; charset=UTF-8", FRAMING_SOCKJS_WRAP_XHR, false, true, false },
+    { "xhr_streaming", "application/javascript; charset=UTF-8", FRAMING_SOCKJS_WRAP_XHR, true, true, false },
+    { "eventsource", "text/event-stream", FRAMING_SOCKJS_WRAP_EVENTSOURCE, true, false, false },
+    { "htmlfile", "text/html; charset=UTF-8", FRAMING_SOCKJS_WRAP_HTMLFILE, true, false, true },
+    { "jsonp", "application/javascript; charset=UTF-8", FRAMING_SOCKJS_WRAP_JSONP, false, false, true },
 };
 
 /* ------------------------------------------------------------- helpers */
@@ -155,7 +155,7 @@ static void session_cookie(struct evhttp_request *req, const struct gw_route *r)
 
 /* --------------------------------------------------- static endpoints */
 
-static void handle_info(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+static void handle_info(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                         const struct gw_route *r)
 {
     (void)ctx;
@@ -209,8 +209,8 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
     }
     struct gw_buf page = {0};
     char etag[44];
-    sockjs_iframe_page(&page, r->sockjs_url ? r->sockjs_url : "/sockjs.min.js");
-    sockjs_iframe_etag(page.data, page.len, etag);
+    framing_sockjs_iframe_page(&page, r->sockjs_url ? r->sockjs_url : "/sockjs.min.js");
+    framing_sockjs_iframe_etag(page.data, page.len, etag);
     long_cache(req);
     http_out_header(req, "ETag", etag);
     const char *inm = http_in_header(req, "If-None-Match");
@@ -225,41 +225,41 @@ static void handle_iframe(struct evhttp_request *req, const struct gw_route *r)
 
 /* ------------------------------------------------------------ sessions */
 
-static void close_frame_reply(const struct sockjs_ctx *ctx, struct sjs_sink *k,
+static void close_frame_reply(const struct sockjs_front_ctx *ctx, struct transport_sockjs_sink *k,
                               uint16_t code, const char *reason)
 {
     (void)ctx;
     struct gw_buf f = {0};
-    sockjs_frame_close(&f, code, reason, strlen(reason));
-    sjs_send_frame_and_end(k, &f);
+    framing_sockjs_frame_close(&f, code, reason, strlen(reason));
+    transport_sockjs_send_frame_and_end(k, &f);
     gw_buf_free(&f);
 }
 
-static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+static void handle_receive(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                            const struct gw_route *r, const char *key,
-                           size_t key_len, const struct sjs_transport *tr)
+                           size_t key_len, const struct transport_sockjs_kind *tr)
 {
     struct evkeyvalq q;
     TAILQ_INIT(&q);
     const char *cb = NULL;
     if (tr->callback) {
         cb = http_query(req, &q, "c");
-        if (!cb && tr->wrap == SOCKJS_WRAP_JSONP)
+        if (!cb && tr->wrap == FRAMING_SOCKJS_WRAP_JSONP)
             cb = http_query(req, &q, "callback");
         if (!cb) {
             reply_text(req, 500, "text/plain; charset=UTF-8",
                        "\"callback\" parameter required");
             goto out;
         }
-        if (!sockjs_callback_valid(cb)) {
+        if (!framing_sockjs_callback_valid(cb)) {
             reply_text(req, 500, "text/plain; charset=UTF-8",
                        "invalid \"callback\" parameter");
             goto out;
         }
     }
     session_cookie(req, r);
-    const struct sockjs_tctx *tc = &ctx->tctx;
-    struct sjs_sink *k = sjs_new(tc, req, tr, cb, r->response_limit);
+    const struct transport_sockjs_ctx *tc = &ctx->tctx;
+    struct transport_sockjs_sink *k = transport_sockjs_new(tc, req, tr, cb, r->response_limit);
     if (!k) {
         reply_text(req, 503, "text/plain; charset=UTF-8", "Out of memory.");
         goto out;
@@ -280,7 +280,7 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
             .client_addr = addr,
             .headers = hdr,
             .n_headers = n,
-            .opener = sjs_sink(k),
+            .opener = transport_sockjs_session_sink(k),
             .id = key,
             .id_len = key_len,
         };
@@ -298,7 +298,7 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
         case SESSION_OPEN_OK:
             log_info("%s: SockJS session %.*s opened (route %s, %s)", addr,
                      GW_LOG_ID(key, key_len), r->name, tr->name);
-            sjs_start(tc, k, s, true);
+            transport_sockjs_start(tc, k, s, true);
             break;
         case SESSION_OPEN_FULL:
         case SESSION_OPEN_CLIENT_FULL:
@@ -324,17 +324,17 @@ static void handle_receive(const struct sockjs_ctx *ctx, struct evhttp_request *
                           "Another connection still open");
         goto out;
     }
-    sjs_start(tc, k, s, false);
+    transport_sockjs_start(tc, k, s, false);
 out:
     evhttp_clear_headers(&q);
 }
 
 static void sjs_send_error(struct evhttp_request *req, int rc)
 {
-    reply_text(req, 500, "text/plain; charset=UTF-8", sockjs_send_strerror(rc));
+    reply_text(req, 500, "text/plain; charset=UTF-8", framing_sockjs_send_strerror(rc));
 }
 
-static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+static void handle_send(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                         const struct gw_route *r, const char *key,
                         size_t key_len, bool jsonp)
 {
@@ -349,11 +349,11 @@ static void handle_send(const struct sockjs_ctx *ctx, struct evhttp_request *req
     size_t len = evbuffer_get_length(in);
     const char *body = len ? (const char *)evbuffer_pullup(in, -1) : "";
     struct envelope env = {0};
-    int rc = jsonp ? sockjs_parse_jsonp_send(&env, body, len,
+    int rc = jsonp ? framing_sockjs_parse_jsonp_send(&env, body, len,
                                              http_in_header(req, "Content-Type"),
                                              ctx->cfg->max_batch)
-                   : sockjs_parse_send(&env, body, len, ctx->cfg->max_batch);
-    if (rc != SOCKJS_SEND_OK) {
+                   : framing_sockjs_parse_send(&env, body, len, ctx->cfg->max_batch);
+    if (rc != FRAMING_SOCKJS_SEND_OK) {
         envelope_clear(&env);
         sjs_send_error(req, rc);
         return;
@@ -394,7 +394,7 @@ static size_t segment(const char *p)
     return n;
 }
 
-static void handle_session_url(const struct sockjs_ctx *ctx,
+static void handle_session_url(const struct sockjs_front_ctx *ctx,
                                struct evhttp_request *req,
                                const struct gw_route *r, const char *rest)
 {
@@ -430,7 +430,7 @@ static void handle_session_url(const struct sockjs_ctx *ctx,
     }
     enum evhttp_cmd_type m = evhttp_request_get_command(req);
     bool is_send = !strcmp(name, "xhr_send"), is_jsend = !strcmp(name, "jsonp_send");
-    const struct sjs_transport *tr = NULL;
+    const struct transport_sockjs_kind *tr = NULL;
     for (size_t i = 0; i < sizeof transports / sizeof *transports; i++)
         if (!strcmp(name, transports[i].name))
             tr = &transports[i];
@@ -468,7 +468,7 @@ static size_t base_of(const struct gw_route *r, char *out, size_t cap)
                             strcmp(r->path, "/") ? r->path : "");
 }
 
-const struct gw_route *sockjs_match(const struct gw_config *cfg,
+const struct gw_route *sockjs_front_match(const struct gw_config *cfg,
                                     const char *path, size_t *route_idx,
                                     const char **rest)
 {
@@ -492,7 +492,7 @@ const struct gw_route *sockjs_match(const struct gw_config *cfg,
     return best;
 }
 
-void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+void sockjs_front_handle(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                    const struct gw_route *r, size_t route_idx,
                    const char *rest)
 {

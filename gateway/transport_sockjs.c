@@ -30,9 +30,9 @@
 #include "session.h"
 #include "transport_stream.h"
 
-struct sjs_sink {
+struct transport_sockjs_sink {
     struct transport_stream ts; /* first; polling: a one-shot response */
-    const struct sjs_transport *tr;
+    const struct transport_sockjs_kind *tr;
     char callback[40];
     bool opener;            /* waiting for the upstream handshake */
     bool gone;              /* cut by the browser or the network */
@@ -48,9 +48,9 @@ static void trim_scratch(struct gw_buf *b)
     gw_buf_trim(b, GW_SCRATCH_KEEP);
 }
 
-static struct sjs_sink *sjs_of(struct http_stream *st)
+static struct transport_sockjs_sink *sjs_of(struct http_stream *st)
 {
-    return (struct sjs_sink *)((char *)st - offsetof(struct sjs_sink, ts.st));
+    return (struct transport_sockjs_sink *)((char *)st - offsetof(struct transport_sockjs_sink, ts.st));
 }
 
 /* ----------------------------------------------------------- writing */
@@ -58,10 +58,10 @@ static struct sjs_sink *sjs_of(struct http_stream *st)
 /* Wrap one frame for this transport and write it (polling: as the whole
  * answer, which ends the request). False if it could not be wrapped or
  * written: the stream then ends. */
-static bool write_frame(struct sjs_sink *k, const struct gw_buf *frame)
+static bool write_frame(struct transport_sockjs_sink *k, const struct gw_buf *frame)
 {
     gw_buf_reset(&scratch);
-    bool ok = sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data,
+    bool ok = framing_sockjs_wrap(&scratch, k->tr->wrap, k->callback, frame->data,
                           frame->len) == 0 &&
               http_stream_write(&k->ts.st, scratch.data, scratch.len);
     trim_scratch(&scratch);
@@ -75,12 +75,12 @@ static bool write_frame(struct sjs_sink *k, const struct gw_buf *frame)
 static int add_message(struct gw_buf *frame, bool first, const struct sq_msg *m)
 {
     if (!m->binary)
-        return sockjs_frame_array_item(frame, first, m->data, m->len);
+        return framing_sockjs_frame_array_item(frame, first, m->data, m->len);
     struct gw_buf *b64 = &b64_scratch;
     gw_buf_reset(b64);
     int rc = framing_base64_append(b64, m->data, m->len);
     if (rc == 0)
-        rc = sockjs_frame_array_item(frame, first, b64->data ? b64->data
+        rc = framing_sockjs_frame_array_item(frame, first, b64->data ? b64->data
                                      : (const uint8_t *)"", b64->len);
     return rc;
 }
@@ -99,13 +99,13 @@ static int64_t take_messages(struct session *s, struct gw_buf *frame)
     size_t idx = 0, off = 0;
     struct sq_msg m;
     uint64_t last = 0;
-    int rc = sockjs_frame_array_begin(frame);
+    int rc = framing_sockjs_frame_array_begin(frame);
     while (rc == 0 && session_queue_next(q, &idx, &off, &m)) {
         rc = add_message(frame, idx == 1, &m);
         last = m.seq;
     }
     if (rc == 0)
-        rc = sockjs_frame_array_end(frame);
+        rc = framing_sockjs_frame_array_end(frame);
     trim_scratch(&b64_scratch);
     return rc < 0 ? rc : (int64_t)last;
 }
@@ -113,14 +113,14 @@ static int64_t take_messages(struct session *s, struct gw_buf *frame)
 static int close_frame(struct session *s, struct gw_buf *frame)
 {
     const char *r = session_close_reason(s);
-    return sockjs_frame_close(frame, session_close_code(s), r, strlen(r));
+    return framing_sockjs_frame_close(frame, session_close_code(s), r, strlen(r));
 }
 
 /* http_stream: nothing in flight; deliver what the session has: messages,
  * then (in the next batch) the close. */
 static void sjs_flush(struct http_stream *st)
 {
-    struct sjs_sink *k = sjs_of(st);
+    struct transport_sockjs_sink *k = sjs_of(st);
     struct session *s = k->ts.k.session;
     if (!s || k->opener)
         return;
@@ -157,11 +157,11 @@ static void sjs_flush(struct http_stream *st)
 
 static void sjs_heartbeat(struct http_stream *st)
 {
-    struct sjs_sink *k = sjs_of(st);
+    struct transport_sockjs_sink *k = sjs_of(st);
     if (k->opener)
         return;
     struct gw_buf f = {0};
-    if (sockjs_frame_heartbeat(&f) == 0)
+    if (framing_sockjs_frame_heartbeat(&f) == 0)
         write_frame(k, &f);
     else
         http_stream_end(st);
@@ -175,7 +175,7 @@ static void sjs_gone(struct http_stream *st)
 
 static void sjs_ended(struct http_stream *st)
 {
-    struct sjs_sink *k = sjs_of(st);
+    struct transport_sockjs_sink *k = sjs_of(st);
     struct session *s = k->ts.k.session;
     if (k->opener && s) {
         /* The opener went away before "o": nothing was queued yet, so
@@ -208,11 +208,11 @@ static const struct http_stream_ops sjs_stream_ops = {
 static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
 {
     (void)why;
-    struct sjs_sink *k = (struct sjs_sink *)sk;
+    struct transport_sockjs_sink *k = (struct transport_sockjs_sink *)sk;
     if (!k->tr->streaming) {
         /* a polling request must answer something: a heartbeat frame */
         struct gw_buf f = {0};
-        if (sockjs_frame_heartbeat(&f) == 0)
+        if (framing_sockjs_frame_heartbeat(&f) == 0)
             write_frame(k, &f);
         gw_buf_free(&f);
     }
@@ -221,7 +221,7 @@ static void sjs_detach(struct session_sink *sk, enum session_detach_why why)
 
 static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail)
 {
-    struct sjs_sink *k = (struct sjs_sink *)sk;
+    struct transport_sockjs_sink *k = (struct transport_sockjs_sink *)sk;
     struct gw_buf frame = {0};
     k->opener = false;
     if (fail) {
@@ -229,14 +229,14 @@ static void sjs_opened(struct session_sink *sk, const struct ws_close_info *fail
         const char *why = fail->detail && *fail->detail ? fail->detail
                                                         : "upstream failed";
         k->ts.k.session = NULL;
-        if (sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why)) == 0)
+        if (framing_sockjs_frame_close(&frame, WS_CLOSE_INTERNAL, why, strlen(why)) == 0)
             write_frame(k, &frame);
         gw_buf_free(&frame);
         http_stream_end(&k->ts.st);
         return;
     }
     session_attach(k->ts.k.session, &k->ts.k);
-    bool ok = sockjs_frame_open(&frame) == 0 && write_frame(k, &frame);
+    bool ok = framing_sockjs_frame_open(&frame) == 0 && write_frame(k, &frame);
     gw_buf_free(&frame);
     if (!ok) {
         http_stream_end(&k->ts.st);
@@ -253,9 +253,9 @@ static const struct session_sink_ops sjs_ops = {
 
 /* ------------------------------------------------------------ start */
 
-struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
+struct transport_sockjs_sink *transport_sockjs_new(const struct transport_sockjs_ctx *ctx,
                          struct evhttp_request *req,
-                         const struct sjs_transport *tr, const char *callback,
+                         const struct transport_sockjs_kind *tr, const char *callback,
                          uint64_t limit)
 {
     (void)ctx;
@@ -265,12 +265,12 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     int rc = 0;
     if (tr->streaming) {
         switch (tr->wrap) {
-        case SOCKJS_WRAP_EVENTSOURCE: rc = sockjs_prelude_eventsource(&b); break;
-        case SOCKJS_WRAP_HTMLFILE: rc = sockjs_prelude_htmlfile(&b, callback); break;
-        default: rc = sockjs_prelude_xhr_streaming(&b); break;
+        case FRAMING_SOCKJS_WRAP_EVENTSOURCE: rc = framing_sockjs_prelude_eventsource(&b); break;
+        case FRAMING_SOCKJS_WRAP_HTMLFILE: rc = framing_sockjs_prelude_htmlfile(&b, callback); break;
+        default: rc = framing_sockjs_prelude_xhr_streaming(&b); break;
         }
     }
-    struct sjs_sink *k = rc == 0 ? calloc(1, sizeof *k) : NULL;
+    struct transport_sockjs_sink *k = rc == 0 ? calloc(1, sizeof *k) : NULL;
     if (!k) {
         gw_buf_free(&b);
         return NULL;
@@ -294,9 +294,9 @@ struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
     return k;
 }
 
-struct session_sink *sjs_sink(struct sjs_sink *k) { return &k->ts.k; }
+struct session_sink *transport_sockjs_session_sink(struct transport_sockjs_sink *k) { return &k->ts.k; }
 
-void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
+void transport_sockjs_start(const struct transport_sockjs_ctx *ctx, struct transport_sockjs_sink *k,
                struct session *s, bool opener)
 {
     k->opener = opener;
@@ -307,7 +307,7 @@ void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
     http_stream_wake(&k->ts.st); /* last: may end (and free) the sink */
 }
 
-void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame)
+void transport_sockjs_send_frame_and_end(struct transport_sockjs_sink *k, const struct gw_buf *frame)
 {
     write_frame(k, frame);
     http_stream_end(&k->ts.st);

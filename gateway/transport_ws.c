@@ -102,7 +102,7 @@ static bool send_close(struct tws *t, uint16_t code, const char *reason)
     if (t->kind == TRANSPORT_WS_SOCKJS) {
         struct gw_buf *f = &frame_scratch;
         gw_buf_reset(f);
-        sockjs_frame_close(f, code, reason, strlen(reason));
+        framing_sockjs_frame_close(f, code, reason, strlen(reason));
         int rc = ws_server_send(t->ws, false, f->data, f->len);
         trim(f);
         if (rc == GW_EFULL)
@@ -128,19 +128,19 @@ static int send_sockjs_batch(struct tws *t, struct session_queue *q,
     size_t idx = 0, off = 0;
     struct sq_msg m;
     gw_buf_reset(f);
-    sockjs_frame_array_begin(f);
+    framing_sockjs_frame_array_begin(f);
     while (session_queue_next(q, &idx, &off, &m)) {
         if (m.binary) { /* only the base64 policy queues binary */
             gw_buf_reset(b64);
             framing_base64_append(b64, m.data, m.len);
-            sockjs_frame_array_item(f, idx == 1, b64->data ? b64->data
+            framing_sockjs_frame_array_item(f, idx == 1, b64->data ? b64->data
                                     : (const uint8_t *)"", b64->len);
         } else {
-            sockjs_frame_array_item(f, idx == 1, m.data, m.len);
+            framing_sockjs_frame_array_item(f, idx == 1, m.data, m.len);
         }
         *last = m.seq;
     }
-    sockjs_frame_array_end(f);
+    framing_sockjs_frame_array_end(f);
     int rc = ws_server_send(t->ws, false, f->data, f->len);
     trim(f);
     trim(b64);
@@ -199,15 +199,15 @@ static int parse_sockjs(struct envelope *env, const uint8_t *data, size_t len,
         i++;
     if (i < len && data[i] == '"') {
         struct gw_buf b = {0};
-        int rc = SOCKJS_SEND_NOMEM;
+        int rc = FRAMING_SOCKJS_SEND_NOMEM;
         if (gw_buf_append(&b, "[", 1) == 0 &&
             gw_buf_append(&b, data, len) == 0 &&
             gw_buf_append(&b, "]", 1) == 0)
-            rc = sockjs_parse_send(env, (const char *)b.data, b.len, max_batch);
+            rc = framing_sockjs_parse_send(env, (const char *)b.data, b.len, max_batch);
         gw_buf_free(&b);
         return rc;
     }
-    return sockjs_parse_send(env, (const char *)data, len, max_batch);
+    return framing_sockjs_parse_send(env, (const char *)data, len, max_batch);
 }
 
 enum fwd { FWD_OK, FWD_FULL, FWD_CLOSED };
@@ -234,18 +234,18 @@ static enum fwd forward(struct tws *t, bool binary, const uint8_t *data,
             return FWD_OK; /* an empty frame is ignored */
         struct envelope env = {0};
         int rc = parse_sockjs(&env, data, len, t->ctx->cfg->max_batch);
-        if (rc != SOCKJS_SEND_OK) {
+        if (rc != FRAMING_SOCKJS_SEND_OK) {
             envelope_clear(&env);
-            if (rc == SOCKJS_SEND_EMPTY) {
+            if (rc == FRAMING_SOCKJS_SEND_EMPTY) {
                 log_debug("SockJS websocket: frame is not a string or an "
                           "array of strings, ignored");
                 return FWD_OK;
             }
             log_info("SockJS websocket session %s: %s, closing",
-                     session_id(s), sockjs_send_strerror(rc));
-            ws_server_close(t->ws, rc == SOCKJS_SEND_TOO_MANY
+                     session_id(s), framing_sockjs_send_strerror(rc));
+            ws_server_close(t->ws, rc == FRAMING_SOCKJS_SEND_TOO_MANY
                                        ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL,
-                            sockjs_send_strerror(rc));
+                            framing_sockjs_send_strerror(rc));
             return FWD_CLOSED;
         }
         struct envelope_batch eb;

@@ -13,7 +13,7 @@
  *
  * Runs of ASCII, the bulk of real text, are skipped eight bytes at a time.
  */
-#include "ws_frame.h"
+#include "ws_utf8.h"
 
 #include <string.h>
 

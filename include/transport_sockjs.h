@@ -13,17 +13,17 @@ struct evhttp_request;
 struct event_base;
 struct session;
 struct session_sink;
-struct sjs_sink;
+struct transport_sockjs_sink;
 
-struct sockjs_tctx {
+struct transport_sockjs_ctx {
     struct event_base *base;
     const struct timeval *tv_heartbeat;
 };
 
-struct sjs_transport {
+struct transport_sockjs_kind {
     const char *name;          /* "xhr", "xhr_streaming", ... */
     const char *content_type;
-    enum sockjs_wrap wrap;
+    enum framing_sockjs_wrap wrap;
     bool streaming;
     bool post;                 /* POST (else GET) */
     bool callback;             /* needs ?c= */
@@ -31,18 +31,18 @@ struct sjs_transport {
 
 /* New sink for a receiving request; streaming transports start the
  * response (headers + prelude) now. NULL on ENOMEM (nothing sent). */
-struct sjs_sink *sjs_new(const struct sockjs_tctx *ctx,
+struct transport_sockjs_sink *transport_sockjs_new(const struct transport_sockjs_ctx *ctx,
                          struct evhttp_request *req,
-                         const struct sjs_transport *tr, const char *callback,
+                         const struct transport_sockjs_kind *tr, const char *callback,
                          uint64_t limit);
-struct session_sink *sjs_sink(struct sjs_sink *k);
+struct session_sink *transport_sockjs_session_sink(struct transport_sockjs_sink *k);
 /* Attach to s (opener: wait for the upstream handshake, then "o"). */
-void sjs_start(const struct sockjs_tctx *ctx, struct sjs_sink *k,
+void transport_sockjs_start(const struct transport_sockjs_ctx *ctx, struct transport_sockjs_sink *k,
                struct session *s, bool opener);
 /* SockJS's close code for a receiving request cut after "o". */
 #define SJS_CLOSE_INTERRUPTED 1002
 
 /* Answer one frame (a close, 2010, ...) and finish. */
-void sjs_send_frame_and_end(struct sjs_sink *k, const struct gw_buf *frame);
+void transport_sockjs_send_frame_and_end(struct transport_sockjs_sink *k, const struct gw_buf *frame);
 
 #endif

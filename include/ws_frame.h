@@ -17,6 +17,7 @@
 #define WS_FRAME_H
 
 #include "gw_common.h"
+#include "ws_utf8.h"  /* the codec validates text with it */
 
 enum ws_opcode {
     WS_OP_CONT = 0x0,
@@ -140,16 +141,5 @@ const char *ws_decoder_error(const struct ws_decoder *d);
  * (Addition to the original interface; NULL is a no-op.)
  */
 void ws_decoder_trim(struct ws_decoder *d);
-
-/* ------------------------------------------------------------------ UTF-8 */
-
-/* Incremental UTF-8 validator (RFC 3629: no overlongs, no surrogates,
- * nothing above U+10FFFF). state 0 = accept; start with 0. */
-#define WS_UTF8_ACCEPT 0
-#define WS_UTF8_REJECT 1
-/* Advance over data; returns the new state (WS_UTF8_REJECT is sticky). */
-uint32_t ws_utf8_step(uint32_t state, const uint8_t *data, size_t len);
-/* Whole-buffer check. */
-bool ws_utf8_valid(const uint8_t *data, size_t len);
 
 #endif

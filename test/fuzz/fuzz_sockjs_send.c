@@ -3,16 +3,16 @@
  * of framing_sockjs.c, and for the frames built from what they return.
  *
  * Each input is used as:
- *  - an xhr_send body (sockjs_parse_send, max_batch 16);
+ *  - an xhr_send body (framing_sockjs_parse_send, max_batch 16);
  *  - a jsonp_send body: the first byte picks the Content-Type, the rest is
- *    the body (sockjs_parse_jsonp_send);
+ *    the body (framing_sockjs_parse_jsonp_send);
  *  - the same bytes form-encoded as d=<%XX...>: must give exactly what
- *    sockjs_parse_send gave (result code and messages);
- *  - a close reason (sockjs_frame_close) and a callback name.
+ *    framing_sockjs_parse_send gave (result code and messages);
+ *  - a close reason (framing_sockjs_frame_close) and a callback name.
  * Checked on every success: each message lies inside env.data (off + len
  * within data.len, back to back, in order), is valid UTF-8 text, n <=
  * max_batch; the a[...] frame built from the messages parses back, with
- * sockjs_parse_send, to the same messages; its EventSource form has no
+ * framing_sockjs_parse_send, to the same messages; its EventSource form has no
  * raw CR, LF or NUL and URL-decodes back to the frame; its htmlfile form
  * has no '<' inside the script; its JSONP form is what the header says.
  * On failure: a known code and an empty envelope.
@@ -52,13 +52,13 @@ static const char *const content_types[] = {
 static void check_result(int rc, const struct envelope *env)
 {
     if (rc < 0) {
-        CHECK(rc == SOCKJS_SEND_EMPTY || rc == SOCKJS_SEND_BROKEN ||
-              rc == SOCKJS_SEND_TOO_MANY || rc == SOCKJS_SEND_NOMEM);
+        CHECK(rc == FRAMING_SOCKJS_SEND_EMPTY || rc == FRAMING_SOCKJS_SEND_BROKEN ||
+              rc == FRAMING_SOCKJS_SEND_TOO_MANY || rc == FRAMING_SOCKJS_SEND_NOMEM);
         CHECK(env->n == 0 && env->msgs == NULL && env->data.data == NULL);
-        CHECK(sockjs_send_strerror(rc)[0] != 0);
+        CHECK(framing_sockjs_send_strerror(rc)[0] != 0);
         return;
     }
-    CHECK(rc == SOCKJS_SEND_OK);
+    CHECK(rc == FRAMING_SOCKJS_SEND_OK);
     CHECK(env->n <= MAX_BATCH);
     CHECK((env->n == 0) == (env->msgs == NULL));
     CHECK(!env->has_seq && env->seq == 0);
@@ -92,7 +92,7 @@ static bool same_messages(const struct envelope *a, const struct envelope *b)
 static void check_eventsource(const struct gw_buf *f)
 {
     struct gw_buf w = {0};
-    CHECK(sockjs_wrap(&w, SOCKJS_WRAP_EVENTSOURCE, NULL, f->data, f->len) == 0);
+    CHECK(framing_sockjs_wrap(&w, FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, f->data, f->len) == 0);
     CHECK(w.len >= 10 && memcmp(w.data, "data: ", 6) == 0 &&
           memcmp(w.data + w.len - 4, "\r\n\r\n", 4) == 0);
     const uint8_t *p = w.data + 6;
@@ -121,7 +121,7 @@ static void check_eventsource(const struct gw_buf *f)
 static void check_htmlfile(const struct gw_buf *f)
 {
     struct gw_buf w = {0};
-    CHECK(sockjs_wrap(&w, SOCKJS_WRAP_HTMLFILE, NULL, f->data, f->len) == 0);
+    CHECK(framing_sockjs_wrap(&w, FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, f->data, f->len) == 0);
     CHECK(w.len >= 11 + 14 && memcmp(w.data, "<script>\np(", 11) == 0 &&
           memcmp(w.data + w.len - 14, ");\n</script>\r\n", 14) == 0);
     CHECK(!memchr(w.data + 8, '<', w.len - 8 - 14));
@@ -136,7 +136,7 @@ static void check_htmlfile(const struct gw_buf *f)
 static void check_jsonp(const struct gw_buf *f)
 {
     struct gw_buf w = {0};
-    CHECK(sockjs_wrap(&w, SOCKJS_WRAP_JSONP, "_jp.a1", f->data, f->len) == 0);
+    CHECK(framing_sockjs_wrap(&w, FRAMING_SOCKJS_WRAP_JSONP, "_jp.a1", f->data, f->len) == 0);
     CHECK(w.len >= 11 + 4 && memcmp(w.data, "/**/_jp.a1(", 11) == 0 &&
           memcmp(w.data + w.len - 4, ");\r\n", 4) == 0);
     json_t *s = json_loadb((const char *)w.data + 11, w.len - 15,
@@ -151,17 +151,17 @@ static void check_jsonp(const struct gw_buf *f)
 static void check_frame_round_trip(const struct envelope *env)
 {
     struct gw_buf f = {0};
-    CHECK(sockjs_frame_array_begin(&f) == 0);
+    CHECK(framing_sockjs_frame_array_begin(&f) == 0);
     for (size_t i = 0; i < env->n; i++)
-        CHECK(sockjs_frame_array_item(&f, i == 0,
+        CHECK(framing_sockjs_frame_array_item(&f, i == 0,
                                       env->data.data + env->msgs[i].off,
                                       env->msgs[i].len) == 0);
-    CHECK(sockjs_frame_array_end(&f) == 0);
+    CHECK(framing_sockjs_frame_array_end(&f) == 0);
     CHECK(f.len >= 3 && f.data[0] == 'a');
     CHECK(!memchr(f.data, '\n', f.len) && !memchr(f.data, '\r', f.len));
 
     struct envelope back;
-    CHECK(sockjs_parse_send(&back, (const char *)f.data + 1, f.len - 1,
+    CHECK(framing_sockjs_parse_send(&back, (const char *)f.data + 1, f.len - 1,
                             MAX_BATCH) == 0);
     CHECK(same_messages(env, &back));
     envelope_clear(&back);
@@ -198,7 +198,7 @@ static void form_encode(struct gw_buf *out, const uint8_t *p, size_t n)
 static void check_close(const uint8_t *data, size_t size)
 {
     struct gw_buf c = {0};
-    CHECK(sockjs_frame_close(&c, 3000, (const char *)data, size) == 0);
+    CHECK(framing_sockjs_frame_close(&c, 3000, (const char *)data, size) == 0);
     CHECK(c.len >= 9 && memcmp(c.data, "c[3000,", 7) == 0);
     json_t *v = json_loadb((const char *)c.data + 1, c.len - 1,
                            JSON_ALLOW_NUL, NULL);
@@ -219,10 +219,10 @@ static void check_callback(const uint8_t *data, size_t size)
     memcpy(cb, data, n);
     cb[n] = 0;
     struct gw_buf w = {0};
-    int rc = sockjs_wrap(&w, SOCKJS_WRAP_JSONP, cb, (const uint8_t *)"o", 1);
-    if (!sockjs_callback_valid(cb)) {
+    int rc = framing_sockjs_wrap(&w, FRAMING_SOCKJS_WRAP_JSONP, cb, (const uint8_t *)"o", 1);
+    if (!framing_sockjs_callback_valid(cb)) {
         CHECK(rc == GW_EINVAL && w.len == 0);
-        CHECK(sockjs_prelude_htmlfile(&w, cb) == GW_EINVAL);
+        CHECK(framing_sockjs_prelude_htmlfile(&w, cb) == GW_EINVAL);
     } else {
         size_t k = strlen(cb);
         CHECK(k >= 1 && k <= 32);
@@ -230,7 +230,7 @@ static void check_callback(const uint8_t *data, size_t size)
                          "0123456789_.-") == k);
         CHECK(rc == 0 && w.len == 4 + k + 8);
         gw_buf_reset(&w);
-        CHECK(sockjs_prelude_htmlfile(&w, cb) == 0 && w.len == 1027 + k);
+        CHECK(framing_sockjs_prelude_htmlfile(&w, cb) == 0 && w.len == 1027 + k);
     }
     gw_buf_free(&w);
 }
@@ -240,7 +240,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct envelope xhr, jp, form;
     const char *body = (const char *)data;
 
-    int rc = sockjs_parse_send(&xhr, body, size, MAX_BATCH);
+    int rc = framing_sockjs_parse_send(&xhr, body, size, MAX_BATCH);
     check_result(rc, &xhr);
     if (rc == 0)
         check_frame_round_trip(&xhr);
@@ -248,7 +248,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size > 0) {
         const char *ct = content_types[data[0] % (sizeof content_types /
                                                   sizeof content_types[0])];
-        int rj = sockjs_parse_jsonp_send(&jp, body + 1, size - 1, ct,
+        int rj = framing_sockjs_parse_jsonp_send(&jp, body + 1, size - 1, ct,
                                          MAX_BATCH);
         check_result(rj, &jp);
         if (rj == 0)
@@ -258,7 +258,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* the raw jsonp path agrees with xhr_send wherever xhr_send accepts
      * (it only differs for bodies that are a JSON string) */
-    int rr = sockjs_parse_jsonp_send(&jp, body, size, "text/plain", MAX_BATCH);
+    int rr = framing_sockjs_parse_jsonp_send(&jp, body, size, "text/plain", MAX_BATCH);
     check_result(rr, &jp);
     if (rc == 0)
         CHECK(rr == 0 && same_messages(&xhr, &jp));
@@ -267,10 +267,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* form-encoded, the same bytes give the same answer */
     struct gw_buf enc = {0};
     form_encode(&enc, data, size);
-    int rf = sockjs_parse_jsonp_send(&form, (const char *)enc.data, enc.len,
+    int rf = framing_sockjs_parse_jsonp_send(&form, (const char *)enc.data, enc.len,
                                      content_types[0], MAX_BATCH);
     check_result(rf, &form);
-    CHECK(rf == rc || (rc == SOCKJS_SEND_NOMEM || rf == SOCKJS_SEND_NOMEM));
+    CHECK(rf == rc || (rc == FRAMING_SOCKJS_SEND_NOMEM || rf == FRAMING_SOCKJS_SEND_NOMEM));
     if (rc == 0)
         CHECK(same_messages(&xhr, &form));
     envelope_clear(&form);

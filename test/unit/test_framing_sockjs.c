@@ -55,14 +55,14 @@ static void test_frame_open_heartbeat(void **state)
 {
     (void)state;
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_frame_open(&b), 0);
+    assert_int_equal(framing_sockjs_frame_open(&b), 0);
     assert_buf_eq(&b, B("o"), "open");
-    assert_int_equal(sockjs_frame_heartbeat(&b), 0);
+    assert_int_equal(framing_sockjs_frame_heartbeat(&b), 0);
     assert_buf_eq(&b, B("oh"), "heartbeat appends");
-    assert_int_equal(sockjs_frame_open(NULL), GW_EINVAL);
-    assert_int_equal(sockjs_frame_heartbeat(NULL), GW_EINVAL);
-    assert_int_equal(sockjs_frame_array_begin(NULL), GW_EINVAL);
-    assert_int_equal(sockjs_frame_array_end(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_open(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_heartbeat(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_array_begin(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_array_end(NULL), GW_EINVAL);
     gw_buf_free(&b);
 }
 
@@ -99,16 +99,16 @@ static void test_frame_close(void **state)
         struct gw_buf b = {0};
         char what[64];
         snprintf(what, sizeof what, "close case %zu", i);
-        assert_int_equal(sockjs_frame_close(&b, c->code, c->reason,
+        assert_int_equal(framing_sockjs_frame_close(&b, c->code, c->reason,
                                             c->reason_len), 0);
         assert_buf_eq(&b, c->want, strlen(c->want), what);
         gw_buf_free(&b);
     }
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_frame_close(&b, 1000, NULL, 0), 0);
+    assert_int_equal(framing_sockjs_frame_close(&b, 1000, NULL, 0), 0);
     assert_buf_eq(&b, B("c[1000,\"\"]"), "NULL reason");
-    assert_int_equal(sockjs_frame_close(&b, 1000, NULL, 1), GW_EINVAL);
-    assert_int_equal(sockjs_frame_close(NULL, 1000, "x", 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_close(&b, 1000, NULL, 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_close(NULL, 1000, "x", 1), GW_EINVAL);
     assert_buf_eq(&b, B("c[1000,\"\"]"), "unchanged after errors");
     gw_buf_free(&b);
 }
@@ -146,12 +146,12 @@ static const struct array_case array_cases[] = {
 
 static void build_array(struct gw_buf *b, const struct array_case *c)
 {
-    assert_int_equal(sockjs_frame_array_begin(b), 0);
+    assert_int_equal(framing_sockjs_frame_array_begin(b), 0);
     for (size_t j = 0; j < c->n; j++)
-        assert_int_equal(sockjs_frame_array_item(b, j == 0,
+        assert_int_equal(framing_sockjs_frame_array_item(b, j == 0,
                                                  (const uint8_t *)c->m[j].data,
                                                  c->m[j].len), 0);
-    assert_int_equal(sockjs_frame_array_end(b), 0);
+    assert_int_equal(framing_sockjs_frame_array_end(b), 0);
 }
 
 static void test_frame_array(void **state)
@@ -183,7 +183,7 @@ static void test_frame_control_chars(void **state)
         else
             snprintf(want, sizeof want, "\"<\\u%04x>\"", c);
         struct gw_buf b = {0};
-        assert_int_equal(sockjs_frame_array_item(&b, true, in, 3), 0);
+        assert_int_equal(framing_sockjs_frame_array_item(&b, true, in, 3), 0);
         assert_buf_eq(&b, want, strlen(want), "control char");
         gw_buf_free(&b);
     }
@@ -238,9 +238,9 @@ static void test_frame_server_killer_string(void **state)
             }
         }
         assert_int_equal(gw_buf_append(&want, "\"]", 2), 0);
-        assert_int_equal(sockjs_frame_array_begin(&got), 0);
-        assert_int_equal(sockjs_frame_array_item(&got, true, in.data, in.len), 0);
-        assert_int_equal(sockjs_frame_array_end(&got), 0);
+        assert_int_equal(framing_sockjs_frame_array_begin(&got), 0);
+        assert_int_equal(framing_sockjs_frame_array_item(&got, true, in.data, in.len), 0);
+        assert_int_equal(framing_sockjs_frame_array_end(&got), 0);
         assert_buf_eq(&got, (const char *)want.data, want.len, "killer string");
         gw_buf_free(&in);
         gw_buf_free(&want);
@@ -259,7 +259,7 @@ static void test_frame_long_message(void **state)
         assert_int_equal(gw_buf_append(&want, B("ab\\n\\\"\\u0001\\\\u000a")), 0);
     }
     assert_int_equal(gw_buf_append(&want, "\"", 1), 0);
-    assert_int_equal(sockjs_frame_array_item(&got, true, in.data, in.len), 0);
+    assert_int_equal(framing_sockjs_frame_array_item(&got, true, in.data, in.len), 0);
     assert_buf_eq(&got, (const char *)want.data, want.len, "long message");
     gw_buf_free(&in);
     gw_buf_free(&want);
@@ -271,23 +271,23 @@ static void test_frame_item_args_and_cap(void **state)
 {
     (void)state;
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_frame_array_begin(&b), 0);
-    assert_int_equal(sockjs_frame_array_item(&b, true, NULL, 0), 0);
-    assert_int_equal(sockjs_frame_array_item(&b, true, NULL, 1), GW_EINVAL);
-    assert_int_equal(sockjs_frame_array_item(NULL, true,
+    assert_int_equal(framing_sockjs_frame_array_begin(&b), 0);
+    assert_int_equal(framing_sockjs_frame_array_item(&b, true, NULL, 0), 0);
+    assert_int_equal(framing_sockjs_frame_array_item(&b, true, NULL, 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_frame_array_item(NULL, true,
                                              (const uint8_t *)"x", 1),
                      GW_EINVAL);
     assert_buf_eq(&b, B("a[\"\""), "after bad args");
     b.max = b.len + 4; /* room for ,"x" but not ,"\n" */
-    assert_int_equal(sockjs_frame_array_item(&b, false,
+    assert_int_equal(framing_sockjs_frame_array_item(&b, false,
                                              (const uint8_t *)"\n", 1),
                      GW_ETOOBIG);
     assert_buf_eq(&b, B("a[\"\""), "all or nothing");
-    assert_int_equal(sockjs_frame_array_item(&b, false,
+    assert_int_equal(framing_sockjs_frame_array_item(&b, false,
                                              (const uint8_t *)"x", 1), 0);
     assert_buf_eq(&b, B("a[\"\",\"x\""), "fits the cap exactly");
-    assert_int_equal(sockjs_frame_array_end(&b), GW_ETOOBIG);
-    assert_int_equal(sockjs_frame_close(&b, 1000, "x", 1), GW_ETOOBIG);
+    assert_int_equal(framing_sockjs_frame_array_end(&b), GW_ETOOBIG);
+    assert_int_equal(framing_sockjs_frame_close(&b, 1000, "x", 1), GW_ETOOBIG);
     assert_buf_eq(&b, B("a[\"\",\"x\""), "cap: close adds nothing");
     gw_buf_free(&b);
 }
@@ -295,7 +295,7 @@ static void test_frame_item_args_and_cap(void **state)
 /* ------------------------------------------------------------- transports */
 
 struct wrap_case {
-    enum sockjs_wrap w;
+    enum framing_sockjs_wrap w;
     const char *callback;
     const char *frame;
     size_t frame_len;
@@ -305,49 +305,49 @@ struct wrap_case {
 
 static const struct wrap_case wrap_cases[] = {
     /* sockjs-protocol XhrPolling / XhrStreaming */
-    {SOCKJS_WRAP_XHR, NULL, B("o"), B("o\n")},
-    {SOCKJS_WRAP_XHR, NULL, B("a[\"x\"]"), B("a[\"x\"]\n")},
-    {SOCKJS_WRAP_XHR, NULL, B("c[3000,\"Go away!\"]"),
+    {FRAMING_SOCKJS_WRAP_XHR, NULL, B("o"), B("o\n")},
+    {FRAMING_SOCKJS_WRAP_XHR, NULL, B("a[\"x\"]"), B("a[\"x\"]\n")},
+    {FRAMING_SOCKJS_WRAP_XHR, NULL, B("c[3000,\"Go away!\"]"),
      B("c[3000,\"Go away!\"]\n")},
-    {SOCKJS_WRAP_XHR, NULL, B(""), B("\n")},
+    {FRAMING_SOCKJS_WRAP_XHR, NULL, B(""), B("\n")},
     /* sockjs-protocol EventSource */
-    {SOCKJS_WRAP_EVENTSOURCE, NULL, B("o"), B("data: o\r\n\r\n")},
-    {SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"x\"]"),
+    {FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, B("o"), B("data: o\r\n\r\n")},
+    {FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"x\"]"),
      B("data: a[\"x\"]\r\n\r\n")},
-    {SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"  \\u0000\\n\\r \"]"),
+    {FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"  \\u0000\\n\\r \"]"),
      B("data: a[\"  \\u0000\\n\\r \"]\r\n\r\n")},
     /* escape_selected(frame, "\r\n\0"): '%' too (the client decodeURI()s) */
-    {SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"100%\",\"%41%zz\"]"),
+    {FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, B("a[\"100%\",\"%41%zz\"]"),
      B("data: a[\"100%25\",\"%2541%25zz\"]\r\n\r\n")},
-    {SOCKJS_WRAP_EVENTSOURCE, NULL, B("x\r\ny\0z%"),
+    {FRAMING_SOCKJS_WRAP_EVENTSOURCE, NULL, B("x\r\ny\0z%"),
      B("data: x%0D%0Ay%00z%25\r\n\r\n")},
     /* sockjs-protocol HtmlFile */
-    {SOCKJS_WRAP_HTMLFILE, NULL, B("o"),
+    {FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, B("o"),
      B("<script>\np(\"o\");\n</script>\r\n")},
-    {SOCKJS_WRAP_HTMLFILE, NULL, B("a[\"x\"]"),
+    {FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, B("a[\"x\"]"),
      B("<script>\np(\"a[\\\"x\\\"]\");\n</script>\r\n")},
-    /* a frame built by sockjs_frame_array_item holds "<\/": '<' is
+    /* a frame built by framing_sockjs_frame_array_item holds "<\/": '<' is
      * \u003c, the backslash doubled */
-    {SOCKJS_WRAP_HTMLFILE, NULL, B("a[\"<\\/script>\"]"),
+    {FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, B("a[\"<\\/script>\"]"),
      B("<script>\np(\"a[\\\"\\u003c\\\\/script>\\\"]\");\n</script>\r\n")},
     /* a raw frame with a script end and a comment-script opener */
-    {SOCKJS_WRAP_HTMLFILE, NULL, B("</script><!--<script>"),
+    {FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, B("</script><!--<script>"),
      B("<script>\np(\"\\u003c\\/script>\\u003c!--\\u003cscript>\");\n"
        "</script>\r\n")},
     /* control characters as JSON.stringify writes them */
-    {SOCKJS_WRAP_HTMLFILE, NULL, B("\n\x01"),
+    {FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, B("\n\x01"),
      B("<script>\np(\"\\n\\u0001\");\n</script>\r\n")},
     /* sockjs-protocol JsonPolling */
-    {SOCKJS_WRAP_JSONP, "callback", B("o"), B("/**/callback(\"o\");\r\n")},
-    {SOCKJS_WRAP_JSONP, "callback", B("a[\"x\"]"),
+    {FRAMING_SOCKJS_WRAP_JSONP, "callback", B("o"), B("/**/callback(\"o\");\r\n")},
+    {FRAMING_SOCKJS_WRAP_JSONP, "callback", B("a[\"x\"]"),
      B("/**/callback(\"a[\\\"x\\\"]\");\r\n")},
-    {SOCKJS_WRAP_JSONP, "x", B("a[\"abc\",\"%61bc\"]"),
+    {FRAMING_SOCKJS_WRAP_JSONP, "x", B("a[\"abc\",\"%61bc\"]"),
      B("/**/x(\"a[\\\"abc\\\",\\\"%61bc\\\"]\");\r\n")},
-    {SOCKJS_WRAP_JSONP, "x", B("c[3000,\"Go away!\"]"),
+    {FRAMING_SOCKJS_WRAP_JSONP, "x", B("c[3000,\"Go away!\"]"),
      B("/**/x(\"c[3000,\\\"Go away!\\\"]\");\r\n")},
-    {SOCKJS_WRAP_JSONP, "_jp.a1b2c3d4", B("h"),
+    {FRAMING_SOCKJS_WRAP_JSONP, "_jp.a1b2c3d4", B("h"),
      B("/**/_jp.a1b2c3d4(\"h\");\r\n")},
-    {SOCKJS_WRAP_JSONP, "x", B("a[\"<\\/\"]\xe2\x80\xa8"),
+    {FRAMING_SOCKJS_WRAP_JSONP, "x", B("a[\"<\\/\"]\xe2\x80\xa8"),
      B("/**/x(\"a[\\\"<\\\\/\\\"]\\u2028\");\r\n")},
 };
 
@@ -360,7 +360,7 @@ static void test_wrap(void **state)
         char what[64];
         snprintf(what, sizeof what, "wrap case %zu", i);
         assert_int_equal(gw_buf_append(&b, "PRE", 3), 0);
-        assert_int_equal(sockjs_wrap(&b, c->w, c->callback,
+        assert_int_equal(framing_sockjs_wrap(&b, c->w, c->callback,
                                      (const uint8_t *)c->frame, c->frame_len),
                          0);
         assert_bytes(b.data, 3, "PRE", 3, what);
@@ -383,16 +383,16 @@ static void test_wrap_htmlfile_script_safe(void **state)
     };
     for (size_t i = 0; i < N_ELEMS(msgs); i++) {
         struct gw_buf f = {0}, b = {0};
-        assert_int_equal(sockjs_frame_array_begin(&f), 0);
-        assert_int_equal(sockjs_frame_array_item(&f, true,
+        assert_int_equal(framing_sockjs_frame_array_begin(&f), 0);
+        assert_int_equal(framing_sockjs_frame_array_item(&f, true,
                                                  (const uint8_t *)msgs[i],
                                                  strlen(msgs[i])), 0);
-        assert_int_equal(sockjs_frame_array_end(&f), 0);
+        assert_int_equal(framing_sockjs_frame_array_end(&f), 0);
         for (int raw = 0; raw < 2; raw++) {
             const uint8_t *fr = raw ? (const uint8_t *)msgs[i] : f.data;
             size_t fl = raw ? strlen(msgs[i]) : f.len;
             gw_buf_reset(&b);
-            assert_int_equal(sockjs_wrap(&b, SOCKJS_WRAP_HTMLFILE, NULL, fr,
+            assert_int_equal(framing_sockjs_wrap(&b, FRAMING_SOCKJS_WRAP_HTMLFILE, NULL, fr,
                                          fl), 0);
             size_t inner = b.len - 14; /* without ");\n</script>\r\n" */
             assert_false(contains(b.data + 8, inner - 8, "</"));
@@ -411,34 +411,34 @@ static void test_wrap_errors(void **state)
     struct gw_buf b = {0};
     const uint8_t *f = (const uint8_t *)"o";
     assert_int_equal(gw_buf_append(&b, "PRE", 3), 0);
-    assert_int_equal(sockjs_wrap(&b, SOCKJS_WRAP_JSONP, NULL, f, 1), GW_EINVAL);
-    assert_int_equal(sockjs_wrap(&b, SOCKJS_WRAP_JSONP, "", f, 1), GW_EINVAL);
-    assert_int_equal(sockjs_wrap(&b, SOCKJS_WRAP_JSONP, "a(b", f, 1),
+    assert_int_equal(framing_sockjs_wrap(&b, FRAMING_SOCKJS_WRAP_JSONP, NULL, f, 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_wrap(&b, FRAMING_SOCKJS_WRAP_JSONP, "", f, 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_wrap(&b, FRAMING_SOCKJS_WRAP_JSONP, "a(b", f, 1),
                      GW_EINVAL);
-    assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)9, NULL, f, 1),
+    assert_int_equal(framing_sockjs_wrap(&b, (enum framing_sockjs_wrap)9, NULL, f, 1),
                      GW_EINVAL);
-    assert_int_equal(sockjs_wrap(&b, SOCKJS_WRAP_XHR, NULL, NULL, 1),
+    assert_int_equal(framing_sockjs_wrap(&b, FRAMING_SOCKJS_WRAP_XHR, NULL, NULL, 1),
                      GW_EINVAL);
-    assert_int_equal(sockjs_wrap(NULL, SOCKJS_WRAP_XHR, NULL, f, 1), GW_EINVAL);
+    assert_int_equal(framing_sockjs_wrap(NULL, FRAMING_SOCKJS_WRAP_XHR, NULL, f, 1), GW_EINVAL);
     assert_buf_eq(&b, B("PRE"), "unchanged after errors");
     /* an empty frame may be NULL */
     static const char *const empty[] = {
         "\n", "data: \r\n\r\n", "<script>\np(\"\");\n</script>\r\n",
         "/**/cb(\"\");\r\n",
     };
-    for (int w = SOCKJS_WRAP_XHR; w <= SOCKJS_WRAP_JSONP; w++) {
+    for (int w = FRAMING_SOCKJS_WRAP_XHR; w <= FRAMING_SOCKJS_WRAP_JSONP; w++) {
         gw_buf_reset(&b);
-        assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)w, "cb", NULL, 0),
+        assert_int_equal(framing_sockjs_wrap(&b, (enum framing_sockjs_wrap)w, "cb", NULL, 0),
                          0);
         assert_buf_eq(&b, empty[w], strlen(empty[w]), "NULL empty frame");
     }
     gw_buf_reset(&b);
     assert_int_equal(gw_buf_append(&b, "PRE", 3), 0);
     /* all or nothing at the cap, for every transport */
-    for (int w = SOCKJS_WRAP_XHR; w <= SOCKJS_WRAP_JSONP; w++) {
+    for (int w = FRAMING_SOCKJS_WRAP_XHR; w <= FRAMING_SOCKJS_WRAP_JSONP; w++) {
         const uint8_t *fr = (const uint8_t *)"a[\"<\\/%\"]";
         b.max = 3 + 9; /* less than any wrapped form needs */
-        assert_int_equal(sockjs_wrap(&b, (enum sockjs_wrap)w, "cb", fr, 9),
+        assert_int_equal(framing_sockjs_wrap(&b, (enum framing_sockjs_wrap)w, "cb", fr, 9),
                          GW_ETOOBIG);
         assert_buf_eq(&b, B("PRE"), "cap");
     }
@@ -451,16 +451,16 @@ static void test_prelude_xhr_streaming(void **state)
 {
     (void)state;
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_prelude_xhr_streaming(&b), 0);
+    assert_int_equal(framing_sockjs_prelude_xhr_streaming(&b), 0);
     assert_int_equal(b.len, 2049); /* sockjs-protocol: 'h' * 2048 + '\n' */
     for (size_t i = 0; i < 2048; i++)
         assert_int_equal(b.data[i], 'h');
     assert_int_equal(b.data[2048], '\n');
     assert_int_equal(b.data[2049], 0);
     b.max = b.len + 2048;
-    assert_int_equal(sockjs_prelude_xhr_streaming(&b), GW_ETOOBIG);
+    assert_int_equal(framing_sockjs_prelude_xhr_streaming(&b), GW_ETOOBIG);
     assert_int_equal(b.len, 2049);
-    assert_int_equal(sockjs_prelude_xhr_streaming(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_prelude_xhr_streaming(NULL), GW_EINVAL);
     gw_buf_free(&b);
 }
 
@@ -468,9 +468,9 @@ static void test_prelude_eventsource(void **state)
 {
     (void)state;
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_prelude_eventsource(&b), 0);
+    assert_int_equal(framing_sockjs_prelude_eventsource(&b), 0);
     assert_buf_eq(&b, B("\r\n"), "eventsource prelude");
-    assert_int_equal(sockjs_prelude_eventsource(NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_prelude_eventsource(NULL), GW_EINVAL);
     gw_buf_free(&b);
 }
 
@@ -507,7 +507,7 @@ static void test_prelude_htmlfile(void **state)
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         struct gw_buf b = {0}, want = {0};
         const char *cb = cases[i].cb;
-        assert_int_equal(sockjs_prelude_htmlfile(&b, cb), 0);
+        assert_int_equal(framing_sockjs_prelude_htmlfile(&b, cb), 0);
         assert_int_equal(b.len, cases[i].total);
         assert_true(b.len - 4 >= 1024); /* Safari: 1 KiB before content */
         /* head, callback, tail, 653 spaces (1024 - 384 + 13), CRLF CRLF */
@@ -521,12 +521,12 @@ static void test_prelude_htmlfile(void **state)
     static const char *bad[] = {NULL, "", "a(b)", "x;alert(1)", "a b",
                                 "abcdefghijklmnopqrstuvwxyz0123456"};
     for (size_t i = 0; i < N_ELEMS(bad); i++)
-        assert_int_equal(sockjs_prelude_htmlfile(&b, bad[i]), GW_EINVAL);
+        assert_int_equal(framing_sockjs_prelude_htmlfile(&b, bad[i]), GW_EINVAL);
     assert_int_equal(b.len, 0);
     b.max = 1000;
-    assert_int_equal(sockjs_prelude_htmlfile(&b, "c"), GW_ETOOBIG);
+    assert_int_equal(framing_sockjs_prelude_htmlfile(&b, "c"), GW_ETOOBIG);
     assert_int_equal(b.len, 0);
-    assert_int_equal(sockjs_prelude_htmlfile(NULL, "c"), GW_EINVAL);
+    assert_int_equal(framing_sockjs_prelude_htmlfile(NULL, "c"), GW_EINVAL);
     gw_buf_free(&b);
 }
 
@@ -572,7 +572,7 @@ static void test_callback_valid(void **state)
         {"a\xff", false},
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
-        if (sockjs_callback_valid(cases[i].cb) != cases[i].ok) {
+        if (framing_sockjs_callback_valid(cases[i].cb) != cases[i].ok) {
             print_error("callback [%s]: want %d\n",
                         cases[i].cb ? cases[i].cb : "(null)", cases[i].ok);
             fail();
@@ -583,7 +583,7 @@ static void test_callback_valid(void **state)
         char s[2] = {(char)c, 0};
         bool want = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
                     (c >= '0' && c <= '9') || c == '_' || c == '.' || c == '-';
-        assert_int_equal(sockjs_callback_valid(s), want);
+        assert_int_equal(framing_sockjs_callback_valid(s), want);
     }
 }
 
@@ -631,7 +631,7 @@ static void test_iframe_page(void **state)
     };
     for (size_t i = 0; i < N_ELEMS(cases); i++) {
         struct gw_buf b = {0}, want = {0};
-        assert_int_equal(sockjs_iframe_page(&b, cases[i].url), 0);
+        assert_int_equal(framing_sockjs_iframe_page(&b, cases[i].url), 0);
         assert_int_equal(gw_buf_appendf(&want, "%s%s%s", IFRAME_HEAD,
                                         cases[i].attr, IFRAME_TAIL), 0);
         assert_buf_eq(&b, (const char *)want.data, want.len, cases[i].url);
@@ -639,10 +639,10 @@ static void test_iframe_page(void **state)
         gw_buf_free(&want);
     }
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_iframe_page(&b, NULL), GW_EINVAL);
-    assert_int_equal(sockjs_iframe_page(NULL, "x"), GW_EINVAL);
+    assert_int_equal(framing_sockjs_iframe_page(&b, NULL), GW_EINVAL);
+    assert_int_equal(framing_sockjs_iframe_page(NULL, "x"), GW_EINVAL);
     b.max = 100;
-    assert_int_equal(sockjs_iframe_page(&b, "x"), GW_ETOOBIG);
+    assert_int_equal(framing_sockjs_iframe_page(&b, "x"), GW_ETOOBIG);
     assert_int_equal(b.len, 0);
     gw_buf_free(&b);
 }
@@ -650,9 +650,9 @@ static void test_iframe_page(void **state)
 static void etag_of(const char *url, char out[44])
 {
     struct gw_buf b = {0};
-    assert_int_equal(sockjs_iframe_page(&b, url), 0);
+    assert_int_equal(framing_sockjs_iframe_page(&b, url), 0);
     memset(out, 'X', 44);
-    sockjs_iframe_etag(b.data, b.len, out);
+    framing_sockjs_iframe_etag(b.data, b.len, out);
     gw_buf_free(&b);
 }
 
@@ -673,11 +673,11 @@ static void test_iframe_etag(void **state)
     assert_string_not_equal(a, d);
     assert_string_not_equal(c, d);
     char e[44];
-    sockjs_iframe_etag((const uint8_t *)"", 0, e);
+    framing_sockjs_iframe_etag((const uint8_t *)"", 0, e);
     assert_string_equal(e, "\"da39a3ee5e6b4b0d3255bfef95601890afd80709\"");
-    sockjs_iframe_etag(NULL, 0, e);
+    framing_sockjs_iframe_etag(NULL, 0, e);
     assert_string_equal(e, "\"da39a3ee5e6b4b0d3255bfef95601890afd80709\"");
-    sockjs_iframe_etag((const uint8_t *)"abc", 3, e);
+    framing_sockjs_iframe_etag((const uint8_t *)"abc", 3, e);
     assert_string_equal(e, "\"a9993e364706816aba3e25717850c26c9cd0d89d\"");
 }
 
@@ -729,8 +729,8 @@ static void check_env(const struct envelope *env, const struct send_case *c,
 static const struct send_case send_cases[] = {
     /* sockjs-protocol XhrPolling.test_invalid_json and friends */
     {B("[\"a\"]"), 10, 0, 1, {{B("a")}}},
-    {B("[\"x"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B(""), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[\"x"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B(""), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     {B("[]"), 10, 0, 0, {{0}}},
     {B("[]"), 0, 0, 0, {{0}}},
     {B("[\"a\",\"\",\"b c\",\"d\"]"), 4, 0, 4,
@@ -756,45 +756,45 @@ static const struct send_case send_cases[] = {
     {B("[\"  \\u0000\\n\\r \"]"), 10, 0, 1, {{B("  \0\n\r ")}}},
     /* max_batch */
     {B("[\"a\",\"b\"]"), 2, 0, 2, {{B("a")}, {B("b")}}},
-    {B("[\"a\",\"b\"]"), 1, SOCKJS_SEND_TOO_MANY, 0, {{0}}},
-    {B("[\"a\"]"), 0, SOCKJS_SEND_TOO_MANY, 0, {{0}}},
+    {B("[\"a\",\"b\"]"), 1, FRAMING_SOCKJS_SEND_TOO_MANY, 0, {{0}}},
+    {B("[\"a\"]"), 0, FRAMING_SOCKJS_SEND_TOO_MANY, 0, {{0}}},
     /* valid JSON, not an array: "Payload expected." */
-    {B("null"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("{}"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("{\"0\":\"a\"}"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("\"x\""), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("\"[\\\"x\\\"]\""), 10, SOCKJS_SEND_EMPTY, 0, {{0}}}, /* no unwrap */
-    {B("0"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("1"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("false"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("null"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("{}"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("{\"0\":\"a\"}"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("\"x\""), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("\"[\\\"x\\\"]\""), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}}, /* no unwrap */
+    {B("0"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("1"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("false"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     /* an element not a string: the whole body is refused */
-    {B("[1]"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("[\"a\",null]"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("[\"a\",[\"b\"]]"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("[{\"binary\":\"AA==\"}]"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {B("[true]"), 10, SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[1]"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[\"a\",null]"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[\"a\",[\"b\"]]"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[{\"binary\":\"AA==\"}]"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {B("[true]"), 10, FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     /* too many is checked first */
-    {B("[1,2]"), 1, SOCKJS_SEND_TOO_MANY, 0, {{0}}},
+    {B("[1,2]"), 1, FRAMING_SOCKJS_SEND_TOO_MANY, 0, {{0}}},
     /* not JSON: "Broken JSON encoding." */
-    {B(" "), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("["), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"a\"]x"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"a\"] [\"b\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"a\",]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("['a']"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"a\nb\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}}, /* raw LF */
-    {B("[\"a\0b\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}}, /* raw NUL */
-    {B("[\"a\"]\0"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"\\x41\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("\xef\xbb\xbf[\"a\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}}, /* BOM */
+    {B(" "), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("["), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"a\"]x"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"a\"] [\"b\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"a\",]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("['a']"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"a\nb\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}}, /* raw LF */
+    {B("[\"a\0b\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}}, /* raw NUL */
+    {B("[\"a\"]\0"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\\x41\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("\xef\xbb\xbf[\"a\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}}, /* BOM */
     /* invalid UTF-8 and lone surrogates: no way to send them upstream */
-    {B("[\"\xff\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"\xc3\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"\xed\xa0\x80\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"\\ud800\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {B("[\"\\udc00x\"]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\xff\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\xc3\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\xed\xa0\x80\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\\ud800\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[\"\\udc00x\"]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
     /* past jansson's limits */
-    {B("[99999999999999999999]"), 10, SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {B("[99999999999999999999]"), 10, FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
 };
 
 static void test_parse_send(void **state)
@@ -804,21 +804,21 @@ static void test_parse_send(void **state)
         const struct send_case *c = &send_cases[i];
         struct envelope env;
         memset(&env, 0xA5, sizeof env); /* overwritten on entry */
-        int rc = sockjs_parse_send(&env, c->body, c->len, c->max_batch);
+        int rc = framing_sockjs_parse_send(&env, c->body, c->len, c->max_batch);
         check_env(&env, c, rc, "xhr_send");
         envelope_clear(&env);
         /* the raw jsonp_send body takes the same path */
         memset(&env, 0xA5, sizeof env);
-        rc = sockjs_parse_jsonp_send(&env, c->body, c->len, "text/plain",
+        rc = framing_sockjs_parse_jsonp_send(&env, c->body, c->len, "text/plain",
                                      c->max_batch);
         if (!(c->len >= 2 && c->body[0] == '"')) /* jsonp unwraps those */
             check_env(&env, c, rc, "jsonp_send raw");
         envelope_clear(&env);
     }
     struct envelope env;
-    assert_int_equal(sockjs_parse_send(&env, NULL, 0, 10), SOCKJS_SEND_EMPTY);
-    assert_int_equal(sockjs_parse_send(&env, NULL, 5, 10), SOCKJS_SEND_EMPTY);
-    assert_int_equal(sockjs_parse_send(NULL, "[]", 2, 10), SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_send(&env, NULL, 0, 10), FRAMING_SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_send(&env, NULL, 5, 10), FRAMING_SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_send(NULL, "[]", 2, 10), FRAMING_SOCKJS_SEND_EMPTY);
 }
 
 /* Deep nesting: jansson's depth limit makes it Broken JSON, never a
@@ -832,10 +832,10 @@ static void test_parse_send_deep(void **state)
     memset(p, '[', depth);
     memset(p + depth, ']', depth);
     struct envelope env;
-    assert_int_equal(sockjs_parse_send(&env, p, 2 * depth, 10),
-                     SOCKJS_SEND_BROKEN);
-    assert_int_equal(sockjs_parse_send(&env, p + depth - 2, 4, 10),
-                     SOCKJS_SEND_EMPTY); /* [[]]: element not a string */
+    assert_int_equal(framing_sockjs_parse_send(&env, p, 2 * depth, 10),
+                     FRAMING_SOCKJS_SEND_BROKEN);
+    assert_int_equal(framing_sockjs_parse_send(&env, p + depth - 2, 4, 10),
+                     FRAMING_SOCKJS_SEND_EMPTY); /* [[]]: element not a string */
     free(p);
 }
 
@@ -855,7 +855,7 @@ static void test_parse_send_all_bytes(void **state)
     }
     assert_int_equal(gw_buf_append(&body, "\"]", 2), 0);
     struct envelope env;
-    assert_int_equal(sockjs_parse_send(&env, (const char *)body.data,
+    assert_int_equal(framing_sockjs_parse_send(&env, (const char *)body.data,
                                        body.len, 1), 0);
     assert_int_equal(env.n, 1);
     assert_bytes(env.data.data, env.msgs[0].len, (const char *)want.data,
@@ -879,10 +879,10 @@ struct jsonp_case {
 static const struct jsonp_case jsonp_cases[] = {
     /* sockjs-protocol JsonPolling */
     {FORM, B("d=%5B%22x%22%5D"), 0, 1, {{B("x")}}},
-    {FORM, B("d=%5B%22x"), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {FORM, B(""), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {FORM, B("d="), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {FORM, B("p=p"), SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d=%5B%22x"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B(""), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d="), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("p=p"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     {FORM, B("d=%5B%5D"), 0, 0, {{0}}},
     {"text/plain", B("[\"%61bc\"]"), 0, 1, {{B("%61bc")}}},
     /* '+' is a space, %2B a plus */
@@ -895,32 +895,32 @@ static const struct jsonp_case jsonp_cases[] = {
     /* other fields before and after, empty fields, a name alone */
     {FORM, B("a=1&d=%5B%22y%22%5D&z"), 0, 1, {{B("y")}}},
     {FORM, B("&&x&d=%5B%22y%22%5D&&"), 0, 1, {{B("y")}}},
-    {FORM, B("dd=%5B%22y%22%5D&D=%5B%5D&d%20=%5B%5D"), SOCKJS_SEND_EMPTY, 0,
+    {FORM, B("dd=%5B%22y%22%5D&D=%5B%5D&d%20=%5B%5D"), FRAMING_SOCKJS_SEND_EMPTY, 0,
      {{0}}},
-    {FORM, B("d"), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {FORM, B("=d"), SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("=d"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     /* the name may be encoded; only the first '=' splits */
     {FORM, B("%64=%5B%22k%22%5D"), 0, 1, {{B("k")}}},
     {FORM, B("d=[\"a=b\"]"), 0, 1, {{B("a=b")}}},
     /* d twice: refused */
-    {FORM, B("d=%5B%22x%22%5D&d=%5B%5D"), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {FORM, B("d=&d=%5B%5D"), SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d=%5B%22x%22%5D&d=%5B%5D"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d=&d=%5B%5D"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     /* bad % escapes in d: Broken JSON; elsewhere: ignored */
-    {FORM, B("d=%5B%22%zz%22%5D"), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {FORM, B("d=%5B%22x%22%5D%"), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {FORM, B("d=%5B%22x%22%5D%4"), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {FORM, B("d=%5B%22x%22%5D%G1"), SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22%zz%22%5D"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22x%22%5D%"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22x%22%5D%4"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22x%22%5D%G1"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
     {FORM, B("a=%zz&d=%5B%22x%22%5D&%=%"), 0, 1, {{B("x")}}},
     /* decoded bytes must be UTF-8; %00 outside a string is not JSON */
-    {FORM, B("d=%5B%22%FF%22%5D"), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {FORM, B("d=%5B%22x%22%5D%00"), SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22%FF%22%5D"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {FORM, B("d=%5B%22x%22%5D%00"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
     /* d holds a JSON string: not unwrapped on the form path */
-    {FORM, B("d=%22%5B%5D%22"), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {FORM, B("d=%5B1%5D"), SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d=%22%5B%5D%22"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {FORM, B("d=%5B1%5D"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     {FORM, B("d=%5B%22a%22,%22b%22,%22c%22%5D"), 0, 3,
      {{B("a")}, {B("b")}, {B("c")}}},
     {FORM, B("d=%5B%22a%22,%22b%22,%22c%22,%22d%22%5D"),
-     SOCKJS_SEND_TOO_MANY, 0, {{0}}},
+     FRAMING_SOCKJS_SEND_TOO_MANY, 0, {{0}}},
     /* the media type: parameters, case, spaces */
     {"application/x-www-form-urlencoded; charset=UTF-8",
      B("d=%5B%22x%22%5D"), 0, 1, {{B("x")}}},
@@ -932,21 +932,21 @@ static const struct jsonp_case jsonp_cases[] = {
     {"", B("[\"x\"]"), 0, 1, {{B("x")}}},
     {" ; charset=x", B("[\"x\"]"), 0, 1, {{B("x")}}},
     {"TEXT/PLAIN", B("[\"x\"]"), 0, 1, {{B("x")}}},
-    {"text/plain", B(""), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {"text/plain", B("d=%5B%22x%22%5D"), SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {"text/plain", B(""), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {"text/plain", B("d=%5B%22x%22%5D"), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
     /* raw: a JSON string is decoded once more, as the reference does */
     {"text/plain", B("\"[\\\"x\\\"]\""), 0, 1, {{B("x")}}},
     {"text/plain", B("\"[\\\"\\\\u0000\\\"]\""), 0, 1, {{B("\0")}}},
-    {"text/plain", B("\"\""), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {"text/plain", B("\"x\""), SOCKJS_SEND_BROKEN, 0, {{0}}},
-    {"text/plain", B("\"\\\"[]\\\"\""), SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {"text/plain", B("\"\""), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {"text/plain", B("\"x\""), FRAMING_SOCKJS_SEND_BROKEN, 0, {{0}}},
+    {"text/plain", B("\"\\\"[]\\\"\""), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
     /* other types are not read (the reference logs and answers
      * "Payload expected.") */
-    {"application/json", B("[\"x\"]"), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {"multipart/form-data; boundary=x", B("[\"x\"]"), SOCKJS_SEND_EMPTY, 0,
+    {"application/json", B("[\"x\"]"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {"multipart/form-data; boundary=x", B("[\"x\"]"), FRAMING_SOCKJS_SEND_EMPTY, 0,
      {{0}}},
-    {"text/plainx", B("[\"x\"]"), SOCKJS_SEND_EMPTY, 0, {{0}}},
-    {"application/x-www-form-urlencodedx", B("d=%5B%5D"), SOCKJS_SEND_EMPTY,
+    {"text/plainx", B("[\"x\"]"), FRAMING_SOCKJS_SEND_EMPTY, 0, {{0}}},
+    {"application/x-www-form-urlencodedx", B("d=%5B%5D"), FRAMING_SOCKJS_SEND_EMPTY,
      0, {{0}}},
 };
 
@@ -962,17 +962,17 @@ static void test_parse_jsonp_send(void **state)
         snprintf(what, sizeof what, "jsonp case %zu (%s)", i,
                  c->ct ? c->ct : "NULL");
         memset(&env, 0xA5, sizeof env);
-        int rc = sockjs_parse_jsonp_send(&env, c->body, c->len, c->ct, 3);
+        int rc = framing_sockjs_parse_jsonp_send(&env, c->body, c->len, c->ct, 3);
         check_env(&env, &sc, rc, what);
         envelope_clear(&env);
     }
     struct envelope env;
-    assert_int_equal(sockjs_parse_jsonp_send(&env, NULL, 0, FORM, 3),
-                     SOCKJS_SEND_EMPTY);
-    assert_int_equal(sockjs_parse_jsonp_send(&env, NULL, 9, NULL, 3),
-                     SOCKJS_SEND_EMPTY);
-    assert_int_equal(sockjs_parse_jsonp_send(NULL, "[]", 2, NULL, 3),
-                     SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_jsonp_send(&env, NULL, 0, FORM, 3),
+                     FRAMING_SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_jsonp_send(&env, NULL, 9, NULL, 3),
+                     FRAMING_SOCKJS_SEND_EMPTY);
+    assert_int_equal(framing_sockjs_parse_jsonp_send(NULL, "[]", 2, NULL, 3),
+                     FRAMING_SOCKJS_SEND_EMPTY);
 }
 
 /* Bodies are lengths, not C strings: bytes past len are never read. */
@@ -981,26 +981,26 @@ static void test_parse_length_bound(void **state)
     (void)state;
     static const char body[] = "d=%5B%22x%22%5D&d=%5B%5D";
     struct envelope env;
-    assert_int_equal(sockjs_parse_jsonp_send(&env, body, 15, FORM, 3), 0);
+    assert_int_equal(framing_sockjs_parse_jsonp_send(&env, body, 15, FORM, 3), 0);
     assert_int_equal(env.n, 1);
     envelope_clear(&env);
-    assert_int_equal(sockjs_parse_jsonp_send(&env, body, 14, FORM, 3),
-                     SOCKJS_SEND_BROKEN); /* "...%5" */
-    assert_int_equal(sockjs_parse_send(&env, "[\"a\"]]", 5, 3), 0);
+    assert_int_equal(framing_sockjs_parse_jsonp_send(&env, body, 14, FORM, 3),
+                     FRAMING_SOCKJS_SEND_BROKEN); /* "...%5" */
+    assert_int_equal(framing_sockjs_parse_send(&env, "[\"a\"]]", 5, 3), 0);
     envelope_clear(&env);
 }
 
 static void test_send_strerror(void **state)
 {
     (void)state;
-    assert_string_equal(sockjs_send_strerror(SOCKJS_SEND_EMPTY),
+    assert_string_equal(framing_sockjs_send_strerror(FRAMING_SOCKJS_SEND_EMPTY),
                         "Payload expected.");
-    assert_string_equal(sockjs_send_strerror(SOCKJS_SEND_BROKEN),
+    assert_string_equal(framing_sockjs_send_strerror(FRAMING_SOCKJS_SEND_BROKEN),
                         "Broken JSON encoding.");
-    assert_non_null(sockjs_send_strerror(SOCKJS_SEND_TOO_MANY));
-    assert_non_null(sockjs_send_strerror(SOCKJS_SEND_NOMEM));
-    assert_non_null(sockjs_send_strerror(SOCKJS_SEND_OK));
-    assert_non_null(sockjs_send_strerror(-99));
+    assert_non_null(framing_sockjs_send_strerror(FRAMING_SOCKJS_SEND_TOO_MANY));
+    assert_non_null(framing_sockjs_send_strerror(FRAMING_SOCKJS_SEND_NOMEM));
+    assert_non_null(framing_sockjs_send_strerror(FRAMING_SOCKJS_SEND_OK));
+    assert_non_null(framing_sockjs_send_strerror(-99));
 }
 
 int main(void)

@@ -5,8 +5,8 @@
  * (xhr_send, jsonp_send), all over the same session core as pollgate's
  * own protocol. Each SockJS session is one upstream WebSocket.
  */
-#ifndef SOCKJS_H
-#define SOCKJS_H
+#ifndef SOCKJS_FRONT_H
+#define SOCKJS_FRONT_H
 
 #include <stddef.h>
 #include "gw_config.h"
@@ -17,21 +17,21 @@ struct evhttp_request;
 struct event_base;
 struct session_table;
 
-struct sockjs_ctx {
+struct sockjs_front_ctx {
     const struct gw_config *cfg;
     struct session_table *sessions;
-    struct sockjs_tctx tctx;   /* the loop and heartbeat the sinks use */
+    struct transport_sockjs_ctx tctx;   /* the loop and heartbeat the sinks use */
     struct transport_ws_ctx ws; /* the websocket transports' */
 };
 
 /* Is path under the SockJS base of a route? Sets *route_idx and *rest
  * (what follows the base: "", "/", "/info", ...). Longest base wins. */
-const struct gw_route *sockjs_match(const struct gw_config *cfg,
+const struct gw_route *sockjs_front_match(const struct gw_config *cfg,
                                     const char *path, size_t *route_idx,
                                     const char **rest);
 
 /* Answer a request under a route's SockJS base. */
-void sockjs_handle(const struct sockjs_ctx *ctx, struct evhttp_request *req,
+void sockjs_front_handle(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                    const struct gw_route *r, size_t route_idx,
                    const char *rest);
 

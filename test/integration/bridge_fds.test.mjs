@@ -19,6 +19,10 @@ describe('bridge: file descriptors', () => {
     const up = await startUpstream(t);
     const gw = await startGateway(t, {
       wrapper: ['prlimit', `--nofile=${NOFILE}:${NOFILE}`],
+      // max_connections above the descriptors (the derived default would
+      // answer the idle connections 503 before descriptors run out): this
+      // test is about running out of them
+      gateway: { max_connections: '10000', max_connections_per_client: '0' },
       routes: [{ up }],
       // the sessions must outlive the whole test, however loaded the machine
       session: { idle_timeout: '60s' },

@@ -271,8 +271,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
     http_reply_error(req, 404, "not_found", "no such endpoint");
 }
 
-/* The underlying bufferevent of a connection accepted on tls_listen (the
- * limits' filter sits on top of it): TLS server side, with the context
+/* A connection accepted on tls_listen: TLS server side, with the context
  * current at accept time (a reload replaces f->tls_ctx; the SSL keeps a
  * reference to the one it was made from). */
 static struct bufferevent *tls_bevcb(struct event_base *base, void *arg)
@@ -342,7 +341,10 @@ static int listen_start(struct http_front *f)
     if (!f->https)
         return GW_ENOMEM;
     http_setup(f, f->https);
-    http_limits_attach(f->limits, f->https, tls_bevcb, f);
+    /* No http_limits filter under TLS: it writes to the socket itself,
+     * which would bypass the encryption. tls_listen connections get
+     * evhttp's own limits (request_timeout, header and body sizes). */
+    evhttp_set_bevcb(f->https, tls_bevcb, f);
     return gw_listen_set_bind(f->listeners, f->https, cfg->tls_listen,
                               cfg->n_tls_listen, "https");
 }
@@ -392,7 +394,7 @@ struct http_front *http_front_new(struct event_base *base,
     f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
                                      .tctx = &f->tctx };
     http_setup(f, f->http);
-    http_limits_attach(f->limits, f->http, NULL, NULL);
+    http_limits_attach(f->limits, f->http);
     if (listen_start(f) < 0) {
         http_front_free(f);
         return NULL;

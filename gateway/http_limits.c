@@ -231,17 +231,7 @@ struct lconn {
     bool flushing;               /* in writable_cb: the only place we write */
 };
 
-/* One evhttp server the filter is attached to, and how its connections'
- * underlying bufferevent is made. */
-struct lattach {
-    struct http_limits *lim;
-    struct bufferevent *(*under)(struct event_base *, void *);
-    void *arg;
-};
-
 struct http_limits {
-    struct lattach att[HTTP_LIMITS_MAX_SERVERS];
-    size_t n_att;
     struct event_base *base;
     const struct gw_config *cfg;
     uint64_t max_conns;
@@ -851,12 +841,10 @@ static void conn_free(void *arg)
 
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
-    struct lattach *at = arg;
-    struct http_limits *lim = at->lim;
+    struct http_limits *lim = arg;
     struct lconn *c = calloc(1, sizeof *c);
-    struct bufferevent *under = !c ? NULL
-        : at->under ? at->under(base, at->arg)
-        : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    struct bufferevent *under = c ? bufferevent_socket_new(base, -1,
+                                        BEV_OPT_CLOSE_ON_FREE) : NULL;
     if (!under) {
         free(c);
         return NULL; /* evhttp makes a plain one: unchecked, but served */
@@ -931,19 +919,9 @@ void http_limits_free(struct http_limits *lim)
     free(lim);
 }
 
-void http_limits_attach(struct http_limits *lim, struct evhttp *http,
-                        struct bufferevent *(*under)(struct event_base *, void *),
-                        void *arg)
+void http_limits_attach(struct http_limits *lim, struct evhttp *http)
 {
-    if (lim->n_att == HTTP_LIMITS_MAX_SERVERS) {
-        log_error("http_limits: more than %d servers", HTTP_LIMITS_MAX_SERVERS);
-        if (under)
-            evhttp_set_bevcb(http, under, arg); /* served, but unchecked */
-        return;
-    }
-    struct lattach *at = &lim->att[lim->n_att++];
-    *at = (struct lattach){ lim, under, arg };
-    evhttp_set_bevcb(http, bevcb, at);
+    evhttp_set_bevcb(http, bevcb, lim);
 }
 
 uint64_t http_limits_max_connections(const struct http_limits *lim)

@@ -1221,7 +1221,8 @@ size_t session_table_drain_close(struct session_table *t)
                                                   : "going away";
             /* (opening ones finish or fail within connect_timeout; a stop
              * after the drain answers their opener) */
-            log_debug("session %s: drain ends (state %d)", s->id, (int)s->state);
+            log_debug("session %.*s: drain ends (state %d)", GW_LOG_ID(s->id, s->id_len),
+                      (int)s->state);
             if (s->state == SESSION_OPEN) {
                 close_upstream(s, WS_CLOSE_GOING_AWAY, why);
                 closed++;

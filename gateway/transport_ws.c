@@ -241,8 +241,9 @@ static enum fwd forward(struct tws *t, bool binary, const uint8_t *data,
                           "array of strings, ignored");
                 return FWD_OK;
             }
-            log_info("SockJS websocket session %s: %s, closing",
-                     session_id(s), framing_sockjs_send_strerror(rc));
+            log_info("SockJS websocket session %.*s: %s, closing",
+                     GW_LOG_ID(session_id(s), strlen(session_id(s))),
+                     framing_sockjs_send_strerror(rc));
             ws_server_close(t->ws, rc == FRAMING_SOCKJS_SEND_TOO_MANY
                                        ? WS_CLOSE_TOO_BIG : WS_CLOSE_PROTOCOL,
                             framing_sockjs_send_strerror(rc));
@@ -351,8 +352,9 @@ static void ws_close_cb(struct ws_server *ws,
             snprintf(reason, sizeof reason, "%.*s", (int)ci->reason_len,
                      ci->reason);
         }
-        log_debug("websocket session %s: browser closed %u (%s)",
-                  session_id(s), ci->code, ci->detail);
+        log_debug("websocket session %.*s: browser closed %u (%s)",
+                  GW_LOG_ID(session_id(s), strlen(session_id(s))), ci->code,
+                  ci->detail);
         session_end(s, code, reason);
     }
     tws_free(t); /* ws_server_free is deferred: we are inside its callback */
@@ -609,8 +611,8 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
         open_refused(t, req, rc);
         return;
     }
-    log_info("%s: websocket session %s opening (route %s, %s)", addr,
-             session_id(t->s), r->name,
+    log_info("%s: websocket session %.*s opening (route %s, %s)", addr,
+             GW_LOG_ID(session_id(t->s), strlen(session_id(t->s))), r->name,
              kind == TRANSPORT_WS_RAW ? "raw" : "SockJS");
     if (kind == TRANSPORT_WS_RAW) {
         t->req = req;

@@ -72,17 +72,9 @@ struct http_limits *http_limits_new(struct event_base *base,
  * free it after evhttp_free. NULL is a no-op. */
 void http_limits_free(struct http_limits *lim);
 
-/*
- * Install the connection filter on http (evhttp_set_bevcb). under(base,
- * arg), if given, makes the bufferevent the filter sits on (with fd -1;
- * e.g. a TLS server bufferevent for tls_listen); NULL = a plain socket.
- * At most HTTP_LIMITS_MAX_SERVERS evhttp servers per object.
- */
-#define HTTP_LIMITS_MAX_SERVERS 4
-struct bufferevent;
-void http_limits_attach(struct http_limits *lim, struct evhttp *http,
-                        struct bufferevent *(*under)(struct event_base *, void *),
-                        void *arg);
+/* Install the connection filter on http (evhttp_set_bevcb). Plain TCP
+ * only: the filter writes to the socket itself. */
+void http_limits_attach(struct http_limits *lim, struct evhttp *http);
 
 /*
  * The request callback's first step: answers the synthetic refusals, maps

@@ -105,6 +105,10 @@ describe('drain on SIGTERM', { timeout: 120000 }, () => {
     const close = evs.find((e) => e.event === 'close');
     assert.ok(evs.indexOf(close) > evs.indexOf(sB.messageEvents()[1]), 'close after the last message');
     assert.deepEqual(sseData(close), { code: 1001, reason: 'going away' });
+    // a browser acknowledges the close it received (pollgate.js does): until
+    // then the messages and the close stay replayable for a resumed stream
+    const ackB = await api.ack(idB, 2);
+    assert.ok(ackB.status === 200 || ackB.status === 204, `ack of the close: ${ackB.status} ${ackB.text}`);
 
     for (const c of [cA, cB, cC]) assert.equal((await c.waitClose(8000)).code, 1001);
     const r = await exited(gw, 15000);

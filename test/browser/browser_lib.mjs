@@ -169,7 +169,9 @@ export async function startDemoUpstream(t) {
     const port = await freePort();
     const proc = startProcess(t, process.execPath,
       ['--import', path.join(here, 'resolve_ws.mjs'), DEMO_UPSTREAM, '--port', String(port), '--host', '127.0.0.1'],
-      { timeoutMs: 170000 });
+      // a safety net only (the suite's cleanup stops it): a browser file
+      // sharing one demo upstream can run longer than 3 minutes on a busy machine
+      { timeoutMs: 900000 });
     let err = '';
     let exited = false;
     proc.child.stderr.on('data', (d) => { err += d; });

@@ -334,7 +334,9 @@ export async function startGateway(t, opts = {}) {
     // opts.wrapper: a command to run pollgate under, e.g. ['prlimit', '--nofile=160:160']
     const argv = [...(opts.wrapper || []), POLLGATE_BIN, '-c', file];
     const proc = startProcess(null, argv[0], argv.slice(1), {
-      timeoutMs: opts.processTimeoutMs ?? 170000,
+      // a safety net only (t.after stops it): browser suites share one
+      // gateway across subtests and can outlast 3 minutes on a busy machine
+      timeoutMs: opts.processTimeoutMs ?? 900000,
       env: { ASAN_OPTIONS: 'detect_leaks=1:abort_on_error=0', ...(opts.env || {}) },
     });
     let exited = null;

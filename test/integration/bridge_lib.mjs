@@ -399,7 +399,7 @@ export async function startGateway(t, opts = {}) {
     const r = await proc.done;
     lastErr = new Error(`pollgate did not become ready (admin GET /health): exit=${r.code} signal=${r.signal}\n` +
       `config:\n${config}\nstderr:\n${r.stderr.slice(-4000)}`);
-    if (!/in use|EADDRINUSE|bind/i.test(r.stderr)) break;
+    if (!/in use|EADDRINUSE|bind|cannot listen/i.test(r.stderr)) break; // a port taken since freePort(): try others
   }
   throw lastErr;
 }

@@ -168,6 +168,22 @@ static const struct directive gateway_keys[] = {
       "bytes per second, measured over windows of header_timeout: a window "
       "that brings fewer bytes than this rate (or than the rest of the "
       "body) closes the connection. 0 = no minimum.", NULL, NULL },
+    { "lingering_time", T_DURATION, CF(lingering_time_ms), 0, "10s", 100,
+      MINS(10), D_ZERO_OK, NULL, NULL,
+      "Browser connections refused early (413 for a declared body over "
+      "max_body, 400/431/501/505 for malformed framing): after the answer "
+      "has been sent and the write side shut, what the client still sends "
+      "is read and discarded for at most this long before the connection "
+      "is closed, so that the client reads the answer instead of a reset "
+      "(nginx's lingering close). 0 = close at once.", NULL, NULL },
+    { "lingering_timeout", T_DURATION, CF(lingering_timeout_ms), 0, "2s",
+      100, MINS(10), 0, NULL, NULL,
+      "During a lingering close: the longest wait for more bytes from the "
+      "client before closing.", NULL, NULL },
+    { "lingering_bytes", T_SIZE, CF(lingering_bytes), 0, "64MiB", KIB(1),
+      GIB(64), 0, NULL, NULL,
+      "During a lingering close: the most bytes read and discarded; a "
+      "client that sends more is cut there.", NULL, NULL },
     { "max_connections", T_UINT, CF(max_connections), 0, "0", 1, 10000000,
       D_ZERO_OK, NULL, NULL,
       "Open browser connections (all addresses). Past it a new connection "

@@ -1,6 +1,6 @@
 /*
  * http_front.c - the evhttp servers (plain and TLS, gw_listen.c binds
- * them; http_limits.c sits under both): request limits, the route
+ * them; http_limits.c checks both): request limits, the route
  * table, route CORS and the static files (the operator's endpoints are
  * admin.c's, on their own listener). The two
  * dialects' endpoints are native_front.c's and sockjs_front.c's.
@@ -341,10 +341,9 @@ static int listen_start(struct http_front *f)
     if (!f->https)
         return GW_ENOMEM;
     http_setup(f, f->https);
-    /* No http_limits filter under TLS: it writes to the socket itself,
-     * which would bypass the encryption. tls_listen connections get
-     * evhttp's own limits (request_timeout, header and body sizes). */
-    evhttp_set_bevcb(f->https, tls_bevcb, f);
+    /* The same limits and framing as plain connections: http_limits
+     * reads bufferevent_openssl's input, which is the plaintext. */
+    http_limits_attach_with(f->limits, f->https, tls_bevcb, f);
     return gw_listen_set_bind(f->listeners, f->https, cfg->tls_listen,
                               cfg->n_tls_listen, "https");
 }

@@ -25,6 +25,7 @@
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
+#include <event2/bufferevent_struct.h>
 #include <event2/event.h>
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
@@ -37,6 +38,7 @@
 #define CLIENT_BUCKETS 1024
 #define CHUNK_LINE_MAX 1024       /* a chunk-size line with extensions */
 #define REFUSE_PREFIX "/.pollgate-refused-"
+#define REFUSE_MARK_LEN 36        /* "<token>/<status>" */
 
 /* ------------------------------------------------------- head checking */
 
@@ -199,7 +201,7 @@ struct client {
 };
 
 enum lstate {
-    L_HEAD,        /* waiting for a request head */
+    L_HEAD,        /* at a request head (or between requests) */
     L_BODY,        /* Content-Length body: `remaining` bytes to pass */
     L_CHUNK_SIZE,  /* a chunk-size line */
     L_CHUNK_DATA,  /* `remaining` bytes of chunk data */
@@ -209,27 +211,50 @@ enum lstate {
     L_REFUSED,     /* refused: everything from the client is dropped */
 };
 
+enum ltimer { T_NONE, T_HEAD, T_BODY, T_LINGER };
+
 struct lconn {
-    struct http_limits *lim;
+    struct http_limits *lim;     /* NULL once the limits are freed */
     struct lconn *prev, *next;
-    struct bufferevent *bev;     /* the filter: evhttp's bufferevent */
-    struct bufferevent *under;   /* the socket bufferevent below it */
+    struct bufferevent *bev;     /* evhttp's bufferevent; NULL when lingering */
+    struct evhttp_connection *evcon;   /* once set up */
+    struct evbuffer_cb_entry *incb;    /* our callback on bev's input */
+    struct evbuffer *hold;       /* an incomplete head evhttp must not see */
     struct client *client;       /* counted here once set up */
-    struct event *setup_ev;      /* runs once evhttp set the descriptor */
-    struct event *timer;         /* header deadline or body rate window */
-    struct event *wev;           /* the socket became writable */
-    struct event *wtimer;        /* a write that makes no progress */
+    struct event setup_ev;       /* runs once evhttp has the connection */
+    struct event timer;          /* header deadline, body window, lingering */
+    struct event rev;            /* lingering: the socket is readable */
+    void (*user_closecb)(struct evhttp_connection *, void *);
+    void *user_closearg;
     evutil_socket_t fd;
     enum lstate st;
-    size_t scanned;              /* head bytes already searched for its end */
+    enum ltimer tkind;
+    size_t partial;              /* bytes of an incomplete chunk line at the tail */
+    size_t scanned;              /* held head bytes already searched for its end */
     uint64_t remaining;
+    uint64_t chunked_total;      /* chunk data of this body so far */
     uint64_t window_bytes;       /* body bytes in this rate window */
     uint64_t window_need;        /* at least this many, or the body is cut */
+    uint64_t linger_bytes;
+    struct timeval linger_end;
     bool set_up;
     bool counted;
-    bool line_checked;           /* the request line of this head is checked */
-    bool flushing;               /* in writable_cb: the only place we write */
+    bool registered;             /* in the descriptor table */
+    bool line_checked;           /* the request line of the held head is checked */
+    bool busy;                   /* in input_cb: our own buffer edits are ignored */
+    bool linger;                 /* refused a request: linger when evhttp closes */
+    bool body_refused;           /* a chunked body was ended with the mark */
+    bool dead;                   /* evhttp freed it while we were busy */
+    bool events_set;             /* setup_ev and timer are assigned */
 };
+
+struct limits_maker {
+    struct http_limits *lim;
+    struct bufferevent *(*make)(struct event_base *, void *);
+    void *arg;
+};
+
+#define MAKERS_MAX 4
 
 struct http_limits {
     struct event_base *base;
@@ -239,8 +264,60 @@ struct http_limits {
     struct client *clients[CLIENT_BUCKETS];
     struct http_limits_stats stats;
     time_t last_global_log;
+    const struct timeval *tv_header;   /* common timeouts, or tv_*_own */
+    const struct timeval *tv_window;
+    struct timeval tv_header_own, tv_window_own;
+    struct limits_maker makers[MAKERS_MAX];
+    size_t n_makers;
     char token[33];
 };
+
+/*
+ * Descriptor -> connection, for the entry points that only have an
+ * evhttp_connection (the close callback multiplexer, the request
+ * callback). One table per process: one event loop, and descriptors are
+ * unique within a process. It grows with the highest descriptor seen.
+ */
+static struct lconn **g_by_fd;
+static size_t g_by_fd_cap;
+
+static bool fd_register(struct lconn *c)
+{
+    if (c->fd < 0)
+        return false;
+    size_t fd = (size_t)c->fd;
+    if (fd >= g_by_fd_cap) {
+        size_t cap = g_by_fd_cap ? g_by_fd_cap : 1024;
+        while (cap <= fd)
+            cap *= 2;
+        struct lconn **n = realloc(g_by_fd, cap * sizeof *n);
+        if (!n)
+            return false;
+        memset(n + g_by_fd_cap, 0, (cap - g_by_fd_cap) * sizeof *n);
+        g_by_fd = n;
+        g_by_fd_cap = cap;
+    }
+    g_by_fd[fd] = c;
+    c->registered = true;
+    return true;
+}
+
+static void fd_unregister(struct lconn *c)
+{
+    if (c->registered && (size_t)c->fd < g_by_fd_cap && g_by_fd[c->fd] == c)
+        g_by_fd[c->fd] = NULL;
+    c->registered = false;
+}
+
+static struct lconn *lconn_of(struct evhttp_connection *evcon)
+{
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
+    if (fd < 0 || (size_t)fd >= g_by_fd_cap)
+        return NULL;
+    struct lconn *c = g_by_fd[fd];
+    return c && c->evcon == evcon && c->bev == bev ? c : NULL;
+}
 
 static unsigned addr_hash(const char *s)
 {
@@ -292,79 +369,80 @@ static const char *conn_addr(const struct lconn *c)
     return c->client ? c->client->addr : "?";
 }
 
-/* ---------------------------------------------------- refusing, cutting */
-
-/* Hand evhttp a synthetic request that http_limits_request answers with
- * `status` and Connection: close; drop whatever the client sends after. */
-static void refuse_into(struct lconn *c, struct evbuffer *dst, int status)
-{
-    c->st = L_REFUSED;
-    event_del(c->timer);
-    evbuffer_add_printf(dst, "GET " REFUSE_PREFIX "%s/%d HTTP/1.1\r\n"
-                        "Host: pollgate\r\nConnection: close\r\n\r\n",
-                        c->lim->token, status);
-}
-
-static void refuse_head(struct lconn *c, struct evbuffer *src,
-                        struct evbuffer *dst, int status, const char *why)
-{
-    c->lim->stats.bad_requests++;
-    log_info("%s: request refused with %d: %s", conn_addr(c), status, why);
-    evbuffer_drain(src, evbuffer_get_length(src));
-    refuse_into(c, dst, status);
-}
-
-static void cut(struct lconn *c);
+/* ------------------------------------------------------ buffer editing */
 
 /*
- * A corrupt chunked body. evhttp is reading the body, so no synthetic
- * request can be handed to it, and its own answer to a corrupt body is an
- * HTML 413 sent without calling us: answer 400 on the socket directly (a
- * short response, the socket buffer takes it) and close as on a timeout.
+ * The input buffer's end is frozen by the socket bufferevent outside its
+ * own reads; our edits (a synthetic request, bytes put back) happen inside
+ * a read or on our own events, so thaw it for the edit when needed.
  */
-static void corrupt_body(struct lconn *c, struct evbuffer *src,
-                         struct evbuffer *dst, const char *why)
+static int input_add_buffer(struct evbuffer *in, struct evbuffer *src)
 {
-    (void)dst;
-    static const char resp[] =
-        "HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
-        "Connection: close\r\nContent-Length: 67\r\n\r\n"
-        "{\"error\":\"bad_request\",\"message\":\"malformed request body (chunks)\"}";
-    c->lim->stats.bad_requests++;
-    log_info("%s: request body refused: %s", conn_addr(c), why);
-    evbuffer_drain(src, evbuffer_get_length(src));
-    if (c->fd >= 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
-        (void)!send(c->fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
-    cut(c);
+    if (evbuffer_add_buffer(in, src) == 0)
+        return 0;
+    evbuffer_unfreeze(in, 0);
+    int rc = evbuffer_add_buffer(in, src);
+    evbuffer_freeze(in, 0);
+    return rc;
 }
 
-/* Close the connection as evhttp does on its own timeout (no answer). */
-static void cut(struct lconn *c)
+static int input_add(struct evbuffer *in, const char *p, size_t n)
 {
-    c->st = L_REFUSED;
-    event_del(c->timer);
-    bufferevent_trigger_event(c->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_READING,
-                              BEV_TRIG_DEFER_CALLBACKS);
+    if (evbuffer_add(in, p, n) == 0)
+        return 0;
+    evbuffer_unfreeze(in, 0);
+    int rc = evbuffer_add(in, p, n);
+    evbuffer_freeze(in, 0);
+    return rc;
 }
 
-/* Between evhttp's bufferevent_free (which clears the callbacks) and the
- * filter's destruction (conn_free, on a later loop turn) our own events
- * may still fire: they must not touch the dying bufferevent (an
- * incref/decref there would destroy it a second time). */
-static bool bev_alive(const struct lconn *c)
+/* Move the last n bytes of in to the end of dst (dst may be NULL: drop
+ * them). evbuffer only removes from the front, so the front part is set
+ * aside and put back; whole chains move without copying. */
+static void take_tail(struct evbuffer *in, size_t n, struct evbuffer *dst)
 {
-    bufferevent_event_cb ecb = NULL;
-    bufferevent_getcb(c->bev, NULL, NULL, &ecb, NULL);
-    return ecb != NULL;
+    size_t len = evbuffer_get_length(in);
+    if (n > len)
+        n = len;
+    if (n == len) {
+        if (dst)
+            evbuffer_add_buffer(dst, in);
+        else
+            evbuffer_drain(in, len);
+        return;
+    }
+    struct evbuffer *front = evbuffer_new();
+    if (!front || evbuffer_remove_buffer(in, front, len - n) != (int)(len - n)) {
+        /* no memory: the bytes stay; the connection is cut by the caller's
+         * state (refused) or by a timeout */
+        if (front) {
+            input_add_buffer(in, front);
+            evbuffer_free(front);
+        }
+        return;
+    }
+    if (dst)
+        evbuffer_add_buffer(dst, in);
+    else
+        evbuffer_drain(in, evbuffer_get_length(in));
+    input_add_buffer(in, front);
+    evbuffer_free(front);
 }
 
 /* ---------------------------------------------------------- deadlines */
 
-static void arm_header_timer(struct lconn *c)
+static void timer_set(struct lconn *c, enum ltimer kind, const struct timeval *tv)
 {
-    struct timeval tv;
-    gw_ms_to_tv(c->lim->cfg->header_timeout_ms, &tv);
-    event_add(c->timer, &tv);
+    c->tkind = kind;
+    event_add(&c->timer, tv);
+}
+
+static void timer_clear(struct lconn *c)
+{
+    if (c->tkind != T_NONE) {
+        event_del(&c->timer);
+        c->tkind = T_NONE;
+    }
 }
 
 static uint64_t window_s(const struct lconn *c)
@@ -373,16 +451,18 @@ static uint64_t window_s(const struct lconn *c)
     return s ? s : 1;
 }
 
-static void arm_body_window(struct lconn *c, uint64_t left)
+static void arm_body_window(struct lconn *c)
 {
     uint64_t rate = c->lim->cfg->min_body_rate;
-    if (!rate)
+    if (!rate) {
+        timer_clear(c);
         return;
+    }
     uint64_t need = rate * window_s(c);
+    uint64_t left = c->st == L_BODY ? c->remaining : 0;
     c->window_need = left && left < need ? left : need;
     c->window_bytes = 0;
-    struct timeval tv = { (time_t)window_s(c), 0 };
-    event_add(c->timer, &tv);
+    timer_set(c, T_BODY, c->lim->tv_window);
 }
 
 static bool in_body(const struct lconn *c)
@@ -391,30 +471,50 @@ static bool in_body(const struct lconn *c)
            c->st == L_CHUNK_END || c->st == L_TRAILER;
 }
 
+/* Close the connection as evhttp does on its own timeout (no answer). */
+static void cut(struct lconn *c)
+{
+    c->st = L_REFUSED;
+    c->linger = false;
+    timer_clear(c);
+    if (c->hold)
+        evbuffer_drain(c->hold, evbuffer_get_length(c->hold));
+    bufferevent_trigger_event(c->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_READING,
+                              BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void linger_finish(struct lconn *c);
+
 static void timer_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
     struct lconn *c = arg;
-    if (!bev_alive(c))
+    enum ltimer kind = c->tkind;
+    c->tkind = T_NONE;
+    if (kind == T_LINGER) {
+        linger_finish(c); /* frees c */
+        return;
+    }
+    if (!c->bev || !c->lim)
         return;
     /* evhttp not reading (it is answering an earlier request): not the
      * client's delay; look again later. */
     if (!(bufferevent_get_enabled(c->bev) & EV_READ)) {
-        if (in_body(c))
-            arm_body_window(c, c->st == L_BODY ? c->remaining : 0);
-        else
-            arm_header_timer(c);
+        if (kind == T_BODY)
+            arm_body_window(c);
+        else if (kind == T_HEAD)
+            timer_set(c, T_HEAD, c->lim->tv_header);
         return;
     }
-    if (c->st == L_HEAD) {
+    if (kind == T_HEAD && c->st == L_HEAD) {
         c->lim->stats.header_timeouts++;
         if (c->client && log_allowed(&c->client->last_log))
             log_info("%s: request head not complete within header_timeout; "
                      "connection closed", conn_addr(c));
         cut(c);
-    } else if (in_body(c)) {
+    } else if (kind == T_BODY && in_body(c)) {
         if (c->window_bytes >= c->window_need) {
-            arm_body_window(c, c->st == L_BODY ? c->remaining : 0);
+            arm_body_window(c);
             return;
         }
         c->lim->stats.body_timeouts++;
@@ -425,31 +525,85 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     }
 }
 
+/* ---------------------------------------------------- refusing requests */
+
+/*
+ * A refused head: evhttp gets, at the refused head's place in the byte
+ * stream, a synthetic request for a secret path that http_limits_request
+ * answers with `status` and Connection: close. Everything from the refused
+ * head on is dropped, and so is whatever the client sends after it; the
+ * connection lingers when evhttp closes it (see linger_start).
+ */
+static void refuse_head(struct lconn *c, struct evbuffer *in, size_t tail,
+                        int status, const char *why)
+{
+    c->lim->stats.bad_requests++;
+    log_info("%s: request refused with %d: %s", conn_addr(c), status, why);
+    take_tail(in, tail, NULL);
+    if (c->hold)
+        evbuffer_drain(c->hold, evbuffer_get_length(c->hold));
+    c->st = L_REFUSED;
+    c->linger = true;
+    timer_clear(c);
+    char req[160];
+    int n = snprintf(req, sizeof req, "GET " REFUSE_PREFIX "%s/%d HTTP/1.1\r\n"
+                     "Host: pollgate\r\nConnection: close\r\n\r\n",
+                     c->lim->token, status);
+    input_add(in, req, (size_t)n);
+}
+
+/*
+ * A refused chunked body: evhttp is reading it, so no request can be put
+ * before it. The body is ended where it went wrong (at a chunk-size line)
+ * with one last chunk naming the refusal ("<token>/<status>"), which
+ * http_limits_request finds before any handler sees the request (libevent
+ * 2.1 drops trailer fields, so the mark is body data). A bad trailer
+ * line, after the last chunk, is cut instead (no answer).
+ */
+static void refuse_body(struct lconn *c, struct evbuffer *in, size_t tail,
+                        int status, const char *why)
+{
+    c->lim->stats.bad_requests++;
+    log_info("%s: request body refused with %d: %s", conn_addr(c), status, why);
+    take_tail(in, tail, NULL);
+    if (c->st == L_TRAILER) {
+        cut(c);
+        return;
+    }
+    c->st = L_REFUSED;
+    c->linger = true;
+    c->body_refused = true;
+    timer_clear(c);
+    char end[80];
+    int n = snprintf(end, sizeof end, "%x\r\n%s/%03d\r\n0\r\n\r\n",
+                     REFUSE_MARK_LEN, c->lim->token, status);
+    input_add(in, end, (size_t)n);
+}
+
 /* ------------------------------------------------------------ framing */
 
 static void head_done(struct lconn *c, const struct http_head_info *hi)
 {
-    event_del(c->timer);
     c->scanned = 0;
     c->line_checked = false;
     if (hi->upgrade) {
         c->st = L_PASS;
     } else if (hi->chunked) {
         c->st = L_CHUNK_SIZE;
-        arm_body_window(c, 0);
+        c->chunked_total = 0;
     } else if (hi->length) {
         c->st = L_BODY;
         c->remaining = hi->length;
-        arm_body_window(c, hi->length);
     } else {
         c->st = L_HEAD;
     }
 }
 
-/* Find the end of the head in p[0..n): the offset after its empty line. */
-static size_t head_end(struct lconn *c, const char *p, size_t n)
+/* Find the end of the head in p[0..n): the offset after its empty line.
+ * *scanned: bytes already searched (for a held head that grows). */
+static size_t head_end(size_t *scanned, const char *p, size_t n)
 {
-    size_t i = c->scanned > 2 ? c->scanned - 2 : 0;
+    size_t i = *scanned > 2 ? *scanned - 2 : 0;
     for (; i < n; i++) {
         if (p[i] != '\n')
             continue;
@@ -458,26 +612,20 @@ static size_t head_end(struct lconn *c, const char *p, size_t n)
         if (i + 2 < n && p[i + 1] == '\r' && p[i + 2] == '\n')
             return i + 3;
     }
-    c->scanned = n;
+    *scanned = n;
     return 0;
 }
 
-/* Returns true when it consumed src bytes (passed, dropped or refused). */
-static bool step_head(struct lconn *c, struct evbuffer *src, struct evbuffer *dst)
+/*
+ * Check what is there of a head at h[0..look) (look: at most
+ * HEAD_MAX + 4 of avail bytes). Returns the head's length when it is
+ * complete and acceptable (hi filled), 0 when more is needed, or -status
+ * with *why set when it is refused.
+ */
+static long check_head_bytes(struct lconn *c, const char *h, size_t look,
+                             size_t avail, struct http_head_info *hi,
+                             const char **why)
 {
-    size_t avail = evbuffer_get_length(src);
-    /* empty lines between requests are ignored (RFC 9112 2.2) */
-    unsigned char *p = evbuffer_pullup(src, avail < 2 ? (ev_ssize_t)avail : 2);
-    if (p && (p[0] == '\n' || (p[0] == '\r' && avail >= 2 && p[1] == '\n'))) {
-        evbuffer_drain(src, p[0] == '\n' ? 1 : 2);
-        return true;
-    }
-    if (!event_pending(c->timer, EV_TIMEOUT, NULL))
-        arm_header_timer(c);
-    size_t look = avail < HTTP_LIMITS_HEAD_MAX + 4 ? avail : HTTP_LIMITS_HEAD_MAX + 4;
-    const char *h = (const char *)evbuffer_pullup(src, (ev_ssize_t)look);
-    if (!h)
-        return false;
     if (!c->line_checked) {
         /* the request line is checked as soon as it is complete: an
          * HTTP/0.9 request has no empty line after it */
@@ -489,81 +637,169 @@ static bool step_head(struct lconn *c, struct evbuffer *src, struct evbuffer *ds
             int st = ln + 2 > HTTP_LIMITS_LINE_MAX ? 431
                      : http_limits_check_request_line(h, ln, NULL);
             if (st) {
-                refuse_head(c, src, dst, st, "bad request line");
-                return true;
+                *why = st == 431 ? "request line too long" : "bad request line";
+                return -st;
             }
             c->line_checked = true;
         } else if (look > HTTP_LIMITS_LINE_MAX) {
-            refuse_head(c, src, dst, 431, "request line too long");
-            return true;
+            *why = "request line too long";
+            return -431;
         }
     }
-    size_t n = head_end(c, h, look);
+    size_t n = head_end(&c->scanned, h, look);
     if (!n) {
-        if (look > HTTP_LIMITS_HEAD_MAX)
-            refuse_head(c, src, dst, 431, "request head too large");
-        return c->st == L_REFUSED;
+        if (look > HTTP_LIMITS_HEAD_MAX || avail > HTTP_LIMITS_HEAD_MAX + 4) {
+            *why = "request head too large";
+            return -431;
+        }
+        return 0;
     }
+    if (http_limits_check_head(h, n, hi)) {
+        *why = hi->why;
+        return -hi->status;
+    }
+    if (!hi->chunked && !hi->upgrade && hi->length > c->lim->cfg->max_body) {
+        *why = "declared body over max_body";
+        return -413;
+    }
+    return (long)n;
+}
+
+/* Empty lines before a head are ignored (RFC 9112 2.2); they can only be
+ * dropped from a buffer's front, so such a head is always held. */
+static void hold_strip_empty_lines(struct evbuffer *hold)
+{
+    for (;;) {
+        size_t avail = evbuffer_get_length(hold);
+        unsigned char *p = evbuffer_pullup(hold, avail < 2 ? (ev_ssize_t)avail : 2);
+        if (!p || !avail)
+            return;
+        if (p[0] == '\n')
+            evbuffer_drain(hold, 1);
+        else if (p[0] == '\r' && avail >= 2 && p[1] == '\n')
+            evbuffer_drain(hold, 2);
+        else
+            return;
+    }
+}
+
+/*
+ * The head is in c->hold (all bytes received since its start). Complete
+ * and acceptable: it and everything after it go back to the input for
+ * evhttp, and the bytes after the head are returned for framing.
+ */
+static size_t step_held(struct lconn *c, struct evbuffer *in)
+{
+    hold_strip_empty_lines(c->hold);
+    size_t avail = evbuffer_get_length(c->hold);
+    if (!avail)
+        return 0;
+    size_t look = avail < HTTP_LIMITS_HEAD_MAX + 4 ? avail : HTTP_LIMITS_HEAD_MAX + 4;
+    const char *h = (const char *)evbuffer_pullup(c->hold, (ev_ssize_t)look);
+    if (!h)
+        return 0;
     struct http_head_info hi;
-    if (http_limits_check_head(h, n, &hi)) {
-        refuse_head(c, src, dst, hi.status, hi.why);
-        return true;
+    const char *why = NULL;
+    long r = check_head_bytes(c, h, look, avail, &hi, &why);
+    if (r < 0) {
+        refuse_head(c, in, 0, (int)-r, why);
+        return 0;
     }
-    evbuffer_remove_buffer(src, dst, n);
+    if (r == 0)
+        return 0;
     head_done(c, &hi);
-    return true;
+    input_add_buffer(in, c->hold);
+    return avail - (size_t)r;
 }
 
-static bool pass_body(struct lconn *c, struct evbuffer *src, struct evbuffer *dst)
+/* At a head with `tail` unframed bytes at the end of in. Returns how many
+ * of them are left after it (0 when it is held or refused). */
+static size_t step_head(struct lconn *c, struct evbuffer *in, size_t tail)
 {
-    size_t avail = evbuffer_get_length(src);
-    size_t n = c->remaining < avail ? (size_t)c->remaining : avail;
-    evbuffer_remove_buffer(src, dst, n);
-    c->remaining -= n;
-    c->window_bytes += n;
-    if (!c->remaining) {
-        if (c->st == L_BODY) {
-            event_del(c->timer);
-            c->st = L_HEAD;
-        } else {
-            c->st = L_CHUNK_END;
-        }
-    }
-    return n > 0;
-}
-
-/* chunk-size [; ext] CRLF: 1-15 hex digits (evhttp's int64 limit). */
-static bool step_chunk_line(struct lconn *c, struct evbuffer *src,
-                            struct evbuffer *dst)
-{
-    size_t avail = evbuffer_get_length(src);
-    size_t look = avail < CHUNK_LINE_MAX ? avail : CHUNK_LINE_MAX;
-    const char *p = (const char *)evbuffer_pullup(src, (ev_ssize_t)look);
-    const char *nl = p ? memchr(p, '\n', look) : NULL;
-    if (!nl) {
-        if (look >= CHUNK_LINE_MAX) {
-            corrupt_body(c, src, dst, "chunk-size line too long");
-            return true;
-        }
-        return false;
-    }
-    size_t len = (size_t)(nl - p) + 1;
-    size_t ln = len - 1;
-    if (ln && p[ln - 1] == '\r')
-        ln--;
-    if (c->st == L_TRAILER) {
-        for (size_t i = 0; i < ln; i++)
-            if ((unsigned char)p[i] < 0x20 && p[i] != '\t') {
-                corrupt_body(c, src, dst, "control character in a trailer");
-                return true;
+    size_t len = evbuffer_get_length(in);
+    struct evbuffer_ptr pos;
+    struct evbuffer_iovec v;
+    /* the fast path: the whole head in one piece of the buffer */
+    if (evbuffer_ptr_set(in, &pos, len - tail, EVBUFFER_PTR_SET) == 0 &&
+        evbuffer_peek(in, (ev_ssize_t)tail, &pos, &v, 1) == 1 &&
+        v.iov_len >= tail) {
+        const char *h = v.iov_base;
+        if (h[0] != '\r' && h[0] != '\n') {
+            size_t look = tail < HTTP_LIMITS_HEAD_MAX + 4 ? tail : HTTP_LIMITS_HEAD_MAX + 4;
+            struct http_head_info hi;
+            const char *why = NULL;
+            c->scanned = 0;
+            long r = check_head_bytes(c, h, look, tail, &hi, &why);
+            if (r < 0) {
+                refuse_head(c, in, tail, (int)-r, why);
+                return 0;
             }
-        evbuffer_remove_buffer(src, dst, len);
-        c->window_bytes += len;
-        if (ln == 0) {
-            event_del(c->timer);
-            c->st = L_HEAD;
+            if (r > 0) {
+                head_done(c, &hi);
+                return tail - (size_t)r;
+            }
+            /* incomplete: held below; the hold starts with these same
+             * bytes, so line_checked and scanned stay valid */
         }
-        return true;
+    }
+    if (!c->hold && !(c->hold = evbuffer_new())) {
+        cut(c);
+        return 0;
+    }
+    take_tail(in, tail, c->hold);
+    return step_held(c, in);
+}
+
+/* `tail` bytes from the end of in: a line of at most max bytes.
+ * Copies it into out (NUL-free length in *ln, line end excluded) and
+ * returns its length with the line end, or 0 when incomplete. */
+static size_t tail_line(struct evbuffer *in, size_t tail, char *out,
+                        size_t max, size_t *ln)
+{
+    size_t len = evbuffer_get_length(in);
+    size_t look = tail < max ? tail : max;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(in, &pos, len - tail, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(in, &pos, out, look) != (ev_ssize_t)look)
+        return 0;
+    const char *nl = memchr(out, '\n', look);
+    if (!nl)
+        return 0;
+    size_t n = (size_t)(nl - out) + 1;
+    *ln = n - 1;
+    if (*ln && out[*ln - 1] == '\r')
+        (*ln)--;
+    return n;
+}
+
+/* chunk-size [; ext] CRLF: 1-15 hex digits (evhttp's int64 limit), or a
+ * trailer line. Returns the bytes left after it, or `tail` with
+ * c->partial set when the line is incomplete. */
+static size_t step_chunk_line(struct lconn *c, struct evbuffer *in, size_t tail)
+{
+    char p[CHUNK_LINE_MAX];
+    size_t ln = 0;
+    size_t len = tail_line(in, tail, p, sizeof p, &ln);
+    if (!len) {
+        if (tail >= CHUNK_LINE_MAX) {
+            refuse_body(c, in, tail, 400, "chunk-size line too long");
+            return 0;
+        }
+        c->partial = tail;
+        return 0;
+    }
+    for (size_t i = 0; i < ln; i++)
+        if ((unsigned char)p[i] < 0x20 && p[i] != '\t') {
+            refuse_body(c, in, tail, 400, c->st == L_TRAILER
+                        ? "control character in a trailer"
+                        : "control character in a chunk extension");
+            return 0;
+        }
+    c->window_bytes += len;
+    if (c->st == L_TRAILER) {
+        if (ln == 0)
+            c->st = L_HEAD;
+        return tail - len;
     }
     uint64_t size = 0;
     size_t i = 0;
@@ -576,245 +812,219 @@ static bool step_chunk_line(struct lconn *c, struct evbuffer *src,
         size = size * 16 + (uint64_t)d;
     }
     if (i == 0 || i > 15 || (i < ln && p[i] != ';' && p[i] != ' ' && p[i] != '\t')) {
-        corrupt_body(c, src, dst, "invalid chunk size");
-        return true;
+        refuse_body(c, in, tail, 400, "invalid chunk size");
+        return 0;
     }
-    for (size_t k = i; k < ln; k++)
-        if ((unsigned char)p[k] < 0x20 && p[k] != '\t') {
-            corrupt_body(c, src, dst, "control character in a chunk extension");
-            return true;
-        }
-    evbuffer_remove_buffer(src, dst, len);
-    c->window_bytes += len;
+    c->chunked_total += size;
+    if (c->chunked_total > c->lim->cfg->max_body) {
+        refuse_body(c, in, tail, 413, "chunked body over max_body");
+        return 0;
+    }
     if (size == 0) {
         c->st = L_TRAILER;
     } else {
         c->st = L_CHUNK_DATA;
         c->remaining = size;
     }
-    return true;
+    return tail - len;
 }
 
-static bool step_chunk_end(struct lconn *c, struct evbuffer *src,
-                           struct evbuffer *dst)
+static size_t step_chunk_end(struct lconn *c, struct evbuffer *in, size_t tail)
 {
-    size_t avail = evbuffer_get_length(src);
-    const char *p = (const char *)evbuffer_pullup(src, avail < 2 ? (ev_ssize_t)avail : 2);
-    if (!p)
-        return false;
-    size_t n = p[0] == '\n' ? 1 : (avail >= 2 && p[0] == '\r' && p[1] == '\n') ? 2 : 0;
+    char p[2];
+    size_t len = evbuffer_get_length(in);
+    size_t look = tail < 2 ? tail : 2;
+    struct evbuffer_ptr pos;
+    if (evbuffer_ptr_set(in, &pos, len - tail, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(in, &pos, p, look) != (ev_ssize_t)look)
+        return 0;
+    size_t n = p[0] == '\n' ? 1 : (look == 2 && p[0] == '\r' && p[1] == '\n') ? 2 : 0;
     if (!n) {
-        if (p[0] == '\r' && avail < 2)
-            return false;
-        corrupt_body(c, src, dst, "chunk data longer than its size");
-        return true;
+        if (p[0] == '\r' && look < 2) {
+            c->partial = tail;
+            return 0;
+        }
+        refuse_body(c, in, tail, 400, "chunk data longer than its size");
+        return 0;
     }
-    evbuffer_remove_buffer(src, dst, n);
+    c->window_bytes += n;
     c->st = L_CHUNK_SIZE;
-    return true;
+    return tail - n;
+}
+
+/* Frame the last `tail` bytes of in (the new ones, and an incomplete
+ * chunk line from before). */
+static void frame(struct lconn *c, struct evbuffer *in, size_t tail)
+{
+    if (c->hold && evbuffer_get_length(c->hold)) {
+        /* a held head grows: everything new joins it */
+        take_tail(in, tail, c->hold);
+        tail = step_held(c, in);
+    }
+    while (tail) {
+        switch (c->st) {
+        case L_REFUSED:
+            take_tail(in, tail, NULL);
+            return;
+        case L_PASS:
+            return;
+        case L_HEAD:
+            tail = step_head(c, in, tail);
+            break;
+        case L_BODY:
+        case L_CHUNK_DATA: {
+            size_t n = c->remaining < tail ? (size_t)c->remaining : tail;
+            c->remaining -= n;
+            c->window_bytes += n;
+            tail -= n;
+            if (!c->remaining)
+                c->st = c->st == L_BODY ? L_HEAD : L_CHUNK_END;
+            break;
+        }
+        case L_CHUNK_SIZE:
+        case L_TRAILER:
+            tail = step_chunk_line(c, in, tail);
+            break;
+        case L_CHUNK_END:
+            tail = step_chunk_end(c, in, tail);
+            break;
+        }
+    }
+}
+
+/* The deadlines after framing: a head that is not complete has
+ * header_timeout from its first byte, an unfinished body its rate
+ * windows; nothing is armed when a request came whole. */
+static void deadlines(struct lconn *c)
+{
+    if (c->st == L_HEAD && c->hold && evbuffer_get_length(c->hold)) {
+        if (c->tkind != T_HEAD)
+            timer_set(c, T_HEAD, c->lim->tv_header);
+    } else if (in_body(c)) {
+        if (c->tkind != T_BODY)
+            arm_body_window(c);
+    } else {
+        timer_clear(c);
+    }
 }
 
 static void conn_setup(struct lconn *c);
+static void conn_release(struct lconn *c);
 
-static enum bufferevent_filter_result in_filter(struct evbuffer *src,
-    struct evbuffer *dst, ev_ssize_t limit, enum bufferevent_flush_mode mode,
-    void *arg)
+/* Bytes arrived in evhttp's input buffer (a read, before evhttp's read
+ * callback runs). */
+static void input_cb(struct evbuffer *in, const struct evbuffer_cb_info *info,
+                     void *arg)
 {
-    (void)limit; (void)mode;
     struct lconn *c = arg;
-    if (!c->set_up)
-        conn_setup(c);
-    bool moved = false;
-    while (evbuffer_get_length(src)) {
-        bool progress = false;
-        switch (c->st) {
-        case L_REFUSED:
-            evbuffer_drain(src, evbuffer_get_length(src));
-            return moved ? BEV_OK : BEV_NEED_MORE;
-        case L_PASS:
-            evbuffer_remove_buffer(src, dst, evbuffer_get_length(src));
-            return BEV_OK;
-        case L_HEAD: progress = step_head(c, src, dst); break;
-        case L_BODY:
-        case L_CHUNK_DATA: progress = pass_body(c, src, dst); break;
-        case L_CHUNK_SIZE:
-        case L_TRAILER: progress = step_chunk_line(c, src, dst); break;
-        case L_CHUNK_END: progress = step_chunk_end(c, src, dst); break;
-        }
-        if (!progress)
-            break;
-        moved = true;
-    }
-    return moved ? BEV_OK : BEV_NEED_MORE;
-}
-
-/* Writes go straight to the socket: what the kernel does not take stays in
- * evhttp's output buffer, so a finished response is really sent before
- * evhttp closes, and a reader that stops reading holds evhttp's write
- * timeout and flow control as with a plain socket bufferevent. */
-static enum bufferevent_filter_result out_filter(struct evbuffer *src,
-    struct evbuffer *dst, ev_ssize_t limit, enum bufferevent_flush_mode mode,
-    void *arg)
-{
-    (void)dst; (void)limit; (void)mode;
-    struct lconn *c = arg;
-    /* Never write from inside evhttp's own call that queued the data: a
-     * socket bufferevent reports a write done on a later loop turn, and
-     * evhttp's users (http_stream's write-completion flow control) rely
-     * on that. output_added_cb schedules writable_cb instead. */
-    if (!c->flushing) {
-        if (c->wev && evbuffer_get_length(src) &&
-            !event_pending(c->wev, EV_WRITE, NULL))
-            event_active(c->wev, EV_WRITE, 1);
-        return BEV_NEED_MORE;
-    }
-    if (c->fd < 0)
-        c->fd = bufferevent_getfd(c->under);
-    size_t before = evbuffer_get_length(src);
-    while (c->fd >= 0 && evbuffer_get_length(src)) {
-        int n = evbuffer_write(src, c->fd);
-        if (n > 0)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
-            if (c->wev)
-                event_add(c->wev, NULL);
-            break;
-        }
-        /* the peer is gone: drop the output, report the error */
-        evbuffer_drain(src, evbuffer_get_length(src));
-        bufferevent_trigger_event(c->bev, BEV_EVENT_ERROR | BEV_EVENT_WRITING,
-                                  BEV_TRIG_DEFER_CALLBACKS);
-        break;
-    }
-    c->flushing = false;
-    if (!evbuffer_get_length(src)) {
-        event_del(c->wtimer);
-    } else if (evbuffer_get_length(src) < before ||
-               !event_pending(c->wtimer, EV_TIMEOUT, NULL)) {
-        struct timeval tv;
-        gw_ms_to_tv(c->lim ? c->lim->cfg->request_timeout_ms : 60000, &tv);
-        event_add(c->wtimer, &tv);
-    }
-    return evbuffer_get_length(src) < before ? BEV_OK : BEV_NEED_MORE;
-}
-
-/* request_timeout without any write progress (a reader that stopped). */
-static void wtimer_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    struct lconn *c = arg;
-    if (!bev_alive(c) || !evbuffer_get_length(bufferevent_get_output(c->bev)))
+    if (!info->n_added || c->busy)
         return;
-    c->st = L_REFUSED;
-    event_del(c->timer);
-    bufferevent_trigger_event(c->bev, BEV_EVENT_TIMEOUT | BEV_EVENT_WRITING,
-                              BEV_TRIG_DEFER_CALLBACKS);
+    c->busy = true;
+    bool fresh = !c->set_up;
+    if (fresh)
+        conn_setup(c); /* may refuse: then the input is the refusal */
+    if (c->lim && c->st != L_PASS && !c->dead &&
+        !(fresh && c->st == L_REFUSED)) {
+        size_t tail = info->n_added + c->partial;
+        c->partial = 0;
+        frame(c, in, tail);
+        if (c->st != L_REFUSED)
+            deadlines(c);
+    }
+    c->busy = false;
+    if (c->dead)
+        conn_release(c);
 }
 
-/* The socket is writable, or evhttp added output (the filter itself only
- * looks at its output while evhttp has writing enabled, and evhttp queues
- * a response before enabling it): write what we can. */
-static void writable_cb(evutil_socket_t fd, short what, void *arg)
+/* ------------------------------------------------------------ lingering */
+
+static void linger_finish(struct lconn *c)
 {
-    (void)fd; (void)what;
+    event_del(&c->rev);
+    timer_clear(c);
+    fd_unregister(c);
+    if (c->fd >= 0)
+        evutil_closesocket(c->fd);
+    c->fd = -1;
+    conn_release(c);
+}
+
+static void linger_rearm(struct lconn *c)
+{
+    struct timeval now, left, tv;
+    event_base_gettimeofday_cached(event_get_base(&c->rev), &now);
+    if (!evutil_timercmp(&now, &c->linger_end, <)) {
+        left.tv_sec = 0;
+        left.tv_usec = 0;
+    } else {
+        evutil_timersub(&c->linger_end, &now, &left);
+    }
+    gw_ms_to_tv(c->lim ? c->lim->cfg->lingering_timeout_ms : 0, &tv);
+    timer_set(c, T_LINGER, evutil_timercmp(&left, &tv, <) ? &left : &tv);
+}
+
+static void linger_read_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
     struct lconn *c = arg;
-    if (!bev_alive(c) || !evbuffer_get_length(bufferevent_get_output(c->bev)))
+    static char sink[16384];
+    ssize_t n = recv(fd, sink, sizeof sink, 0);
+    if (n > 0) {
+        c->linger_bytes += (uint64_t)n;
+        if (c->lim && c->linger_bytes <= c->lim->cfg->lingering_bytes) {
+            linger_rearm(c);
+            return;
+        }
+        if (c->client && log_allowed(&c->client->last_log))
+            log_info("%s: client still sending after a refusal; cut after "
+                     "%llu bytes", conn_addr(c), (unsigned long long)c->linger_bytes);
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return;
-    /* out_filter clears it; c may be freed once the flush returns (evhttp
-     * closes the connection from the write callback) */
-    c->flushing = true;
-    bufferevent_flush(c->bev, EV_WRITE, BEV_FLUSH);
+    }
+    linger_finish(c);
 }
 
-static void output_added_cb(struct evbuffer *buf,
-                            const struct evbuffer_cb_info *info, void *arg)
+/*
+ * evhttp is closing a connection whose request we refused: its answer
+ * has been handed to the kernel. Rather than close at once (a client
+ * still sending would get a reset, and with it often lose the answer),
+ * take the socket from the bufferevent (which then frees without closing
+ * it; evhttp shuts our write side after this), and read and discard for
+ * at most lingering_time / lingering_timeout / lingering_bytes. The TLS
+ * state goes with the bufferevent: what a TLS client still sends is
+ * discarded as raw bytes.
+ */
+static bool linger_start(struct lconn *c)
 {
-    (void)buf;
-    struct lconn *c = arg;
-    if (info->n_added && c->wev && !event_pending(c->wev, EV_WRITE, NULL))
-        event_active(c->wev, EV_WRITE, 1);
+    const struct gw_config *cfg = c->lim->cfg;
+    evutil_socket_t fd = c->fd;
+    if (!cfg->lingering_time_ms || fd < 0 || c->bev == NULL)
+        return false;
+    bufferevent_disable(c->bev, EV_READ | EV_WRITE);
+    /* bufferevent_openssl re-assigns its events on setfd without
+     * deleting them once the descriptor is unset: they must be idle */
+    if (event_pending(&c->bev->ev_read, EV_READ | EV_TIMEOUT, NULL) ||
+        event_pending(&c->bev->ev_write, EV_WRITE | EV_TIMEOUT, NULL) ||
+        bufferevent_setfd(c->bev, -1) != 0)
+        return false;
+    shutdown(fd, SHUT_WR);
+    c->bev = NULL;
+    c->evcon = NULL;
+    event_assign(&c->rev, c->lim->base, fd, EV_READ | EV_PERSIST, linger_read_cb, c);
+    event_add(&c->rev, NULL);
+    struct timeval now, tt;
+    event_base_gettimeofday_cached(c->lim->base, &now);
+    gw_ms_to_tv(cfg->lingering_time_ms, &tt);
+    evutil_timeradd(&now, &tt, &c->linger_end);
+    linger_rearm(c);
+    return true;
 }
 
 /* ------------------------------------------------ connection lifetime */
 
-static void refuse_now(struct lconn *c, int status)
+/* Uncount and free (the descriptor is closed or not ours). */
+static void conn_release(struct lconn *c)
 {
-    refuse_into(c, bufferevent_get_input(c->bev), status);
-    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
-                        BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* The descriptor is known (evhttp set it after the bevcb): count the
- * connection for its address and refuse it past a limit. */
-static void conn_setup(struct lconn *c)
-{
-    struct http_limits *lim = c->lim;
-    c->set_up = true;
-    event_del(c->setup_ev);
-    c->fd = bufferevent_getfd(c->under);
-    char addr[INET6_ADDRSTRLEN] = "?";
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof ss;
-    if (c->fd >= 0 && getpeername(c->fd, (struct sockaddr *)&ss, &sl) == 0) {
-        if (ss.ss_family == AF_INET)
-            inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, addr, sizeof addr);
-        else if (ss.ss_family == AF_INET6)
-            inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, addr, sizeof addr);
-    }
-    if (c->fd >= 0)
-        c->wev = event_new(lim->base, c->fd, EV_WRITE, writable_cb, c);
-    if (c->wev)
-        evbuffer_add_cb(bufferevent_get_output(c->bev), output_added_cb, c);
-    c->client = client_get(lim, addr);
-    if (c->client)
-        c->client->count++;
-    lim->stats.connections++;
-    c->counted = true;
-    if (lim->stats.connections > lim->max_conns) {
-        lim->stats.refused_max++;
-        if (log_allowed(&lim->last_global_log))
-            log_warn("%s: connection refused: max_connections (%llu) reached",
-                     addr, (unsigned long long)lim->max_conns);
-        refuse_now(c, 503);
-        return;
-    }
-    uint64_t per = lim->cfg->max_connections_per_client;
-    if (per && c->client && c->client->count > per) {
-        lim->stats.refused_per_client++;
-        if (log_allowed(&c->client->last_log))
-            log_warn("%s: connection refused: max_connections_per_client "
-                     "(%llu) reached", addr, (unsigned long long)per);
-        refuse_now(c, 503);
-        return;
-    }
-    if (!c->wev) {
-        refuse_now(c, 503);
-        return;
-    }
-    /* evhttp's timeouts on a filter are libevent's generic ones, whose
-     * write timeout runs while writing is enabled even with nothing to
-     * write (and is re-armed after evhttp turned writing off): keep its
-     * read timeout, time writes here (wtimer) as a socket would. */
-    struct timeval rt;
-    gw_ms_to_tv(lim->cfg->request_timeout_ms, &rt);
-    bufferevent_set_timeouts(c->bev, &rt, NULL);
-    /* The header deadline starts with the first byte of a head: a
-     * connection that sends nothing is idle like a keep-alive one
-     * (request_timeout); browsers open such connections ahead of need. */
-}
-
-static void setup_cb(evutil_socket_t fd, short what, void *arg)
-{
-    (void)fd; (void)what;
-    struct lconn *c = arg;
-    if (!c->set_up && bev_alive(c))
-        conn_setup(c);
-}
-
-/* The filter's free_context: evhttp freed the connection. */
-static void conn_free(void *arg)
-{
-    struct lconn *c = arg;
     struct http_limits *lim = c->lim;
     if (lim) {
         if (c->counted) {
@@ -828,50 +1038,191 @@ static void conn_free(void *arg)
         if (c->next)
             c->next->prev = c->prev;
     }
-    if (c->setup_ev)
-        event_free(c->setup_ev);
-    if (c->timer)
-        event_free(c->timer);
-    if (c->wtimer)
-        event_free(c->wtimer);
-    if (c->wev)
-        event_free(c->wev);
+    fd_unregister(c);
+    if (c->events_set) {
+        event_del(&c->setup_ev);
+        event_del(&c->timer);
+        event_del(&c->rev);
+    }
+    if (c->hold)
+        evbuffer_free(c->hold);
     free(c);
+}
+
+/* evhttp frees the connection (every way it goes: closed after an answer,
+ * error, timeout, evhttp_free, a taken-over WebSocket freed by its owner).
+ * The bufferevent is freed right after this returns. */
+static void closecb(struct evhttp_connection *evcon, void *arg)
+{
+    struct lconn *c = arg;
+    void (*ucb)(struct evhttp_connection *, void *) = c->user_closecb;
+    c->user_closecb = NULL;
+    if (ucb)
+        ucb(evcon, c->user_closearg);
+    if (c->bev && c->incb) {
+        evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->incb);
+        c->incb = NULL;
+    }
+    timer_clear(c);
+    if (c->linger && c->lim && !c->busy && linger_start(c))
+        return;
+    fd_unregister(c);
+    c->bev = NULL;
+    c->evcon = NULL;
+    if (c->busy)
+        c->dead = true; /* input_cb finishes it */
+    else
+        conn_release(c);
+}
+
+/* Evhttp answers the synthetic request that refuses the connection. */
+static void refuse_conn(struct lconn *c)
+{
+    struct evbuffer *in = bufferevent_get_input(c->bev);
+    c->st = L_REFUSED;
+    c->linger = false; /* a flood is not kept open any longer */
+    char req[160];
+    int n = snprintf(req, sizeof req, "GET " REFUSE_PREFIX "%s/503 HTTP/1.1\r\n"
+                     "Host: pollgate\r\nConnection: close\r\n\r\n", c->lim->token);
+    bool busy = c->busy;
+    c->busy = true;
+    take_tail(in, evbuffer_get_length(in), NULL);
+    input_add(in, req, (size_t)n);
+    c->busy = busy;
+    bufferevent_trigger(c->bev, EV_READ, BEV_TRIG_IGNORE_WATERMARKS |
+                        BEV_TRIG_DEFER_CALLBACKS);
+}
+
+static void peer_text(struct lconn *c, char *addr, size_t n)
+{
+    snprintf(addr, n, "?");
+    /* the address evhttp got from accept(); getpeername only without */
+    const struct sockaddr *sa = evhttp_connection_get_addr(c->evcon);
+    struct sockaddr_storage ss;
+    if (!sa || (sa->sa_family != AF_INET && sa->sa_family != AF_INET6)) {
+        socklen_t sl = sizeof ss;
+        if (c->fd < 0 || getpeername(c->fd, (struct sockaddr *)&ss, &sl) != 0)
+            return;
+        sa = (const struct sockaddr *)&ss;
+    }
+    if (sa->sa_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr, addr, (socklen_t)n);
+    else if (sa->sa_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)sa)->sin6_addr, addr, (socklen_t)n);
+}
+
+/*
+ * evhttp has set the connection up (first loop turn, or the first bytes):
+ * find its evhttp_connection (libevent 2.1's evhttp passes it as the
+ * bufferevent callbacks' argument), take its close callback, count the
+ * connection for its address and refuse it past a limit.
+ */
+static void conn_setup(struct lconn *c)
+{
+    struct http_limits *lim = c->lim;
+    c->set_up = true;
+    event_del(&c->setup_ev);
+    bufferevent_event_cb ecb = NULL;
+    void *cbarg = NULL;
+    bufferevent_getcb(c->bev, NULL, NULL, &ecb, &cbarg);
+    struct bufferevent *bev = c->bev;
+    if (!ecb || !cbarg || !lim) {
+        /* evhttp gave the connection up before we saw it */
+        evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);
+        c->incb = NULL;
+        c->bev = NULL;
+        if (c->busy)
+            c->dead = true;
+        else
+            conn_release(c);
+        bufferevent_decref(bev);
+        return;
+    }
+    c->evcon = cbarg;
+    c->fd = bufferevent_getfd(bev);
+    if (!fd_register(c)) {
+        /* no table entry, no close callback: serve it unchecked */
+        evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);
+        c->incb = NULL;
+        c->bev = NULL;
+        c->evcon = NULL;
+        c->dead = true;
+        if (!c->busy)
+            conn_release(c);
+        bufferevent_decref(bev);
+        return;
+    }
+    evhttp_connection_set_closecb(c->evcon, closecb, c);
+    bufferevent_decref(bev); /* evhttp holds its own */
+    char addr[INET6_ADDRSTRLEN];
+    peer_text(c, addr, sizeof addr);
+    c->client = client_get(lim, addr);
+    if (c->client)
+        c->client->count++;
+    lim->stats.connections++;
+    c->counted = true;
+    if (lim->stats.connections > lim->max_conns) {
+        lim->stats.refused_max++;
+        if (log_allowed(&lim->last_global_log))
+            log_warn("%s: connection refused: max_connections (%llu) reached",
+                     addr, (unsigned long long)lim->max_conns);
+        refuse_conn(c);
+        return;
+    }
+    uint64_t per = lim->cfg->max_connections_per_client;
+    if (per && c->client && c->client->count > per) {
+        lim->stats.refused_per_client++;
+        if (log_allowed(&c->client->last_log))
+            log_warn("%s: connection refused: max_connections_per_client "
+                     "(%llu) reached", addr, (unsigned long long)per);
+        refuse_conn(c);
+        return;
+    }
+    /* The header deadline starts with the first byte of a head: a
+     * connection that sends nothing is idle like a keep-alive one
+     * (request_timeout); browsers open such connections ahead of need. */
+}
+
+static void setup_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct lconn *c = arg;
+    if (!c->set_up)
+        conn_setup(c);
 }
 
 static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
-    struct http_limits *lim = arg;
-    struct lconn *c = calloc(1, sizeof *c);
-    struct bufferevent *under = c ? bufferevent_socket_new(base, -1,
-                                        BEV_OPT_CLOSE_ON_FREE) : NULL;
-    if (!under) {
-        free(c);
-        return NULL; /* evhttp makes a plain one: unchecked, but served */
-    }
-    c->lim = lim;
-    c->fd = -1;
-    c->under = under;
-    c->setup_ev = evtimer_new(base, setup_cb, c);
-    c->timer = evtimer_new(base, timer_cb, c);
-    c->wtimer = evtimer_new(base, wtimer_cb, c);
-    c->bev = c->setup_ev && c->timer && c->wtimer
-        ? bufferevent_filter_new(under, in_filter, out_filter,
-                                 BEV_OPT_CLOSE_ON_FREE, conn_free, c)
-        : NULL;
-    if (!c->bev) {
-        bufferevent_free(under);
-        c->lim = NULL;
-        conn_free(c);
+    struct limits_maker *m = arg;
+    struct bufferevent *bev = m->make ? m->make(base, m->arg)
+        : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+    if (!bev)
         return NULL;
+    struct lconn *c = calloc(1, sizeof *c);
+    if (!c)
+        return bev; /* served, unchecked */
+    c->incb = evbuffer_add_cb(bufferevent_get_input(bev), input_cb, c);
+    if (!c->incb) {
+        free(c);
+        return bev;
     }
+    struct http_limits *lim = m->lim;
+    c->lim = lim;
+    c->bev = bev;
+    c->fd = -1;
+    event_assign(&c->setup_ev, base, -1, 0, setup_cb, c);
+    event_assign(&c->timer, base, -1, 0, timer_cb, c);
+    event_assign(&c->rev, base, -1, 0, linger_read_cb, c);
+    c->events_set = true;
+    /* evhttp could free the bufferevent before setup (an allocation
+     * failure while it builds the connection): hold it until then */
+    bufferevent_incref(bev);
     c->next = lim->conns;
     if (c->next)
         c->next->prev = c;
     lim->conns = c;
-    struct timeval zero = { 0, 0 };
-    event_add(c->setup_ev, &zero);
-    return c->bev;
+    event_active(&c->setup_ev, EV_TIMEOUT, 1);
+    return bev;
 }
 
 /* ------------------------------------------------------ public: object */
@@ -900,6 +1251,16 @@ struct http_limits *http_limits_new(struct event_base *base,
                           rl.rlim_cur != RLIM_INFINITY ? (uint64_t)rl.rlim_cur : 1024;
         lim->max_conns = nofile > 228 ? (nofile - 100) / 2 : 64;
     }
+    /* the two fixed deadlines as common timeouts: O(1) to arm and clear */
+    gw_ms_to_tv(cfg->header_timeout_ms, &lim->tv_header_own);
+    uint64_t ws = cfg->header_timeout_ms / 1000;
+    lim->tv_window_own.tv_sec = (time_t)(ws ? ws : 1);
+    lim->tv_header = event_base_init_common_timeout(base, &lim->tv_header_own);
+    lim->tv_window = event_base_init_common_timeout(base, &lim->tv_window_own);
+    if (!lim->tv_header)
+        lim->tv_header = &lim->tv_header_own;
+    if (!lim->tv_window)
+        lim->tv_window = &lim->tv_window_own;
     return lim;
 }
 
@@ -907,9 +1268,32 @@ void http_limits_free(struct http_limits *lim)
 {
     if (!lim)
         return;
-    /* connections that outlive us (none after evhttp_free) stop counting */
-    for (struct lconn *c = lim->conns; c; c = c->next)
+    /* Lingering sockets are closed; a connection still attached to
+     * evhttp (none after evhttp_free) is left unchecked. */
+    while (lim->conns) {
+        struct lconn *c = lim->conns;
+        lim->conns = c->next;
         c->lim = NULL;
+        c->prev = c->next = NULL;
+        c->counted = false;
+        if (c->bev) {
+            if (c->incb)
+                evbuffer_remove_cb_entry(bufferevent_get_input(c->bev), c->incb);
+            if (c->evcon)
+                evhttp_connection_set_closecb(c->evcon, c->user_closecb,
+                                              c->user_closearg);
+            if (!c->set_up)
+                bufferevent_decref(c->bev);
+            c->bev = NULL;
+            conn_release(c);
+        } else {
+            event_del(&c->rev);
+            if (c->fd >= 0)
+                evutil_closesocket(c->fd);
+            c->fd = -1;
+            conn_release(c);
+        }
+    }
     for (size_t i = 0; i < CLIENT_BUCKETS; i++)
         while (lim->clients[i]) {
             struct client *n = lim->clients[i]->next;
@@ -919,9 +1303,36 @@ void http_limits_free(struct http_limits *lim)
     free(lim);
 }
 
+void http_limits_attach_with(struct http_limits *lim, struct evhttp *http,
+                             struct bufferevent *(*make)(struct event_base *, void *),
+                             void *arg)
+{
+    if (lim->n_makers == MAKERS_MAX) {
+        log_error("http_limits: more than %d servers attached; the next is "
+                  "served without limits", MAKERS_MAX);
+        return;
+    }
+    struct limits_maker *m = &lim->makers[lim->n_makers++];
+    *m = (struct limits_maker){ lim, make, arg };
+    evhttp_set_bevcb(http, bevcb, m);
+}
+
 void http_limits_attach(struct http_limits *lim, struct evhttp *http)
 {
-    evhttp_set_bevcb(http, bevcb, lim);
+    http_limits_attach_with(lim, http, NULL, NULL);
+}
+
+void http_limits_set_closecb(struct evhttp_connection *evcon,
+                             void (*cb)(struct evhttp_connection *, void *),
+                             void *arg)
+{
+    struct lconn *c = lconn_of(evcon);
+    if (c) {
+        c->user_closecb = cb;
+        c->user_closearg = arg;
+    } else {
+        evhttp_connection_set_closecb(evcon, cb, arg);
+    }
 }
 
 uint64_t http_limits_max_connections(const struct http_limits *lim)
@@ -983,15 +1394,40 @@ static const char *repeated_param(const char *q)
     return NULL;
 }
 
+/* The refusal a request carries: the synthetic request's path, or the
+ * trailer field put at the end of a refused chunked body (looked up only
+ * on a connection that refused something). 0: none. */
+static int refusal_of(struct http_limits *lim, struct evhttp_request *req,
+                      const char *path)
+{
+    size_t pl = strlen(REFUSE_PREFIX);
+    if (path && strncmp(path, REFUSE_PREFIX, pl) == 0 &&
+        strncmp(path + pl, lim->token, 32) == 0 && path[pl + 32] == '/')
+        return atoi(path + pl + 33);
+    struct lconn *c = lconn_of(evhttp_request_get_connection(req));
+    if (!c || !c->body_refused)
+        return 0;
+    struct evbuffer *body = evhttp_request_get_input_buffer(req);
+    size_t len = evbuffer_get_length(body);
+    char mark[REFUSE_MARK_LEN + 1];
+    struct evbuffer_ptr pos;
+    if (len < REFUSE_MARK_LEN ||
+        evbuffer_ptr_set(body, &pos, len - REFUSE_MARK_LEN, EVBUFFER_PTR_SET) != 0 ||
+        evbuffer_copyout_from(body, &pos, mark, REFUSE_MARK_LEN) != REFUSE_MARK_LEN)
+        return 0;
+    mark[REFUSE_MARK_LEN] = 0;
+    if (strncmp(mark, lim->token, 32) == 0 && mark[32] == '/')
+        return atoi(mark + 33);
+    return 0;
+}
+
 bool http_limits_request(struct http_limits *lim, struct evhttp_request *req)
 {
     const char *uri = evhttp_request_get_uri(req);
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
     const char *path = u ? evhttp_uri_get_path(u) : NULL;
-    size_t pl = strlen(REFUSE_PREFIX);
-    if (path && strncmp(path, REFUSE_PREFIX, pl) == 0 &&
-        strncmp(path + pl, lim->token, 32) == 0 && path[pl + 32] == '/') {
-        int status = atoi(path + pl + 33);
+    int status = refusal_of(lim, req, path);
+    if (status) {
         http_out_header(req, "Connection", "close");
         if (status == 503) {
             http_out_header(req, "Retry-After", "1");
@@ -1003,6 +1439,10 @@ bool http_limits_request(struct http_limits *lim, struct evhttp_request *req)
         } else if (status == 505) {
             http_reply_error(req, 505, "version_not_supported",
                              "only HTTP/1.0 and HTTP/1.1 are supported");
+        } else if (status == 413) {
+            http_reply_error(req, 413, "body_too_large",
+                             "request body is larger than %llu bytes",
+                             (unsigned long long)lim->cfg->max_body);
         } else if (status == 501) {
             http_reply_error(req, 501, "not_implemented",
                              "unsupported Transfer-Encoding");

@@ -101,9 +101,10 @@ static ssize_t write_direct(struct http_stream *st, struct iovec *iov,
     struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
     if (!bev || st->writing)
         return -1;
-    /* evhttp's bufferevent is http_limits' filter; the socket (plain or
-     * TLS) is the one under it. Both must be empty, and TLS is never
-     * written around. */
+    /* evhttp's bufferevent is the socket's own (http_limits watches its
+     * input, nothing sits under or over it); should a layer ever sit on
+     * top, the socket is the one under it. Both must be empty, and TLS
+     * is never written around. */
     struct bufferevent *sock = bufferevent_get_underlying(bev);
     if (!sock)
         sock = bev;

@@ -21,6 +21,7 @@
 #include "gw_config.h"
 #include "gw_log.h"
 #include "gw_proxy.h"
+#include "http_limits.h"
 #include "ws_handshake.h"
 
 const char *http_in_header(struct evhttp_request *req, const char *name)
@@ -310,7 +311,7 @@ int http_watch_start(struct http_watch *w, struct evhttp_request *req,
         event_assign(&w->closed_ev, base, fd, EV_CLOSED, watch_closed_cb, w);
         w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
     }
-    evhttp_connection_set_closecb(w->evcon, watch_evcon_closed_cb, w);
+    http_limits_set_closecb(w->evcon, watch_evcon_closed_cb, w);
     w->active = true;
     return 0;
 }
@@ -324,7 +325,7 @@ void http_watch_stop(struct http_watch *w)
         event_del(&w->closed_ev);
         w->closed_ev_added = false;
     }
-    evhttp_connection_set_closecb(w->evcon, NULL, NULL);
+    http_limits_set_closecb(w->evcon, NULL, NULL);
 }
 
 size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,

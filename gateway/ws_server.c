@@ -47,6 +47,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "gw_log.h"
+#include "http_limits.h"
 
 #define DEFAULT_MAX_MESSAGE (1024 * 1024)
 #define DEFAULT_OUTPUT_LIMIT (1024 * 1024)
@@ -174,7 +175,7 @@ static void teardown_io(struct ws_server *s)
         struct evhttp_connection *evcon = s->evcon;
         s->evcon = NULL;
         s->bev = NULL;
-        evhttp_connection_set_closecb(evcon, NULL, NULL);
+        http_limits_set_closecb(evcon, NULL, NULL);
         evhttp_connection_free(evcon); /* frees req and bufferevent */
     }
     ws_decoder_free(s->dec);
@@ -598,7 +599,7 @@ static int take_over(struct ws_server *s, struct evhttp_connection *evcon,
     s->evcon = evcon;
     s->bev = bev;
     s->tls = bufferevent_openssl_get_ssl(bev) != NULL;
-    evhttp_connection_set_closecb(evcon, evcon_closed_cb, s);
+    http_limits_set_closecb(evcon, evcon_closed_cb, s);
     bufferevent_set_timeouts(bev, NULL, NULL);
     bufferevent_setcb(bev, bev_read_cb, bev_write_cb, bev_event_cb, s);
     bufferevent_setwatermark(bev, EV_WRITE, s->out_limit / 2, 0);

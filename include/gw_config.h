@@ -75,6 +75,9 @@ struct gw_config {
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
     uint64_t header_timeout_ms;  /* a request line and headers */
     uint64_t min_body_rate;      /* bytes per second; 0 = off */
+    uint64_t lingering_time_ms;  /* discard input after an early refusal; 0 = off */
+    uint64_t lingering_timeout_ms; /* ... waiting at most this long for more */
+    uint64_t lingering_bytes;    /* ... and at most this many bytes */
     uint64_t max_connections;    /* browser connections; 0 = derived */
     uint64_t max_connections_per_client; /* per peer address; 0 = unlimited */
     char *static_root;      /* directory served at "/" (demo page), or NULL;

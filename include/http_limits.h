@@ -3,18 +3,32 @@
  *
  * libevent 2.1's evhttp has no connection limit, no header deadline and a
  * lenient parser (duplicate Content-Length, unknown Transfer-Encoding,
- * "+5" lengths, NUL in header values are all accepted). http_limits sits
- * between the socket and evhttp: evhttp's bufferevent for every accepted
- * connection is a filter (evhttp_set_bevcb) whose input side frames the raw
- * byte stream itself (request heads, Content-Length and chunked bodies) and
- * checks every head before evhttp sees a byte of it, and whose output side
- * writes straight to the socket (so evhttp's "written" still means "in the
- * kernel", as with a plain socket bufferevent).
+ * "+5" lengths, NUL in header values are all accepted). http_limits works
+ * on evhttp's own bufferevent (evhttp_set_bevcb: a plain socket one, or
+ * whatever the caller makes, e.g. bufferevent_openssl, whose input holds
+ * the plaintext): a callback on its input buffer sees every byte as it
+ * arrives, before evhttp's read callback, and frames the stream itself
+ * (request heads, Content-Length and chunked bodies). A head reaches
+ * evhttp only complete and checked (an incomplete one is held aside, off
+ * the input buffer, until it is); body bytes stay where they are. No
+ * extra bufferevent, no copy of bodies.
  *
- * A refused connection or request is answered through evhttp itself: the
- * filter hands evhttp a synthetic request for a secret path
- * (/.pollgate-refused-<random>/<status>) with "Connection: close" and drops
- * everything the client sends after it; http_limits_request() answers it.
+ * A refused connection or request is answered through evhttp itself: at
+ * the refused head's place evhttp gets a synthetic request for a secret
+ * path (/.pollgate-refused-<random>/<status>) with "Connection: close",
+ * and a refused chunked body is ended there with a last chunk holding a
+ * secret mark;
+ * everything the client sends after is dropped, and http_limits_request()
+ * answers. When evhttp then closes a connection whose request was
+ * refused, the socket lingers (nginx's lingering close): its write side
+ * is shut after the answer, and what the client still sends is read and
+ * discarded for at most [gateway] lingering_time / lingering_timeout /
+ * lingering_bytes, so that a client still sending gets the answer rather
+ * than a reset.
+ *
+ * The end of a connection is learnt from evhttp's close callback, which
+ * http_limits therefore owns: other modules set theirs through
+ * http_limits_set_closecb().
  */
 #ifndef HTTP_LIMITS_H
 #define HTTP_LIMITS_H
@@ -68,13 +82,29 @@ struct http_limits;
  * cfg is borrowed (must outlive the object). */
 struct http_limits *http_limits_new(struct event_base *base,
                                     const struct gw_config *cfg);
-/* Frees the counters; connections still open keep working unchecked, so
- * free it after evhttp_free. NULL is a no-op. */
+/* Frees the counters and closes lingering sockets; connections still
+ * open keep working unchecked, so free it after evhttp_free. NULL is a
+ * no-op. */
 void http_limits_free(struct http_limits *lim);
 
-/* Install the connection filter on http (evhttp_set_bevcb). Plain TCP
- * only: the filter writes to the socket itself. */
+/* Check http's connections (evhttp_set_bevcb: plain sockets). */
 void http_limits_attach(struct http_limits *lim, struct evhttp *http);
+
+/* The same for connections whose bufferevent make(base, arg) creates
+ * (e.g. TLS); make returning NULL lets evhttp make a plain one,
+ * unchecked. At most 4 servers per limits object. */
+struct bufferevent;
+void http_limits_attach_with(struct http_limits *lim, struct evhttp *http,
+                             struct bufferevent *(*make)(struct event_base *, void *),
+                             void *arg);
+
+/* evhttp_connection_set_closecb for connections http_limits checks (it
+ * owns their close callback and calls this one first); for any other
+ * connection it is evhttp_connection_set_closecb itself. */
+struct evhttp_connection;
+void http_limits_set_closecb(struct evhttp_connection *evcon,
+                             void (*cb)(struct evhttp_connection *, void *),
+                             void *arg);
 
 /*
  * The request callback's first step: answers the synthetic refusals, maps

@@ -981,6 +981,8 @@ static void linger_read_cb(evutil_socket_t fd, short what, void *arg)
     } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) {
         return;
     }
+    log_debug("%s: lingering close done (%llu bytes discarded)", conn_addr(c),
+              (unsigned long long)c->linger_bytes);
     linger_finish(c);
 }
 
@@ -1017,6 +1019,7 @@ static bool linger_start(struct lconn *c)
     gw_ms_to_tv(cfg->lingering_time_ms, &tt);
     evutil_timeradd(&now, &tt, &c->linger_end);
     linger_rearm(c);
+    log_debug("%s: lingering close after a refusal", conn_addr(c));
     return true;
 }
 

@@ -229,6 +229,79 @@ describe('listen lists and tls_listen', { timeout: 120000 }, () => {
     assert.equal(r.code, 0, r.stderr);
     assert.match(r.stdout, /configuration OK/);
   });
+
+  // http_limits works on evhttp's own bufferevent, bufferevent_openssl's
+  // plaintext input on tls_listen: the same limits as plain connections.
+  it('tls_listen connections get the connection limits, header_timeout, strict framing and the lingering close', async (t) => {
+    const up = await startUpstream(t);
+    const { gw, certs, tlsPort } = await tlsGateway(t, up, {
+      gateway: { max_connections_per_client: '3', header_timeout: '1s', max_body: '64KiB' },
+    });
+    const ca = fs.readFileSync(certs.ca);
+    const stats = async () => (await request(gw.adminUrl('/stats'))).json;
+    /** Collect what a TLS socket receives until it closes (or ms). */
+    const collect = (s, ms) => new Promise((resolve) => {
+      let got = '';
+      let closed = false;
+      const timer = setTimeout(() => resolve({ got, closed }), ms);
+      s.on('data', (d) => { got += d.toString('latin1'); });
+      s.on('error', () => {});
+      s.on('close', () => { closed = true; clearTimeout(timer); resolve({ got, closed }); });
+    });
+    // strict framing: a duplicate Content-Length is refused with 400 + close
+    const s1 = await tlsConnect(tlsPort, { ca });
+    const r1 = collect(s1, 10000);
+    s1.write('POST /chat/sessions HTTP/1.1\r\nHost: localhost\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n');
+    const a1 = await r1;
+    assert.match(a1.got, /^HTTP\/1\.1 400 /, a1.got);
+    assert.ok(a1.closed, 'closed after the framing error');
+    // header_timeout: a head that does not complete is cut
+    const before = await stats();
+    const s2 = await tlsConnect(tlsPort, { ca });
+    const r2 = collect(s2, 15000);
+    s2.write('GET /nope HTTP/1.1\r\nHost: local');
+    const a2 = await r2;
+    assert.ok(a2.closed, 'a stalled head is cut by header_timeout');
+    assert.equal(a2.got, '', 'cut without an answer');
+    assert.ok((await stats()).header_timeouts > before.header_timeouts, 'counted as a header timeout');
+    // the per-client limit: three idle TLS connections, the fourth gets 503
+    const idle = [];
+    for (let i = 0; i < 3; i++) idle.push(await tlsConnect(tlsPort, { ca }));
+    await sleep(200);
+    const s4 = await tlsConnect(tlsPort, { ca });
+    const r4 = collect(s4, 10000);
+    const a4 = await r4;
+    assert.match(a4.got, /^HTTP\/1\.1 503 /, a4.got);
+    assert.ok(a4.closed);
+    assert.ok((await stats()).connections_refused_per_client > before.connections_refused_per_client);
+    for (const s of idle) s.destroy();
+    await sleep(300);
+    // an early 413 on TLS: Node's https client posting 8 MiB reads the answer
+    const big = Buffer.alloc(8 * 1024 * 1024, 0x61);
+    for (let i = 0; i < 3; i++) {
+      const r = await new Promise((resolve) => {
+        let res = null;
+        let text = '';
+        let error = null;
+        const req = https.request(`https://localhost:${tlsPort}/chat/sessions/AAAAAAAAAAAAAAAAAAAAAA/send`, {
+          method: 'POST', ca, agent: false, servername: 'localhost',
+          headers: { 'content-type': 'text/plain', 'content-length': big.length },
+        }, (rs) => {
+          res = rs;
+          rs.on('data', (d) => { text += d; });
+          rs.on('end', () => setTimeout(() => resolve({ status: rs.statusCode, text, error }), 200));
+        });
+        req.on('error', (e) => { error = error || e; if (!res) resolve({ error }); });
+        req.end(big);
+      });
+      assert.equal(r.error, null, `attempt ${i + 1}: ${r.error?.code || r.error?.message}`);
+      assert.equal(r.status, 413, `attempt ${i + 1}: ${r.text}`);
+    }
+    assert.match(gw.stderr(), /lingering close after a refusal/, 'the TLS socket lingered');
+    // a normal request still works
+    const ok = await httpsRequest(`https://localhost:${tlsPort}/nope`, { ca, agent: false });
+    assert.equal(ok.status, 404);
+  });
 });
 
 describe('[gateway] user / group', { timeout: 60000 }, () => {

@@ -338,16 +338,26 @@ static void write_file(const char *dir, const char *name, const char *text)
     fclose(fp);
 }
 
-static uint16_t free_port(void)
+/*
+ * A free port, held for the process's life by a bound (not listening)
+ * socket with SO_REUSEPORT, as the front's listener has: each input's
+ * front can bind it again, while no other process (parallel fuzz jobs,
+ * tests picking free ports) can be handed it between two inputs, which
+ * would split connections between two servers.
+ */
+static uint16_t hold_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
+    int on = 1;
     struct sockaddr_in a = { .sin_family = AF_INET,
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t al = sizeof a;
-    CHECK(s >= 0 && bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
+    CHECK(s >= 0 &&
+          setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &on, sizeof on) == 0 &&
+          setsockopt(s, SOL_SOCKET, SO_REUSEPORT, &on, sizeof on) == 0 &&
+          bind(s, (struct sockaddr *)&a, sizeof a) == 0 &&
           getsockname(s, (struct sockaddr *)&a, &al) == 0);
-    close(s);
-    return ntohs(a.sin_port);
+    return ntohs(a.sin_port); /* s stays open */
 }
 
 static void setup(void)
@@ -368,7 +378,7 @@ static void setup(void)
     CHECK(mkdir(sub, 0700) == 0);
     write_file(sub, "a.txt", "a\n");
     /* the port goes into the config text: the front binds cfg->listen[] */
-    g_port = free_port();
+    g_port = hold_port();
     char conf[4096];
     snprintf(conf, sizeof conf, CONFIG_FMT, (unsigned)g_port);
     g_cfg = gw_config_parse_string(conf, "fuzz", NULL);

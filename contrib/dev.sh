@@ -141,13 +141,15 @@ cmd_test() {
     build fuzz CC=clang --enable-fuzzing
     for t in "$BUILD"/fuzz/test/fuzz/fuzz_*; do
         [ -x "$t" ] || continue
-        local name seeds
+        local name seeds dict
         name="$(basename "$t")"
         seeds="$ROOT/test/fuzz/seeds/${name#fuzz_}"
+        dict="$ROOT/test/fuzz/${name#fuzz_}.dict"
         local corpus="$BUILD/fuzz/corpus-${name#fuzz_}"
         mkdir -p "$corpus"
         "$t" -max_total_time="${FUZZ_SECONDS:-20}" -print_final_stats=1 \
-            -artifact_prefix="$BUILD/fuzz/$name-" "$corpus" \
+            -artifact_prefix="$BUILD/fuzz/$name-" \
+            $( [ -f "$dict" ] && echo "-dict=$dict" ) "$corpus" \
             $( [ -d "$seeds" ] && echo "$seeds" ) 2>"$BUILD/fuzz/$name.log" ||
             { tail -n 60 "$BUILD/fuzz/$name.log"; exit 1; }
         grep -h 'stat::number_of_executed_units' "$BUILD/fuzz/$name.log" |

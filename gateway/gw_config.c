@@ -381,6 +381,14 @@ static const struct directive route_keys[] = {
     { "cookie_needed", T_BOOL, RF(cookie_needed), 0, "off", 0, 0, 0, NULL, NULL,
       "Set a JSESSIONID cookie on SockJS session requests, for load "
       "balancers that stick by that cookie.", NULL, NULL },
+    { "sockjs_jsonp", T_BOOL, RF(sockjs_jsonp), 0, "on", 0, 0, 0, NULL, NULL,
+      "Serve SockJS's script transports: jsonp (with jsonp_send) and "
+      "htmlfile, which the oldest browsers (IE 6-9 without CORS) fall back "
+      "to. They are loaded by <script> and <iframe> elements that send no "
+      "Origin, so when origins is not * they are refused (403) unless the "
+      "Referer names an allowed page (pages must then not set "
+      "Referrer-Policy: no-referrer). off = those URLs answer 404 and "
+      "sockjs-client uses its other transports.", NULL, NULL },
     { "binary", T_ENUM, RF(sockjs_binary), 0, "close", 0, 0, 0, sockjs_binaries,
       NULL,
       "SockJS carries text only. A binary upstream message on a SockJS "

@@ -213,6 +213,38 @@ bool http_origin_allowed(const struct gw_route *r, const char *origin,
     return false;
 }
 
+bool http_referer_origin(const char *referer, char *out, size_t cap)
+{
+    if (cap)
+        out[0] = 0;
+    if (!referer)
+        return false;
+    const char *scheme;
+    size_t sl;
+    if (strncasecmp(referer, "https://", 8) == 0) {
+        scheme = "https://";
+        sl = 8;
+    } else if (strncasecmp(referer, "http://", 7) == 0) {
+        scheme = "http://";
+        sl = 7;
+    } else {
+        return false;
+    }
+    const char *a = referer + sl;
+    size_t n = strcspn(a, "/?#");
+    if (n == 0 || sl + n + 1 > cap)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char c = (unsigned char)a[i];
+        if (c <= ' ' || c >= 0x7f || c == '@' || c == '\\')
+            return false; /* userinfo, spaces, controls: not an origin */
+    }
+    memcpy(out, scheme, sl);
+    memcpy(out + sl, a, n);
+    out[sl + n] = 0;
+    return true;
+}
+
 bool http_request_tls(struct evhttp_request *req)
 {
     struct evhttp_connection *evcon = evhttp_request_get_connection(req);

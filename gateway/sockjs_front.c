@@ -106,6 +106,40 @@ static bool cors(struct evhttp_request *req, const struct gw_route *r)
     return true;
 }
 
+/*
+ * The script transports (jsonp, its jsonp_send form post, htmlfile) are
+ * made by <script>, <iframe> and <form> elements, which send no Origin in
+ * the browsers that need them: any page could open a session as the user
+ * (with the route's forwarded Cookie). On a route whose origins are not
+ * "*", such a request must name its page instead: a Referer whose origin
+ * is allowed by the same rule as Origin. A request without either is
+ * refused too, because a hostile page can suppress its Referer
+ * (Referrer-Policy: no-referrer); a page using these transports on such a
+ * route must not do so. An Origin, when sent, was checked by cors().
+ * Answers 403 and returns false when refused.
+ */
+static bool script_origin_ok(struct evhttp_request *req, const struct gw_route *r)
+{
+    if (r->origins_any || http_in_header(req, "Origin"))
+        return true;
+    const char *ref = http_in_header(req, "Referer");
+    char origin[512];
+    bool ok = http_referer_origin(ref, origin, sizeof origin) &&
+              http_origin_allowed(r, origin, http_in_header(req, "Host"),
+                                  http_request_tls(req));
+    if (ok)
+        return true;
+    /* the origin only: a page URL may carry the application's secrets */
+    log_info("%s: SockJS script transport refused on route %s: %s%.80s",
+             http_client_addr(req), r->name,
+             !ref ? "no Origin or Referer"
+                  : origin[0] ? "Referer origin not allowed: "
+                              : "Referer not an http(s) URL",
+             origin);
+    reply_text(req, 403, "text/plain; charset=UTF-8", "Referer not allowed.");
+    return false;
+}
+
 /* Cacheable for a year (preflights, the iframe page). */
 static void long_cache(struct evhttp_request *req)
 {
@@ -434,7 +468,8 @@ static void handle_session_url(const struct sockjs_front_ctx *ctx,
     for (size_t i = 0; i < sizeof transports / sizeof *transports; i++)
         if (!strcmp(name, transports[i].name))
             tr = &transports[i];
-    if (!tr && !is_send && !is_jsend) {
+    bool script = is_jsend || (tr && tr->callback);
+    if ((!tr && !is_send && !is_jsend) || (script && !r->sockjs_jsonp)) {
         not_found(req);
         return;
     }
@@ -450,6 +485,8 @@ static void handle_session_url(const struct sockjs_front_ctx *ctx,
         return;
     }
     no_cache(req);
+    if (script && !script_origin_ok(req, r))
+        return;
     if (tr || is_jsend) /* script and text responses */
         http_out_header(req, "X-Content-Type-Options", "nosniff");
     if (tr)

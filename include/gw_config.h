@@ -48,6 +48,7 @@ struct gw_route {
     uint64_t response_limit;      /* bytes per streaming response */
     uint64_t disconnect_delay_ms; /* session kept this long without a receiving request */
     bool cookie_needed;     /* JSESSIONID cookie for sticky load balancers */
+    bool sockjs_jsonp;      /* script transports: jsonp, jsonp_send, htmlfile */
     enum gw_sockjs_binary sockjs_binary;
 };
 

@@ -64,6 +64,14 @@ bool http_same_origin(const char *origin, const char *host, bool tls);
 bool http_origin_allowed(const struct gw_route *r, const char *origin,
                          const char *host, bool tls);
 
+/*
+ * The origin ("scheme://host[:port]", scheme in lower case) of a Referer
+ * value: an http or https URL whose authority is non-empty and carries no
+ * userinfo, cut at its path, query or fragment. Fills out (cap bytes) and
+ * returns true; false for anything else (out is then "").
+ */
+bool http_referer_origin(const char *referer, char *out, size_t cap);
+
 /* Did the request arrive over TLS (a tls_listen listener)? */
 bool http_request_tls(struct evhttp_request *req);
 

@@ -42,6 +42,37 @@ static void test_same_origin(void **state)
     assert_false(http_same_origin("http://gate.example:443", "gate.example:443", true));
 }
 
+static void test_referer_origin(void **state)
+{
+    (void)state;
+    char o[64];
+    /* the page URL is cut at its path, query or fragment */
+    assert_true(http_referer_origin("http://good.example/app/page.html?x=1", o, sizeof o));
+    assert_string_equal(o, "http://good.example");
+    assert_true(http_referer_origin("HTTPS://Good.Example:8443", o, sizeof o));
+    assert_string_equal(o, "https://Good.Example:8443");
+    assert_true(http_referer_origin("http://127.0.0.1:8080?q", o, sizeof o));
+    assert_string_equal(o, "http://127.0.0.1:8080");
+    assert_true(http_referer_origin("http://[::1]:8080#f", o, sizeof o));
+    assert_string_equal(o, "http://[::1]:8080");
+    /* not an http(s) URL with a plain authority: no origin */
+    const char *bad[] = { "", "good.example/x", "javascript:alert(1)", "about:blank",
+                          "ftp://good.example/", "http://", "http:///x", "//good.example/",
+                          "http://good.example@evil.example/", "http://a b/",
+                          "http://good.example\\@evil/", "http://\x01x/", NULL };
+    for (int i = 0; bad[i]; i++) {
+        strcpy(o, "junk");
+        assert_false(http_referer_origin(bad[i], o, sizeof o));
+        assert_string_equal(o, "");
+    }
+    assert_false(http_referer_origin(NULL, o, sizeof o));
+    /* longer than the caller's buffer: refused, not cut */
+    char small[20];
+    assert_false(http_referer_origin("http://a-long-host-name.example/", small, sizeof small));
+    assert_true(http_referer_origin("http://s.example/", small, sizeof small));
+    assert_string_equal(small, "http://s.example");
+}
+
 static void test_origin_rules(void **state)
 {
     (void)state;
@@ -74,6 +105,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_origin),
         cmocka_unit_test(test_origin_rules),
+        cmocka_unit_test(test_referer_origin),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,6 +20,7 @@
 #include <jansson.h>
 
 #include "check_upstream.h"
+#include "gw_listen.h"
 #include "gw_log.h"
 #include "http_limits.h"
 #include "http_util.h"
@@ -38,7 +39,7 @@ struct admin {
     struct session_table *sessions;
     struct metrics *m;
     struct evhttp *http;
-    struct evhttp_bound_socket *sock;
+    struct gw_listen_set *listeners;
     struct event *probe_timer;
     struct upstream_check *running;  /* probe under way */
     struct upstream_check *last;     /* last completed probe, or NULL */
@@ -377,7 +378,8 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
                          .ssl_ctx = ssl_ctx, .sessions = sessions, .m = m };
     a->http = evhttp_new(base);
     a->probe_timer = evtimer_new(base, probe_timer_cb, a);
-    if (!a->http || !a->probe_timer) {
+    a->listeners = gw_listen_set_new(base);
+    if (!a->http || !a->probe_timer || !a->listeners) {
         admin_free(a);
         return NULL;
     }
@@ -389,9 +391,11 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
                                EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS);
     evhttp_set_default_content_type(a->http, "application/json");
     evhttp_set_gencb(a->http, gen_cb, a);
-    a->sock = evhttp_bind_socket_with_handle(a->http, cfg->admin_listen_host,
-                                             cfg->admin_listen_port);
-    if (!a->sock) {
+    /* SO_REUSEPORT like the public listeners: a successor binds the same
+     * admin address during a binary upgrade. */
+    struct gw_listen addr = { .host = cfg->admin_listen_host,
+                              .port = cfg->admin_listen_port };
+    if (gw_listen_set_bind(a->listeners, a->http, &addr, 1, "admin") < 0) {
         log_error("[admin] listen = %s:%u: cannot listen", cfg->admin_listen_host,
                   cfg->admin_listen_port);
         admin_free(a);
@@ -405,19 +409,26 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
     return a;
 }
 
+/* The admin address is left at drain start like the public ones: a
+ * successor's /health answers from then on (a monitor would otherwise
+ * see the draining 503 and the successor's 200 by turns and take the
+ * address out of rotation), or, with no successor, checks are refused.
+ * Admin connections already open still get 503 draining. */
 void admin_set_draining(struct admin *a, bool draining)
 {
-    if (a)
-        a->draining = draining;
+    if (!a)
+        return;
+    a->draining = draining;
+    if (draining)
+        gw_listen_set_close(a->listeners);
 }
 
 void admin_stop_accepting(struct admin *a)
 {
-    if (a && a->sock) {
-        evhttp_del_accept_socket(a->http, a->sock);
-        a->sock = NULL;
-    }
-    if (a && a->probe_timer)
+    if (!a)
+        return;
+    gw_listen_set_close(a->listeners);
+    if (a->probe_timer)
         event_del(a->probe_timer);
 }
 
@@ -425,6 +436,7 @@ void admin_free(struct admin *a)
 {
     if (!a)
         return;
+    gw_listen_set_free(a->listeners);
     if (a->http)
         evhttp_free(a->http);
     if (a->probe_timer)

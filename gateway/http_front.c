@@ -52,6 +52,7 @@ struct http_front {
     struct transport_ws_ctx ws;
     struct http_limits *limits;
     struct metrics *metrics;  /* borrowed, or NULL */
+    bool draining;            /* listeners closed: see http_front_set_draining */
 };
 
 /* ---------------------------------------------------------------- CORS */
@@ -103,12 +104,77 @@ static const struct gw_route *route_match(const struct gw_config *cfg,
     return best;
 }
 
+/* ---------------------------------------------------------- draining */
+
+/* The length of the path segment at p (up to '/' or the end). */
+static size_t seg_len(const char *p)
+{
+    const char *e = strchr(p, '/');
+    return e ? (size_t)(e - p) : strlen(p);
+}
+
+/* Native "/sessions/<id>[/action]": the id, or NULL (an open, or not a
+ * session request). */
+static const char *native_id(const char *rest, size_t *len)
+{
+    if (strncmp(rest, "/sessions/", 10) != 0)
+        return NULL;
+    *len = seg_len(rest + 10);
+    return *len ? rest + 10 : NULL;
+}
+
+/* Does this request belong to a session this process holds? During a
+ * drain only those keep their connection: the session goes on over it.
+ * SockJS: "/<server>/<session>/<transport>" under the SockJS path. */
+static bool own_session(struct http_front *f, const struct gw_route *r,
+                        bool sockjs, const char *rest)
+{
+    size_t n = 0;
+    if (sockjs) {
+        if (*rest != '/')
+            return false;
+        const char *key = rest + 1 + seg_len(rest + 1);
+        if (*key != '/')
+            return false;
+        key++;
+        n = seg_len(key);
+        return n && session_find_client(f->sessions, r, key, n) != NULL;
+    }
+    const char *id = native_id(rest, &n);
+    struct session *s = id ? session_find(f->sessions, id, n) : NULL;
+    return s && session_route(s) == r;
+}
+
+/* While draining, every response except those of this process's own
+ * sessions ends its connection, so that the browser's next request
+ * (an open, a session of the successor) opens a new one, which reaches
+ * the successor bound to the same address (binary upgrade). */
+static void drain_mark(struct http_front *f, struct evhttp_request *req,
+                       const struct gw_route *r, bool sockjs, const char *rest)
+{
+    if (!f->draining || (r && own_session(f, r, sockjs, rest)))
+        return;
+    struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+    evhttp_remove_header(h, "Connection");
+    evhttp_add_header(h, "Connection", "close");
+}
+
 /* CORS for the route, then the native protocol's endpoints. */
 static void handle_route(struct http_front *f, struct evhttp_request *req,
                          const struct gw_route *r, const char *rest)
 {
     if (!cors_check(req, r))
         return;
+    size_t n;
+    if (f->draining && native_id(rest, &n) && !own_session(f, r, false, rest)) {
+        /* Most likely a session of the successor whose browser reused a
+         * connection to this process: a retry on a new connection
+         * reaches it (pollgate.js retries "draining" at once). */
+        http_out_header(req, "Retry-After", "1");
+        http_reply_error(req, 503, "draining",
+                         "the gateway is shutting down; try again");
+        return;
+    }
     if (strcmp(rest, "/ws") == 0 && r->websocket)
         transport_ws_handle(&f->ws, req, r, TRANSPORT_WS_RAW);
     else
@@ -255,10 +321,12 @@ static void request_cb(struct evhttp_request *req, void *arg)
     size_t ridx = 0;
     const struct gw_route *r = sockjs_front_match(f->cfg, path, &ridx, &rest);
     if (r) {
+        drain_mark(f, req, r, true, rest);
         sockjs_front_handle(&f->sjs, req, r, ridx, rest);
         return;
     }
     r = route_match(f->cfg, path, &rest);
+    drain_mark(f, req, r, false, rest);
     if (r && (strncmp(rest, "/sessions", 9) == 0 || strcmp(rest, "/ws") == 0 ||
               !f->static_root)) {
         handle_route(f, req, r, rest);
@@ -408,7 +476,10 @@ void http_front_set_metrics(struct http_front *f, struct metrics *m)
 
 void http_front_set_draining(struct http_front *f)
 {
-    (void)f; /* /health is the admin listener's: admin_set_draining */
+    if (!f)
+        return;
+    f->draining = true;
+    gw_listen_set_close(f->listeners);
 }
 
 void http_front_stop_accepting(struct http_front *f)

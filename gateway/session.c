@@ -1179,10 +1179,17 @@ void session_end(struct session *s, uint16_t code, const char *reason)
         break;
     case SESSION_CLOSED:
     case SESSION_FINISHED:
-        if (s->pol.idle == SESSION_IDLE_REAP)
-            session_release(s);
-        else
+        if (s->pol.idle == SESSION_IDLE_REAP && s->up) {
+            /* The gateway closed the upstream (drain, lifetime) and its
+             * close frame may not be written yet: freeing it now would
+             * cut the connection (1006). Released once it has closed. */
             session_finish(s);
+            session_unlink(s);
+        } else if (s->pol.idle == SESSION_IDLE_REAP) {
+            session_release(s);
+        } else {
+            session_finish(s);
+        }
         break;
     }
 }

@@ -34,7 +34,10 @@ void admin_take_check(struct admin *a, struct upstream_check *c);
  * shown in /stats. */
 struct http_limits_stats;
 void admin_set_limits_stats(struct admin *a, const struct http_limits_stats *ls);
-/* While draining, GET /health answers 503 {"status":"draining"}. */
+/* While draining, GET /health answers 503 {"status":"draining"} on admin
+ * connections already open; draining also closes the admin listening
+ * socket (SO_REUSEPORT: a successor on the same address answers new
+ * connections, see gw_listen_set_close). */
 void admin_set_draining(struct admin *a, bool draining);
 /* Accept no new admin connections (orderly stop). */
 void admin_stop_accepting(struct admin *a);

@@ -21,8 +21,12 @@ struct http_front *http_front_new(struct event_base *base,
 struct metrics;
 /* Count every response by status into m (borrowed). */
 void http_front_set_metrics(struct http_front *f, struct metrics *m);
-/* Drain started: /health answers 503 {"status":"draining"} (the admin
- * listener's /health takes this over when it moves there). */
+/* Drain started: close the listening sockets (after accepting what the
+ * kernel queued), so that a successor bound to the same addresses gets
+ * every new connection (binary upgrade); from now on every response that
+ * is not for a session of this process carries Connection: close, and a
+ * native request for a session this process does not hold gets 503
+ * "draining" (it is most likely the successor's). */
 void http_front_set_draining(struct http_front *f);
 /* Orderly stop, first step: accept no new connections. */
 void http_front_stop_accepting(struct http_front *f);

@@ -66,6 +66,7 @@
 
   var CONNECTING = 0, OPEN = 1, CLOSING = 2, CLOSED = 3;
   var BASE_DELAY = 250;         // first retry delay, doubled per failure up to maxBackoff
+  var DRAIN_RETRIES = 8;        // silent retries in a row of a 503 "draining" (see _drainRetry)
   var ACK_DELAY = 200;          // SSE: ack at most this long after a message...
   var ACK_EVERY = 100;          // ...or right away after this many unacked messages
   var MAX_BATCH = 65536;        // bytes per send request (a bigger single message goes alone)
@@ -188,6 +189,7 @@
     this._wsOpen = false;   // it opened and is in use
     this._announced = false;  // onopen fired
     this._failing = {};     // recv/send: true while retrying after a failure
+    this._drainRetries = 0;
     this._recvBackoff = new Backoff(this._opts.maxBackoff);
     this._sendBackoff = new Backoff(this._opts.maxBackoff);
     this._ackBackoff = new Backoff(this._opts.maxBackoff);
@@ -338,6 +340,20 @@
     this._updateState();
   };
 
+  // 503 "draining": the process that answered is stopping and closed that
+  // connection; a successor bound to the same address (binary upgrade) gets
+  // the retry on a new one. Retried at once, with no error and no 'offline',
+  // a few times in a row (each such answer closes one pooled connection to
+  // the old process); past that the usual back-off applies.
+  P._drainRetry = function (res, timer, fn) {
+    if (res.status !== 503 || !res.body || res.body.error !== 'draining' ||
+        this._drainRetries >= DRAIN_RETRIES) return false;
+    this._drainRetries++;
+    this._log(timer, 'draining: retry at once');
+    this._later(timer, 0, fn);
+    return true;
+  };
+
   // The single way to CLOSED: onclose fires exactly once.
   P._finish = function (code, reason, wasClean) {
     if (this.readyState === CLOSED) return;
@@ -393,6 +409,7 @@
         if (b.idle_timeout > 0) this._idleTimeout = b.idle_timeout;
         this.readyState = OPEN;
         this._failing.recv = false;
+        this._drainRetries = 0;
         this._recvBackoff.reset();
         this._log('session', this.session, 'via', this.transport);
         this._updateState();
@@ -403,6 +420,7 @@
         return;
       }
       if (this.readyState === CLOSING) { this._finish(this._closeCode, this._closeReason, false); return; }
+      if (this._drainRetry(res, 'recv', this._open)) return;
       this._openAttempts++;
       retrying = (isTransient(res.status) || res.status === 429) &&
         !(this._opts.maxRetries && this._openAttempts >= this._opts.maxRetries);
@@ -507,6 +525,7 @@
     if (this._failing.recv) { this._failing.recv = false; this._updateState(); }
   };
   P._recvFail = function (res) {
+    if (this._drainRetry(res, 'recv', this._startRecv)) return;
     if (res.status === 404 || res.status === 410) this._gone(res);
     else if (isTransient(res.status) || res.status === 429 || res.bad) {
       this._retry('recv', 'recv', this._recvBackoff, res.retryAfter, this._startRecv);
@@ -521,6 +540,7 @@
       this._req.recv = null;
       if (res.status === 200 && res.body && !res.bad) {
         this._recvBackoff.reset();
+        this._drainRetries = 0;
         this._recvOk();
         this._deliver(res.body);
         this._startRecv();
@@ -702,9 +722,12 @@
         this._inflight = null;
         this.bufferedAmount -= b.size;
         this._sendBackoff.reset();
+        this._drainRetries = 0;
         if (this._failing.send) { this._failing.send = false; this._updateState(); }
         this._flush();
         if (this.readyState === CLOSING && !this._inflight) this._closeNow();
+      } else if (this._drainRetry(res, 'send', this._post)) {
+        // retried at once
       } else if (res.status === 404 || res.status === 410) this._gone(res);
       else if (res.status === 429) {
         this._later('send', Math.max(res.retryAfter * 1000, this._delay(this._sendBackoff)), this._post);

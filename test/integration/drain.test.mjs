@@ -1,7 +1,10 @@
-// drain.test.mjs - SIGTERM drains ([gateway] drain_timeout): new sessions
-// are refused at once (native 503 + Retry-After, SockJS a close frame),
-// /health answers 503 draining, existing sessions of every kind keep
-// working; at the end each browser gets the messages queued for it and then
+// drain.test.mjs - SIGTERM drains ([gateway] drain_timeout): the
+// listening sockets (public and admin) are closed at once, so new
+// connections are refused (or reach a successor on the same addresses:
+// upgrade.test.mjs); on a connection already open new sessions are refused
+// (native 503 + Retry-After, SockJS a close frame, both with Connection:
+// close) and /health answers 503 draining; existing sessions of every kind
+// keep working on their connections; at the end each browser gets the messages queued for it and then
 // a close it can see (native `closed` / SSE `event: close` 1001 "going
 // away", SockJS c[1001,"Server shutting down"] on the request it has open),
 // each upstream gets 1001, and pollgate exits 0. A second signal cuts the
@@ -9,11 +12,12 @@
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
+import http from 'node:http';
 
 import {
   startUpstream, Api, openEvents, sseData, request, waitUntil, sleep, withTimeout,
 } from './bridge_lib.mjs';
-import { startSockjsGateway, sockjsRoute } from './sockjs_lib.mjs';
+import { startSockjsGateway, sockjsRoute, httpReq, randomId } from './sockjs_lib.mjs';
 
 async function gateway(t, drain) {
   const up = await startUpstream(t);
@@ -53,19 +57,35 @@ describe('drain on SIGTERM', { timeout: 120000 }, () => {
     await sj.open();
     const cC = await up.conn(2);
 
+    // connections a browser already has open (keep-alive), one for each
+    // kind of refused request below
+    const kept = () => new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const [kNative, kSockjs, kAdmin] = [kept(), kept(), kept()];
+    t.after(() => { kNative.destroy(); kSockjs.destroy(); kAdmin.destroy(); });
+    assert.equal((await api.poll('x'.repeat(22), 0, { agent: kNative })).status, 404);
+    assert.equal((await httpReq(gw.port, 'GET', '/sj/sockjs/info', { agent: kSockjs })).status, 200);
+    assert.equal((await request(gw.adminUrl('/health'), { agent: kAdmin })).status, 200);
+
     const t0 = Date.now();
     await sigterm(gw);
-    // new sessions: refused, with a hint to come back
-    const o = await api.open();
+    // the listening sockets are closed: new connections are refused
+    await waitUntil(() => (gw.stderr().match(/listening sockets closed/g) || []).length === 2, 10000, 'listeners closed');
+    for (const url of [gw.url('/chat/sessions'), gw.adminUrl('/health')]) {
+      await assert.rejects(request(url, { method: 'POST', agent: false }), (e) => e.code === 'ECONNREFUSED', url);
+    }
+    // new sessions on a connection already open: refused, with a hint to
+    // come back, and the connection ends (the retry reaches a successor)
+    const o = await api.open(undefined, { agent: kNative });
     assert.equal(o.status, 503, o.text);
     assert.equal(o.json.error, 'draining');
     assert.ok(o.headers['retry-after'], 'Retry-After on a refused open');
-    const h = await request(gw.adminUrl('/health'));
+    assert.equal(o.headers.connection, 'close');
+    const h = await request(gw.adminUrl('/health'), { agent: kAdmin });
     assert.equal(h.status, 503);
     assert.deepEqual(h.json, { status: 'draining' });
-    const sj2 = gw.sockjs('/sj/sockjs').session();
-    const r2 = await sj2.xhr();
+    const r2 = await httpReq(gw.port, 'POST', `/sj/sockjs/000/${randomId()}/xhr`, { agent: kSockjs, body: '' });
     assert.equal(r2.text, 'c[1001,"Server shutting down"]\n');
+    assert.equal(r2.headers.connection, 'close');
     assert.equal(up.conns.length, 3, 'no upstream connection for a refused open');
 
     // existing sessions keep working in both directions

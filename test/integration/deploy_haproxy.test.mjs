@@ -245,10 +245,15 @@ describe('deploy: HAProxy in front of three pollgate processes', { timeout: 2800
         r.extraSessions = (r.extraSessions ?? 0) + c.sessions.length - c.sessions.indexOf(first) - 2;
         r.reopened++;
       } else {
-        assert.equal(c.sessions.length, 1, `${c.kind} on ${first.instance}: no reopen (${first.why})`);
+        // (a client whose session failed before the spread was taken, e.g.
+        // a request timeout on an overloaded machine, is counted below)
+        assert.equal(c.sessions.length - c.sessions.indexOf(first), 1, `${c.kind} on ${first.instance}: no reopen (${first.why})`);
         assert.ok(first.got.length >= 40, `${c.kind} on ${first.instance}: kept receiving (${first.got.length})`);
       }
     }
+    const early = clients.filter((c) => c.sessions.indexOf(c.sessions.find((x) => x.instance)) > 0);
+    t.diagnostic(`sessions that failed before the kill (client timeouts under load): ${early.length}` +
+      (early.length ? ` ${JSON.stringify(early.map((c) => c.sessions[0].why))}` : ''));
     t.diagnostic(`after kill -9 of a2: ${JSON.stringify(report, (k, v) => (k === 'detect' || k === 'reopen' ? undefined : v))}`);
     for (const [k, r] of Object.entries(report)) {
       if (!k.endsWith('@killed')) continue;

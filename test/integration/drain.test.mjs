@@ -60,9 +60,10 @@ describe('drain on SIGTERM', { timeout: 120000 }, () => {
     // connections a browser already has open (keep-alive), one for each
     // kind of refused request below
     const kept = () => new http.Agent({ keepAlive: true, maxSockets: 1 });
-    const [kNative, kSockjs, kAdmin] = [kept(), kept(), kept()];
-    t.after(() => { kNative.destroy(); kSockjs.destroy(); kAdmin.destroy(); });
+    const [kNative, kOther, kSockjs, kAdmin] = [kept(), kept(), kept(), kept()];
+    t.after(() => { kNative.destroy(); kOther.destroy(); kSockjs.destroy(); kAdmin.destroy(); });
     assert.equal((await api.poll('x'.repeat(22), 0, { agent: kNative })).status, 404);
+    assert.equal((await api.poll('x'.repeat(22), 0, { agent: kOther })).status, 404);
     assert.equal((await httpReq(gw.port, 'GET', '/sj/sockjs/info', { agent: kSockjs })).status, 200);
     assert.equal((await request(gw.adminUrl('/health'), { agent: kAdmin })).status, 200);
 
@@ -80,6 +81,13 @@ describe('drain on SIGTERM', { timeout: 120000 }, () => {
     assert.equal(o.json.error, 'draining');
     assert.ok(o.headers['retry-after'], 'Retry-After on a refused open');
     assert.equal(o.headers.connection, 'close');
+    // a session this process does not hold (most likely a successor's,
+    // reached over an old connection): 503 draining, not 404, and the
+    // connection ends, so the retry reaches the successor
+    const u = await api.poll('x'.repeat(22), 0, { agent: kOther });
+    assert.equal(u.status, 503, u.text);
+    assert.equal(u.json.error, 'draining');
+    assert.equal(u.headers.connection, 'close');
     const h = await request(gw.adminUrl('/health'), { agent: kAdmin });
     assert.equal(h.status, 503);
     assert.deepEqual(h.json, { status: 'draining' });

@@ -883,7 +883,6 @@ struct http_limits *http_limits_new(struct event_base *base,
     if (!lim)
         return NULL;
     lim->base = base;
-    lim->cfg = cfg;
     unsigned char r[16];
     if (RAND_bytes(r, sizeof r) != 1) {
         free(lim);
@@ -891,6 +890,15 @@ struct http_limits *http_limits_new(struct event_base *base,
     }
     for (size_t i = 0; i < sizeof r; i++)
         snprintf(lim->token + 2 * i, 3, "%02x", r[i]);
+    http_limits_set_config(lim, cfg);
+    return lim;
+}
+
+void http_limits_set_config(struct http_limits *lim, const struct gw_config *cfg)
+{
+    gw_config_ref(cfg);
+    gw_config_unref(lim->cfg);
+    lim->cfg = cfg;
     lim->max_conns = cfg->max_connections;
     if (!lim->max_conns) {
         /* half the descriptors: the other half is for the upstream
@@ -900,7 +908,6 @@ struct http_limits *http_limits_new(struct event_base *base,
                           rl.rlim_cur != RLIM_INFINITY ? (uint64_t)rl.rlim_cur : 1024;
         lim->max_conns = nofile > 228 ? (nofile - 100) / 2 : 64;
     }
-    return lim;
 }
 
 void http_limits_free(struct http_limits *lim)
@@ -916,6 +923,7 @@ void http_limits_free(struct http_limits *lim)
             free(lim->clients[i]);
             lim->clients[i] = n;
         }
+    gw_config_unref(lim->cfg);
     free(lim);
 }
 

@@ -123,7 +123,9 @@ static const struct directive gateway_keys[] = {
       "existing sessions keep working for up to this long. Then every "
       "remaining browser gets a close (1001) after the messages already "
       "queued for it, its upstream gets 1001, and pollgate exits 0. A "
-      "second signal cuts the drain short. 0 = close at once.", NULL, NULL },
+      "second signal cuts the drain short. 0 = close at once. A reload "
+      "(SIGHUP) that removes a route closes that route's sessions the same "
+      "way this long after.", NULL, NULL },
     { "trusted_proxies", T_LIST, CF(trusted_proxies), CF(n_trusted_proxies), "",
       0, 0, 0, NULL, check_cidr,
       "Proxies (addresses or CIDR networks, e.g. 127.0.0.1, 10.0.0.0/8, "

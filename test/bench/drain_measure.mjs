@@ -19,7 +19,8 @@ try {
   const dir = tmpDir(t, 'pollgate-drain-measure-');
   const certs = await makeCerts(dir);
   const gw = await startGateway(t, {
-    gateway: { drain_timeout: drain, log_level: 'info', tls_listen: '127.0.0.1:0'.replace(':0', `:${40000 + (process.pid % 20000)}`),
+    // one client address holds all N browser connections: no per-client cap
+    gateway: { drain_timeout: drain, log_level: 'info', max_connections_per_client: '0', tls_listen: '127.0.0.1:0'.replace(':0', `:${40000 + (process.pid % 20000)}`),
       tls_cert_file: certs.server.cert, tls_key_file: certs.server.key },
     session: { max_sessions_per_client: N * 2, poll_timeout: '60s', idle_timeout: '120s' },
     routes: [{ name: 'chat', path: '/chat', up }],

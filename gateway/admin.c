@@ -34,7 +34,7 @@
 struct admin {
     struct event_base *base;
     struct evdns_base *dns;
-    const struct gw_config *cfg;
+    const struct gw_config *cfg;     /* a reference: the current config */
     SSL_CTX *ssl_ctx;
     struct session_table *sessions;
     struct metrics *m;
@@ -374,7 +374,7 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
     struct admin *a = calloc(1, sizeof *a);
     if (!a)
         return NULL;
-    *a = (struct admin){ .base = base, .dns = dns, .cfg = cfg,
+    *a = (struct admin){ .base = base, .dns = dns, .cfg = gw_config_ref(cfg),
                          .ssl_ctx = ssl_ctx, .sessions = sessions, .m = m };
     a->http = evhttp_new(base);
     a->probe_timer = evtimer_new(base, probe_timer_cb, a);
@@ -407,6 +407,46 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
     /* The first result is the start-up check's (admin_take_check); the
      * periodic probes start after it. */
     return a;
+}
+
+/* Would a probe of b's routes answer differently from one of a's (route
+ * names, upstreams or subprotocols differ)? */
+static bool probes_differ(const struct gw_config *a, const struct gw_config *b)
+{
+    if (a->n_routes != b->n_routes)
+        return true;
+    for (size_t i = 0; i < a->n_routes; i++) {
+        const struct gw_route *x = &a->routes[i], *y = &b->routes[i];
+        if (strcmp(x->name, y->name) || strcmp(x->upstream, y->upstream) ||
+            strcmp(x->protocols ? x->protocols : "", y->protocols ? y->protocols : ""))
+            return true;
+    }
+    return false;
+}
+
+void admin_set_config(struct admin *a, const struct gw_config *cfg)
+{
+    if (!a)
+        return;
+    bool now = probes_differ(a->cfg, cfg);
+    bool interval = a->cfg->health_interval_ms != cfg->health_interval_ms;
+    gw_config_ref(cfg);
+    gw_config_unref(a->cfg);
+    a->cfg = cfg;
+    /* Not before the first result (the start-up check's) nor during a
+     * probe: their end schedules the next, with the new interval; not
+     * while stopping (reloads are ignored then, this is belt and braces). */
+    if (!a->last || a->running || a->draining)
+        return;
+    if (now) {
+        /* other routes: probe them at once, /health answers for them */
+        struct timeval zero = { 0, 0 };
+        event_del(a->probe_timer);
+        event_add(a->probe_timer, &zero);
+    } else if (interval) {
+        event_del(a->probe_timer);
+        probe_schedule(a);
+    }
 }
 
 /* The admin address is left at drain start like the public ones: a
@@ -443,5 +483,6 @@ void admin_free(struct admin *a)
         event_free(a->probe_timer);
     upstream_check_free(a->running);
     upstream_check_free(a->last);
+    gw_config_unref(a->cfg);
     free(a);
 }

@@ -20,6 +20,7 @@ struct probe {
 
 struct upstream_check {
     struct probe *probes;
+    const struct gw_config *cfg; /* a reference: results point into it */
     size_t n, pending;
     struct event *done_ev;   /* done is reported from the loop */
     upstream_check_done_fn done;
@@ -109,6 +110,7 @@ struct upstream_check *upstream_check_start(struct event_base *base,
         return NULL;
     }
     c->n = cfg->n_routes;
+    c->cfg = gw_config_ref(cfg);
     c->done = done;
     c->arg = arg;
     c->pending = c->n + 1; /* +1 held until every probe has started */
@@ -165,6 +167,7 @@ void upstream_check_free(struct upstream_check *c)
     free(c->probes);
     if (c->done_ev)
         event_free(c->done_ev);
+    gw_config_unref(c->cfg);
     free(c);
 }
 

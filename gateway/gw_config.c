@@ -48,6 +48,7 @@
 #include <pwd.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -91,21 +92,20 @@ static const char *const sockjs_binaries[] = { "close", "base64", "drop", NULL }
  * generated from the other columns: help says what the key does. */
 static const struct directive gateway_keys[] = {
     { "listen", T_LISTEN, CF(listen), CF(n_listen), "127.0.0.1:8080",
-      1, 65535, 0, NULL, NULL,
+      1, 65535, D_RESTART, NULL, NULL,
       "Addresses and ports browsers connect to over plain HTTP, separated "
       "by commas (127.0.0.1:8080, [::1]:8080). HOST is a numeric IPv4 "
       "address or an IPv6 address in brackets; 0.0.0.0 listens on every "
       "IPv4 address, [::] on every address. Listening sockets use "
       "SO_REUSEPORT, so a new pollgate can start on the same addresses "
-      "before the old one drains (binary upgrade). Changing it needs a "
-      "restart.",
+      "before the old one drains (binary upgrade).",
       NULL, NULL },
     { "tls_listen", T_LISTEN, CF(tls_listen), CF(n_tls_listen), "",
-      1, 65535, 0, NULL, NULL,
+      1, 65535, D_RESTART, NULL, NULL,
       "Addresses and ports browsers connect to over HTTPS, same syntax as "
       "listen; needs tls_cert_file and tls_key_file. Plain and TLS "
       "listeners may be active at once. TLS 1.2 at least, the server's "
-      "cipher preference, session resumption. Changing it needs a restart.",
+      "cipher preference, session resumption.",
       "", NULL },
     { "tls_cert_file", T_FILE, CF(front_tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
       "Certificate (PEM) presented to browsers on tls_listen, optionally "
@@ -123,7 +123,9 @@ static const struct directive gateway_keys[] = {
       "existing sessions keep working for up to this long. Then every "
       "remaining browser gets a close (1001) after the messages already "
       "queued for it, its upstream gets 1001, and pollgate exits 0. A "
-      "second signal cuts the drain short. 0 = close at once.", NULL, NULL },
+      "second signal cuts the drain short. 0 = close at once. A reload "
+      "(SIGHUP) that removes a route closes that route's sessions the same "
+      "way this long after.", NULL, NULL },
     { "trusted_proxies", T_LIST, CF(trusted_proxies), CF(n_trusted_proxies), "",
       0, 0, 0, NULL, check_cidr,
       "Proxies (addresses or CIDR networks, e.g. 127.0.0.1, 10.0.0.0/8, "
@@ -134,13 +136,13 @@ static const struct directive gateway_keys[] = {
       "with the peer appended either way. Empty = trust no one: the client "
       "is the TCP peer and X-Forwarded-For from browsers is ignored.",
       "", NULL },
-    { "user", T_STRING, CF(user), 0, "", 0, 0, 0, NULL, NULL,
+    { "user", T_STRING, CF(user), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "User to run as after binding the listeners (pollgate started as "
       "root, e.g. to bind port 443). Files read later (the TLS certificate "
       "and key on SIGHUP, static_root) must be readable by this user. "
       "Empty = keep the starting user; running as root that way is logged "
-      "as a warning. Changing it needs a restart.", "", NULL },
-    { "group", T_STRING, CF(group), 0, "", 0, 0, 0, NULL, NULL,
+      "as a warning.", "", NULL },
+    { "group", T_STRING, CF(group), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "Group to run as with user. Empty = the user's primary group.",
       "", NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
@@ -202,7 +204,7 @@ static const struct directive gateway_keys[] = {
       "page, e.g. ../contrib/www). A relative path is relative to the "
       "directory of the configuration file; it must exist when pollgate "
       "starts. Empty = serve no files.", "../contrib/www", NULL },
-    { "instance", T_STRING, CF(instance), 0, "", 0, 0, 0, NULL, check_instance,
+    { "instance", T_STRING, CF(instance), 0, "", 0, 0, D_RESTART, NULL, check_instance,
       "Short tag of this process (letters and digits, at most 16). Native "
       "session ids then start with INSTANCE followed by a dot, so a load "
       "balancer in front of several pollgate processes can send every "
@@ -212,7 +214,7 @@ static const struct directive gateway_keys[] = {
 
 static const struct directive admin_keys[] = {
     { "listen", T_ADDR, CF(admin_listen_host), CF(admin_listen_port), "",
-      1, 65535, D_ZERO_OK, NULL, NULL,
+      1, 65535, D_ZERO_OK | D_RESTART, NULL, NULL,
       "Address and port of the admin listener (GET /health, /metrics, "
       "/stats, /sessions; DELETE /sessions/ID), e.g. 127.0.0.1:9090. These "
       "endpoints are served there and only there. Keep it on a private "
@@ -300,22 +302,22 @@ static const struct directive upstream_keys[] = {
       0, NULL, NULL,
       "Largest message accepted from the upstream (all fragments together); "
       "a larger one closes the connection (1009, message too big).", NULL, NULL },
-    { "tls_ca_file", T_FILE, CF(tls_ca_file), 0, "", 0, 0, 0, NULL, NULL,
+    { "tls_ca_file", T_FILE, CF(tls_ca_file), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "PEM file of CA certificates that wss:// upstream certificates must "
       "chain to. Empty = the system CA store. Checked at start when a route "
       "uses wss://. A relative path is relative to the directory of the "
       "configuration file.", NULL, NULL },
-    { "tls_verify", T_BOOL, CF(tls_verify), 0, "on", 0, 0, 0, NULL, NULL,
+    { "tls_verify", T_BOOL, CF(tls_verify), 0, "on", 0, 0, D_RESTART, NULL, NULL,
       "Verify the upstream's certificate and host name on wss:// "
       "connections. Turn off only for testing (logged as a warning).", NULL, NULL },
-    { "tls_cert_file", T_FILE, CF(tls_cert_file), 0, "", 0, 0, 0, NULL, NULL,
+    { "tls_cert_file", T_FILE, CF(tls_cert_file), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "Client certificate (PEM) presented to wss:// upstreams, with "
       "tls_key_file: give both or neither; both must be readable at start. "
       "A relative path is relative to the directory of the configuration "
       "file.", NULL, NULL },
-    { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, 0, NULL, NULL,
+    { "tls_key_file", T_FILE, CF(tls_key_file), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "Private key (PEM) of tls_cert_file.", NULL, NULL },
-    { "resolv_conf", T_FILE, CF(resolv_conf), 0, "", 0, 0, 0, NULL, NULL,
+    { "resolv_conf", T_FILE, CF(resolv_conf), 0, "", 0, 0, D_RESTART, NULL, NULL,
       "Resolver configuration (resolv.conf syntax: nameserver 10.0.0.2, "
       "nameserver 127.0.0.1:5353, search, options) used to look up upstream "
       "host names without blocking. Host names in /etc/hosts are always "
@@ -1642,6 +1644,14 @@ static void check_route(struct parser *p, size_t k)
     }
 }
 
+static void set_first_listener(struct gw_config *cfg)
+{
+    const struct gw_listen *first = cfg->n_listen ? &cfg->listen[0]
+                                  : cfg->n_tls_listen ? &cfg->tls_listen[0] : NULL;
+    cfg->listen_host = first ? first->host : NULL;
+    cfg->listen_port = first ? first->port : 0;
+}
+
 static void finish(struct parser *p)
 {
     resolve_paths(p);
@@ -1653,17 +1663,168 @@ static void finish(struct parser *p)
     check_tls(p);
     check_front_tls(p);
     check_user(p);
-    struct gw_config *cfg = p->cfg;
-    const struct gw_listen *first = cfg->n_listen ? &cfg->listen[0]
-                                  : cfg->n_tls_listen ? &cfg->tls_listen[0] : NULL;
-    cfg->listen_host = first ? first->host : NULL;
-    cfg->listen_port = first ? first->port : 0;
+    set_first_listener(p->cfg);
 }
 
-void gw_config_free(struct gw_config *cfg)
+/* ------------------------------------------------------------ reload */
+
+/* Append one formatted message to d (dropped on ENOMEM). */
+static void diag_add(struct gw_diag *d, const char *fmt, ...)
 {
-    if (!cfg)
+    char msg[WHY_MAX];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    char *m = strdup(msg);
+    char **v = m ? realloc(d->msgs, (d->n + 1) * sizeof *v) : NULL;
+    if (!v) {
+        free(m);
         return;
+    }
+    d->msgs = v;
+    d->msgs[d->n++] = m;
+}
+
+static bool str_same(const char *a, const char *b)
+{
+    return strcmp(a ? a : "", b ? b : "") == 0;
+}
+
+/* Is the value of directive d the same in a and b (structs of its
+ * section)? */
+static bool value_equal(const struct directive *d, const char *a, const char *b)
+{
+#define AT(base, off, T) (*(const T *)(const void *)((base) + (off)))
+    switch (d->type) {
+    case T_DURATION: case T_SIZE: case T_UINT:
+        return AT(a, d->off, uint64_t) == AT(b, d->off, uint64_t);
+    case T_BOOL:
+        return AT(a, d->off, bool) == AT(b, d->off, bool);
+    case T_ENUM:
+        return AT(a, d->off, int) == AT(b, d->off, int);
+    case T_STRING: case T_FILE: case T_DIR: case T_URL:
+        return str_same(AT(a, d->off, char *), AT(b, d->off, char *));
+    case T_ADDR:
+        return str_same(AT(a, d->off, char *), AT(b, d->off, char *)) &&
+               AT(a, d->off2, uint16_t) == AT(b, d->off2, uint16_t);
+    case T_LISTEN: {
+        size_t n = AT(a, d->off2, size_t);
+        const struct gw_listen *x = AT(a, d->off, struct gw_listen *);
+        const struct gw_listen *y = AT(b, d->off, struct gw_listen *);
+        if (n != AT(b, d->off2, size_t))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (x[i].port != y[i].port || !str_same(x[i].host, y[i].host))
+                return false;
+        return true;
+    }
+    case T_LIST: {
+        size_t n = AT(a, d->off2, size_t);
+        char *const *x = *(char **const *)(const void *)(a + d->off);
+        char *const *y = *(char **const *)(const void *)(b + d->off);
+        if (n != AT(b, d->off2, size_t))
+            return false;
+        for (size_t i = 0; i < n; i++)
+            if (!str_same(x[i], y[i]))
+                return false;
+        return true;
+    }
+    }
+#undef AT
+    return false;
+}
+
+static void swap_bytes(char *a, char *b, size_t off, size_t size)
+{
+    char tmp[sizeof(uint64_t)];
+    memcpy(tmp, a + off, size);
+    memcpy(a + off, b + off, size);
+    memcpy(b + off, tmp, size);
+}
+
+/* Exchange d's value between a and b (ownership of strings and arrays
+ * goes with it). */
+static void value_swap(const struct directive *d, char *a, char *b)
+{
+    switch (d->type) {
+    case T_DURATION: case T_SIZE: case T_UINT:
+        swap_bytes(a, b, d->off, sizeof(uint64_t));
+        break;
+    case T_BOOL:
+        swap_bytes(a, b, d->off, sizeof(bool));
+        break;
+    case T_ENUM:
+        swap_bytes(a, b, d->off, sizeof(int));
+        break;
+    case T_STRING: case T_FILE: case T_DIR: case T_URL:
+        swap_bytes(a, b, d->off, sizeof(char *));
+        break;
+    case T_ADDR:
+        swap_bytes(a, b, d->off, sizeof(char *));
+        swap_bytes(a, b, d->off2, sizeof(uint16_t));
+        break;
+    case T_LISTEN: case T_LIST:
+        swap_bytes(a, b, d->off, sizeof(void *));
+        swap_bytes(a, b, d->off2, sizeof(size_t));
+        break;
+    }
+}
+
+size_t gw_config_keep_restart_keys(struct gw_config *next,
+                                   struct gw_config *running,
+                                   struct gw_diag *notes)
+{
+    size_t n = 0;
+    for (int s = 0; s < N_GLOBAL; s++) {
+        const struct section *sec = &gw_config_sections[s];
+        for (size_t i = 0; i < sec->n; i++) {
+            const struct directive *d = &sec->keys[i];
+            if (!(d->flags & D_RESTART) ||
+                value_equal(d, (const char *)next, (const char *)running))
+                continue;
+            value_swap(d, (char *)next, (char *)running);
+            n++;
+            if (notes)
+                diag_add(notes, "%s: [%s] %s changed: it needs a restart; the "
+                         "running value stays", next->file, sec->name, d->key);
+        }
+    }
+    set_first_listener(next);
+    set_first_listener(running);
+    return n;
+}
+
+bool gw_route_equal(const struct gw_route *a, const struct gw_route *b)
+{
+    if (!str_same(a->name, b->name))
+        return false;
+    for (size_t i = 0; i < ARRAY_LEN(route_keys); i++)
+        if (!value_equal(&route_keys[i], (const char *)a, (const char *)b))
+            return false;
+    return true;
+}
+
+const struct gw_route *gw_config_route(const struct gw_config *cfg,
+                                       const char *name)
+{
+    for (size_t i = 0; i < cfg->n_routes; i++)
+        if (strcmp(cfg->routes[i].name, name) == 0)
+            return &cfg->routes[i];
+    return NULL;
+}
+
+struct gw_config *gw_config_ref(const struct gw_config *cfg)
+{
+    /* the count is not part of the value: cfg was allocated non-const */
+    struct gw_config *c = (struct gw_config *)cfg;
+    if (c)
+        c->refs++;
+    return c;
+}
+
+static void config_destroy(struct gw_config *cfg)
+{
     for (int s = 0; s < N_GLOBAL; s++)
         for (size_t i = 0; i < gw_config_sections[s].n; i++)
             if (types[gw_config_sections[s].keys[i].type].clear)
@@ -1681,10 +1842,24 @@ void gw_config_free(struct gw_config *cfg)
     free(cfg);
 }
 
+void gw_config_unref(const struct gw_config *cfg)
+{
+    struct gw_config *c = (struct gw_config *)cfg;
+    if (c && --c->refs == 0)
+        config_destroy(c);
+}
+
+void gw_config_free(struct gw_config *cfg)
+{
+    gw_config_unref(cfg);
+}
+
 static struct gw_config *run(struct parser *p)
 {
     p->sec = S_NONE;
     p->cfg = calloc(1, sizeof *p->cfg);
+    if (p->cfg)
+        p->cfg->refs = 1;
     if (!p->cfg || !(p->cfg->file = strdup(p->name))) {
         report(p, 0, NULL, NULL, "out of memory");
         flush_errors(p);

@@ -93,12 +93,23 @@ static void doc_wrap(FILE *out, const char *prefix, const char *text, int width)
     }
 }
 
+/* d's help, and for a key read once at start, that a reload keeps it. */
+static const char *doc_help(const struct directive *d)
+{
+    static char buf[4096];
+    if (!(d->flags & D_RESTART))
+        return d->help;
+    snprintf(buf, sizeof buf, "%s Changing it needs a restart: a reload "
+             "(SIGHUP) keeps the running value and logs a warning.", d->help);
+    return buf;
+}
+
 static void doc_ini_key(FILE *out, const struct directive *d)
 {
     char type[DOC_LINE];
     doc_type(d, type, sizeof type);
     fputs("\n", out);
-    doc_wrap(out, "; ", d->help, 74);
+    doc_wrap(out, "; ", doc_help(d), 74);
     fprintf(out, "; %s.  %s%s\n", type, d->def ? "Default: " : "",
             d->def ? doc_default(d) : "Required.");
     const char *v = d->example ? d->example : d->def;
@@ -144,7 +155,7 @@ static void doc_markdown(FILE *out)
             doc_type(d, type, sizeof type);
             fprintf(out, "| `%s` | %s | %s%s%s | %s |\n", d->key, type,
                     d->def && *d->def ? "`" : "", doc_default(d),
-                    d->def && *d->def ? "`" : "", d->help);
+                    d->def && *d->def ? "`" : "", doc_help(d));
         }
     }
 }
@@ -184,7 +195,7 @@ static void doc_man(FILE *out)
             char type[DOC_LINE], line[DOC_LINE * 2];
             doc_type(d, type, sizeof type);
             fprintf(out, ".TP\n.B %s\n", d->key);
-            doc_roff(out, d->help);
+            doc_roff(out, doc_help(d));
             snprintf(line, sizeof line, "%s. %s%s", type,
                      d->def ? "Default: " : "", d->def ? doc_default(d) : "Required.");
             fputs(".br\n", out);

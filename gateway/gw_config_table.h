@@ -30,6 +30,9 @@ enum dtype {
 };
 
 #define D_ZERO_OK 1u /* 0 ("off", "unlimited") is allowed besides [min, max] */
+/* Read once at start: a reload (SIGHUP) keeps the running value and warns
+ * (gw_config_keep_restart_keys); the documentation says so. */
+#define D_RESTART 2u
 
 /* Extra validation of a string or list item; may normalise it in place
  * (never lengthen). Returns 0, or GW_EINVAL / GW_ENOMEM with why filled. */
@@ -42,7 +45,7 @@ struct directive {
     size_t off2;                /* T_LISTEN, T_LIST: count; T_ADDR: port */
     const char *def;            /* default, parsed like the file; NULL: required */
     uint64_t min, max;          /* ms, bytes, count or port */
-    unsigned flags;             /* D_ZERO_OK */
+    unsigned flags;             /* D_ZERO_OK, D_RESTART */
     const char *const *values;  /* T_ENUM names, NULL-terminated */
     check_fn check;
     const char *help;           /* documentation (gw_config_doc): plain prose */

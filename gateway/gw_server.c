@@ -39,8 +39,21 @@
  * second signal jumps to STOPPING; a third breaks the loop at once. */
 enum stop_phase { PHASE_RUNNING = 0, PHASE_DRAINING, PHASE_CLOSING, PHASE_STOPPING };
 
+/* A route a reload removed: its sessions (opened under a generation below
+ * `before`) are closed when drain_timeout has passed. */
+struct route_drain {
+    struct route_drain *next;
+    struct gw_server *s;
+    struct event *ev;
+    uint64_t before;
+    char name[];
+};
+
 struct gw_server {
-    const struct gw_config *cfg;
+    struct gw_config *cfg;          /* a reference: the current config */
+    uint64_t generation;            /* the current config's */
+    struct route_drain *drains;     /* removed routes still draining */
+    uint64_t fd_cap;
     struct event_base *base;
     struct evdns_base *dns;
     struct http_front *front;
@@ -171,17 +184,200 @@ static void signal_cb(evutil_socket_t sig, short what, void *arg)
     }
 }
 
-/* SIGHUP: re-read the TLS certificate and key of tls_listen (renewal
- * without a restart). The rest of the INI file is read at start only. */
+/* ------------------------------------------------------------- reload */
+
+static void drain_free(struct route_drain *d)
+{
+    if (d->ev)
+        event_free(d->ev);
+    free(d);
+}
+
+static void drains_free(struct gw_server *s)
+{
+    while (s->drains) {
+        struct route_drain *d = s->drains;
+        s->drains = d->next;
+        drain_free(d);
+    }
+}
+
+/* drain_timeout after a reload removed the route: its sessions get the
+ * close a drain gives (1001 both ways, after what is queued). Sessions
+ * still opening then are closed once they have opened (checked again
+ * every second). */
+static void route_drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct route_drain *d = arg;
+    struct gw_server *s = d->s;
+    size_t opening = 0;
+    size_t n = session_table_drain_route(s->sessions, d->name, d->before,
+                                         &opening);
+    if (n)
+        log_info("reload: removed route %s: %zu sessions closed (1001 going "
+                 "away)", d->name, n);
+    if (opening) {
+        struct timeval tv = { 1, 0 };
+        event_add(d->ev, &tv);
+        return;
+    }
+    for (struct route_drain **pp = &s->drains; *pp; pp = &(*pp)->next) {
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    }
+    drain_free(d);
+}
+
+static int drain_route(struct gw_server *s, const char *name, uint64_t before,
+                       uint64_t delay_ms)
+{
+    size_t n = strlen(name);
+    struct route_drain *d = calloc(1, sizeof *d + n + 1);
+    if (!d)
+        return GW_ENOMEM;
+    d->s = s;
+    d->before = before;
+    memcpy(d->name, name, n + 1);
+    d->ev = evtimer_new(s->base, route_drain_cb, d);
+    struct timeval tv;
+    gw_ms_to_tv(delay_ms, &tv);
+    if (!d->ev || event_add(d->ev, &tv) != 0) {
+        drain_free(d);
+        return GW_ENOMEM;
+    }
+    d->next = s->drains;
+    s->drains = d;
+    return 0;
+}
+
+/* What the reload does to routes, logged one line each: added, changed
+ * (open sessions keep the old settings, new ones get the new), removed
+ * (its sessions drain). Returns how many were removed. */
+static size_t reload_routes(struct gw_server *s, const struct gw_config *old,
+                            const struct gw_config *next)
+{
+    size_t removed = 0;
+    for (size_t i = 0; i < next->n_routes; i++) {
+        const struct gw_route *r = &next->routes[i];
+        const struct gw_route *o = gw_config_route(old, r->name);
+        if (!o)
+            log_info("reload: route %s added (%s -> %s)", r->name, r->path,
+                     r->upstream);
+        else if (!gw_route_equal(o, r))
+            log_info("reload: route %s changed: new sessions use %s -> %s, "
+                     "open ones keep %s -> %s", r->name, r->path, r->upstream,
+                     o->path, o->upstream);
+    }
+    for (size_t i = 0; i < old->n_routes; i++) {
+        const struct gw_route *o = &old->routes[i];
+        if (gw_config_route(next, o->name))
+            continue;
+        removed++;
+        log_info("reload: route %s (%s) removed: its open sessions close in "
+                 "%llu ms (drain_timeout)", o->name, o->path,
+                 (unsigned long long)next->drain_timeout_ms);
+        if (drain_route(s, o->name, next->generation, next->drain_timeout_ms) < 0)
+            log_error("reload: route %s: cannot schedule its drain (out of "
+                      "memory): its sessions end on their own", o->name);
+    }
+    return removed;
+}
+
+/* Make next current everywhere, or change nothing (GW_ENOMEM, logged). */
+static int reload_apply(struct gw_server *s, struct gw_config *next)
+{
+    if (session_table_set_config(s->sessions, next) < 0)
+        return GW_ENOMEM;
+    if (http_front_set_config(s->front, next) < 0) {
+        session_table_set_config(s->sessions, s->cfg); /* its timers exist */
+        return GW_ENOMEM;
+    }
+    admin_set_config(s->admin, next);
+    if (gw_proxy_set(next->trusted_proxies, next->n_trusted_proxies) < 0)
+        log_error("reload: trusted_proxies: out of memory: trusting no proxy");
+    http_front_reload_tls(s->front);
+    return 0;
+}
+
+/* Log a loader's messages, one line each ("FILE:LINE: ..." as -t prints
+ * them). */
+static void log_diag(const struct gw_diag *d, bool error)
+{
+    for (size_t i = 0; i < d->n; i++) {
+        if (error)
+            log_error("%s", d->msgs[i]);
+        else
+            log_warn("%s", d->msgs[i]);
+    }
+}
+
+/* SIGHUP: read the INI file again. A file with errors changes nothing.
+ * Otherwise new sessions and requests get the new configuration, open
+ * sessions keep the one they opened with (they hold a reference to it),
+ * keys read once at start keep their running value (one warning each),
+ * and the sessions of removed routes drain. */
+static void reload(struct gw_server *s)
+{
+    uint64_t t0 = now_ms(s);
+    struct gw_diag diag = {0};
+    log_info("SIGHUP: reloading %s", s->cfg->file);
+    struct gw_config *next = gw_config_load(s->cfg->file, &diag);
+    if (!next) {
+        log_diag(&diag, true);
+        gw_diag_free(&diag);
+        log_error("reload: %s has errors: the running configuration stays",
+                  s->cfg->file);
+        if (s->metrics)
+            s->metrics->config_reloads_failed++;
+        return;
+    }
+    gw_diag_free(&diag);
+    next->generation = s->generation + 1;
+    gw_config_keep_restart_keys(next, s->cfg, &diag);
+    if (reload_apply(s, next) < 0) {
+        gw_config_keep_restart_keys(s->cfg, next, NULL); /* as they were */
+        gw_diag_free(&diag);
+        gw_config_unref(next);
+        log_error("reload: cannot apply %s: the running configuration stays",
+                  s->cfg->file);
+        if (s->metrics)
+            s->metrics->config_reloads_failed++;
+        return;
+    }
+    log_diag(&diag, false);
+    gw_diag_free(&diag);
+    s->generation = next->generation;
+    size_t removed = reload_routes(s, s->cfg, next);
+    gw_config_unref(s->cfg);
+    s->cfg = next;
+    if (s->fd_cap && s->fd_cap < next->max_sessions)
+        log_warn("max_sessions = %llu but descriptors allow about %llu: "
+                 "sessions past that get 503", (unsigned long long)next->max_sessions,
+                 (unsigned long long)s->fd_cap);
+    if (s->metrics)
+        s->metrics->config_reloads_ok++;
+    log_info("reload: configuration %s reloaded in %llu ms (generation %llu, "
+             "%zu routes, %zu removed; %llu sessions open keep theirs)",
+             next->file, (unsigned long long)(now_ms(s) - t0),
+             (unsigned long long)next->generation, next->n_routes, removed,
+             (unsigned long long)live_sessions(s));
+    /* last: the lines of this reload are written whatever the new level */
+    gw_log_level = next->log_level;
+}
+
 static void sighup_cb(evutil_socket_t sig, short what, void *arg)
 {
     (void)sig; (void)what;
     struct gw_server *s = arg;
-    if (s->phase != PHASE_RUNNING)
+    if (s->phase != PHASE_RUNNING) {
+        log_info("SIGHUP while stopping: ignored");
         return;
+    }
     gw_notify("RELOADING=1\nSTATUS=reloading");
-    log_info("SIGHUP: reloading the TLS certificate");
-    http_front_reload_tls(s->front);
+    reload(s);
     gw_notify("READY=1\nSTATUS=listening");
 }
 
@@ -279,11 +475,13 @@ static void startup_check_done_cb(struct upstream_check *c, void *arg)
 
 int gw_server_run(const struct gw_config *cfg)
 {
-    struct gw_server s = { .cfg = cfg };
+    struct gw_server s = { .cfg = gw_config_ref(cfg), .generation = 1 };
+    s.cfg->generation = 1;
     struct gw_error err = {0};
     int rc = 1;
 
     uint64_t fd_cap = raise_nofile();
+    s.fd_cap = fd_cap;
     if (gw_proxy_set(cfg->trusted_proxies, cfg->n_trusted_proxies) < 0)
         goto out;
     s.base = event_base_new();
@@ -367,6 +565,7 @@ out:
         event_free(s.tick);
     if (s.deadline)
         event_free(s.deadline);
+    drains_free(&s);
     upstream_check_free(s.startup_check);
     admin_free(s.admin);
     http_front_free(s.front);
@@ -381,5 +580,6 @@ out:
     if (s.base)
         event_base_free(s.base);
     gw_proxy_set(NULL, 0);
+    gw_config_unref(s.cfg);
     return rc;
 }

@@ -39,7 +39,7 @@
 
 struct http_front {
     struct event_base *base;
-    const struct gw_config *cfg;
+    const struct gw_config *cfg;   /* a reference: the current config */
     struct session_table *sessions;
     struct evhttp *http;
     struct transport_ctx tctx;
@@ -319,10 +319,19 @@ static void request_cb(struct evhttp_request *req, void *arg)
     }
     const char *rest = NULL;
     size_t ridx = 0;
-    const struct gw_route *r = sockjs_front_match(f->cfg, path, &ridx, &rest);
+    /* An existing session's requests go to the route it opened on, as it
+     * was then (a reload may have changed or removed it since). */
+    const struct gw_route *r = sockjs_front_session_route(f->sessions, path, &rest);
+    if (!r)
+        r = sockjs_front_match(f->cfg, path, &ridx, &rest);
     if (r) {
         drain_mark(f, req, r, true, rest);
         sockjs_front_handle(&f->sjs, req, r, ridx, rest);
+        return;
+    }
+    r = native_front_session_route(f->sessions, path, &rest);
+    if (r) {
+        handle_route(f, req, r, rest);
         return;
     }
     r = route_match(f->cfg, path, &rest);
@@ -434,6 +443,47 @@ int http_front_reload_tls(struct http_front *f)
     return 0;
 }
 
+/* The contexts the dialects and transports read the current config from
+ * (sessions read their own: session_config). */
+static void contexts_set(struct http_front *f)
+{
+    const struct gw_config *cfg = f->cfg;
+    f->sjs = (struct sockjs_front_ctx){ .cfg = cfg, .sessions = f->sessions,
+                                  .tctx = { f->base, f->tctx.tv_heartbeat } };
+    f->ws = (struct transport_ws_ctx){ .base = f->base, .cfg = cfg,
+                                       .sessions = f->sessions,
+                                       .tv_heartbeat = f->tctx.tv_heartbeat };
+    f->sjs.ws = f->ws;
+    f->native = (struct native_ctx){ .cfg = cfg, .sessions = f->sessions,
+                                     .tctx = &f->tctx };
+}
+
+int http_front_set_config(struct http_front *f, const struct gw_config *cfg)
+{
+    struct transport_ctx tctx;
+    char *root = cfg->static_root ? strdup(cfg->static_root) : NULL;
+    if ((cfg->static_root && !root) ||
+        transport_ctx_init(&tctx, f->base, cfg) < 0) {
+        free(root);
+        log_error("reload: cannot set up the new timeouts (too many distinct "
+                  "values since the start?)");
+        return GW_ENOMEM;
+    }
+    gw_config_ref(cfg);
+    gw_config_unref(f->cfg);
+    f->cfg = cfg;
+    f->tctx = tctx;
+    free(f->static_root);
+    f->static_root = root;
+    contexts_set(f);
+    /* new connections get the new request_timeout and body limit */
+    http_setup(f, f->http);
+    if (f->https)
+        http_setup(f, f->https);
+    http_limits_set_config(f->limits, cfg);
+    return 0;
+}
+
 struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
                                   struct session_table *sessions,
@@ -443,7 +493,7 @@ struct http_front *http_front_new(struct event_base *base,
     if (!f)
         return NULL;
     f->base = base;
-    f->cfg = cfg;
+    f->cfg = gw_config_ref(cfg);
     f->sessions = sessions;
     f->static_root = static_root ? strdup(static_root) : NULL;
     f->http = evhttp_new(base);
@@ -452,14 +502,7 @@ struct http_front *http_front_new(struct event_base *base,
         http_front_free(f);
         return NULL;
     }
-    f->sjs = (struct sockjs_front_ctx){ .cfg = cfg, .sessions = sessions,
-                                  .tctx = { base, f->tctx.tv_heartbeat } };
-    f->ws = (struct transport_ws_ctx){ .base = base, .cfg = cfg,
-                                       .sessions = sessions,
-                                       .tv_heartbeat = f->tctx.tv_heartbeat };
-    f->sjs.ws = f->ws;
-    f->native = (struct native_ctx){ .cfg = cfg, .sessions = sessions,
-                                     .tctx = &f->tctx };
+    contexts_set(f);
     http_setup(f, f->http);
     http_limits_attach(f->limits, f->http);
     if (listen_start(f) < 0) {
@@ -504,6 +547,7 @@ void http_front_free(struct http_front *f)
         evhttp_free(f->https);
     SSL_CTX_free(f->tls_ctx);
     http_limits_free(f->limits); /* after evhttp_free: no connection left */
+    gw_config_unref(f->cfg);
     free(f->static_root);
     free(f);
 }

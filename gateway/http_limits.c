@@ -1237,7 +1237,6 @@ struct http_limits *http_limits_new(struct event_base *base,
     if (!lim)
         return NULL;
     lim->base = base;
-    lim->cfg = cfg;
     unsigned char r[16];
     if (RAND_bytes(r, sizeof r) != 1) {
         free(lim);
@@ -1245,6 +1244,15 @@ struct http_limits *http_limits_new(struct event_base *base,
     }
     for (size_t i = 0; i < sizeof r; i++)
         snprintf(lim->token + 2 * i, 3, "%02x", r[i]);
+    http_limits_set_config(lim, cfg);
+    return lim;
+}
+
+void http_limits_set_config(struct http_limits *lim, const struct gw_config *cfg)
+{
+    gw_config_ref(cfg);
+    gw_config_unref(lim->cfg);
+    lim->cfg = cfg;
     lim->max_conns = cfg->max_connections;
     if (!lim->max_conns) {
         /* half the descriptors: the other half is for the upstream
@@ -1258,13 +1266,12 @@ struct http_limits *http_limits_new(struct event_base *base,
     gw_ms_to_tv(cfg->header_timeout_ms, &lim->tv_header_own);
     uint64_t ws = cfg->header_timeout_ms / 1000;
     lim->tv_window_own.tv_sec = (time_t)(ws ? ws : 1);
-    lim->tv_header = event_base_init_common_timeout(base, &lim->tv_header_own);
-    lim->tv_window = event_base_init_common_timeout(base, &lim->tv_window_own);
+    lim->tv_header = event_base_init_common_timeout(lim->base, &lim->tv_header_own);
+    lim->tv_window = event_base_init_common_timeout(lim->base, &lim->tv_window_own);
     if (!lim->tv_header)
         lim->tv_header = &lim->tv_header_own;
     if (!lim->tv_window)
         lim->tv_window = &lim->tv_window_own;
-    return lim;
 }
 
 void http_limits_free(struct http_limits *lim)
@@ -1303,6 +1310,7 @@ void http_limits_free(struct http_limits *lim)
             free(lim->clients[i]);
             lim->clients[i] = n;
         }
+    gw_config_unref(lim->cfg);
     free(lim);
 }
 

@@ -384,11 +384,24 @@ static int render_global_families(const struct metrics *m, const char *version,
     for (int c = 0; rc == 0 && c < METRICS_HTTP_CODES; c++) {
         if (!m->http_requests[c])
             continue;
-        char code[8];
+        char code[12]; /* any int: no truncation warning */
         snprintf(code, sizeof code, "%d", c);
         const char *lab[] = { "code", code, NULL };
         rc = sample(b, "pollgate_http_requests_total", lab,
                     (double)m->http_requests[c]);
+    }
+    if (rc == 0)
+        rc = family(b, "pollgate_config_reloads_total", "counter",
+                    "SIGHUP reloads of the configuration file, applied (ok) or rejected (failed).");
+    if (rc == 0) {
+        const char *lab[] = { "result", "ok", NULL };
+        rc = sample(b, "pollgate_config_reloads_total", lab,
+                    (double)m->config_reloads_ok);
+    }
+    if (rc == 0) {
+        const char *lab[] = { "result", "failed", NULL };
+        rc = sample(b, "pollgate_config_reloads_total", lab,
+                    (double)m->config_reloads_failed);
     }
     if (rc == 0)
         rc = family(b, "pollgate_build_info", "gauge",
@@ -513,7 +526,7 @@ static json_t *metrics_json(const struct metrics *m,
     for (int c = 0; c < METRICS_HTTP_CODES; c++) {
         if (!m->http_requests[c])
             continue;
-        char code[8];
+        char code[12]; /* any int: no truncation warning */
         snprintf(code, sizeof code, "%d", c);
         json_object_set_new(codes, code, json_integer((json_int_t)m->http_requests[c]));
     }
@@ -524,6 +537,10 @@ static json_t *metrics_json(const struct metrics *m,
     json_object_set_new(o, "upstream_connect_seconds",
                         hist_json(&m->upstream_connect_seconds));
     json_object_set_new(o, "http_requests_total", codes);
+    json_t *rl = json_object();
+    json_object_set_new(rl, "ok", json_integer((json_int_t)m->config_reloads_ok));
+    json_object_set_new(rl, "failed", json_integer((json_int_t)m->config_reloads_failed));
+    json_object_set_new(o, "config_reloads_total", rl);
     if (proc) {
         json_t *p = json_object();
         json_object_set_new(p, "resident_memory_bytes", json_real(proc->resident_memory_bytes));

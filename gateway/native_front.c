@@ -68,15 +68,14 @@ struct open_sink {
     struct http_watch watch;
     struct evhttp_request *req;
     struct session *s;
-    const struct gw_config *cfg;
 };
 
 /* 201 with the session's id and timings (or 500 if it cannot be built:
  * then the browser never learns the id and the session idles out, since
  * closing it from inside the open callback is not safe). */
-static void reply_opened(struct evhttp_request *req, struct session *s,
-                         const struct gw_config *cfg)
+static void reply_opened(struct evhttp_request *req, struct session *s)
 {
+    const struct gw_config *cfg = session_config(s); /* as it opened */
     struct gw_buf b = {0};
     struct framing_native_open reply = {
         .session_id = session_id(s),
@@ -99,7 +98,7 @@ static void open_opened(struct session_sink *k, const struct ws_close_info *f)
     struct evhttp_request *req = o->req;
     http_watch_stop(&o->watch);
     if (!f) {
-        reply_opened(req, o->s, o->cfg);
+        reply_opened(req, o->s);
     } else if (f->fail == WS_FAIL_TIMEOUT) {
         http_reply_error(req, 504, "upstream_timeout",
                          "upstream did not answer in time: %s",
@@ -200,7 +199,6 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
                                     sizeof xff);
     o->k.ops = &open_ops;
     o->req = req;
-    o->cfg = ctx->cfg;
     struct session_open_params p = {
         .route = r,
         .client_addr = addr,
@@ -251,7 +249,7 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
 
 /* The send body (a JSON envelope, or one text message as text/plain) into
  * env; false after answering 413 or 400 (env then cleared). */
-static bool send_parse(const struct native_ctx *ctx, struct evhttp_request *req,
+static bool send_parse(struct evhttp_request *req, struct session *s,
                        struct envelope *env)
 {
     struct evbuffer *in = evhttp_request_get_input_buffer(req);
@@ -263,7 +261,7 @@ static bool send_parse(const struct native_ctx *ctx, struct evhttp_request *req,
     if (ct && strncasecmp(ct, "text/plain", 10) == 0)
         rc = envelope_from_text(env, body, len, &err);
     else
-        rc = envelope_parse(env, body, len, ctx->cfg->max_batch, &err);
+        rc = envelope_parse(env, body, len, session_config(s)->max_batch, &err);
     if (rc == GW_ETOOBIG)
         http_reply_error(req, 413, "too_many_messages", "%s", err.msg);
     else if (rc < 0)
@@ -274,11 +272,10 @@ static bool send_parse(const struct native_ctx *ctx, struct evhttp_request *req,
     return rc >= 0;
 }
 
-static void handle_send(const struct native_ctx *ctx, struct evhttp_request *req,
-                        struct session *s)
+static void handle_send(struct evhttp_request *req, struct session *s)
 {
     struct envelope env = {0};
-    if (!send_parse(ctx, req, &env))
+    if (!send_parse(req, s, &env))
         return;
     struct envelope_batch eb;
     enum session_send_result res = envelope_batch_init(&eb, &env) < 0
@@ -347,7 +344,7 @@ static struct session *session_lookup(const struct native_ctx *ctx,
     /* session_find only sees gateway-named (native) sessions; a session
      * of another route is not found under this one */
     struct session *s = session_find(ctx->sessions, id, id_len);
-    if (s && session_route(s) != r)
+    if (s && session_route(s) != r && strcmp(session_route(s)->name, r->name))
         s = NULL;
     if (!s || session_state(s) == SESSION_OPENING) {
         http_reply_error(req, 404, "unknown_session", "no such session");
@@ -437,7 +434,7 @@ static void session_dispatch(const struct native_ctx *ctx,
     else if (a == NA_EVENTS)
         transport_sse_handle(ctx->tctx, req, s, pos);
     else
-        handle_send(ctx, req, s);
+        handle_send(req, s);
 out:
     evhttp_clear_headers(&params);
 }
@@ -465,6 +462,53 @@ static void handle_session_request(const struct native_ctx *ctx,
     struct session *s = session_lookup(ctx, req, r, id, id_len);
     if (s)
         session_dispatch(ctx, req, s, (enum native_action)a);
+}
+
+/* The route prefix len of r as a request path starts with it ("/" is
+ * the empty prefix, as in the route match). */
+static size_t route_prefix_len(const struct gw_route *r)
+{
+    return strcmp(r->path, "/") == 0 ? 0 : strlen(r->path);
+}
+
+/* path[0..end) ends with "/sessions/" + the segment at id..end: the
+ * session it names, if its route's path is what comes before. */
+static const struct gw_route *session_at(struct session_table *t,
+                                         const char *path, const char *id,
+                                         size_t id_len, const char **rest)
+{
+    static const char seg[] = "/sessions/";
+    size_t n = sizeof seg - 1;
+    if (id_len == 0 || (size_t)(id - path) < n || memcmp(id - n, seg, n) != 0)
+        return NULL;
+    struct session *s = session_find(t, id, id_len);
+    if (!s)
+        return NULL;
+    const struct gw_route *r = session_route(s);
+    size_t plen = (size_t)(id - n - path);
+    if (route_prefix_len(r) != plen || strncmp(path, r->path, plen) != 0)
+        return NULL;
+    *rest = path + plen;
+    return r;
+}
+
+const struct gw_route *native_front_session_route(struct session_table *t,
+                                                  const char *path,
+                                                  const char **rest)
+{
+    if (!strstr(path, "/sessions/"))
+        return NULL;
+    const char *last = strrchr(path, '/');
+    /* "<P>/sessions/<id>" */
+    const struct gw_route *r = session_at(t, path, last + 1, strlen(last + 1),
+                                          rest);
+    if (r || last == path)
+        return r;
+    /* "<P>/sessions/<id>/<action>" */
+    const char *prev = last - 1;
+    while (prev > path && *prev != '/')
+        prev--;
+    return session_at(t, path, prev + 1, (size_t)(last - prev - 1), rest);
 }
 
 void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,

@@ -50,7 +50,8 @@ struct session {
     struct session *next_id;       /* hash chain (only while in the table) */
     struct session_table *t;
     struct client_entry *client;   /* NULL once FINISHED */
-    const struct gw_route *route;
+    const struct gw_config *cfg;   /* a reference: the config it opened under */
+    const struct gw_route *route;  /* in cfg */
     struct ws_client *up;
     struct session_sink *sink;     /* attached receiving request */
     struct session_sink *opener;   /* waiting POST /sessions */
@@ -70,6 +71,7 @@ struct session {
     uint16_t close_code;
     struct session_policy pol;
     const struct timeval *tv_idle; /* idle and tombstone period */
+    const struct timeval *tv_life; /* max_lifetime, or NULL */
     char *close_reason;
     char *protocol;
     uint64_t send_seq;
@@ -90,6 +92,10 @@ LIST_HEAD(session_unlinked, session);
 struct session_table {
     struct event_base *base;
     struct evdns_base *dns;
+    /* The current config (a reference): table-wide limits (max_sessions,
+     * max_sessions_per_client, max_buffered_bytes, instance) and what new
+     * sessions open with. Each session reads its own limits from its own
+     * config (s->cfg), so a reload leaves open sessions as they were. */
     const struct gw_config *cfg;
     SSL_CTX *ssl_ctx;
     const struct session_upstream_ops *up;
@@ -133,18 +139,21 @@ static uint64_t hash_bytes(uint64_t seed, const char *s, size_t n)
     return h;
 }
 
-/* The table's key: id kind, route (client-named ids only) and id. */
-static const struct gw_route *key_route(enum session_id_kind kind,
-                                        const struct gw_route *r)
+/* The table's key: id kind, route (client-named ids only) and id. A
+ * route is known by its name, which outlives reloads (the gw_route
+ * objects do not: each config has its own); the name is compared, not
+ * hashed, so a lookup can also ask for an id under any route. */
+static bool key_route_match(enum session_id_kind kind, const struct session *s,
+                            const struct gw_route *r)
 {
-    return kind == SESSION_ID_CLIENT ? r : NULL;
+    return kind != SESSION_ID_CLIENT || !r || s->route == r ||
+           strcmp(s->route->name, r->name) == 0;
 }
 
 static size_t key_hash(const struct session_table *t, enum session_id_kind kind,
-                       const struct gw_route *r, const char *id, size_t n,
-                       size_t n_buckets)
+                       const char *id, size_t n, size_t n_buckets)
 {
-    uint64_t ns = ((uint64_t)(uintptr_t)key_route(kind, r) << 1) | (uint64_t)kind;
+    uint64_t ns = (uint64_t)kind;
     return hash_bytes(t->hash_seed ^ (ns * 0x9e3779b97f4a7c15ULL), id, n) &
            (n_buckets - 1);
 }
@@ -152,7 +161,7 @@ static size_t key_hash(const struct session_table *t, enum session_id_kind kind,
 static size_t session_hash(const struct session_table *t,
                            const struct session *s, size_t n_buckets)
 {
-    return key_hash(t, s->pol.id_kind, s->route, s->id, s->id_len, n_buckets);
+    return key_hash(t, s->pol.id_kind, s->id, s->id_len, n_buckets);
 }
 
 static int table_grow(struct session_table *t)
@@ -206,11 +215,10 @@ static struct session *find_key(struct session_table *t,
 {
     if (id_len == 0 || id_len > SESSION_KEY_MAX || !t->n_buckets)
         return NULL;
-    r = key_route(kind, r);
-    size_t h = key_hash(t, kind, r, id, id_len, t->n_buckets);
+    size_t h = key_hash(t, kind, id, id_len, t->n_buckets);
     for (struct session *s = t->buckets[h]; s; s = s->next_id)
-        if (s->pol.id_kind == kind && key_route(kind, s->route) == r &&
-            s->id_len == id_len && memcmp(s->id, id, id_len) == 0)
+        if (s->pol.id_kind == kind && s->id_len == id_len &&
+            memcmp(s->id, id, id_len) == 0 && key_route_match(kind, s, r))
             return s;
     return NULL;
 }
@@ -226,6 +234,22 @@ struct session *session_find_client(struct session_table *t,
                                     const char *id, size_t id_len)
 {
     return find_key(t, SESSION_ID_CLIENT, r, id, id_len);
+}
+
+struct session *session_find_client_where(struct session_table *t,
+                                          const char *id, size_t id_len,
+                                          bool (*route_ok)(const struct gw_route *r,
+                                                           void *arg),
+                                          void *arg)
+{
+    if (id_len == 0 || id_len > SESSION_KEY_MAX || !t->n_buckets)
+        return NULL;
+    size_t h = key_hash(t, SESSION_ID_CLIENT, id, id_len, t->n_buckets);
+    for (struct session *s = t->buckets[h]; s; s = s->next_id)
+        if (s->pol.id_kind == SESSION_ID_CLIENT && s->id_len == id_len &&
+            memcmp(s->id, id, id_len) == 0 && route_ok(s->route, arg))
+            return s;
+    return NULL;
 }
 
 static struct client_entry *client_get(struct session_table *t,
@@ -273,6 +297,7 @@ static void reaper_cb(evutil_socket_t fd, short what, void *arg)
         t->graveyard = s->grave_next;
         t->up->free(s->up);
         session_queue_clear(&s->q);
+        gw_config_unref(s->cfg);
         free(s->close_reason);
         free(s->protocol);
         free(s);
@@ -289,7 +314,6 @@ struct session_table *session_table_new(struct event_base *base,
         return NULL;
     t->base = base;
     t->dns = dns;
-    t->cfg = cfg;
     t->ssl_ctx = ssl_ctx;
     t->up = &session_upstream_ws;
     TAILQ_INIT(&t->pause_list);
@@ -301,24 +325,42 @@ struct session_table *session_table_new(struct event_base *base,
     t->n_cbuckets = 1024;
     t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
     t->reaper = event_new(base, -1, 0, reaper_cb, t);
-    struct timeval tv;
-    gw_ms_to_tv(cfg->idle_timeout_ms, &tv);
-    t->tv_idle = event_base_init_common_timeout(base, &tv);
-    if (cfg->max_lifetime_ms) {
-        struct timeval lt;
-        gw_ms_to_tv(cfg->max_lifetime_ms, &lt);
-        t->tv_life = event_base_init_common_timeout(base, &lt);
-    }
-    /* Without its common timeout a timer would silently never be armed
-     * (no idle period, no max_lifetime): refuse to start instead. */
-    if (!t->tv_idle || (cfg->max_lifetime_ms && !t->tv_life))
-        log_error("session: cannot set up the idle/lifetime timers");
-    if (!t->cbuckets || !t->reaper || !t->tv_idle ||
-        (cfg->max_lifetime_ms && !t->tv_life) || table_grow(t) < 0) {
+    if (!t->cbuckets || !t->reaper || session_table_set_config(t, cfg) < 0 ||
+        table_grow(t) < 0) {
         session_table_free(t);
         return NULL;
     }
     return t;
+}
+
+int session_table_set_config(struct session_table *t,
+                             const struct gw_config *cfg)
+{
+    struct timeval tv, lt;
+    gw_ms_to_tv(cfg->idle_timeout_ms, &tv);
+    const struct timeval *idle = event_base_init_common_timeout(t->base, &tv);
+    const struct timeval *life = NULL;
+    if (cfg->max_lifetime_ms) {
+        gw_ms_to_tv(cfg->max_lifetime_ms, &lt);
+        life = event_base_init_common_timeout(t->base, &lt);
+    }
+    /* Without its common timeout a timer would silently never be armed
+     * (no idle period, no max_lifetime): refuse the config instead. */
+    if (!idle || (cfg->max_lifetime_ms && !life)) {
+        log_error("session: cannot set up the idle/lifetime timers");
+        return GW_ENOMEM;
+    }
+    gw_config_ref(cfg);
+    gw_config_unref(t->cfg);
+    t->cfg = cfg;
+    t->tv_idle = idle;
+    t->tv_life = life;
+    return 0;
+}
+
+const struct gw_config *session_table_config(const struct session_table *t)
+{
+    return t->cfg;
 }
 
 void session_table_set_upstream_ops(struct session_table *t,
@@ -523,9 +565,9 @@ static void up_open_cb(struct ws_client *c, void *arg)
     }
     if (proto)
         s->protocol = strdup(proto);
-    if (s->t->tv_life) {
+    if (s->tv_life) {
         s->life = event_new(s->t->base, -1, 0, session_life_cb, s);
-        if (!s->life || event_add(s->life, s->t->tv_life) != 0)
+        if (!s->life || event_add(s->life, s->tv_life) != 0)
             log_warn("session %.*s: cannot arm max_lifetime (out of memory)",
                      GW_LOG_ID(s->id, s->id_len));
     }
@@ -542,8 +584,8 @@ static void up_open_cb(struct ws_client *c, void *arg)
  * message of len bytes is added? */
 static bool over_limit(const struct session *s, size_t len, bool *global)
 {
-    const struct gw_config *cfg = s->t->cfg;
-    *global = s->t->stats.buffered_bytes + len > cfg->max_buffered_bytes;
+    const struct gw_config *cfg = s->cfg;
+    *global = s->t->stats.buffered_bytes + len > s->t->cfg->max_buffered_bytes;
     return *global || s->q.bytes + len > cfg->buffer_bytes ||
            session_queue_count(&s->q) + 1 > cfg->buffer_messages;
 }
@@ -617,7 +659,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
         }
     }
     bool global;
-    enum gw_overflow ov = (enum gw_overflow)t->cfg->overflow;
+    enum gw_overflow ov = (enum gw_overflow)s->cfg->overflow;
     /* 1. Unless overflow = pause: messages already written to a stream go
      *    first: they were sent and are only kept for a resume. Evicting
      *    them is reported as lost if the browser later resumes from before
@@ -844,11 +886,13 @@ enum session_open_err session_open(struct session_table *t,
     }
     s->t = t;
     s->client = ce;
+    s->cfg = gw_config_ref(cfg);
     s->route = p->route;
     s->opener = p->opener;
     s->id_len = id_len;
     s->pol = *pol;
     s->tv_idle = t->tv_idle;
+    s->tv_life = t->tv_life;
     if (pol->idle_ms) {
         struct timeval tv;
         gw_ms_to_tv(pol->idle_ms, &tv);
@@ -858,6 +902,7 @@ enum session_open_err session_open(struct session_table *t,
             log_error("session: cannot set up a %llu ms idle timer",
                       (unsigned long long)pol->idle_ms);
             client_put(t, ce);
+            gw_config_unref(s->cfg);
             free(s);
             return SESSION_OPEN_FAILED;
         }
@@ -872,6 +917,7 @@ enum session_open_err session_open(struct session_table *t,
             if (make_id(cfg->instance, s->id) < 0) {
                 log_error("session: the CSPRNG failed, refusing to open");
                 client_put(t, ce);
+                gw_config_unref(s->cfg);
                 free(s);
                 return SESSION_OPEN_FAILED;
             }
@@ -899,6 +945,7 @@ enum session_open_err session_open(struct session_table *t,
         log_warn("session: cannot create upstream client: %s", err.msg);
         t->up->free(s->up);
         client_put(t, ce);
+        gw_config_unref(s->cfg);
         free(s);
         return SESSION_OPEN_FAILED;
     }
@@ -935,6 +982,7 @@ void session_abort_open(struct session *s)
 const char *session_id(const struct session *s) { return s->id; }
 enum session_state session_state(const struct session *s) { return s->state; }
 const struct gw_route *session_route(const struct session *s) { return s->route; }
+const struct gw_config *session_config(const struct session *s) { return s->cfg; }
 const char *session_protocol(const struct session *s) { return s->protocol; }
 uint16_t session_close_code(const struct session *s) { return s->close_code; }
 const char *session_close_reason(const struct session *s)
@@ -994,12 +1042,13 @@ void session_close_acked(struct session *s)
 
 void session_check_resume(struct session *s)
 {
-    const struct gw_config *cfg = s->t->cfg;
+    const struct gw_config *cfg = s->cfg;
     struct session_table *t = s->t;
+    uint64_t budget = t->cfg->max_buffered_bytes;
     if (s->paused && s->state == SESSION_OPEN &&
         s->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM &&
         session_queue_count(&s->q) <= cfg->buffer_messages / RESUME_DEN) {
-        if (t->stats.buffered_bytes < cfg->max_buffered_bytes) {
+        if (t->stats.buffered_bytes < budget) {
             unpause_global(s);
             set_paused(s, false);
         } else {
@@ -1009,10 +1058,10 @@ void session_check_resume(struct session *s)
     /* Freed budget: let sessions paused by the global limit go on. */
     while (!TAILQ_EMPTY(&t->pause_list) &&
            t->stats.buffered_bytes <
-               cfg->max_buffered_bytes / RESUME_GLOBAL_DEN * RESUME_GLOBAL_NUM) {
+               budget / RESUME_GLOBAL_DEN * RESUME_GLOBAL_NUM) {
         struct session *o = TAILQ_FIRST(&t->pause_list);
         unpause_global(o);
-        if (o->q.bytes <= cfg->buffer_bytes / RESUME_DEN * RESUME_NUM)
+        if (o->q.bytes <= o->cfg->buffer_bytes / RESUME_DEN * RESUME_NUM)
             set_paused(o, false);
     }
 }
@@ -1073,7 +1122,7 @@ enum session_send_result session_send(struct session *s,
     size_t pending = up->pending_bytes(s->up);
     /* An empty buffer always takes one batch, so a batch larger than the
      * limit cannot be refused forever. */
-    if (pending && pending + total > s->t->cfg->send_buffer_bytes)
+    if (pending && pending + total > s->cfg->send_buffer_bytes)
         return SESSION_SEND_FULL;
     for (size_t i = 0; i < b->n; i++) {
         const struct session_out_msg *m = &b->msgs[i];
@@ -1239,6 +1288,31 @@ size_t session_table_drain_close(struct session_table *t)
     return closed;
 }
 
+size_t session_table_drain_route(struct session_table *t, const char *route,
+                                 uint64_t before, size_t *opening)
+{
+    size_t closed = 0;
+    *opening = 0;
+    for (size_t i = 0; i < t->n_buckets; i++) {
+        for (struct session *s = t->buckets[i], *next; s; s = next) {
+            next = s->next_id;
+            if (s->cfg->generation >= before || strcmp(s->route->name, route))
+                continue;
+            if (s->state == SESSION_OPENING) {
+                (*opening)++;
+            } else if (s->state == SESSION_OPEN) {
+                log_debug("session %.*s: route %s removed, closing",
+                          GW_LOG_ID(s->id, s->id_len), route);
+                s->close_why = METRICS_CLOSE_SHUTDOWN;
+                close_upstream(s, WS_CLOSE_GOING_AWAY, s->pol.drain_reason
+                               ? s->pol.drain_reason : "going away");
+                closed++;
+            }
+        }
+    }
+    return closed;
+}
+
 uint64_t session_table_undelivered(const struct session_table *t)
 {
     uint64_t n = 0;
@@ -1304,5 +1378,6 @@ void session_table_free(struct session_table *t)
     }
     free(t->cbuckets);
     free(t->buckets);
+    gw_config_unref(t->cfg);
     free(t);
 }

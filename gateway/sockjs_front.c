@@ -385,8 +385,9 @@ static void handle_send(const struct sockjs_front_ctx *ctx, struct evhttp_reques
     struct envelope env = {0};
     int rc = jsonp ? framing_sockjs_parse_jsonp_send(&env, body, len,
                                              http_in_header(req, "Content-Type"),
-                                             ctx->cfg->max_batch)
-                   : framing_sockjs_parse_send(&env, body, len, ctx->cfg->max_batch);
+                                             session_config(s)->max_batch)
+                   : framing_sockjs_parse_send(&env, body, len,
+                                               session_config(s)->max_batch);
     if (rc != FRAMING_SOCKJS_SEND_OK) {
         envelope_clear(&env);
         sjs_send_error(req, rc);
@@ -527,6 +528,46 @@ const struct gw_route *sockjs_front_match(const struct gw_config *cfg,
     if (best)
         *rest = path + best_len;
     return best;
+}
+
+struct base_want {
+    const char *base;
+    size_t len;
+};
+
+static bool base_is(const struct gw_route *r, void *arg)
+{
+    const struct base_want *w = arg;
+    char base[512];
+    size_t n = base_of(r, base, sizeof base);
+    return r->sockjs && n == w->len && memcmp(base, w->base, n) == 0;
+}
+
+const struct gw_route *sockjs_front_session_route(struct session_table *t,
+                                                  const char *path,
+                                                  const char **rest)
+{
+    /* "<base>/<server>/<session>/<transport>": the last three segments */
+    const char *seg[3] = { NULL, NULL, NULL };
+    const char *p = path + strlen(path);
+    for (int i = 2; i >= 0; i--) {
+        while (p > path && p[-1] != '/')
+            p--;
+        if (p == path)
+            return NULL;
+        seg[i] = p;
+        p--;
+    }
+    size_t id_len = (size_t)(seg[2] - seg[1] - 1);
+    /* each WebSocket is a session of its own: its URL names nothing */
+    if (strcmp(seg[2], "websocket") == 0 || id_len == 0 || id_len > SJS_ID_MAX)
+        return NULL;
+    struct base_want w = { path, (size_t)(p - path) };
+    struct session *s = session_find_client_where(t, seg[1], id_len, base_is, &w);
+    if (!s)
+        return NULL;
+    *rest = p;
+    return session_route(s);
 }
 
 void sockjs_front_handle(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,

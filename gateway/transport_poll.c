@@ -17,6 +17,7 @@
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 
 struct poll_sink {
     struct session_sink k;
@@ -171,5 +172,7 @@ void transport_poll_handle(const struct transport_ctx *ctx,
         poll_respond(p, s);
         return;
     }
-    event_add(&p->timer, ctx->tv_poll);
+    /* the session's own poll_timeout: a reload leaves it as it opened */
+    event_add(&p->timer, transport_common_tv(ctx->base,
+              session_config(s)->poll_timeout_ms, ctx->tv_poll));
 }

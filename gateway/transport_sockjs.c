@@ -303,7 +303,8 @@ void transport_sockjs_start(const struct transport_sockjs_ctx *ctx, struct trans
     k->ts.k.session = s;
     if (!opener)
         session_attach(s, &k->ts.k);
-    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_heartbeat_start(&k->ts.st, transport_common_tv(ctx->base,
+                                session_config(s)->heartbeat_ms, ctx->tv_heartbeat));
     http_stream_wake(&k->ts.st); /* last: may end (and free) the sink */
 }
 

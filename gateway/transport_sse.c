@@ -125,7 +125,8 @@ void transport_sse_handle(const struct transport_ctx *ctx,
                           uint64_t pos)
 {
     struct gw_buf b = { 0 };
-    if (framing_native_sse_preamble(&b, ctx->cfg->poll_timeout_ms < 2000 ? 1000 : 2000) < 0) {
+    const struct gw_config *cfg = session_config(s); /* as it opened */
+    if (framing_native_sse_preamble(&b, cfg->poll_timeout_ms < 2000 ? 1000 : 2000) < 0) {
         gw_buf_free(&b);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
@@ -150,6 +151,7 @@ void transport_sse_handle(const struct transport_ctx *ctx,
     /* A new stream replays everything not acknowledged. */
     session_attach(s, &k->ts.k);
     session_queue_unmark_written(session_queue(s));
-    http_stream_heartbeat_start(&k->ts.st, ctx->tv_heartbeat);
+    http_stream_heartbeat_start(&k->ts.st, transport_common_tv(ctx->base,
+                                cfg->heartbeat_ms, ctx->tv_heartbeat));
     http_stream_wake(&k->ts.st); /* last: may end (and free) the stream */
 }

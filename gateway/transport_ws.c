@@ -29,6 +29,7 @@
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
+#include "transport_stream.h"
 #include "ws_server.h"
 
 #define TWS_MAX_FORWARDED 32
@@ -40,6 +41,9 @@
 struct tws {
     struct session_sink k;          /* first: the session's view */
     const struct transport_ws_ctx *ctx;
+    const struct gw_config *cfg;    /* a reference: the config current at
+                                       the upgrade (route is one of its) */
+    const struct timeval *tv_heartbeat; /* its heartbeat (common) */
     const struct gw_route *route;
     enum transport_ws_kind kind;
     struct evhttp_request *req;     /* raw: held until the upstream opened */
@@ -77,6 +81,7 @@ static void tws_free(struct tws *t)
     if (t->hb)
         event_free(t->hb);
     ws_server_free(t->ws);
+    gw_config_unref(t->cfg);
     free(t->held);
     free(t);
 }
@@ -233,7 +238,7 @@ static enum fwd forward(struct tws *t, bool binary, const uint8_t *data,
         if (len == 0)
             return FWD_OK; /* an empty frame is ignored */
         struct envelope env = {0};
-        int rc = parse_sockjs(&env, data, len, t->ctx->cfg->max_batch);
+        int rc = parse_sockjs(&env, data, len, t->cfg->max_batch);
         if (rc != FRAMING_SOCKJS_SEND_OK) {
             envelope_clear(&env);
             if (rc == FRAMING_SOCKJS_SEND_EMPTY) {
@@ -403,7 +408,7 @@ static void sink_detach(struct session_sink *k, enum session_detach_why why)
 static struct ws_server_options server_options(const struct tws *t,
                                                const char *protocols)
 {
-    const struct gw_config *cfg = t->ctx->cfg;
+    const struct gw_config *cfg = t->cfg;
     uint64_t lim = cfg->buffer_bytes / 4;
     if (lim < TWS_OUTPUT_MIN)
         lim = TWS_OUTPUT_MIN;
@@ -478,7 +483,7 @@ static void sink_opened(struct session_sink *k, const struct ws_close_info *fail
         return;
     } else {
         ws_server_send(t->ws, false, "o", 1);
-        event_add(t->hb, t->ctx->tv_heartbeat);
+        event_add(t->hb, t->tv_heartbeat);
     }
     t->opened = true;
     session_attach(t->s, &t->k);
@@ -565,6 +570,9 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
     }
     t->k.ops = &tws_ops;
     t->ctx = ctx;
+    t->cfg = gw_config_ref(ctx->cfg);
+    t->tv_heartbeat = transport_common_tv(ctx->base, ctx->cfg->heartbeat_ms,
+                                          ctx->tv_heartbeat);
     t->route = r;
     t->kind = kind;
 

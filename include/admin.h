@@ -34,6 +34,11 @@ void admin_take_check(struct admin *a, struct upstream_check *c);
  * shown in /stats. */
 struct http_limits_stats;
 void admin_set_limits_stats(struct admin *a, const struct http_limits_stats *ls);
+/* A reload: the health probe uses cfg's routes (probed at once when
+ * their names or upstreams changed) and health_interval (the timer is
+ * re-armed), GET /sessions its sessions_list_max. A reference to cfg is
+ * taken, the previous one dropped. The listener stays where it is. */
+void admin_set_config(struct admin *a, const struct gw_config *cfg);
 /* While draining, GET /health answers 503 {"status":"draining"} on admin
  * connections already open; draining also closes the admin listening
  * socket (SO_REUSEPORT: a successor on the same address answers new

@@ -21,7 +21,7 @@ typedef struct ssl_ctx_st SSL_CTX;
 struct upstream_check;
 
 struct upstream_check_result {
-    const struct gw_route *route;  /* borrowed from the cfg given */
+    const struct gw_route *route;  /* in the cfg given (the check holds it) */
     bool ok;                       /* the handshake completed */
     double ms;                     /* time to the completed handshake */
     char reason[GW_ERROR_MSG_MAX + 64]; /* why not ok; or a note when ok */
@@ -32,8 +32,9 @@ struct upstream_check_result {
 typedef void (*upstream_check_done_fn)(struct upstream_check *c, void *arg);
 
 /*
- * Start probing every route of cfg concurrently on base. cfg, dns and
- * ssl_ctx are borrowed until the check is freed. Returns a new check
+ * Start probing every route of cfg concurrently on base. The check takes
+ * a reference to cfg (a reload may replace the current one meanwhile);
+ * dns and ssl_ctx are borrowed until the check is freed. Returns a new check
  * (free with upstream_check_free) or NULL on ENOMEM.
  */
 struct upstream_check *upstream_check_start(struct event_base *base,

@@ -54,6 +54,15 @@ struct gw_route {
 
 struct gw_config {
     char *file;             /* path the config was read from */
+    /* Reference count (gw_config_ref/gw_config_unref): not part of the
+     * value, so it changes through const pointers too. A SIGHUP reload
+     * makes a new config current while sessions, requests in progress and
+     * health probes keep the one they started with until they end. */
+    unsigned long refs;
+    /* Which load this is: 0 from the loader; the server numbers the
+     * configs it runs 1, 2, ... (a reload drains the sessions of a removed
+     * route opened under earlier generations). */
+    uint64_t generation;
 
     /* [gateway] */
     struct gw_listen *listen;     /* plain HTTP listeners */
@@ -140,7 +149,31 @@ struct gw_config *gw_config_load(const char *path, struct gw_diag *diag);
 struct gw_config *gw_config_parse_string(const char *text, const char *name,
                                          struct gw_diag *diag);
 
+/* Another reference to cfg (returned; NULL stays NULL). Every loaded
+ * config starts with one reference, its loader's. */
+struct gw_config *gw_config_ref(const struct gw_config *cfg);
+/* Drop a reference; the last one frees the config. NULL ok. */
+void gw_config_unref(const struct gw_config *cfg);
+/* The same as gw_config_unref (the loader's reference). */
 void gw_config_free(struct gw_config *cfg);
+
+/*
+ * A reload: the keys read once at start (listeners, user and group,
+ * instance, the upstream TLS context and resolver: those documented as
+ * needing a restart) keep their running values. Every such key whose value
+ * differs between next (the file just read) and running is swapped (next
+ * then holds the running value, running the file's), with one note
+ * "FILE: [section] key changed: it needs a restart; the running value
+ * stays" in notes (may be NULL). Returns how many keys differed.
+ */
+size_t gw_config_keep_restart_keys(struct gw_config *next,
+                                   struct gw_config *running,
+                                   struct gw_diag *notes);
+/* Same name and every key equal. */
+bool gw_route_equal(const struct gw_route *a, const struct gw_route *b);
+/* The route called name in cfg, or NULL. */
+const struct gw_route *gw_config_route(const struct gw_config *cfg,
+                                       const char *name);
 
 /* Documentation generated from the same tables the parser uses: every
  * section and key with its help, type, range and default. */

@@ -15,7 +15,9 @@ struct evdns_base;
 struct evdns_base *gw_dns_new(struct event_base *base,
                               const struct gw_config *cfg);
 
-/* Run until SIGINT/SIGTERM. Borrowed cfg. Returns the process exit code. */
+/* Run until SIGINT/SIGTERM; SIGHUP reloads cfg->file. Takes its own
+ * reference to cfg (the caller keeps its own). Returns the process exit
+ * code. */
 int gw_server_run(const struct gw_config *cfg);
 
 #endif

@@ -12,8 +12,9 @@ struct event_base;
 struct session_table;
 struct http_front;
 
-/* New front bound to cfg->listen and cfg->tls_listen; NULL (logged) on failure. cfg and
- * sessions are borrowed. static_root: directory served at "/", or NULL. */
+/* New front bound to cfg->listen and cfg->tls_listen; NULL (logged) on
+ * failure. It takes a reference to cfg (see http_front_set_config);
+ * sessions is borrowed. static_root: directory served at "/", or NULL. */
 struct http_front *http_front_new(struct event_base *base,
                                   const struct gw_config *cfg,
                                   struct session_table *sessions,
@@ -34,6 +35,13 @@ void http_front_stop_accepting(struct http_front *f);
  * connections (open ones keep theirs). 0 (also without tls_listen), or
  * GW_EINVAL (logged; the current certificate stays). */
 int http_front_reload_tls(struct http_front *f);
+/* A reload: new requests are routed and limited by cfg (a reference is
+ * taken, the previous one dropped): routes, origins, max_body,
+ * request_timeout, header_timeout, min_body_rate, max_connections*,
+ * static_root. Listeners stay. Requests for existing sessions go to the
+ * route they opened on (native_front_session_route). GW_ENOMEM (logged;
+ * nothing changed) if the new timeouts cannot be set up. */
+int http_front_set_config(struct http_front *f, const struct gw_config *cfg);
 void http_front_free(struct http_front *f);
 
 /* Connection counters of the front's http_limits (borrowed). */

@@ -79,9 +79,14 @@ struct http_limits_stats {
 struct http_limits;
 
 /* New limits for evhttp's connections; NULL on allocation failure.
- * cfg is borrowed (must outlive the object). */
+ * Takes a reference to cfg (http_limits_set_config replaces it). */
 struct http_limits *http_limits_new(struct event_base *base,
                                     const struct gw_config *cfg);
+/* A reload: connections are limited by cfg from now on (a reference is
+ * taken, the previous one dropped): header_timeout, min_body_rate and
+ * request_timeout for what they start next, max_connections* for new
+ * connections. */
+void http_limits_set_config(struct http_limits *lim, const struct gw_config *cfg);
 /* Frees the counters and closes lingering sockets; connections still
  * open keep working unchecked, so free it after evhttp_free. NULL is a
  * no-op. */

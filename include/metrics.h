@@ -88,6 +88,8 @@ struct metrics {
     /* Gauges set by their owners. */
     uint64_t buffered_bytes;
     uint64_t upstream_paused;
+    /* SIGHUP reloads of the configuration file: applied, rejected. */
+    uint64_t config_reloads_ok, config_reloads_failed;
 };
 
 /* New, empty registry (the connect histogram has its standard buckets,

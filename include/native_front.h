@@ -33,4 +33,17 @@ struct native_ctx {
 void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,
                    const struct gw_route *r, const char *rest);
 
+/*
+ * A request for an existing native session (path "<P>/sessions/<id>" or
+ * "<P>/sessions/<id>/<action>") is served under the route the session
+ * opened on, whatever the current config says of P: after a reload that
+ * removed or changed that route, its sessions go on being reached (and
+ * checked, CORS included) with the settings they opened with. Returns
+ * that route (sets *rest to "/sessions/...") or NULL (not such a path, or
+ * no such session: route it as usual).
+ */
+const struct gw_route *native_front_session_route(struct session_table *t,
+                                                  const char *path,
+                                                  const char **rest);
+
 #endif

@@ -88,7 +88,9 @@ struct session_stats {
     uint64_t paused;            /* sessions whose upstream reading is paused */
 };
 
-/* New table bound to base/dns; cfg and ssl_ctx are borrowed for its life. */
+/* New table bound to base/dns; it takes a reference to cfg (the current
+ * config, see session_table_set_config); ssl_ctx is borrowed for its
+ * life. */
 struct session_table *session_table_new(struct event_base *base,
                                         struct evdns_base *dns,
                                         const struct gw_config *cfg,
@@ -97,6 +99,23 @@ struct session_table *session_table_new(struct event_base *base,
  * down", attached requests are completed. Returns how many upstream
  * connections are still closing (let the loop run a moment for them). */
 size_t session_table_shutdown(struct session_table *t);
+/* A reload: cfg (a reference is taken, the previous one dropped) is what
+ * new sessions open with and what table-wide limits (max_sessions,
+ * max_sessions_per_client, max_buffered_bytes, instance) are read from.
+ * Open sessions keep the config they opened with (session_config).
+ * GW_ENOMEM (logged; nothing changed) if its idle or lifetime timer
+ * cannot be set up. */
+int session_table_set_config(struct session_table *t,
+                             const struct gw_config *cfg);
+/* The current config (borrowed). */
+const struct gw_config *session_table_config(const struct session_table *t);
+/* A reload removed route `route` (by name): every open session of it
+ * opened under a config of generation below `before` gets 1001 upstream
+ * and its browser the close (the policy's drain_reason) after what is
+ * queued, as at the end of a drain. *opening: how many of them are still
+ * opening (ask again later). Returns how many it closed. */
+size_t session_table_drain_route(struct session_table *t, const char *route,
+                                 uint64_t before, size_t *opening);
 /* Drain (SIGTERM): from now on session_open answers SESSION_OPEN_DRAINING;
  * existing sessions go on. */
 void session_table_set_draining(struct session_table *t);
@@ -211,16 +230,30 @@ enum session_open_err session_open(struct session_table *t,
  * (tombstones included), or NULL. */
 struct session *session_find(struct session_table *t, const char *id,
                              size_t id_len);
-/* Look up a client-named (SESSION_ID_CLIENT) session of route r. */
+/* Look up a client-named (SESSION_ID_CLIENT) session of route r (by
+ * name: a reload's new version of the route finds the old one's). */
 struct session *session_find_client(struct session_table *t,
                                     const struct gw_route *r,
                                     const char *id, size_t id_len);
+
+/* A client-named session with this id under any route for which
+ * route_ok(route, arg) says yes (the SockJS URL of a route a reload
+ * removed or changed), or NULL. */
+struct session *session_find_client_where(struct session_table *t,
+                                          const char *id, size_t id_len,
+                                          bool (*route_ok)(const struct gw_route *r,
+                                                           void *arg),
+                                          void *arg);
 
 /* ------------------------------------------------------------- session */
 
 const char *session_id(const struct session *s);
 enum session_state session_state(const struct session *s);
 const struct gw_route *session_route(const struct session *s);
+/* The config the session opened with (borrowed; the session holds a
+ * reference until it is freed): its per-session limits and timeouts, and
+ * the route (session_route) is one of its routes. */
+const struct gw_config *session_config(const struct session *s);
 const char *session_protocol(const struct session *s);
 /* Close code/reason once CLOSED or FINISHED. */
 uint16_t session_close_code(const struct session *s);

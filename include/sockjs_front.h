@@ -30,6 +30,15 @@ const struct gw_route *sockjs_front_match(const struct gw_config *cfg,
                                     const char *path, size_t *route_idx,
                                     const char **rest);
 
+/* A request for an existing SockJS session
+ * ("<base>/<server>/<session>/<transport>", not websocket) is served under
+ * the route the session opened on, even after a reload removed or changed
+ * it (see native_front_session_route). Returns that route and sets *rest,
+ * or NULL. */
+const struct gw_route *sockjs_front_session_route(struct session_table *t,
+                                                  const char *path,
+                                                  const char **rest);
+
 /* Answer a request under a route's SockJS base. */
 void sockjs_front_handle(const struct sockjs_front_ctx *ctx, struct evhttp_request *req,
                    const struct gw_route *r, size_t route_idx,

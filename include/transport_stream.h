@@ -15,6 +15,14 @@ struct transport_stream {
     struct http_stream st;
 };
 
+/* The common timeout of ms on base (libevent keeps one per distinct
+ * duration for the base's life, so the pointer may be kept): a session's
+ * own poll_timeout or heartbeat, which a reload does not change.
+ * fallback (the current config's) if libevent has no room for another. */
+struct event_base;
+const struct timeval *transport_common_tv(struct event_base *base, uint64_t ms,
+                                          const struct timeval *fallback);
+
 /* session_sink_ops.wake: deliver once nothing is in flight. */
 void transport_stream_wake(struct session_sink *k);
 /* session_sink_ops.detach: end once what is in flight has left. */

@@ -2,7 +2,8 @@
 // reload: N native sessions, each with a held long-poll, then SIGTERM
 // (drain_timeout as given); reports how long until pollgate exits and how
 // many browsers received their close (1001), and the SIGHUP reload time
-// (RELOADING=1 .. READY=1 as logged). Not part of `make check`.
+// (the signal to the "reloaded" log line, as the client sees it, and the
+// time pollgate logs for it). Not part of `make check`.
 //
 //   POLLGATE_BIN=build/release/gateway/pollgate node test/bench/drain_measure.mjs [N] [drain]
 import http from 'node:http';
@@ -18,7 +19,8 @@ try {
   const dir = tmpDir(t, 'pollgate-drain-measure-');
   const certs = await makeCerts(dir);
   const gw = await startGateway(t, {
-    gateway: { drain_timeout: drain, log_level: 'info', tls_listen: '127.0.0.1:0'.replace(':0', `:${40000 + (process.pid % 20000)}`),
+    // one client address holds all N browser connections: no per-client cap
+    gateway: { drain_timeout: drain, log_level: 'info', max_connections_per_client: '0', tls_listen: '127.0.0.1:0'.replace(':0', `:${40000 + (process.pid % 20000)}`),
       tls_cert_file: certs.server.cert, tls_key_file: certs.server.key },
     session: { max_sessions_per_client: N * 2, poll_timeout: '60s', idle_timeout: '120s' },
     routes: [{ name: 'chat', path: '/chat', up }],
@@ -34,7 +36,7 @@ try {
   // SIGHUP reload time
   const h0 = process.hrtime.bigint();
   gw.proc.child.kill('SIGHUP');
-  await waitUntil(() => /TLS certificate .* re-read/.test(gw.stderr()), 10000, 'reload');
+  await waitUntil(() => /reload: configuration .* reloaded in/.test(gw.stderr()), 10000, 'reload');
   const reloadMs = Number(process.hrtime.bigint() - h0) / 1e6;
   const polls = ids.map((id) => api.pollOk(id, 0, { timeoutMs: 120000 }).catch((e) => ({ error: e.message })));
   await new Promise((r) => setTimeout(r, 1000));
@@ -52,6 +54,7 @@ try {
   let upClosed = 0;
   for (const c of up.conns) if ((await c.waitClose(10000).catch(() => ({}))).code === 1001) upClosed++;
   console.log(JSON.stringify({ sessions: N, drain_timeout: drain, reload_ms: +reloadMs.toFixed(1),
+    reload_logged_ms: Number((gw.stderr().match(/reloaded in (\d+) ms/) || [])[1]),
     all_browsers_closed_ms: +allClosedMs.toFixed(0), exit_ms: +exitMs.toFixed(0), exit_code: r.code,
     browsers_got_1001: closed, upstreams_got_1001: upClosed }));
   gw.stopped = true;

@@ -351,6 +351,7 @@ export async function startGateway(t, opts = {}) {
       adminUrl: (p) => `http://127.0.0.1:${adminPort}${p}`,
       proc,
       config,
+      file, // the INI file (a test may rewrite it and send SIGHUP)
       stderr: () => errText,
       stopped: false,
       async stop() {

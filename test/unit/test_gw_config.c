@@ -1209,6 +1209,90 @@ static void test_doc_formats(void **state)
     free(man);
 }
 
+/* A config lives while anyone holds a reference: the loader's plus one
+ * per ref (ASan reports a leak or a double free otherwise). */
+static void test_refcount(void **state)
+{
+    (void)state;
+    struct gw_config *c = parse(ROUTE, NULL);
+    assert_non_null(c);
+    assert_int_equal(c->refs, 1);
+    const struct gw_config *held = gw_config_ref(c);
+    assert_ptr_equal(held, c);
+    assert_int_equal(c->refs, 2);
+    gw_config_free(c);             /* the loader's reference */
+    assert_int_equal(held->refs, 1);
+    assert_string_equal(held->routes[0].name, "r"); /* still alive */
+    gw_config_unref(held);         /* the last one frees it */
+    assert_null(gw_config_ref(NULL));
+    gw_config_unref(NULL);
+}
+
+/* A reload keeps the keys read once at start: each differing one is
+ * swapped back to the running value with one note; equal ones and the
+ * reloadable ones are left alone. Swapping again restores both. */
+static void test_keep_restart_keys(void **state)
+{
+    (void)state;
+    struct gw_config *run = parse("[gateway]\nlisten = 127.0.0.1:8080\n"
+                                  "instance = a1\nlog_level = info\n"
+                                  "[admin]\nlisten = 127.0.0.1:9090\n" ROUTE, NULL);
+    struct gw_config *next = parse("[gateway]\nlisten = 127.0.0.1:8081, [::1]:8081\n"
+                                   "instance = b2\nlog_level = debug\n"
+                                   "[session]\npoll_timeout = 5s\n"
+                                   "[admin]\nlisten = 127.0.0.1:9090\n"
+                                   "[upstream]\ntls_verify = off\n" ROUTE, NULL);
+    assert_non_null(run);
+    assert_non_null(next);
+    struct gw_diag d = {0};
+    assert_int_equal(gw_config_keep_restart_keys(next, run, &d), 3);
+    assert_int_equal(d.n, 3);
+    assert_non_null(strstr(d.msgs[0], "[gateway] listen changed: it needs a restart"));
+    assert_non_null(strstr(d.msgs[1], "[gateway] instance changed"));
+    assert_non_null(strstr(d.msgs[2], "[upstream] tls_verify changed"));
+    assert_non_null(strstr(d.msgs[0], NAME));
+    gw_diag_free(&d);
+    /* next runs with the running values, and its own reloadable ones */
+    assert_int_equal(next->n_listen, 1);
+    assert_int_equal(next->listen[0].port, 8080);
+    assert_string_equal(next->listen_host, "127.0.0.1");
+    assert_int_equal(next->listen_port, 8080);
+    assert_string_equal(next->instance, "a1");
+    assert_true(next->tls_verify);
+    assert_int_equal(next->log_level, GW_LOG_DEBUG);
+    assert_int_equal(next->poll_timeout_ms, 5000);
+    assert_int_equal(run->n_listen, 2);
+    assert_int_equal(run->listen_port, 8081);
+    /* and back: nothing else moved */
+    assert_int_equal(gw_config_keep_restart_keys(run, next, NULL), 3);
+    assert_int_equal(run->listen_port, 8080);
+    assert_string_equal(run->instance, "a1");
+    assert_int_equal(run->log_level, GW_LOG_INFO);
+    assert_int_equal(gw_config_keep_restart_keys(run, run, NULL), 0);
+    gw_config_free(run);
+    gw_config_free(next);
+}
+
+static void test_route_equal(void **state)
+{
+    (void)state;
+    struct gw_config *a = parse(ROUTE "[route s]\npath = /s\n"
+                                "upstream = ws://127.0.0.1:9000/s\n"
+                                "origins = https://a.example\n", NULL);
+    struct gw_config *b = parse(ROUTE "[route s]\npath = /s\n"
+                                "upstream = ws://127.0.0.1:9000/s\n"
+                                "origins = https://b.example\n", NULL);
+    assert_non_null(a);
+    assert_non_null(b);
+    assert_true(gw_route_equal(&a->routes[0], &b->routes[0]));
+    assert_false(gw_route_equal(&a->routes[1], &b->routes[1]));
+    assert_false(gw_route_equal(&a->routes[0], &a->routes[1]));
+    assert_ptr_equal(gw_config_route(b, "s"), &b->routes[1]);
+    assert_null(gw_config_route(b, "t"));
+    gw_config_free(a);
+    gw_config_free(b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1238,6 +1322,9 @@ int main(void)
         cmocka_unit_test(test_log_level_names),
         cmocka_unit_test(test_normalisation),
         cmocka_unit_test(test_load),
+        cmocka_unit_test(test_refcount),
+        cmocka_unit_test(test_keep_restart_keys),
+        cmocka_unit_test(test_route_equal),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -131,6 +131,10 @@ static const char expected_prom[] =
     "pollgate_http_requests_total{code=\"0\"} 1\n"
     "pollgate_http_requests_total{code=\"200\"} 2\n"
     "pollgate_http_requests_total{code=\"404\"} 1\n"
+    "# HELP pollgate_config_reloads_total SIGHUP reloads of the configuration file, applied (ok) or rejected (failed).\n"
+    "# TYPE pollgate_config_reloads_total counter\n"
+    "pollgate_config_reloads_total{result=\"ok\"} 4\n"
+    "pollgate_config_reloads_total{result=\"failed\"} 1\n"
     "# HELP pollgate_build_info Always 1; the version label says which build runs.\n"
     "# TYPE pollgate_build_info gauge\n"
     "pollgate_build_info{version=\"1.2.3\"} 1\n";
@@ -158,6 +162,8 @@ static struct metrics *sample_registry(void)
     metrics_http_request(m, 200);
     metrics_http_request(m, 404);
     metrics_http_request(m, 777); /* out of range: counted as 0 */
+    m->config_reloads_ok = 4;
+    m->config_reloads_failed = 1;
     return m;
 }
 
@@ -255,6 +261,10 @@ static void test_json(void **state)
     assert_true(json_is_true(json_object_get(r, "upstream_up")));
     assert_int_equal(json_integer_value(json_object_get(
         json_object_get(o, "http_requests_total"), "200")), 2);
+    assert_int_equal(json_integer_value(json_object_get(
+        json_object_get(o, "config_reloads_total"), "ok")), 4);
+    assert_int_equal(json_integer_value(json_object_get(
+        json_object_get(o, "config_reloads_total"), "failed")), 1);
     json_t *h = json_object_get(o, "upstream_connect_seconds");
     assert_int_equal(json_integer_value(json_object_get(h, "count")), 2);
     json_t *bk = json_object_get(h, "buckets");

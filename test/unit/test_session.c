@@ -174,6 +174,7 @@ static int setup(void **state)
     assert_non_null(x);
     x->base = event_base_new();
     assert_non_null(x->base);
+    x->cfg.refs = 1; /* the fixture's own reference, never dropped */
     x->cfg.idle_timeout_ms = 60000;
     x->cfg.buffer_bytes = 1 << 20;
     x->cfg.buffer_messages = 1000;
@@ -674,6 +675,76 @@ static void test_namespaces(void **state)
     assert_int_equal(session_open(x->t, &sockjs_pol, &p, &c), SESSION_OPEN_FAILED);
 }
 
+
+/* A reload: open sessions keep the config they opened with (each holds a
+ * reference until it is freed), new ones get the new one; table-wide
+ * limits come from the current config; session_table_drain_route closes
+ * the sessions of a removed route opened before the reload, by name and
+ * generation, and no others. */
+static void test_reload_keeps_session_config(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.buffer_messages = 4;
+    start(x);
+    assert_int_equal(x->cfg.refs, 2); /* the fixture's and the table's */
+    struct fake_up *fa;
+    struct session *a = open_up(x, &session_policy_native, NULL, &fa);
+    assert_int_equal(x->cfg.refs, 3);
+    struct gw_config next = x->cfg;
+    next.refs = 1;                    /* this test's */
+    next.generation = 1;
+    next.buffer_messages = 100;
+    next.max_sessions = 3;
+    struct gw_route r2 = x->route;    /* route "a" again, a new object */
+    assert_int_equal(session_table_set_config(x->t, &next), 0);
+    assert_ptr_equal(session_table_config(x->t), &next);
+    assert_int_equal(x->cfg.refs, 2); /* the fixture's and a's */
+    assert_int_equal(next.refs, 2);
+    assert_ptr_equal(session_config(a), &x->cfg);
+    struct session *b = open_on(x, &session_policy_native, &r2, NULL);
+    struct fake_up *fb = g_last;
+    up_open(fb);
+    assert_ptr_equal(session_config(b), &next);
+    assert_int_equal(next.refs, 3);
+    /* per-session limits: a pauses at its 4 messages, b has room for 100 */
+    for (int i = 0; i < 5; i++) {
+        up_msg(fa, false, "m");
+        up_msg(fb, false, "m");
+    }
+    assert_true(fa->paused);
+    assert_false(fb->paused);
+    /* SockJS ids are found under any version of their route (by name) */
+    struct session *k = open_on(x, &sockjs_pol, &x->route, "k1");
+    assert_ptr_equal(session_find_client(x->t, &r2, "k1", 2), k);
+    /* table-wide: the current max_sessions (3) */
+    struct session_open_params p = { .route = &r2, .client_addr = "h" };
+    struct session *c = NULL;
+    assert_int_equal(session_open(x->t, &session_policy_native, &p, &c),
+                     SESSION_OPEN_FULL);
+    /* a reload to generation 1 removed route "a": the open sessions
+     * opened before it (a) close, b (generation 1) does not */
+    size_t opening = 9;
+    assert_int_equal(session_table_drain_route(x->t, "b", 1, &opening), 0);
+    assert_int_equal(opening, 0);
+    assert_int_equal(session_table_drain_route(x->t, "a", 1, &opening), 1);
+    assert_int_equal(opening, 0);
+    assert_int_equal(fa->close_code, WS_CLOSE_GOING_AWAY);
+    assert_int_equal(session_state(a), SESSION_CLOSED);
+    assert_int_equal(session_close_code(a), WS_CLOSE_GOING_AWAY);
+    assert_string_equal(session_close_reason(a), "going away");
+    assert_int_equal(session_state(b), SESSION_OPEN);
+    assert_int_equal(fb->close_calls, 0);
+    /* one to generation 2: b closes; k, still opening, is left for later */
+    assert_int_equal(session_table_drain_route(x->t, "a", 2, &opening), 1);
+    assert_int_equal(opening, 1);
+    assert_int_equal(fb->close_code, WS_CLOSE_GOING_AWAY);
+    assert_int_equal(session_state(k), SESSION_OPENING);
+    /* the configs live as long as their sessions */
+    session_table_free(x->t);
+    x->t = NULL;
+    assert_int_equal(x->cfg.refs, 1);
+    assert_int_equal(next.refs, 1);
+}
 
 /* A WebSocket browser's session: private id, ended with the browser's
  * close code, forgotten once its upstream has closed. */
@@ -1197,6 +1268,7 @@ int main(void)
         T(test_reap_client_named),
         T(test_reap_closed_unfetched),
         T(test_namespaces),
+        T(test_reload_keeps_session_config),
         T(test_private_end),
         T(test_interrupt),
         T(test_close_ordering),

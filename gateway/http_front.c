@@ -22,6 +22,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
+#include "access_log.h"
 #include "gw_listen.h"
 #include "gw_log.h"
 #include "gw_tls.h"
@@ -213,12 +214,14 @@ static void request_complete_cb(struct evhttp_request *req, void *arg)
     struct http_front *f = arg;
     if (f->metrics)
         metrics_http_request(f->metrics, evhttp_request_get_response_code(req));
+    access_log_done(req);
 }
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
     struct http_front *f = arg;
     evhttp_request_set_on_complete_cb(req, request_complete_cb, f);
+    access_log_begin(req);
     if (http_limits_request(f->limits, req))
         return;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -255,12 +258,14 @@ static void request_cb(struct evhttp_request *req, void *arg)
     size_t ridx = 0;
     const struct gw_route *r = sockjs_front_match(f->cfg, path, &ridx, &rest);
     if (r) {
+        access_log_note(req, r->name, NULL, 0, NULL);
         sockjs_front_handle(&f->sjs, req, r, ridx, rest);
         return;
     }
     r = route_match(f->cfg, path, &rest);
     if (r && (strncmp(rest, "/sessions", 9) == 0 || strcmp(rest, "/ws") == 0 ||
               !f->static_root)) {
+        access_log_note(req, r->name, NULL, 0, NULL);
         handle_route(f, req, r, rest);
         return;
     }

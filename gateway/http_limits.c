@@ -29,6 +29,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "access_log.h"
 #include "gw_common.h"
 #include "gw_config.h"
 #include "gw_log.h"
@@ -36,7 +37,7 @@
 
 #define CLIENT_BUCKETS 1024
 #define CHUNK_LINE_MAX 1024       /* a chunk-size line with extensions */
-#define REFUSE_PREFIX "/.pollgate-refused-"
+#define REFUSE_PREFIX HTTP_LIMITS_REFUSE_PREFIX
 
 /* ------------------------------------------------------- head checking */
 
@@ -332,6 +333,7 @@ static void corrupt_body(struct lconn *c, struct evbuffer *src,
         "{\"error\":\"bad_request\",\"message\":\"malformed request body (chunks)\"}";
     c->lim->stats.bad_requests++;
     log_info("%s: request body refused: %s", conn_addr(c), why);
+    access_log_cut(conn_addr(c), 400);
     evbuffer_drain(src, evbuffer_get_length(src));
     if (c->fd >= 0 && evbuffer_get_length(bufferevent_get_output(c->bev)) == 0)
         (void)!send(c->fd, resp, sizeof resp - 1, MSG_NOSIGNAL | MSG_DONTWAIT);
@@ -411,6 +413,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->client && log_allowed(&c->client->last_log))
             log_info("%s: request head not complete within header_timeout; "
                      "connection closed", conn_addr(c));
+        access_log_cut(conn_addr(c), 408);
         cut(c);
     } else if (in_body(c)) {
         if (c->window_bytes >= c->window_need) {
@@ -421,6 +424,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->client && log_allowed(&c->client->last_log))
             log_info("%s: request body slower than min_body_rate; "
                      "connection closed", conn_addr(c));
+        access_log_cut(conn_addr(c), 408);
         cut(c);
     }
 }

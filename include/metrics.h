@@ -88,6 +88,8 @@ struct metrics {
     /* Gauges set by their owners. */
     uint64_t buffered_bytes;
     uint64_t upstream_paused;
+    /* Counter kept by its owner (access_log.c), copied in. */
+    uint64_t access_log_dropped;
 };
 
 /* New, empty registry (the connect histogram has its standard buckets,

@@ -247,7 +247,7 @@ run_one() {
 listen = 127.0.0.1:$gport
 log_level = warn
 max_connections_per_client = 0
-access_log = ${BENCH_ACCESS_LOG:-off}
+${BENCH_ACCESS_LOG:+access_log = $BENCH_ACCESS_LOG}
 
 [admin]
 listen = 127.0.0.1:$aport

@@ -266,7 +266,10 @@ describe('access log', () => {
     assert.deepEqual(readLines(file).map((l) => l.path), ['/none/4', '/none/5']);
     await waitUntil(() => /access log .* reopened/.test(fs.readFileSync(err, 'utf8')), 5000, 'reopen logged in the new error log');
     assert.ok(!/reopened/.test(fs.readFileSync(`${err}.1`, 'utf8')));
+    // a line still buffered at exit is written: stop right after the answer
+    assert.equal((await request(gw.url('/none/last'))).status, 404);
     await gw.stop();
+    assert.equal(readLines(file).at(-1).path, '/none/last', 'flushed on exit');
     assert.ok(!/Sanitizer/.test(fs.readFileSync(err, 'utf8') + fs.readFileSync(`${err}.1`, 'utf8')), 'no sanitizer report in error_log');
   });
 

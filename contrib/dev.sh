@@ -25,7 +25,7 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
 # chromium: the browser tests (test/browser), driven by npm playwright-core
 # systemd, supervisor, haproxy, nginx-light, slowhttptest: the contrib/ files
 # and the slow-client test exercised by test/integration
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy nginx-light"
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy nginx-light logrotate"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

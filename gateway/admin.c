@@ -8,6 +8,7 @@
  * often causes no upstream traffic of its own.
  */
 #include "admin.h"
+#include "access_log.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -141,6 +142,7 @@ static void metrics_refresh(struct admin *a, struct metrics_process *proc)
     const struct session_stats *st = session_table_stats(a->sessions);
     a->m->buffered_bytes = st->buffered_bytes;
     a->m->upstream_paused = st->paused;
+    a->m->access_log_dropped = access_log_dropped();
     metrics_process_read(proc);
 }
 
@@ -178,7 +180,7 @@ static void handle_stats(struct admin *a, struct evhttp_request *req)
     if (!ls)
         ls = &none;
     json_t *j = json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-                          "s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+                          "s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
         "sessions", (json_int_t)st->sessions,
         "tombstones", (json_int_t)st->tombstones,
         "opened_total", (json_int_t)st->opened_total,
@@ -195,6 +197,7 @@ static void handle_stats(struct admin *a, struct evhttp_request *req)
         "header_timeouts", (json_int_t)ls->header_timeouts,
         "body_timeouts", (json_int_t)ls->body_timeouts,
         "bad_requests", (json_int_t)ls->bad_requests,
+        "access_log_dropped", (json_int_t)access_log_dropped(),
         "metrics", m);
     reply_json(a, req, 200, j);
 }
@@ -226,10 +229,12 @@ static bool list_one(struct session *s, void *arg)
         return true; /* keep counting */
     struct session_queue *q = session_queue(s);
     const char *addr = session_client_addr(s);
-    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:b}",
+    json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:s,s:s,s:s,s:b,s:I,s:I,s:I,s:b}",
         "id", session_id(s),
         "route", session_route(s)->name,
         "dialect", session_is_native(s) ? "native" : "sockjs",
+        "transport", session_transport(s),
+        "last_transport", session_last_transport(s),
         "state", state_name(session_state(s)),
         "client", addr ? addr : "",
         "receiving", session_receiving(s),

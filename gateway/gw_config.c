@@ -146,7 +146,38 @@ static const struct directive gateway_keys[] = {
       "Group to run as with user. Empty = the user's primary group.",
       "", NULL },
     { "log_level", T_ENUM, CF(log_level), 0, "info", 0, 0, 0, log_levels, NULL,
-      "Least severe message written to the log (stderr).", NULL, NULL },
+      "Least severe message written to the error log (error_log).", NULL, NULL },
+    { "error_log", T_FILE, CF(error_log), 0, "stderr", 0, 0, D_RESTART, NULL, NULL,
+      "Where log_level messages go: stderr, or a file (appended to, created "
+      "with mode 0640). A relative path is relative to the directory of the "
+      "configuration file. SIGUSR1 reopens the file (logrotate's "
+      "postrotate).", NULL, "stderr | PATH" },
+    { "access_log", T_FILE, CF(access_log), 0, "off", 0, 0, D_RESTART, NULL, NULL,
+      "One line per browser request on listen and tls_listen (not the admin "
+      "listener): off, stderr, or a file (appended to, created with mode "
+      "0640; relative to the configuration file's directory). The line is "
+      "combined-log-like: ADDR - - [TIME] \"METHOD PATH HTTP/V\" STATUS "
+      "BYTES \"-\" \"USER-AGENT\" MS SID ROUTE TRANSPORT IN END, written when "
+      "the request ends: ADDR is the client address (trusted_proxies "
+      "applied), TIME the arrival, PATH without the query and with session "
+      "ids cut to their first 8 characters, STATUS 101 for a WebSocket "
+      "(logged when it closes) and 499 for a request the browser dropped "
+      "before any answer, BYTES the response body bytes (streamed bytes for "
+      "streams, frame bytes for a WebSocket), MS the duration in "
+      "milliseconds, SID the session id's first 8 characters, TRANSPORT the "
+      "endpoint (poll, events, send, ack, close, open, ws; SockJS: xhr, "
+      "xhr_streaming, eventsource, htmlfile, jsonp, xhr_send, jsonp_send, "
+      "websocket), IN the request body bytes, END done, gone (the browser "
+      "dropped the connection first) or cut (closed by the request limits: "
+      "408 or 400, no request line). Unknown fields are -. Lines are "
+      "buffered and written without blocking; SIGUSR1 reopens the file.",
+      NULL, "off | stderr | PATH" },
+    { "access_log_buffer", T_SIZE, CF(access_log_buffer), 0, "1MiB", KIB(4),
+      GIB(1), D_RESTART, NULL, NULL,
+      "Access log lines waiting to be written, at most (they are written "
+      "every 100 ms or at 64 KiB). When the file or pipe does not keep up, "
+      "lines past this are dropped and counted (/stats access_log_dropped, "
+      "metric pollgate_access_log_dropped_total).", NULL, NULL },
     { "max_body", T_SIZE, CF(max_body), 0, "1MiB", KIB(1), GIB(1), 0, NULL, NULL,
       "Largest request body (a browser send) accepted; larger ones get "
       "413 Payload Too Large.", NULL, NULL },
@@ -1512,6 +1543,9 @@ static void resolve_paths(struct parser *p)
             const struct directive *d = &gw_config_sections[s].keys[i];
             char **f = (char **)(void *)((char *)p->cfg + d->off);
             if ((d->type != T_FILE && d->type != T_DIR) || !*f)
+                continue;
+            /* error_log and access_log: not paths */
+            if (d->type == T_FILE && (!strcmp(*f, "off") || !strcmp(*f, "stderr")))
                 continue;
             if (**f != '/' && p->base_dir) {
                 size_t n = strlen(p->base_dir) + strlen(*f) + 2;

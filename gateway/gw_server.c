@@ -17,6 +17,7 @@
 #include <event2/keyvalq_struct.h>
 #include <openssl/ssl.h>
 
+#include "access_log.h"
 #include "admin.h"
 #include "check_upstream.h"
 #include "gw_log.h"
@@ -62,7 +63,7 @@ struct gw_server {
     struct metrics *metrics;        /* outlives reloads: counters never go down */
     struct upstream_check *startup_check;
     SSL_CTX *ssl_ctx;
-    struct event *sigint, *sigterm, *sighup;
+    struct event *sigint, *sigterm, *sighup, *sigusr1;
     struct event *tick, *deadline;
     enum stop_phase phase;
     uint64_t drain_started_ms;
@@ -381,6 +382,14 @@ static void sighup_cb(evutil_socket_t sig, short what, void *arg)
     gw_notify("READY=1\nSTATUS=listening");
 }
 
+/* SIGUSR1: reopen the error log and the access log (logrotate). */
+static void sigusr1_cb(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig; (void)what; (void)arg;
+    gw_log_reopen();
+    access_log_reopen();
+}
+
 /* After binding: become [gateway] user/group (started as root to bind a
  * low port). Root without user is allowed, with a warning. */
 static int drop_privileges(const struct gw_config *cfg)
@@ -480,12 +489,16 @@ int gw_server_run(const struct gw_config *cfg)
     struct gw_error err = {0};
     int rc = 1;
 
+    if (gw_log_open(cfg->error_log) < 0)
+        return 1;
     uint64_t fd_cap = raise_nofile();
     s.fd_cap = fd_cap;
     if (gw_proxy_set(cfg->trusted_proxies, cfg->n_trusted_proxies) < 0)
         goto out;
     s.base = event_base_new();
     if (!s.base)
+        goto out;
+    if (access_log_open(s.base, cfg->access_log, cfg->access_log_buffer) < 0)
         goto out;
     s.dns = gw_dns_new(s.base, cfg);
     if (!s.dns)
@@ -526,10 +539,15 @@ int gw_server_run(const struct gw_config *cfg)
     s.sigint = evsignal_new(s.base, SIGINT, signal_cb, &s);
     s.sigterm = evsignal_new(s.base, SIGTERM, signal_cb, &s);
     s.sighup = evsignal_new(s.base, SIGHUP, sighup_cb, &s);
+    s.sigusr1 = evsignal_new(s.base, SIGUSR1, sigusr1_cb, &s);
     s.tick = event_new(s.base, -1, EV_PERSIST, tick_cb, &s);
     s.deadline = evtimer_new(s.base, deadline_cb, &s);
     if (!s.tick || !s.deadline) {
         log_error("out of memory");
+        goto out;
+    }
+    if (!s.sigusr1 || event_add(s.sigusr1, NULL) != 0) {
+        log_error("cannot install the SIGUSR1 handler");
         goto out;
     }
     if (!s.sigint || !s.sigterm || !s.sighup || event_add(s.sigint, NULL) != 0 ||
@@ -561,6 +579,8 @@ out:
         event_free(s.sigterm);
     if (s.sighup)
         event_free(s.sighup);
+    if (s.sigusr1)
+        event_free(s.sigusr1);
     if (s.tick)
         event_free(s.tick);
     if (s.deadline)
@@ -576,10 +596,12 @@ out:
         event_base_loop(s.base, EVLOOP_NONBLOCK);
     if (s.dns)
         evdns_base_free(s.dns, 0);
+    access_log_close(); /* the last lines: connections closed above */
     SSL_CTX_free(s.ssl_ctx);
     if (s.base)
         event_base_free(s.base);
     gw_proxy_set(NULL, 0);
     gw_config_unref(s.cfg);
+    gw_log_close();
     return rc;
 }

@@ -22,6 +22,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <openssl/ssl.h>
 
+#include "access_log.h"
 #include "gw_listen.h"
 #include "gw_log.h"
 #include "gw_tls.h"
@@ -279,12 +280,14 @@ static void request_complete_cb(struct evhttp_request *req, void *arg)
     struct http_front *f = arg;
     if (f->metrics)
         metrics_http_request(f->metrics, evhttp_request_get_response_code(req));
+    access_log_done(req);
 }
 
 static void request_cb(struct evhttp_request *req, void *arg)
 {
     struct http_front *f = arg;
     evhttp_request_set_on_complete_cb(req, request_complete_cb, f);
+    access_log_begin(req);
     if (http_limits_request(f->limits, req))
         return;
     const struct evhttp_uri *u = evhttp_request_get_evhttp_uri(req);
@@ -326,6 +329,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
         r = sockjs_front_match(f->cfg, path, &ridx, &rest);
     if (r) {
         drain_mark(f, req, r, true, rest);
+        access_log_note(req, r->name, NULL, 0, NULL);
         sockjs_front_handle(&f->sjs, req, r, ridx, rest);
         return;
     }
@@ -338,6 +342,7 @@ static void request_cb(struct evhttp_request *req, void *arg)
     drain_mark(f, req, r, false, rest);
     if (r && (strncmp(rest, "/sessions", 9) == 0 || strcmp(rest, "/ws") == 0 ||
               !f->static_root)) {
+        access_log_note(req, r->name, NULL, 0, NULL);
         handle_route(f, req, r, rest);
         return;
     }

@@ -30,6 +30,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "access_log.h"
 #include "gw_common.h"
 #include "gw_config.h"
 #include "gw_log.h"
@@ -37,7 +38,7 @@
 
 #define CLIENT_BUCKETS 1024
 #define CHUNK_LINE_MAX 1024       /* a chunk-size line with extensions */
-#define REFUSE_PREFIX "/.pollgate-refused-"
+#define REFUSE_PREFIX HTTP_LIMITS_REFUSE_PREFIX
 #define REFUSE_MARK_LEN 36        /* "<token>/<status>" */
 
 /* ------------------------------------------------------- head checking */
@@ -511,6 +512,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->client && log_allowed(&c->client->last_log))
             log_info("%s: request head not complete within header_timeout; "
                      "connection closed", conn_addr(c));
+        access_log_cut(conn_addr(c), 408);
         cut(c);
     } else if (kind == T_BODY && in_body(c)) {
         if (c->window_bytes >= c->window_need) {
@@ -521,6 +523,7 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
         if (c->client && log_allowed(&c->client->last_log))
             log_info("%s: request body slower than min_body_rate; "
                      "connection closed", conn_addr(c));
+        access_log_cut(conn_addr(c), 408);
         cut(c);
     }
 }
@@ -567,6 +570,7 @@ static void refuse_body(struct lconn *c, struct evbuffer *in, size_t tail,
     log_info("%s: request body refused with %d: %s", conn_addr(c), status, why);
     take_tail(in, tail, NULL);
     if (c->st == L_TRAILER) {
+        access_log_cut(conn_addr(c), status);
         cut(c);
         return;
     }

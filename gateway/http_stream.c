@@ -24,6 +24,7 @@
 #include <event2/http_struct.h>
 #include <event2/keyvalq_struct.h>
 
+#include "access_log.h"
 #include "gw_common.h"
 #include "gw_log.h"
 
@@ -137,6 +138,7 @@ static bool put_chunk(struct http_stream *st, const void *data, size_t len)
     struct evhttp_request *req = st->req;
     if (!evhttp_request_get_connection(req) || !len)
         return false;
+    access_log_bytes(req, len);
     char head[18];
     struct iovec iov[3];
     int cnt = 0;

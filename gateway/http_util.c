@@ -16,6 +16,7 @@
 #include <event2/keyvalq_struct.h>
 #include <event2/util.h>
 
+#include "access_log.h"
 #include "framing.h"
 #include "gw_common.h"
 #include "gw_config.h"
@@ -304,6 +305,7 @@ static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
     struct http_watch *w = arg;
     struct evhttp_connection *evcon = w->evcon;
     void (*gone)(struct http_watch *) = w->gone;
+    access_log_gone(evcon, w->req);
     http_watch_stop(w);
     gone(w);  /* may free w */
     /* Frees the request too: it is still on the connection. */
@@ -316,7 +318,7 @@ static void watch_evcon_closed_cb(struct evhttp_connection *evcon, void *arg)
     struct http_watch *w = arg;
     struct evhttp_request *req = w->req;
     void (*gone)(struct http_watch *) = w->gone;
-    (void)evcon;
+    access_log_gone(evcon, req);
     http_watch_stop(w);
     /* An unfinished request is orphaned by evhttp (no connection) and is
      * ours to free; one still on the connection is freed by evhttp. */

@@ -373,6 +373,12 @@ static int render_global_families(const struct metrics *m, const char *version,
     if (rc == 0)
         rc = sample(b, "pollgate_upstream_paused", NULL, (double)m->upstream_paused);
     if (rc == 0)
+        rc = family(b, "pollgate_access_log_dropped_total", "counter",
+                    "Access log lines dropped because the log did not keep up.");
+    if (rc == 0)
+        rc = sample(b, "pollgate_access_log_dropped_total", NULL,
+                    (double)m->access_log_dropped);
+    if (rc == 0)
         rc = family(b, "pollgate_upstream_connect_seconds", "histogram",
                     "Time from starting an upstream connection to its completed WebSocket handshake.");
     if (rc == 0)
@@ -534,6 +540,8 @@ static json_t *metrics_json(const struct metrics *m,
     json_object_set_new(o, "routes", routes);
     json_object_set_new(o, "buffered_bytes", json_integer((json_int_t)m->buffered_bytes));
     json_object_set_new(o, "upstream_paused", json_integer((json_int_t)m->upstream_paused));
+    json_object_set_new(o, "access_log_dropped",
+                        json_integer((json_int_t)m->access_log_dropped));
     json_object_set_new(o, "upstream_connect_seconds",
                         hist_json(&m->upstream_connect_seconds));
     json_object_set_new(o, "http_requests_total", codes);

@@ -18,6 +18,7 @@
 
 #include <jansson.h>
 
+#include "access_log.h"
 #include "envelope.h"
 #include "envelope_batch.h"
 #include "framing_native.h"
@@ -124,7 +125,8 @@ static void open_gone(struct http_watch *w)
 {
     struct open_sink *o = (struct open_sink *)((char *)w -
                                                offsetof(struct open_sink, watch));
-    log_info("session open: browser went away before the upstream answered");
+    log_info("session %.*s open: browser went away before the upstream answered",
+             GW_LOG_ID(session_id(o->s), strlen(session_id(o->s))));
     session_abort_open(o->s);
     free(o);
 }
@@ -242,6 +244,7 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
         return;
     }
     o->s = s;
+    access_log_note(req, NULL, session_id(s), strlen(session_id(s)), NULL);
     http_watch_start(&o->watch, req, open_gone);
 }
 
@@ -518,8 +521,10 @@ void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,
     if (strcmp(rest, "/sessions") == 0) {
         if (m == EVHTTP_REQ_OPTIONS)
             http_cors_preflight(req, "POST, OPTIONS");
-        else if (m == EVHTTP_REQ_POST)
+        else if (m == EVHTTP_REQ_POST) {
+            access_log_note(req, NULL, NULL, 0, "open");
             handle_open(ctx, req, r);
+        }
         else
             http_method_not_allowed(req, "POST, OPTIONS");
         return;
@@ -530,6 +535,7 @@ void native_handle(const struct native_ctx *ctx, struct evhttp_request *req,
         size_t id_len = slash ? (size_t)(slash - id) : strlen(id);
         const char *action = slash ? slash + 1 : "";
         if (id_len > 0 && !strchr(action, '/')) {
+            access_log_note(req, NULL, id, id_len, *action ? action : "close");
             handle_session_request(ctx, req, r, id, id_len, action);
             return;
         }

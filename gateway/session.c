@@ -55,6 +55,7 @@ struct session {
     struct ws_client *up;
     struct session_sink *sink;     /* attached receiving request */
     struct session_sink *opener;   /* waiting POST /sessions */
+    const char *last_transport;    /* static name, or NULL */
     enum session_state state;
     bool paused;                   /* upstream reading paused */
     bool on_pause_list;            /* paused by the global budget */
@@ -889,6 +890,8 @@ enum session_open_err session_open(struct session_table *t,
     s->cfg = gw_config_ref(cfg);
     s->route = p->route;
     s->opener = p->opener;
+    if (p->opener && p->opener->transport)
+        s->last_transport = p->opener->transport;
     s->id_len = id_len;
     s->pol = *pol;
     s->tv_idle = t->tv_idle;
@@ -1094,6 +1097,8 @@ void session_attach(struct session *s, struct session_sink *k)
         detach_sink(s, SESSION_DETACH_REPLACED);
     s->sink = k;
     k->session = s;
+    if (k->transport)
+        s->last_transport = k->transport;
     if (s->state != SESSION_FINISHED)
         event_del(&s->timer);
 }
@@ -1152,7 +1157,7 @@ void session_close_by_admin(struct session *s, uint16_t code,
     }
     if (s->state != SESSION_OPEN)
         return;
-    log_info("session %.8s: closed by admin (%u)", s->id, code);
+    log_info("session %.*s: closed by admin (%u)", GW_LOG_ID(s->id, s->id_len), code);
     s->close_why = METRICS_CLOSE_ADMIN;
     set_close_str(s, code, reason ? reason : "");
     s->t->up->close(s->up, WS_CLOSE_NORMAL, "closed by admin");
@@ -1172,6 +1177,17 @@ size_t session_table_foreach(struct session_table *t,
         }
     }
     return n;
+}
+
+const char *session_transport(const struct session *s)
+{
+    const struct session_sink *k = s->sink ? s->sink : s->opener;
+    return k && k->transport ? k->transport : "none";
+}
+
+const char *session_last_transport(const struct session *s)
+{
+    return s->last_transport ? s->last_transport : "none";
 }
 
 bool session_is_native(const struct session *s)

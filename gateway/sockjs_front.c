@@ -15,6 +15,7 @@
 #include <openssl/rand.h>
 
 #include "framing_sockjs.h"
+#include "access_log.h"
 #include "gw_log.h"
 #include "http_util.h"
 #include "envelope_batch.h"
@@ -454,6 +455,7 @@ static void handle_session_url(const struct sockjs_front_ctx *ctx,
     size_t kl = in;
     memcpy(key, sess, in);
     key[in] = 0;
+    access_log_note(req, NULL, key, kl, name);
     if (strcmp(name, "websocket") == 0) {
         /* each WebSocket is a session of its own (as in the reference):
          * the URL's session id names nothing here */

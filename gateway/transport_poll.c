@@ -144,7 +144,10 @@ static void poll_gone(struct http_watch *w)
 {
     struct poll_sink *p = (struct poll_sink *)((char *)w -
                                                offsetof(struct poll_sink, watch));
-    log_debug("poll: browser went away");
+    if (p->k.session)
+        log_debug("poll: session %.*s: browser went away",
+                  GW_LOG_ID(session_id(p->k.session),
+                            strlen(session_id(p->k.session))));
     if (p->k.session)
         session_detach(p->k.session, &p->k);
     poll_free(p);
@@ -160,6 +163,7 @@ void transport_poll_handle(const struct transport_ctx *ctx,
         return;
     }
     p->k.ops = &poll_ops;
+    p->k.transport = "poll";
     p->req = req;
     p->pos = pos;
     event_assign(&p->timer, ctx->base, -1, 0, poll_timeout_cb, p);

@@ -138,7 +138,8 @@ static void sjs_flush(struct http_stream *st)
      * and the messages stay queued for the next one. */
     bool ok = last >= 0 && write_frame(k, frame);
     if (last < 0) {
-        log_warn("sockjs: cannot build a frame: %s", gw_strerror((int)last));
+        log_warn("sockjs: session %.*s: cannot build a frame: %s",
+                 GW_LOG_ID(session_id(s), strlen(session_id(s))), gw_strerror((int)last));
         http_stream_end(st);
     }
     trim_scratch(frame);
@@ -276,6 +277,10 @@ struct transport_sockjs_sink *transport_sockjs_new(const struct transport_sockjs
         return NULL;
     }
     k->ts.k.ops = &sjs_ops;
+    /* GET /sessions names them as sockjs-client does */
+    k->ts.k.transport = !strcmp(tr->name, "xhr") ? "xhr-polling"
+                      : !strcmp(tr->name, "xhr_streaming") ? "xhr-streaming"
+                      : tr->name;
     k->tr = tr;
     if (callback)
         snprintf(k->callback, sizeof k->callback, "%s", callback);

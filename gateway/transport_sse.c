@@ -68,7 +68,8 @@ static void sse_flush(struct http_stream *st)
      * a chunk that cannot be queued). */
     bool ok = false;
     if (rc < 0) {
-        log_warn("events: cannot build a chunk: %s", gw_strerror(rc));
+        log_warn("events: session %.*s: cannot build a chunk: %s",
+                 GW_LOG_ID(session_id(s), strlen(session_id(s))), gw_strerror(rc));
         http_stream_end(st);
     } else {
         ok = http_stream_write(st, b->data, b->len);
@@ -139,6 +140,7 @@ void transport_sse_handle(const struct transport_ctx *ctx,
         return;
     }
     k->ts.k.ops = &sse_ops;
+    k->ts.k.transport = "sse";
     k->pos = pos;
     struct evkeyvalq *h = evhttp_request_get_output_headers(req);
     evhttp_add_header(h, "Content-Type", "text/event-stream; charset=utf-8");

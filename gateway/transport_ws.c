@@ -26,6 +26,7 @@
 #include "envelope_batch.h"
 #include "framing.h"
 #include "framing_sockjs.h"
+#include "access_log.h"
 #include "gw_log.h"
 #include "http_util.h"
 #include "session.h"
@@ -242,8 +243,9 @@ static enum fwd forward(struct tws *t, bool binary, const uint8_t *data,
         if (rc != FRAMING_SOCKJS_SEND_OK) {
             envelope_clear(&env);
             if (rc == FRAMING_SOCKJS_SEND_EMPTY) {
-                log_debug("SockJS websocket: frame is not a string or an "
-                          "array of strings, ignored");
+                log_debug("SockJS websocket session %.*s: frame is not a "
+                          "string or an array of strings, ignored",
+                          GW_LOG_ID(session_id(s), strlen(session_id(s))));
                 return FWD_OK;
             }
             log_info("SockJS websocket session %.*s: %s, closing",
@@ -470,7 +472,8 @@ static void sink_opened(struct session_sink *k, const struct ws_close_info *fail
         if (!t->ws) {
             /* answered already; end the session from the loop, not inside
              * the upstream's open callback */
-            log_warn("websocket: %s", err.msg);
+            log_warn("websocket session %.*s: %s",
+                     GW_LOG_ID(session_id(t->s), strlen(session_id(t->s))), err.msg);
             t->end_pending = true;
             event_active(t->retry, EV_TIMEOUT, 1);
             return;
@@ -500,7 +503,8 @@ static const struct session_sink_ops tws_ops = {
 static void held_gone(struct http_watch *w)
 {
     struct tws *t = (struct tws *)((char *)w - offsetof(struct tws, watch));
-    log_info("websocket: browser went away before the upstream answered");
+    log_info("websocket session %.*s: browser went away before the upstream "
+             "answered", GW_LOG_ID(session_id(t->s), strlen(session_id(t->s))));
     t->req = NULL;
     session_abort_open(t->s);
     t->s = NULL;
@@ -569,6 +573,7 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
         return;
     }
     t->k.ops = &tws_ops;
+    t->k.transport = kind == TRANSPORT_WS_RAW ? "ws" : "websocket";
     t->ctx = ctx;
     t->cfg = gw_config_ref(ctx->cfg);
     t->tv_heartbeat = transport_common_tv(ctx->base, ctx->cfg->heartbeat_ms,
@@ -622,6 +627,8 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
     log_info("%s: websocket session %.*s opening (route %s, %s)", addr,
              GW_LOG_ID(session_id(t->s), strlen(session_id(t->s))), r->name,
              kind == TRANSPORT_WS_RAW ? "raw" : "SockJS");
+    access_log_note(req, NULL, session_id(t->s), strlen(session_id(t->s)),
+                    kind == TRANSPORT_WS_RAW ? "ws" : "websocket");
     if (kind == TRANSPORT_WS_RAW) {
         t->req = req;
         if (http_watch_start(&t->watch, req, held_gone) < 0) {

@@ -46,6 +46,7 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
+#include "access_log.h"
 #include "gw_log.h"
 #include "http_limits.h"
 
@@ -65,6 +66,7 @@ struct ws_server {
     struct ws_server_callbacks cb;
     void *arg;
     char *protocol;
+    uint64_t bytes_out, bytes_in;     /* frame bytes, for the access log */
 
     struct event *timer;              /* see the top of the file */
     struct event *ping_ev;            /* keepalive, only while open */
@@ -146,6 +148,7 @@ static int write_frame(struct ws_server *s, enum ws_opcode op,
         evbuffer_add(out, hdr, hlen) < 0 ||
         (len && evbuffer_add(out, data, len) < 0))
         return GW_ENOMEM;
+    s->bytes_out += hlen + len;
     return 0;
 }
 
@@ -176,6 +179,7 @@ static void teardown_io(struct ws_server *s)
         s->evcon = NULL;
         s->bev = NULL;
         http_limits_set_closecb(evcon, NULL, NULL);
+        access_log_ws_end(evcon, s->bytes_out, s->bytes_in);
         evhttp_connection_free(evcon); /* frees req and bufferevent */
     }
     ws_decoder_free(s->dec);
@@ -220,8 +224,8 @@ static void deliver_close(struct ws_server *s)
 /* evhttp is freeing the connection (evhttp_free at shutdown). */
 static void evcon_closed_cb(struct evhttp_connection *evcon, void *arg)
 {
-    (void)evcon;
     struct ws_server *s = arg;
+    access_log_ws_end(evcon, s->bytes_out, s->bytes_in);
     s->evcon = NULL;  /* evhttp frees it and the bufferevent */
     s->bev = NULL;
     if (s->state != ST_CLOSED) {
@@ -380,6 +384,7 @@ static void process_input(struct ws_server *s)
         int rc = ws_decoder_feed(s->dec, v.iov_base, v.iov_len, &used, &ev);
         /* Server decoders copy every payload: the input can go now. */
         evbuffer_drain(in, used);
+        s->bytes_in += used;
         if (rc == 1) {
             if (!handle_event(s, &ev))
                 return;

@@ -81,6 +81,9 @@ struct gw_config {
     char *group;                  /* and this group, or NULL (user's own) */
     uint64_t drain_timeout_ms;    /* SIGTERM: existing sessions go on this long */
     enum gw_log_level log_level;
+    char *error_log;        /* "stderr" or a path (SIGUSR1 reopens it) */
+    char *access_log;       /* "off", "stderr" or a path */
+    uint64_t access_log_buffer; /* bytes waiting to be written, at most */
     uint64_t max_body;      /* bytes */
     uint64_t request_timeout_ms; /* read a request / idle keep-alive / stalled write */
     uint64_t header_timeout_ms;  /* a request line and headers */

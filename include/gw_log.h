@@ -1,5 +1,5 @@
 /*
- * gw_log.h - leveled logging to stderr: "2026-11-25T20:43:34.123Z warn msg".
+ * gw_log.h - leveled logging to stderr (or error_log): "2026-11-25T20:43:34.123Z warn msg".
  * One process-wide level; messages below it cost one comparison.
  */
 #ifndef GW_LOG_H
@@ -12,6 +12,13 @@ extern int gw_log_level;
 /* Parse "error|warn|info|debug"; returns level or -1. */
 int gw_log_level_parse(const char *s);
 const char *gw_log_level_name(int level);
+
+/* [gateway] error_log: path (NULL, "stderr": keep stderr) becomes fd 2.
+ * 0, or -1 (logged). */
+int gw_log_open(const char *path);
+/* SIGUSR1: reopen the error_log file (logrotate); no-op for stderr. */
+void gw_log_reopen(void);
+void gw_log_close(void);
 
 void gw_log_write(int level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));

@@ -33,6 +33,9 @@
 #ifndef HTTP_LIMITS_H
 #define HTTP_LIMITS_H
 
+/* Path prefix of the synthetic refusals (a secret token follows). */
+#define HTTP_LIMITS_REFUSE_PREFIX "/.pollgate-refused-"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>

@@ -90,6 +90,8 @@ struct metrics {
     uint64_t upstream_paused;
     /* SIGHUP reloads of the configuration file: applied, rejected. */
     uint64_t config_reloads_ok, config_reloads_failed;
+    /* Counter kept by its owner (access_log.c), copied in. */
+    uint64_t access_log_dropped;
 };
 
 /* New, empty registry (the connect histogram has its standard buckets,

@@ -72,6 +72,7 @@ struct session_sink_ops {
 };
 struct session_sink {
     const struct session_sink_ops *ops;
+    const char *transport;    /* static name for GET /sessions, or NULL */
     struct session *session;  /* set while attached */
 };
 
@@ -342,6 +343,13 @@ void session_close_by_admin(struct session *s, uint16_t code,
                             const char *reason);
 /* For the admin listing. */
 bool session_is_native(const struct session *s);
+/* The transport of the request attached now (the receiving request, or
+ * the opener while the upstream opens): "poll", "sse", "ws",
+ * "xhr-polling", "xhr-streaming", "eventsource", "htmlfile", "jsonp",
+ * "websocket"; "none" between requests. Static strings. */
+const char *session_transport(const struct session *s);
+/* The transport of the last receiving request attached, or "none". */
+const char *session_last_transport(const struct session *s);
 const char *session_client_addr(const struct session *s); /* NULL once over */
 uint64_t session_age_ms(const struct session *s);
 bool session_paused(const struct session *s);

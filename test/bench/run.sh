@@ -40,7 +40,8 @@
 # pollgate during that scenario's window into DIR/perf-<scenario>.data,
 # options BENCH_PERF_OPTS, default -F 999 --call-graph dwarf,8192;
 # the figures of a profiled run are perturbed by the sampling),
-# BENCH_SYSCALLS="sse longpoll" or all (perf stat of pollgate's syscalls by
+# BENCH_ACCESS_LOG=PATH|stderr ([gateway] access_log of the generated
+# configuration; off by default), BENCH_SYSCALLS="sse longpoll" or all (perf stat of pollgate's syscalls by
 # type over the window, printed per delivered message and kept in
 # DIR/syscalls-<scenario>.txt: valid on a loaded machine, unlike CPU).
 #
@@ -246,6 +247,7 @@ run_one() {
 listen = 127.0.0.1:$gport
 log_level = warn
 max_connections_per_client = 0
+${BENCH_ACCESS_LOG:+access_log = $BENCH_ACCESS_LOG}
 
 [admin]
 listen = 127.0.0.1:$aport

@@ -1039,7 +1039,28 @@ static void test_load(void **state)
     assert_string_equal(c->tls_cert_file, cert);
     assert_string_equal(c->tls_key_file, key);
     assert_string_equal(c->static_root, www);
+    assert_string_equal(c->access_log, "off");      /* the defaults */
+    assert_string_equal(c->error_log, "stderr");
+    assert_int_equal(c->access_log_buffer, 1u << 20);
     gw_config_free(c);
+    /* access_log/error_log: off and stderr are not paths; a relative path
+     * is relative to the config file's directory, like the other files */
+    for (int i = 0; i < 2; i++) {
+        f = fopen(ini, "w");
+        assert_non_null(f);
+        fprintf(f, "[route r]\npath = /r\nupstream = ws://h/\n[gateway]\n"
+                "access_log = %s\nerror_log = %s\naccess_log_buffer = 4KiB\n",
+                i ? "logs/a.log" : "stderr", i ? "/var/e.log" : "stderr");
+        fclose(f);
+        c = gw_config_load(ini, &d);
+        assert_non_null(c);
+        char al[600];
+        snprintf(al, sizeof al, "%s/logs/a.log", dir);
+        assert_string_equal(c->access_log, i ? al : "stderr");
+        assert_string_equal(c->error_log, i ? "/var/e.log" : "stderr");
+        assert_int_equal(c->access_log_buffer, 4096);
+        gw_config_free(c);
+    }
     rmdir(www);
     unlink(ini);
     unlink(cert);

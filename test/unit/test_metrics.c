@@ -108,6 +108,9 @@ static const char expected_prom[] =
     "# HELP pollgate_upstream_paused Sessions whose upstream reading is paused (back-pressure).\n"
     "# TYPE pollgate_upstream_paused gauge\n"
     "pollgate_upstream_paused 1\n"
+    "# HELP pollgate_access_log_dropped_total Access log lines dropped because the log did not keep up.\n"
+    "# TYPE pollgate_access_log_dropped_total counter\n"
+    "pollgate_access_log_dropped_total 7\n"
     "# HELP pollgate_upstream_connect_seconds Time from starting an upstream connection to its completed WebSocket handshake.\n"
     "# TYPE pollgate_upstream_connect_seconds histogram\n"
     "pollgate_upstream_connect_seconds_bucket{le=\"0.001\"} 0\n"
@@ -156,6 +159,7 @@ static struct metrics *sample_registry(void)
     r->upstream_up = 1;
     m->buffered_bytes = 123;
     m->upstream_paused = 1;
+    m->access_log_dropped = 7;
     metrics_hist_observe(&m->upstream_connect_seconds, 0.002);
     metrics_hist_observe(&m->upstream_connect_seconds, 30);
     metrics_http_request(m, 200);

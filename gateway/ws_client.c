@@ -19,12 +19,12 @@
  *    while they hold bytes (out; the rest of a read a pause held back),
  *    so an idle connection is its struct, its decoder and its timers:
  *    what 100,000 idle sessions cost is counted per struct.
- *  - One one-shot timer per client does four jobs, by state: connect
- *    deadline (DNS+TCP+TLS+handshake), pong deadline while open, close
- *    deadline while closing, and finally the delivery of on_close. A second,
- *    persistent timer exists only while open with keepalive on. Both use
- *    libevent common timeouts (one per distinct duration per base), so
- *    100,000 clients cost O(1) per timer operation.
+ *  - One one-shot timer per client does all its jobs, by state: connect
+ *    deadline (DNS+TCP+TLS+handshake); while open, the next keepalive ping
+ *    and then that ping's pong deadline; close deadline while closing; and
+ *    finally the delivery of on_close. It uses libevent common timeouts
+ *    (one per distinct duration per base), so 100,000 clients cost O(1)
+ *    per timer operation.
  *  - on_close is never called from inside a ws_client_* call or from inside
  *    another callback: the end is recorded, the I/O torn down, and the
  *    report delivered from the timer in its own event-loop callback.
@@ -122,7 +122,6 @@ struct ws_client {
     int conn_errno;                   /* last connect failure */
 
     struct event *timer;              /* see the top of the file */
-    struct event *ping_ev;            /* keepalive, only while open */
 
     uint32_t connect_ms, ping_ms, pong_ms, close_ms;
 
@@ -152,7 +151,6 @@ struct ws_client {
 };
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
-static void ping_cb(evutil_socket_t fd, short what, void *arg);
 static void process_input(struct ws_client *c);
 static void io_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -272,6 +270,15 @@ static void timer_arm(struct ws_client *c, uint32_t ms)
 {
     struct timeval tmp;
     event_add(c->timer, ms_tv(c, ms, &tmp));
+}
+
+/* Open: the timer waits for the next keepalive ping (if any). */
+static void keepalive_arm(struct ws_client *c)
+{
+    if (c->ping_ms)
+        timer_arm(c, c->ping_ms);
+    else
+        event_del(c->timer);
 }
 
 /* strerror with a lower-case first letter, to read well inside details. */
@@ -464,10 +471,6 @@ static void teardown_io(struct ws_client *c)
         bufferevent_free(c->bev); /* closes the fd and frees the SSL */
         c->bev = NULL;
     }
-    if (c->ping_ev) {
-        event_free(c->ping_ev);
-        c->ping_ev = NULL;
-    }
     if (c->timer)
         event_del(c->timer);
     ws_handshake_resp_free(c->hs);
@@ -574,10 +577,6 @@ static void enter_closing(struct ws_client *c)
     bool first = c->state != ST_CLOSING;
     c->state = ST_CLOSING;
     c->awaiting_pong = 0;
-    if (c->ping_ev) {
-        event_free(c->ping_ev);
-        c->ping_ev = NULL;
-    }
     if (first) {
         event_del(c->timer);
         timer_arm(c, c->close_ms);
@@ -672,7 +671,7 @@ static bool handle_event(struct ws_client *c, const struct ws_event *ev)
     case WS_EV_PONG:
         if (c->awaiting_pong) {
             c->awaiting_pong = 0;
-            event_del(c->timer);
+            keepalive_arm(c);
         }
         break;
     case WS_EV_CLOSE:
@@ -731,12 +730,7 @@ static void on_handshake_done(struct ws_client *c)
     event_del(c->timer);
     c->state = ST_OPEN;
     c->opened = 1;
-    if (c->ping_ms) {
-        struct timeval tmp;
-        c->ping_ev = event_new(c->base, -1, EV_PERSIST, ping_cb, c);
-        if (c->ping_ev)
-            event_add(c->ping_ev, ms_tv(c, c->ping_ms, &tmp));
-    }
+    keepalive_arm(c);
     update_reading(c);
     if (c->cb.on_open) {
         c->in_cb++;
@@ -1320,20 +1314,21 @@ static const char *phase_name(const struct ws_client *c)
     }
 }
 
-/* Keepalive tick: one ping at a time, none while paused (no pong could be
- * read then). A connection that received nothing for a whole interval
- * also gives back its reassembly buffer (up to 64 KiB). */
-static void ping_cb(evutil_socket_t fd, short what, void *arg)
+/* Keepalive tick (the timer, open, no pong awaited): one ping at a time,
+ * none while paused (no pong could be read then). A connection that
+ * received nothing for a whole interval also gives back its reassembly
+ * buffer (up to 64 KiB). */
+static void keepalive_tick(struct ws_client *c)
 {
-    (void)fd; (void)what;
-    struct ws_client *c = arg;
-    if (c->dead || c->state != ST_OPEN)
+    if (!c->ping_ms)
         return;
     if (!c->rx_seen)
         ws_decoder_trim(c->dec);
     c->rx_seen = 0;
-    if (c->paused || c->awaiting_pong)
+    if (c->paused) {
+        keepalive_arm(c);
         return;
+    }
     if (write_frame(c, WS_OP_PING, NULL, 0) < 0) {
         fail_now(c, WS_FAIL_IO, 0, "cannot queue ping: out of memory");
         return;
@@ -1360,6 +1355,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case ST_OPEN:
         if (c->awaiting_pong)
             fail_now(c, WS_FAIL_PING, 0, "no pong within %u ms", c->pong_ms);
+        else
+            keepalive_tick(c);
         break;
     case ST_CLOSING:
         if (c->app_close && !c->close_rcvd && !c->drop_after_flush) {
@@ -1517,7 +1514,7 @@ void ws_client_pause_reading(struct ws_client *c, bool pause)
          * one (keepalive pings resume with reading). */
         if (c->state == ST_OPEN && c->awaiting_pong) {
             c->awaiting_pong = 0;
-            event_del(c->timer);
+            keepalive_arm(c);
         }
     } else if (c->state == ST_OPEN) {
         kick_input(c); /* frames already buffered when we paused */
@@ -1567,8 +1564,6 @@ void ws_client_free(struct ws_client *c)
         event_del(&c->io);
         c->flush_pending = 0;
     }
-    if (c->ping_ev)
-        event_del(c->ping_ev);
     if (c->conn_ev)
         event_del(c->conn_ev);
     if (c->dns_req) {

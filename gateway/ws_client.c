@@ -1,5 +1,6 @@
 /*
- * ws_client.c - one upstream RFC 6455 client connection on a bufferevent.
+ * ws_client.c - one upstream RFC 6455 client connection: a plain socket
+ * (ws://) or an OpenSSL bufferevent (wss://).
  *
  *   IDLE -> RESOLVING -> CONNECTING -> TLS -> HANDSHAKE -> OPEN
  *        -> CLOSING -> CLOSED (on_close pending, then delivered)
@@ -7,15 +8,23 @@
  * How it is put together, and why:
  *  - TCP connects are done by hand (non-blocking connect + one-shot write
  *    event + SO_ERROR), so a refused or unreachable address is told apart
- *    from a TLS failure and the next resolved address can be tried. Only a
- *    connected socket is handed to a bufferevent (plain, or OpenSSL in
- *    BUFFEREVENT_SSL_CONNECTING state).
- *  - One one-shot timer per client does four jobs, by state: connect
- *    deadline (DNS+TCP+TLS+handshake), pong deadline while open, close
- *    deadline while closing, and finally the delivery of on_close. A second,
- *    persistent timer exists only while open with keepalive on. Both use
- *    libevent common timeouts (one per distinct duration per base), so
- *    100,000 clients cost O(1) per timer operation.
+ *    from a TLS failure and the next resolved address can be tried. A
+ *    connected wss:// socket is handed to an OpenSSL bufferevent
+ *    (BUFFEREVENT_SSL_CONNECTING state).
+ *  - A ws:// connection needs no bufferevent: the socket sits under one
+ *    embedded event (read while not paused; write only while the socket
+ *    refuses bytes), reads go into one buffer shared by all clients (a
+ *    read shorter than it drained the socket: no FIONREAD), frames queued
+ *    out are written from the loop in one writev. Buffers exist only
+ *    while they hold bytes (out; the rest of a read a pause held back),
+ *    so an idle connection is its struct, its decoder and its timers:
+ *    what 100,000 idle sessions cost is counted per struct.
+ *  - One one-shot timer per client does all its jobs, by state: connect
+ *    deadline (DNS+TCP+TLS+handshake); while open, the next keepalive ping
+ *    and then that ping's pong deadline; close deadline while closing; and
+ *    finally the delivery of on_close. It uses libevent common timeouts
+ *    (one per distinct duration per base), so 100,000 clients cost O(1)
+ *    per timer operation.
  *  - on_close is never called from inside a ws_client_* call or from inside
  *    another callback: the end is recorded, the I/O torn down, and the
  *    report delivered from the timer in its own event-loop callback.
@@ -24,8 +33,9 @@
  *    away from the event loop, never under a caller's feet.
  *  - Frames out are masked while they are copied straight into space
  *    reserved in the output evbuffer; mask keys come from a per-thread
- *    4 KiB pool filled by RAND_bytes. Frames in are decoded from the input
- *    evbuffer's chain in place (evbuffer_peek), then drained.
+ *    4 KiB pool filled by RAND_bytes. Frames in are decoded in place: from
+ *    the read buffer (plain), or from the input evbuffer's chain
+ *    (evbuffer_peek, then drained; TLS).
  *
  * Known weaknesses: addresses are tried one after another under a single
  * connect deadline (no Happy Eyeballs); a black-holed first address eats
@@ -48,6 +58,7 @@
 #include <event2/bufferevent_ssl.h>
 #include <event2/dns.h>
 #include <event2/event.h>
+#include <event2/event_struct.h>
 #include <event2/util.h>
 
 #include <openssl/err.h>
@@ -61,11 +72,11 @@
 #define DEFAULT_CONNECT_MS 10000
 #define DEFAULT_PONG_MS 10000
 #define DEFAULT_CLOSE_MS 5000
-/* Plain TCP only: stop reading when this much is buffered and unparsed
- * (only happens while paused mid-buffer). Not used with TLS: libevent
- * 2.1's OpenSSL bufferevent can strand decrypted bytes inside the SSL
- * object when a watermark stops it, and only resumes on new socket input. */
-#define READ_HIGH_WATERMARK (64 * 1024)
+/* Plain ws://: bytes taken from the socket per read. A read shorter than
+ * this drained the socket (no FIONREAD); level-triggered epoll calls again
+ * for whatever arrives later. At most this much is ever held back by a
+ * pause: reading stops with the pause. */
+#define RAW_READ_MAX 16384
 
 enum ws_state {
     ST_IDLE,
@@ -91,17 +102,26 @@ struct ws_client {
     struct ws_decoder *dec;
     char *protocol;                   /* chosen subprotocol, or NULL */
 
-    struct bufferevent *bev;
+    struct bufferevent *bev;          /* wss:// once connected */
+    /* plain ws:// once connected: the socket (fd) under one event, the
+     * bytes not yet written (NULL while none) and the bytes read but held
+     * back by a pause (NULL while none): an idle connection owns no
+     * buffer at all. */
+    struct event io;
+    struct evbuffer *out;
+    uint8_t *held;
+    uint32_t held_len;
+    short io_want;                    /* events io is registered for */
     struct evdns_getaddrinfo_request *dns_req;
     struct evutil_addrinfo *ai_list;  /* while connecting */
     struct evutil_addrinfo *ai_next;
     struct event *conn_ev;            /* while a TCP connect is in flight */
-    evutil_socket_t fd;               /* that connect's socket, or -1 */
+    evutil_socket_t fd;               /* that connect's socket, then the
+                                         plain stream's; -1 if none */
     const struct evutil_addrinfo *ai_cur; /* address being tried */
     int conn_errno;                   /* last connect failure */
 
     struct event *timer;              /* see the top of the file */
-    struct event *ping_ev;            /* keepalive, only while open */
 
     uint32_t connect_ms, ping_ms, pong_ms, close_ms;
 
@@ -125,11 +145,96 @@ struct ws_client {
     unsigned awaiting_pong : 1;
     unsigned eof_pending : 1;         /* EOF seen while paused with input */
     unsigned rx_seen : 1;             /* bytes arrived this ping interval */
+    unsigned raw : 1;                 /* plain stream on fd + io (no bev) */
+    unsigned flush_pending : 1;       /* io made active to write out */
+    unsigned wr_blocked : 1;          /* out waits for the socket (EV_WRITE) */
 };
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
-static void ping_cb(evutil_socket_t fd, short what, void *arg);
 static void process_input(struct ws_client *c);
+static void io_cb(evutil_socket_t fd, short what, void *arg);
+
+/* ------------------------------------------------------- the byte stream */
+
+/* Is there a connected stream (bufferevent or plain socket)? */
+static bool stream_up(const struct ws_client *c)
+{
+    return c->bev || c->raw;
+}
+
+/* Where frames out are queued: the bufferevent's output, or (plain) an
+ * evbuffer that exists only while it holds bytes. NULL on ENOMEM. */
+static struct evbuffer *out_buf(struct ws_client *c)
+{
+    if (c->bev)
+        return bufferevent_get_output(c->bev);
+    if (!c->out)
+        c->out = evbuffer_new();
+    return c->out;
+}
+
+static size_t out_len(const struct ws_client *c)
+{
+    if (c->bev)
+        return evbuffer_get_length(bufferevent_get_output(c->bev));
+    return c->out ? evbuffer_get_length(c->out) : 0;
+}
+
+/* Bytes read and not processed yet (plain: held back by a pause). */
+static size_t in_len(const struct ws_client *c)
+{
+    if (c->bev)
+        return evbuffer_get_length(bufferevent_get_input(c->bev));
+    return c->held_len;
+}
+
+/* Forget unprocessed input (the server closed, or broke the protocol). */
+static void in_drop(struct ws_client *c)
+{
+    if (c->bev) {
+        evbuffer_drain(bufferevent_get_input(c->bev), EV_SIZE_MAX);
+        return;
+    }
+    free(c->held);
+    c->held = NULL;
+    c->held_len = 0;
+}
+
+/* Plain: what io should wait for. Reading as update_reading says; writing
+ * only while the socket refused part of out (otherwise writes are made
+ * from the loop through schedule_flush, with no epoll change). */
+static short io_wanted(const struct ws_client *c)
+{
+    bool rd = c->state >= ST_HANDSHAKE && c->state <= ST_CLOSING &&
+              !(c->paused && c->state == ST_OPEN);
+    return (short)((rd ? EV_READ : 0) | (c->wr_blocked ? EV_WRITE : 0));
+}
+
+/* Plain: register io for what it should wait for (an epoll change only
+ * when that changes). A write already scheduled stays scheduled. */
+static void io_update(struct ws_client *c)
+{
+    short want = io_wanted(c);
+    if (!c->raw || want == c->io_want)
+        return;
+    event_del(&c->io);
+    c->io_want = want;
+    event_assign(&c->io, c->base, c->fd, (short)(want | EV_PERSIST), io_cb, c);
+    if (want)
+        event_add(&c->io, NULL);
+    if (c->flush_pending)
+        event_active(&c->io, EV_WRITE, 1);
+}
+
+/* Plain: write out from the loop, after whatever else this turn queues
+ * (one write for a batch of frames). */
+static void schedule_flush(struct ws_client *c)
+{
+    if (c->raw && !c->dead && !c->flush_pending && !c->wr_blocked) {
+        c->flush_pending = 1;
+        event_active(&c->io, EV_WRITE, 1);
+    }
+}
 
 /* ------------------------------------------------------------ utilities */
 
@@ -165,6 +270,15 @@ static void timer_arm(struct ws_client *c, uint32_t ms)
 {
     struct timeval tmp;
     event_add(c->timer, ms_tv(c, ms, &tmp));
+}
+
+/* Open: the timer waits for the next keepalive ping (if any). */
+static void keepalive_arm(struct ws_client *c)
+{
+    if (c->ping_ms)
+        timer_arm(c, c->ping_ms);
+    else
+        event_del(c->timer);
 }
 
 /* strerror with a lower-case first letter, to read well inside details. */
@@ -215,14 +329,17 @@ static int write_frame(struct ws_client *c, enum ws_opcode op,
                        const void *data, size_t len)
 {
     uint8_t key[4], hdr[WS_FRAME_HEADER_MAX];
-    if (!c->bev)
+    if (!stream_up(c))
         return GW_ESTATE;
     if (len > (size_t)EV_SSIZE_MAX - WS_FRAME_HEADER_MAX)
         return GW_ETOOBIG;
     if (mask_key_next(key) < 0)
         return GW_EIO;
     size_t hlen = ws_frame_write_header(hdr, true, op, len, key);
-    struct evbuffer *out = bufferevent_get_output(c->bev);
+    struct evbuffer *out = out_buf(c);
+    if (!out)
+        return GW_ENOMEM;
+    schedule_flush(c);
     struct evbuffer_iovec v[2];
     int n = evbuffer_reserve_space(out, (ev_ssize_t)(hlen + len), v, 2);
     if (n <= 0)
@@ -334,6 +451,18 @@ static void teardown_io(struct ws_client *c)
         event_free(c->conn_ev);
         c->conn_ev = NULL;
     }
+    if (c->raw) {
+        event_del(&c->io);
+        c->raw = 0;
+        c->io_want = 0;
+        c->flush_pending = 0;
+        c->wr_blocked = 0;
+    }
+    if (c->out) {
+        evbuffer_free(c->out);
+        c->out = NULL;
+    }
+    in_drop(c);  /* (plain; the bufferevent's input goes with it) */
     if (c->fd >= 0) {
         evutil_closesocket(c->fd);
         c->fd = -1;
@@ -341,10 +470,6 @@ static void teardown_io(struct ws_client *c)
     if (c->bev) {
         bufferevent_free(c->bev); /* closes the fd and frees the SSL */
         c->bev = NULL;
-    }
-    if (c->ping_ev) {
-        event_free(c->ping_ev);
-        c->ping_ev = NULL;
     }
     if (c->timer)
         event_del(c->timer);
@@ -417,6 +542,10 @@ static void deliver_close(struct ws_client *c)
  * messages back; handshake and close handshake always proceed). */
 static void update_reading(struct ws_client *c)
 {
+    if (c->raw) {
+        io_update(c);
+        return;
+    }
     if (!c->bev || c->state < ST_HANDSHAKE || c->state > ST_CLOSING)
         return;
     if (c->paused && c->state == ST_OPEN)
@@ -428,6 +557,8 @@ static void update_reading(struct ws_client *c)
 /* Run the read callback again from the loop for bytes already buffered. */
 static void kick_input(struct ws_client *c)
 {
+    if (c->raw && c->held_len > 0)
+        event_active(&c->io, EV_READ, 1);
     if (c->bev && (c->eof_pending ||
                    evbuffer_get_length(bufferevent_get_input(c->bev)) > 0))
         bufferevent_trigger(c->bev, EV_READ,
@@ -446,15 +577,11 @@ static void enter_closing(struct ws_client *c)
     bool first = c->state != ST_CLOSING;
     c->state = ST_CLOSING;
     c->awaiting_pong = 0;
-    if (c->ping_ev) {
-        event_free(c->ping_ev);
-        c->ping_ev = NULL;
-    }
     if (first) {
         event_del(c->timer);
         timer_arm(c, c->close_ms);
     }
-    if (c->drop_after_flush)
+    if (c->drop_after_flush && c->bev)
         bufferevent_setcb(c->bev, bev_read_cb, bev_write_cb, bev_event_cb, c);
     update_reading(c);
     kick_input(c);
@@ -463,8 +590,8 @@ static void enter_closing(struct ws_client *c)
 /* The output is flushed: a failed connection may go now. */
 static bool maybe_drop_flushed(struct ws_client *c)
 {
-    if (c->state == ST_CLOSING && c->drop_after_flush && c->bev &&
-        evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+    if (c->state == ST_CLOSING && c->drop_after_flush && stream_up(c) &&
+        out_len(c) == 0) {
         finish(c);
         return true;
     }
@@ -488,7 +615,7 @@ static void protocol_error(struct ws_client *c)
     const char *r = payload_reason(p, n, &rlen);
     report_set(c, code, WS_FAIL_PROTOCOL, r, rlen, "%s", why);
     c->drop_after_flush = 1;
-    evbuffer_drain(bufferevent_get_input(c->bev), EV_SIZE_MAX);
+    in_drop(c);
     enter_closing(c);
     if (rc < 0)
         finish(c);
@@ -544,7 +671,7 @@ static bool handle_event(struct ws_client *c, const struct ws_event *ev)
     case WS_EV_PONG:
         if (c->awaiting_pong) {
             c->awaiting_pong = 0;
-            event_del(c->timer);
+            keepalive_arm(c);
         }
         break;
     case WS_EV_CLOSE:
@@ -603,18 +730,26 @@ static void on_handshake_done(struct ws_client *c)
     event_del(c->timer);
     c->state = ST_OPEN;
     c->opened = 1;
-    if (c->ping_ms) {
-        struct timeval tmp;
-        c->ping_ev = event_new(c->base, -1, EV_PERSIST, ping_cb, c);
-        if (c->ping_ev)
-            event_add(c->ping_ev, ms_tv(c, c->ping_ms, &tmp));
-    }
+    keepalive_arm(c);
     update_reading(c);
     if (c->cb.on_open) {
         c->in_cb++;
         c->cb.on_open(c, c->arg);
         c->in_cb--;
     }
+}
+
+/* The response parser's verdict rc (0 or an error): open, or fail. */
+static void handshake_end(struct ws_client *c, int rc)
+{
+    if (rc == 0)
+        on_handshake_done(c);
+    else if (ws_handshake_resp_fail(c->hs) == WS_HS_STATUS)
+        fail_now(c, WS_FAIL_HTTP_STATUS, ws_handshake_resp_status(c->hs),
+                 "%s", ws_handshake_resp_error(c->hs));
+    else
+        fail_now(c, WS_FAIL_HANDSHAKE, 0, "%s",
+                 ws_handshake_resp_error(c->hs));
 }
 
 /* Opening handshake: feed the response parser until the blank line. */
@@ -634,16 +769,7 @@ static void process_handshake(struct ws_client *c)
                 return;
             continue;
         }
-        if (rc == 0) {
-            on_handshake_done(c);
-            return;
-        }
-        if (ws_handshake_resp_fail(c->hs) == WS_HS_STATUS)
-            fail_now(c, WS_FAIL_HTTP_STATUS, ws_handshake_resp_status(c->hs),
-                     "%s", ws_handshake_resp_error(c->hs));
-        else
-            fail_now(c, WS_FAIL_HANDSHAKE, 0, "%s",
-                     ws_handshake_resp_error(c->hs));
+        handshake_end(c, rc);
         return;
     }
 }
@@ -699,7 +825,7 @@ static void bev_write_cb(struct bufferevent *bev, void *arg)
 static unsigned long tls_first_error(struct ws_client *c)
 {
     unsigned long e, first = 0;
-    if (bufferevent_openssl_get_ssl(c->bev))
+    if (c->bev && bufferevent_openssl_get_ssl(c->bev))
         while ((e = bufferevent_get_openssl_error(c->bev)) != 0)
             if (ERR_GET_LIB(e) != 0)
                 first = e;
@@ -780,14 +906,17 @@ static void closing_ended(struct ws_client *c, short what, int err,
 static void send_request(struct ws_client *c)
 {
     c->state = ST_HANDSHAKE;
-    struct evbuffer *out = bufferevent_get_output(c->bev);
-    if (evbuffer_add(out, c->request.data, c->request.len) < 0) {
+    struct evbuffer *out = out_buf(c);
+    if (!out || evbuffer_add(out, c->request.data, c->request.len) < 0) {
         fail_now(c, WS_FAIL_IO, 0, "out of memory");
         return;
     }
+    schedule_flush(c);
     gw_buf_free(&c->request);
     update_reading(c);
 }
+
+static void stream_event(struct ws_client *c, short what, int err);
 
 static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
 {
@@ -807,6 +936,13 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
         fail_tls(c, what, err);
         return;
     }
+    stream_event(c, what, err);
+}
+
+/* The stream ended (EOF) or failed (error err) in what (BEV_EVENT_*
+ * flags, for both kinds of stream). */
+static void stream_event(struct ws_client *c, short what, int err)
+{
     char eb[160];
     unsigned long tls_err = tls_first_error(c);
     if (tls_is_eof(tls_err)) {
@@ -824,8 +960,7 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
         }
         break;
     case ST_OPEN:
-        if ((what & BEV_EVENT_EOF) && c->paused &&
-            evbuffer_get_length(bufferevent_get_input(c->bev)) > 0) {
+        if ((what & BEV_EVENT_EOF) && c->paused && in_len(c) > 0) {
             c->eof_pending = 1; /* deliver what was read first */
             break;
         }
@@ -845,6 +980,128 @@ static void bev_event_cb(struct bufferevent *bev, short what, void *arg)
     default:
         break;
     }
+}
+
+/* ------------------------------------------------- plain stream (ws://) */
+
+static bool would_block(int err)
+{
+    return err == EAGAIN || err == EWOULDBLOCK || err == EINTR;
+}
+
+/* Frames from p[0..n) until done, or reading stops (paused, closed, the
+ * server's close, a protocol error). Returns the bytes used. */
+static size_t feed_frames(struct ws_client *c, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    while (off < n && c->raw && !c->dead && !c->close_rcvd &&
+           !c->drop_after_flush && !(c->paused && c->state == ST_OPEN)) {
+        struct ws_event ev;
+        size_t used = 0;
+        int rc = ws_decoder_feed(c->dec, p + off, n - off, &used, &ev);
+        off += used;  /* p stays valid while ev is handled */
+        if (rc == 1) {
+            if (!handle_event(c, &ev))
+                break;
+        } else if (rc != GW_EAGAIN) {
+            protocol_error(c);
+            break;
+        }
+    }
+    return off;
+}
+
+/* Bytes from the socket (or held back earlier): handshake, then frames;
+ * what a pause leaves over is held until reading resumes. p is the
+ * caller's (a shared read buffer, or a held block it took over). */
+static void raw_process(struct ws_client *c, const uint8_t *p, size_t n)
+{
+    size_t off = 0;
+    if (c->state == ST_HANDSHAKE) {
+        int rc = ws_handshake_resp_feed(c->hs, (const char *)p, n, &off);
+        if (rc != GW_EAGAIN)
+            handshake_end(c, rc);
+    }
+    if (c->state == ST_OPEN || c->state == ST_CLOSING)
+        off += feed_frames(c, p + off, n - off);
+    bool held_back = c->raw && !c->dead && c->paused && c->state == ST_OPEN &&
+                     !c->close_rcvd && !c->drop_after_flush;
+    if (off >= n || !held_back)
+        return;  /* all used, or the rest is to be ignored */
+    if (!(c->held = malloc(n - off))) {
+        fail_now(c, WS_FAIL_IO, 0, "out of memory");
+        return;
+    }
+    memcpy(c->held, p + off, n - off);
+    c->held_len = (uint32_t)(n - off);
+}
+
+/* One read: the bytes a pause held back first, else the socket. */
+static void raw_read(struct ws_client *c)
+{
+    static _Thread_local uint8_t rx[RAW_READ_MAX];
+    if (c->paused && c->state == ST_OPEN)
+        return;
+    if (c->held) {
+        /* Taken over while it is fed: a failure tearing c down must not
+         * free it under our feet. */
+        uint8_t *p = c->held;
+        size_t n = c->held_len;
+        c->held = NULL;
+        c->held_len = 0;
+        raw_process(c, p, n);
+        free(p);
+        return;
+    }
+    ssize_t n = recv(c->fd, rx, sizeof rx, 0);
+    if (n > 0) {
+        c->rx_seen = 1;
+        raw_process(c, rx, (size_t)n);
+        return;
+    }
+    int err = n < 0 ? EVUTIL_SOCKET_ERROR() : 0;
+    if (n < 0 && would_block(err))
+        return;
+    stream_event(c, (short)(BEV_EVENT_READING |
+                            (n == 0 ? BEV_EVENT_EOF : BEV_EVENT_ERROR)), err);
+}
+
+/* Write out what is queued; wait for the socket only if it refuses some.
+ * The out buffer goes away once empty. */
+static void raw_flush(struct ws_client *c)
+{
+    c->flush_pending = 0;
+    if (c->out && evbuffer_get_length(c->out) > 0 &&
+        evbuffer_write(c->out, c->fd) < 0) {
+        int err = EVUTIL_SOCKET_ERROR();
+        if (!would_block(err)) {
+            stream_event(c, BEV_EVENT_WRITING | BEV_EVENT_ERROR, err);
+            return;
+        }
+    }
+    bool left = out_len(c) > 0;
+    if (!left && c->out) {
+        evbuffer_free(c->out);
+        c->out = NULL;
+    }
+    if ((bool)c->wr_blocked != left) {
+        c->wr_blocked = left;
+        io_update(c);
+    }
+    if (!left)
+        maybe_drop_flushed(c);
+}
+
+static void io_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    struct ws_client *c = arg;
+    if (c->dead || !c->raw)
+        return;
+    if (what & EV_WRITE)
+        raw_flush(c);
+    if ((what & EV_READ) && !c->dead && c->raw)
+        raw_read(c);
 }
 
 /* --------------------------------------------------------------- connect */
@@ -888,7 +1145,8 @@ static SSL *ssl_for(struct ws_client *c)
     return ssl;
 }
 
-/* TCP is up on fd: wrap it in a bufferevent (TLS or plain). */
+/* TCP is up on fd. Plain: the socket itself under one event, with no
+ * buffer while idle. TLS: an OpenSSL bufferevent. */
 static void start_stream(struct ws_client *c, evutil_socket_t fd)
 {
     int one = 1;
@@ -896,36 +1154,34 @@ static void start_stream(struct ws_client *c, evutil_socket_t fd)
     evutil_freeaddrinfo(c->ai_list);
     c->ai_list = c->ai_next = NULL;
     c->ai_cur = NULL;
-    const int opts = BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS;
-    if (c->url.tls) {
-        SSL *ssl = ssl_for(c);
-        if (!ssl) {
-            evutil_closesocket(fd);
-            fail_now(c, WS_FAIL_TLS, 0, "cannot set up TLS for %s",
-                     c->url.host);
-            return;
-        }
-        /* From here the SSL belongs to libevent, even on failure. */
-        c->bev = bufferevent_openssl_socket_new(
-            c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING, opts);
-        if (c->bev)
-            bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
-        c->state = ST_TLS;
-    } else {
-        c->bev = bufferevent_socket_new(c->base, fd, opts);
-        if (c->bev)
-            bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
+    if (!c->url.tls) {
+        c->fd = fd;
+        c->raw = 1;
+        c->io_want = 0;
+        event_assign(&c->io, c->base, fd, EV_PERSIST, io_cb, c);
+        send_request(c);
+        return;
     }
+    SSL *ssl = ssl_for(c);
+    if (!ssl) {
+        evutil_closesocket(fd);
+        fail_now(c, WS_FAIL_TLS, 0, "cannot set up TLS for %s", c->url.host);
+        return;
+    }
+    /* From here the SSL belongs to libevent, even on failure. */
+    c->bev = bufferevent_openssl_socket_new(
+        c->base, fd, ssl, BUFFEREVENT_SSL_CONNECTING,
+        BEV_OPT_CLOSE_ON_FREE | BEV_OPT_DEFER_CALLBACKS);
     if (!c->bev) {
         evutil_closesocket(fd);
         fail_now(c, WS_FAIL_IO, 0, "out of memory");
         return;
     }
+    bufferevent_openssl_set_allow_dirty_shutdown(c->bev, 1);
+    c->state = ST_TLS;
     bufferevent_setcb(c->bev, bev_read_cb, NULL, bev_event_cb, c);
-    /* TLS: lets the handshake run; the pause applies after it. */
+    /* Lets the TLS handshake run; the pause applies after it. */
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
-    if (!c->url.tls)
-        send_request(c);
 }
 
 static void connect_cb(evutil_socket_t fd, short what, void *arg)
@@ -1058,20 +1314,21 @@ static const char *phase_name(const struct ws_client *c)
     }
 }
 
-/* Keepalive tick: one ping at a time, none while paused (no pong could be
- * read then). A connection that received nothing for a whole interval
- * also gives back its reassembly buffer (up to 64 KiB). */
-static void ping_cb(evutil_socket_t fd, short what, void *arg)
+/* Keepalive tick (the timer, open, no pong awaited): one ping at a time,
+ * none while paused (no pong could be read then). A connection that
+ * received nothing for a whole interval also gives back its reassembly
+ * buffer (up to 64 KiB). */
+static void keepalive_tick(struct ws_client *c)
 {
-    (void)fd; (void)what;
-    struct ws_client *c = arg;
-    if (c->dead || c->state != ST_OPEN)
+    if (!c->ping_ms)
         return;
     if (!c->rx_seen)
         ws_decoder_trim(c->dec);
     c->rx_seen = 0;
-    if (c->paused || c->awaiting_pong)
+    if (c->paused) {
+        keepalive_arm(c);
         return;
+    }
     if (write_frame(c, WS_OP_PING, NULL, 0) < 0) {
         fail_now(c, WS_FAIL_IO, 0, "cannot queue ping: out of memory");
         return;
@@ -1098,6 +1355,8 @@ static void timer_cb(evutil_socket_t fd, short what, void *arg)
     case ST_OPEN:
         if (c->awaiting_pong)
             fail_now(c, WS_FAIL_PING, 0, "no pong within %u ms", c->pong_ms);
+        else
+            keepalive_tick(c);
         break;
     case ST_CLOSING:
         if (c->app_close && !c->close_rcvd && !c->drop_after_flush) {
@@ -1241,8 +1500,7 @@ int ws_client_close(struct ws_client *c, uint16_t code, const char *reason)
 
 size_t ws_client_pending_bytes(const struct ws_client *c)
 {
-    return c && c->bev ? evbuffer_get_length(bufferevent_get_output(c->bev))
-                       : 0;
+    return c ? out_len(c) : 0;
 }
 
 void ws_client_pause_reading(struct ws_client *c, bool pause)
@@ -1256,7 +1514,7 @@ void ws_client_pause_reading(struct ws_client *c, bool pause)
          * one (keepalive pings resume with reading). */
         if (c->state == ST_OPEN && c->awaiting_pong) {
             c->awaiting_pong = 0;
-            event_del(c->timer);
+            keepalive_arm(c);
         }
     } else if (c->state == ST_OPEN) {
         kick_input(c); /* frames already buffered when we paused */
@@ -1302,8 +1560,10 @@ void ws_client_free(struct ws_client *c)
         bufferevent_setcb(c->bev, NULL, NULL, NULL, NULL);
         bufferevent_disable(c->bev, EV_READ | EV_WRITE);
     }
-    if (c->ping_ev)
-        event_del(c->ping_ev);
+    if (c->raw) {
+        event_del(&c->io);
+        c->flush_pending = 0;
+    }
     if (c->conn_ev)
         event_del(c->conn_ev);
     if (c->dns_req) {

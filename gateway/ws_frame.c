@@ -20,7 +20,9 @@
  *  - other data frames are appended to the reassembly buffer d->buf, which
  *    is reused from message to message and only released when a message
  *    made it larger than DECODER_KEEP_MAX;
- *  - other control frames are collected in the fixed d->ctl.
+ *  - other control frames are collected in d->ctl, allocated only while
+ *    one is (split control frames are rare, and every idle connection
+ *    keeps a decoder: its struct stays small).
  */
 #include "ws_frame.h"
 
@@ -171,8 +173,11 @@ struct ws_decoder {
     size_t buf_cap;
     bool buf_release;
 
-    /* a control frame that arrived split */
-    uint8_t ctl[WS_CONTROL_MAX];
+    /* a control frame that arrived split (WS_CONTROL_MAX bytes while one
+     * is collected or delivered, else NULL); ctl_release: freed on the
+     * next call */
+    uint8_t *ctl;
+    bool ctl_release;
 
     bool closed;           /* a close event was delivered */
     int err;               /* sticky error, 0 = none */
@@ -212,12 +217,26 @@ void ws_decoder_free(struct ws_decoder *d)
     if (!d)
         return;
     free(d->buf);
+    free(d->ctl);
     free(d);
+}
+
+/* A split control frame's payload was delivered: its buffer may go. */
+static void ctl_drop(struct ws_decoder *d)
+{
+    if (!d->ctl_release)
+        return;
+    d->ctl_release = false;
+    free(d->ctl);
+    d->ctl = NULL;
 }
 
 void ws_decoder_trim(struct ws_decoder *d)
 {
-    if (!d || d->msg_op != 0)
+    if (!d)
+        return;
+    ctl_drop(d);
+    if (d->msg_op != 0)
         return;
     free(d->buf);
     d->buf = NULL;
@@ -246,9 +265,10 @@ static int decoder_fail(struct ws_decoder *d, int err, uint16_t code,
 
 #define FAIL_PROTO(d, why) decoder_fail((d), GW_EPROTO, WS_CLOSE_PROTOCOL, why)
 
-/* The previous event's message buffer may be reused now. */
+/* The previous event's payload buffers may be reused now. */
 static void decoder_release(struct ws_decoder *d)
 {
+    ctl_drop(d);
     if (!d->buf_release)
         return;
     d->buf_release = false;
@@ -521,6 +541,9 @@ static int read_control(struct ws_decoder *d, const uint8_t *data, size_t len,
         *pos += left; /* whole: deliver in place */
     } else {
         size_t k = left < avail ? left : avail;
+        if (!d->ctl && !(d->ctl = malloc(WS_CONTROL_MAX)))
+            return decoder_fail(d, GW_ENOMEM, WS_CLOSE_INTERNAL,
+                                "out of memory");
         if (d->server)
             ws_frame_mask_copy(d->ctl + d->frame_got, p, k, d->mask,
                                (size_t)d->frame_got);
@@ -531,6 +554,7 @@ static int read_control(struct ws_decoder *d, const uint8_t *data, size_t len,
         if (d->frame_got < d->frame_len)
             return GW_EAGAIN;
         p = d->ctl;
+        d->ctl_release = true;
     }
     d->in_payload = false;
     switch (d->opcode) {

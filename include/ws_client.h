@@ -1,6 +1,6 @@
 /*
  * ws_client.h - one upstream WebSocket client connection: a state machine
- * on a bufferevent (plain TCP, or TLS through bufferevent_openssl).
+ * on a plain TCP socket, or on TLS through bufferevent_openssl.
  *
  *   RESOLVING -> CONNECTING -> (TLS) -> HANDSHAKE -> OPEN -> CLOSING -> CLOSED
  *

@@ -511,6 +511,47 @@ static void test_data_lifetime_and_reuse(void **state)
     ws_decoder_free(NULL);
 }
 
+/* A control frame that arrives split is collected in a buffer of its own,
+ * allocated only while one is: its payload stays readable until the next
+ * call (the caller's input gone), a trim while it is half collected or
+ * after its event loses nothing, and a fragmented message around it is
+ * intact. Under ASan this also checks the buffer's lifetime. */
+static void test_split_control_lifetime(void **state)
+{
+    (void)state;
+    struct ws_decoder *d = ws_decoder_new(1 << 20);
+    struct ws_event ev;
+    size_t used;
+    for (int round = 0; round < 4; round++) {
+        struct gw_buf a = {0}, p = {0}, c = {0};
+        put_frame(&a, false, WS_OP_TEXT, "frag", 4);
+        put_frame(&p, true, round % 2 ? WS_OP_PONG : WS_OP_PING,
+                  "control-payload", 15);
+        put_frame(&c, true, WS_OP_CONT, "ment", 4);
+        assert_int_equal(ws_decoder_feed(d, a.data, a.len, &used, &ev),
+                         GW_EAGAIN);
+        assert_int_equal(ws_decoder_feed(d, p.data, 5, &used, &ev), GW_EAGAIN);
+        assert_int_equal(used, 5);
+        if (round == 1)
+            ws_decoder_trim(d);  /* half collected: kept */
+        assert_int_equal(ws_decoder_feed(d, p.data + 5, p.len - 5, &used, &ev),
+                         1);
+        gw_buf_free(&p);
+        assert_int_equal(ev.type, round % 2 ? WS_EV_PONG : WS_EV_PING);
+        assert_int_equal(ev.len, 15);
+        assert_memory_equal(ev.data, "control-payload", 15);
+        if (round == 2)
+            ws_decoder_trim(d);  /* delivered: may go */
+        assert_int_equal(ws_decoder_feed(d, c.data, c.len, &used, &ev), 1);
+        assert_int_equal(ev.type, WS_EV_TEXT);
+        assert_int_equal(ev.len, 8);
+        assert_memory_equal(ev.data, "fragment", 8);
+        gw_buf_free(&a);
+        gw_buf_free(&c);
+    }
+    ws_decoder_free(d);
+}
+
 /* ------------------------------------------------------- frame rules */
 
 static void test_reserved_bits(void **state)
@@ -1433,6 +1474,7 @@ int main(void)
         cmocka_unit_test(test_mixed_stream_events),
         cmocka_unit_test(test_every_split_point),
         cmocka_unit_test(test_data_lifetime_and_reuse),
+        cmocka_unit_test(test_split_control_lifetime),
         cmocka_unit_test(test_reserved_bits),
         cmocka_unit_test(test_reserved_opcodes),
         cmocka_unit_test(test_masked_frames),

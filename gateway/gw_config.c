@@ -1704,6 +1704,8 @@ static void finish(struct parser *p)
 
 /* Append one formatted message to d (dropped on ENOMEM). */
 static void diag_add(struct gw_diag *d, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
+static void diag_add(struct gw_diag *d, const char *fmt, ...)
 {
     char msg[WHY_MAX];
     va_list ap;

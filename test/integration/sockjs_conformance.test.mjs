@@ -78,8 +78,8 @@ function rawBody(st) {
  *   /echo     echo upstream (origins *, binary = close)
  *   /cookie   cookie_needed = on, another sockjs_url
  *   /strict   origins = http://good.example
- *   /same     origins empty (same origin only)
- *   /noscript origins = http://good.example, sockjs_jsonp = off
+ *   /same     (opts.scriptRoutes) origins empty (same origin only)
+ *   /noscript (opts.scriptRoutes) origins = http://good.example, sockjs_jsonp = off
  *   /b64 /drop  binary = base64 | drop
  *   /custom   sockjs_path = /sj/custom
  *   /close    an upstream that closes every connection with 3000 "Go away!"
@@ -89,7 +89,7 @@ function rawBody(st) {
  * caused it; at the end the gateway is stopped (SIGTERM, clean exit and no
  * sanitizer report asserted) before the upstreams go away.
  */
-async function setup(t, { slow = false, session = {}, echoExtra = {} } = {}) {
+async function setup(t, { slow = false, session = {}, echoExtra = {}, scriptRoutes = false } = {}) {
   orderlyTeardown(t);
   const up = await startEchoUpstream(t);
   const upClose = await startUpstream(t, { onConnection: (c) => c.ws.close(3000, 'Go away!') });
@@ -100,8 +100,6 @@ async function setup(t, { slow = false, session = {}, echoExtra = {} } = {}) {
     sockjsRoute('echo', '/echo', up, { extra: echoExtra }),
     sockjsRoute('cookie', '/cookie', up, { extra: { cookie_needed: 'on', sockjs_url: '/static/sockjs-1.6.1.min.js' } }),
     sockjsRoute('strict', '/strict', up, { origins: 'http://good.example' }),
-    sockjsRoute('same', '/same', up, { origins: '' }),
-    sockjsRoute('noscript', '/noscript', up, { origins: 'http://good.example', extra: { sockjs_jsonp: 'off' } }),
     sockjsRoute('b64', '/b64', up, { extra: { binary: 'base64' } }),
     sockjsRoute('drop', '/drop', up, { extra: { binary: 'drop' } }),
     sockjsRoute('custom', '/custom', up, { extra: { sockjs_path: '/sj/custom' } }),
@@ -110,6 +108,10 @@ async function setup(t, { slow = false, session = {}, echoExtra = {} } = {}) {
     sockjsRoute('reject', '/reject', upReject),
   ];
   if (slow) routes.push(sockjsRoute('slow', '/slow', upSlow));
+  if (scriptRoutes) {
+    routes.push(sockjsRoute('same', '/same', up, { origins: '' }),
+      sockjsRoute('noscript', '/noscript', up, { origins: 'http://good.example', extra: { sockjs_jsonp: 'off' } }));
+  }
   const gw = await startSockjsGateway(t, {
     session: { heartbeat: '25s', poll_timeout: '25s', ...session },
     routes,
@@ -787,108 +789,6 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
     assert.deepEqual(c2.texts(), ['same-origin']);
   });
 
-  // The script transports (jsonp, jsonp_send, htmlfile) are <script>,
-  // <iframe> and <form> requests without Origin: on a route whose origins
-  // are not "*" the page must be named by an allowed Referer instead.
-  it('script transports on a restricted route: Referer checked like Origin, absent = 403, upstream never contacted', async (t) => {
-    const { up, gw, port, E, nextConn } = await setup(t);
-    const S = () => E('/strict/sockjs');
-    const n = up.conns.length;
-    const refused = [
-      [{}, 'no Origin and no Referer'],
-      [{ referer: 'http://evil.example/page.html' }, 'a Referer from another origin'],
-      [{ referer: 'http://good.example.evil.example/' }, 'a Referer whose host only starts like an allowed one'],
-      [{ referer: 'http://good.example@evil.example/' }, 'a Referer with userinfo'],
-      [{ referer: 'https://good.example/' }, 'a Referer of the allowed host on another scheme'],
-      [{ referer: 'javascript:alert(1)' }, 'a Referer that is not an http(s) URL'],
-      [{ referer: 'about:blank' }, 'about:blank'],
-    ];
-    for (const [headers, what] of refused) {
-      const s = S().session();
-      for (const [m, p] of [['GET', s.path('jsonp') + '?c=cb'], ['GET', s.path('htmlfile') + '?c=cb']]) {
-        const r = await S().req(m, p, { headers, timeoutMs: 4000 });
-        assert.equal(r.status, 403, `${p} with ${what}: ${show(r)}`);
-        assert.match(r.text, /Referer not allowed/, show(r));
-      }
-    }
-    assert.equal(up.conns.length, n, 'a refused script transport never reaches the upstream');
-    assert.match(gw.stderr(), /SockJS script transport refused on route strict: no Origin or Referer/);
-    assert.match(gw.stderr(), /SockJS script transport refused on route strict: Referer origin not allowed: http:\/\/evil\.example/);
-    assert.doesNotMatch(gw.stderr(), /page\.html/, 'the log carries the origin only, not the page URL');
-
-    // an allowed Referer (full page URL, query and fragment) opens the session
-    const good = { referer: 'http://good.example/app/chat.html?room=1#top' };
-    const s = S().session();
-    const conn = nextConn();
-    const o = await s.jsonp('cb', { headers: good, timeoutMs: 8000 });
-    assert.equal(o.status, 200, show(o));
-    assert.equal(o.text, '/**/cb("o");\r\n', show(o));
-    const c = await conn();
-    // jsonp_send: the same rule (an allowed Origin alone is enough)
-    for (const [headers, what] of [[{}, 'no Origin or Referer'], [{ referer: 'http://evil.example/' }, 'another origin']]) {
-      const r = await s.jsonpSend('d=%5B%22x%22%5D', undefined, { headers });
-      assert.equal(r.status, 403, `jsonp_send with ${what}: ${show(r)}`);
-    }
-    const ok1 = await s.jsonpSend('d=%5B%22by-referer%22%5D', undefined, { headers: good });
-    assert.equal(ok1.status, 200, show(ok1));
-    assert.equal(ok1.text, 'ok', show(ok1));
-    const ok2 = await s.jsonpSend('d=%5B%22by-origin%22%5D', undefined, { headers: { origin: 'http://good.example' } });
-    assert.equal(ok2.status, 200, show(ok2));
-    await c.waitMessages(2);
-    assert.deepEqual(c.texts(), ['by-referer', 'by-origin'], 'only the allowed sends were forwarded');
-
-    // htmlfile with an allowed Referer streams; the gateway's own pages
-    // (the iframe page's origin) are always allowed
-    const own = { referer: `http://127.0.0.1:${port}/strict/sockjs/iframe.html` };
-    const conn2 = nextConn();
-    const hf = await S().session().stream('htmlfile', { headers: own });
-    assert.equal(hf.status, 200, show(hf));
-    await conn2();
-    hf.destroy();
-
-    // the other transports are unchanged: xhr without Origin or Referer still works
-    const x = S().session();
-    const conn3 = nextConn();
-    await x.open();
-    await conn3();
-  });
-
-  it('script transports: origins empty = same origin only by Referer; origins * = no check; sockjs_jsonp = off -> 404', async (t) => {
-    const { up, gw, port, E, nextConn } = await setup(t);
-    const Same = () => E('/same/sockjs');
-    const n = up.conns.length;
-    for (const headers of [{}, { referer: 'http://other.example/' }]) {
-      const r = await Same().session().jsonp('cb', { headers, timeoutMs: 4000 });
-      assert.equal(r.status, 403, `same-origin route, ${JSON.stringify(headers)}: ${show(r)}`);
-    }
-    assert.equal(up.conns.length, n);
-    const conn = nextConn();
-    const r = await Same().session().jsonp('cb', { headers: { referer: `http://127.0.0.1:${port}/index.html` }, timeoutMs: 8000 });
-    assert.equal(r.status, 200, `same-origin Referer: ${show(r)}`);
-    await conn();
-
-    // origins = *: any page, as the SockJS reference server
-    const conn2 = nextConn();
-    const any = await E().session().jsonp('cb', { timeoutMs: 8000 });
-    assert.equal(any.status, 200, `origins = *, no Referer: ${show(any)}`);
-    assert.equal(any.text, '/**/cb("o");\r\n', show(any));
-    await conn2();
-
-    // sockjs_jsonp = off: the script transports do not exist, the others do
-    const No = () => E('/noscript/sockjs');
-    const m = up.conns.length;
-    const s = No().session();
-    const good = { referer: 'http://good.example/', origin: 'http://good.example' };
-    for (const [meth, p] of [['GET', s.path('jsonp') + '?c=cb'], ['GET', s.path('htmlfile') + '?c=cb'], ['POST', s.path('jsonp_send')]]) {
-      const r2 = await No().req(meth, p, { headers: good, timeoutMs: 4000 });
-      assert.equal(r2.status, 404, `sockjs_jsonp = off: ${meth} ${p}: ${show(r2)}`);
-    }
-    assert.equal(up.conns.length, m, 'sockjs_jsonp = off: nothing reached the upstream');
-    const conn3 = nextConn();
-    await s.open({ headers: { origin: 'http://good.example' } });
-    await conn3();
-  });
-
   // ------------------------------------------------------------ cookies
 
   it('cookie_needed = on: JSESSIONID=<incoming|dummy>; path=/ on every session request', async (t) => {
@@ -1326,6 +1226,112 @@ describe('sockjs conformance', { concurrency: 4, timeout: 120000 }, () => {
       assert.equal(h.status, 200, show(h));
       assert.match(h.text, /^(c\[\d+,".*"\]|h)\n$/, `a held poll at stop: a close frame (or heartbeat): ${show(h)}`);
     }
+  });
+});
+
+// Its own suite (and time budget): the script transports' origin rule,
+// which is pollgate's, not the SockJS protocol's.
+describe('sockjs script transports and origins', { concurrency: 2, timeout: 120000 }, () => {
+  // The script transports (jsonp, jsonp_send, htmlfile) are <script>,
+  // <iframe> and <form> requests without Origin: on a route whose origins
+  // are not "*" the page must be named by an allowed Referer instead.
+  it('script transports on a restricted route: Referer checked like Origin, absent = 403, upstream never contacted', async (t) => {
+    const { up, gw, port, E, nextConn } = await setup(t);
+    const S = () => E('/strict/sockjs');
+    const n = up.conns.length;
+    const refused = [
+      [{}, 'no Origin and no Referer'],
+      [{ referer: 'http://evil.example/page.html' }, 'a Referer from another origin'],
+      [{ referer: 'http://good.example.evil.example/' }, 'a Referer whose host only starts like an allowed one'],
+      [{ referer: 'http://good.example@evil.example/' }, 'a Referer with userinfo'],
+      [{ referer: 'https://good.example/' }, 'a Referer of the allowed host on another scheme'],
+      [{ referer: 'javascript:alert(1)' }, 'a Referer that is not an http(s) URL'],
+      [{ referer: 'about:blank' }, 'about:blank'],
+    ];
+    for (const [headers, what] of refused) {
+      const s = S().session();
+      for (const [m, p] of [['GET', s.path('jsonp') + '?c=cb'], ['GET', s.path('htmlfile') + '?c=cb']]) {
+        const r = await S().req(m, p, { headers, timeoutMs: 4000 });
+        assert.equal(r.status, 403, `${p} with ${what}: ${show(r)}`);
+        assert.match(r.text, /Referer not allowed/, show(r));
+      }
+    }
+    assert.equal(up.conns.length, n, 'a refused script transport never reaches the upstream');
+    assert.match(gw.stderr(), /SockJS script transport refused on route strict: no Origin or Referer/);
+    assert.match(gw.stderr(), /SockJS script transport refused on route strict: Referer origin not allowed: http:\/\/evil\.example/);
+    assert.doesNotMatch(gw.stderr(), /page\.html/, 'the log carries the origin only, not the page URL');
+
+    // an allowed Referer (full page URL, query and fragment) opens the session
+    const good = { referer: 'http://good.example/app/chat.html?room=1#top' };
+    const s = S().session();
+    const conn = nextConn();
+    const o = await s.jsonp('cb', { headers: good, timeoutMs: 8000 });
+    assert.equal(o.status, 200, show(o));
+    assert.equal(o.text, '/**/cb("o");\r\n', show(o));
+    const c = await conn();
+    // jsonp_send: the same rule (an allowed Origin alone is enough)
+    for (const [headers, what] of [[{}, 'no Origin or Referer'], [{ referer: 'http://evil.example/' }, 'another origin']]) {
+      const r = await s.jsonpSend('d=%5B%22x%22%5D', undefined, { headers });
+      assert.equal(r.status, 403, `jsonp_send with ${what}: ${show(r)}`);
+    }
+    const ok1 = await s.jsonpSend('d=%5B%22by-referer%22%5D', undefined, { headers: good });
+    assert.equal(ok1.status, 200, show(ok1));
+    assert.equal(ok1.text, 'ok', show(ok1));
+    const ok2 = await s.jsonpSend('d=%5B%22by-origin%22%5D', undefined, { headers: { origin: 'http://good.example' } });
+    assert.equal(ok2.status, 200, show(ok2));
+    await c.waitMessages(2);
+    assert.deepEqual(c.texts(), ['by-referer', 'by-origin'], 'only the allowed sends were forwarded');
+
+    // htmlfile with an allowed Referer streams; the gateway's own pages
+    // (the iframe page's origin) are always allowed
+    const own = { referer: `http://127.0.0.1:${port}/strict/sockjs/iframe.html` };
+    const conn2 = nextConn();
+    const hf = await S().session().stream('htmlfile', { headers: own });
+    assert.equal(hf.status, 200, show(hf));
+    await conn2();
+    hf.destroy();
+
+    // the other transports are unchanged: xhr without Origin or Referer still works
+    const x = S().session();
+    const conn3 = nextConn();
+    await x.open();
+    await conn3();
+  });
+
+  it('script transports: origins empty = same origin only by Referer; origins * = no check; sockjs_jsonp = off -> 404', async (t) => {
+    const { up, gw, port, E, nextConn } = await setup(t, { scriptRoutes: true });
+    const Same = () => E('/same/sockjs');
+    const n = up.conns.length;
+    for (const headers of [{}, { referer: 'http://other.example/' }]) {
+      const r = await Same().session().jsonp('cb', { headers, timeoutMs: 4000 });
+      assert.equal(r.status, 403, `same-origin route, ${JSON.stringify(headers)}: ${show(r)}`);
+    }
+    assert.equal(up.conns.length, n);
+    const conn = nextConn();
+    const r = await Same().session().jsonp('cb', { headers: { referer: `http://127.0.0.1:${port}/index.html` }, timeoutMs: 8000 });
+    assert.equal(r.status, 200, `same-origin Referer: ${show(r)}`);
+    await conn();
+
+    // origins = *: any page, as the SockJS reference server
+    const conn2 = nextConn();
+    const any = await E().session().jsonp('cb', { timeoutMs: 8000 });
+    assert.equal(any.status, 200, `origins = *, no Referer: ${show(any)}`);
+    assert.equal(any.text, '/**/cb("o");\r\n', show(any));
+    await conn2();
+
+    // sockjs_jsonp = off: the script transports do not exist, the others do
+    const No = () => E('/noscript/sockjs');
+    const m = up.conns.length;
+    const s = No().session();
+    const good = { referer: 'http://good.example/', origin: 'http://good.example' };
+    for (const [meth, p] of [['GET', s.path('jsonp') + '?c=cb'], ['GET', s.path('htmlfile') + '?c=cb'], ['POST', s.path('jsonp_send')]]) {
+      const r2 = await No().req(meth, p, { headers: good, timeoutMs: 4000 });
+      assert.equal(r2.status, 404, `sockjs_jsonp = off: ${meth} ${p}: ${show(r2)}`);
+    }
+    assert.equal(up.conns.length, m, 'sockjs_jsonp = off: nothing reached the upstream');
+    const conn3 = nextConn();
+    await s.open({ headers: { origin: 'http://good.example' } });
+    await conn3();
   });
 });
 

@@ -55,7 +55,6 @@
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
 
-#include "gw_bev.h"
 #include "gw_log.h"
 
 #define DEFAULT_MAX_MESSAGE (1024 * 1024)
@@ -914,11 +913,8 @@ static void start_stream(struct ws_client *c, evutil_socket_t fd)
         c->state = ST_TLS;
     } else {
         c->bev = bufferevent_socket_new(c->base, fd, opts);
-        if (c->bev) {
+        if (c->bev)
             bufferevent_setwatermark(c->bev, EV_READ, 0, READ_HIGH_WATERMARK);
-            /* no ioctl(FIONREAD) before every read (see gw_bev.h) */
-            (void)gw_bev_read_direct(c->bev);
-        }
     }
     if (!c->bev) {
         evutil_closesocket(fd);

@@ -46,7 +46,6 @@
 #include <event2/http.h>
 #include <event2/keyvalq_struct.h>
 
-#include "gw_bev.h"
 #include "gw_log.h"
 
 #define DEFAULT_MAX_MESSAGE (1024 * 1024)
@@ -603,13 +602,8 @@ static int take_over(struct ws_server *s, struct evhttp_connection *evcon,
     bufferevent_set_timeouts(bev, NULL, NULL);
     bufferevent_setcb(bev, bev_read_cb, bev_write_cb, bev_event_cb, s);
     bufferevent_setwatermark(bev, EV_WRITE, s->out_limit / 2, 0);
-    if (!s->tls) {
+    if (!s->tls)
         bufferevent_setwatermark(bev, EV_READ, 0, READ_HIGH_WATERMARK);
-        /* no ioctl(FIONREAD) before every read (see gw_bev.h); under
-         * http_limits' filter, its socket */
-        struct bufferevent *sock = bufferevent_get_underlying(bev);
-        (void)gw_bev_read_direct(sock ? sock : bev);
-    }
     evutil_socket_t fd = bufferevent_getfd(bev);
     int one = 1;
     if (fd >= 0)

@@ -78,75 +78,11 @@ static struct evbuffer *out_scratch(const void *data, size_t len)
     return b;
 }
 
-/* The socket under evhttp's bufferevent of evcon when a reply may be
- * written straight to it: plain TCP (TLS keeps bufferevent_openssl) and
- * nothing queued below evhttp's own output (bytes must not overtake each
- * other). NULL otherwise. */
-static struct bufferevent *direct_sock(struct bufferevent *bev)
-{
-    struct bufferevent *sock = bufferevent_get_underlying(bev);
-    if (!sock)
-        sock = bev;
-    if (bufferevent_get_underlying(sock) != NULL ||
-        bufferevent_openssl_get_ssl(sock) != NULL ||
-        bufferevent_getfd(sock) < 0 ||
-        (sock != bev && evbuffer_get_length(bufferevent_get_output(sock))))
-        return NULL;
-    return sock;
-}
-
-/*
- * evhttp just queued a whole reply on evcon's bufferevent (whose output
- * held nothing before): write it now, headers and body in one writev,
- * instead of arming the write event and writing on the next loop turn.
- * When all of it left, evhttp's write callback (which finishes the
- * request and reads the next one) is run from the loop's deferred queue,
- * as after a write by the bufferevent; the write event evhttp enabled is
- * disabled again by evhttp in the same turn, so with the epoll changelist
- * no epoll_ctl is made for it. A short write or an error leaves the rest
- * to the bufferevent, which meets and reports the error itself.
- */
-static void flush_reply_now(struct evhttp_connection *evcon)
-{
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    struct bufferevent *sock = bev ? direct_sock(bev) : NULL;
-    if (!sock)
-        return;
-    struct evbuffer *out = bufferevent_get_output(bev);
-    if (!evbuffer_get_length(out))
-        return;
-    /* a socket bufferevent freezes the front of its output (only it may
-     * drain it); a filter's output is not frozen */
-    if (sock == bev)
-        evbuffer_unfreeze(out, 1);
-    int n = evbuffer_write(out, bufferevent_getfd(sock));
-    if (sock == bev)
-        evbuffer_freeze(out, 1);
-    (void)n;
-    if (evbuffer_get_length(out) == 0)
-        bufferevent_trigger(bev, EV_WRITE, BEV_TRIG_IGNORE_WATERMARKS |
-                                                BEV_TRIG_DEFER_CALLBACKS);
-}
-
-/* evhttp_send_reply, then the reply written at once when nothing else is
- * on its way out on the connection. */
-static void send_reply(struct evhttp_request *req, int status,
-                       struct evbuffer *body)
-{
-    struct evhttp_connection *evcon = evhttp_request_get_connection(req);
-    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon)
-                                    : NULL;
-    bool idle = bev && evbuffer_get_length(bufferevent_get_output(bev)) == 0;
-    evhttp_send_reply(req, status, http_reason(status), body);
-    if (idle)
-        flush_reply_now(evcon);
-}
-
 void http_reply_bytes(struct evhttp_request *req, int status, const void *data,
                       size_t len)
 {
     struct evbuffer *b = out_scratch(data, len);
-    send_reply(req, status, b);
+    evhttp_send_reply(req, status, http_reason(status), b);
     if (b) /* an orphaned request is freed without taking the body */
         evbuffer_drain(b, evbuffer_get_length(b));
 }
@@ -235,7 +171,7 @@ const char *http_log_uri(struct evhttp_request *req, char *buf, size_t cap)
 void http_reply_empty(struct evhttp_request *req, int status)
 {
     http_add_common_headers(req);
-    send_reply(req, status, NULL);
+    evhttp_send_reply(req, status, http_reason(status), NULL);
 }
 
 /* Length of authority a (host[:port]) without a trailing default port. */

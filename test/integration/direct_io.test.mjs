@@ -1,12 +1,10 @@
-// direct_io.test.mjs - replies written straight to the socket (http_util's
-// flush of a whole reply in one writev, evhttp's completion run from the
-// loop's deferred queue) and the epoll changelist: pipelined requests on one
-// keep-alive connection are answered in order, a reply bigger than the
-// socket buffers reaches a browser that reads late whole (the rest goes
-// through the bufferevent after a short write), HTTP/1.0 and
-// Connection: close replies are complete before the close, and connections
-// closed and reopened at a high rate (descriptor numbers reused within one
-// loop turn) never mix up their bytes.
+// direct_io.test.mjs - how replies reach the socket, end to end, whatever
+// the I/O path under evhttp (bufferevent writes, direct writes, the epoll
+// changelist): pipelined requests on one keep-alive connection are answered
+// in order, a reply bigger than the socket buffers reaches a browser that
+// reads late whole, HTTP/1.0 and Connection: close replies are complete
+// before the close, and connections closed and reopened at a high rate
+// (descriptor numbers reused) never mix up their bytes.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
@@ -54,7 +52,7 @@ function parseResponses(buf) {
   return out;
 }
 
-describe('direct writes and the epoll changelist', { concurrency: 2, timeout: 90000 }, () => {
+describe('replies on the socket: pipelining, late readers, close, fd reuse', { concurrency: 2, timeout: 90000 }, () => {
   it('20 pipelined sends on one keep-alive connection: 20 answers in order, upstream gets them once, in order', async (t) => {
     const { up, gw, api } = await bridge(t);
     const id = await api.openOk();

@@ -148,7 +148,18 @@ describe('lingering close after an early refusal', { timeout: 180000 }, () => {
       if (!ok) await Promise.race([new Promise((r) => sock.once('drain', r)), sleep(500)]);
     }
     await waitUntil(() => st.closed || st.reset, 20000, 'the connection cut');
-    assert.match(st.data.toString('latin1'), /^HTTP\/1\.1 413 /, 'the answer came first');
+    // The 413 is written before the lingering starts, but a client that
+    // has more than lingering_bytes in flight (the kernel's loopback
+    // buffers hold a few MiB) is cut within a millisecond, and Node drops
+    // what it had not read yet when its next write meets the reset: the
+    // answer is not guaranteed to be read here (the other tests show it is
+    // when the client stops sending). Whatever arrived is that answer.
+    const got = st.data.toString('latin1');
+    assert.ok(got === '' || /^HTTP\/1\.1 413 /.test(got), `only the 413 is sent: ${got.slice(0, 80)}`);
+    const m = /client still sending after a refusal; cut after (\d+) bytes/.exec(gw.stderr());
+    assert.ok(m, 'the cut is logged with the bytes discarded');
+    assert.ok(Number(m[1]) > 1024 * 1024 && Number(m[1]) <= 1024 * 1024 + 16384,
+      `cut at lingering_bytes (1 MiB) plus at most one read: ${m[1]}`);
     // far less than the client was willing to send went in: the bound
     // plus what the kernel buffers hold
     assert.ok(written < 200 * 1024 * 1024, `cut after ${written} bytes written`);

@@ -322,7 +322,6 @@ describe('SIGHUP reload', { timeout: 180000 }, () => {
     for (let i = 0; i < N; i++) ids.push(await api.openOk());
     // (later reloads add health probes of the changed routes to up.conns)
     const conns = (await up.waitConns(N)).slice(0, N);
-    let stop = false;
     // upstream -> browser: M numbered messages per session, paced
     const senders = conns.map(async (c, i) => {
       for (let k = 1; k <= M; k++) {
@@ -343,14 +342,13 @@ describe('SIGHUP reload', { timeout: 180000 }, () => {
     });
     const receivers = ids.map((id) => api.pollUntil(id, (msgs) => msgs.length >= M, { ms: 90000 }));
     const reloader = (async () => {
-      for (let r = 0; r < 10 && !stop; r++) {
+      for (let r = 0; r < 10; r++) {
         const routes = r % 2 ? [chat] : [chat, extra];
         await reload(gw, configText(gw, { routes, session: { ...session, poll_timeout: `${2 + (r % 3)}s` } }));
         await sleep(100);
       }
     })();
     const got = await Promise.all(receivers);
-    stop = true;
     await Promise.all([...senders, ...browserSends, reloader]);
     for (let i = 0; i < N; i++) {
       const texts = got[i].messages.map((m) => m.text);

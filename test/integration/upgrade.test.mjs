@@ -33,7 +33,9 @@ function config(port, adminPort, inst, upA, upB) {
   return makeConfig(port, {
     adminPort,
     gateway: { instance: inst, drain_timeout: '3s', log_level: process.env.UPGRADE_LOG_LEVEL || 'info' },
-    session: { idle_timeout: '10s', poll_timeout: '2s', heartbeat: '1s' },
+    // the openers run flat out from one address and leave their sessions to
+    // idle out: on a fast machine that passes the harness's per-client cap
+    session: { idle_timeout: '10s', poll_timeout: '2s', heartbeat: '1s', max_sessions_per_client: '100000', max_sessions: '100000' },
     // the test's own upstreams share a loaded machine with everything else
     upstream: { connect_timeout: '15s' },
     routes: [

@@ -216,22 +216,6 @@ static struct access_rec *req_rec(struct evhttp_request *req)
     return r && r->busy ? r : NULL;
 }
 
-static const char *method_str(enum evhttp_cmd_type m)
-{
-    switch (m) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "-";
-}
-
 void access_log_begin_(struct evhttp_request *req)
 {
     struct access_log *al = access_log_g;
@@ -259,7 +243,7 @@ void access_log_begin_(struct evhttp_request *req)
         snprintf(r->path, sizeof r->path, "-");
     } else {
         snprintf(r->method, sizeof r->method, "%s",
-                 method_str(evhttp_request_get_command(req)));
+                 http_method_name(evhttp_request_get_command(req)));
         char b[sizeof r->path];
         const char *p = http_log_uri(req, b, sizeof b);
         field_copy(r->path, sizeof r->path, p, strlen(p), false);

@@ -405,7 +405,7 @@ void http_cors_preflight(struct evhttp_request *req, const char *methods)
     http_reply_empty(req, 204);
 }
 
-static const char *method_name(enum evhttp_cmd_type m)
+const char *http_method_name(enum evhttp_cmd_type m)
 {
     switch (m) {
     case EVHTTP_REQ_GET: return "GET";
@@ -414,8 +414,11 @@ static const char *method_name(enum evhttp_cmd_type m)
     case EVHTTP_REQ_PUT: return "PUT";
     case EVHTTP_REQ_DELETE: return "DELETE";
     case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    default: return "other";
+    case EVHTTP_REQ_TRACE: return "TRACE";
+    case EVHTTP_REQ_CONNECT: return "CONNECT";
+    case EVHTTP_REQ_PATCH: return "PATCH";
     }
+    return "-";
 }
 
 void http_method_not_allowed(struct evhttp_request *req, const char *allow)
@@ -423,5 +426,5 @@ void http_method_not_allowed(struct evhttp_request *req, const char *allow)
     http_out_header(req, "Allow", allow);
     http_reply_error(req, 405, "method_not_allowed",
                      "%s is not allowed here (allowed: %s)",
-                     method_name(evhttp_request_get_command(req)), allow);
+                     http_method_name(evhttp_request_get_command(req)), allow);
 }

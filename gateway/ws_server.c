@@ -49,6 +49,7 @@
 #include "access_log.h"
 #include "gw_log.h"
 #include "http_limits.h"
+#include "http_util.h"
 
 #define DEFAULT_MAX_MESSAGE (1024 * 1024)
 #define DEFAULT_OUTPUT_LIMIT (1024 * 1024)
@@ -506,26 +507,10 @@ static const char *req_header(void *arg, const char *name)
     return evhttp_find_header(evhttp_request_get_input_headers(arg), name);
 }
 
-static const char *method_name(enum evhttp_cmd_type t)
-{
-    switch (t) {
-    case EVHTTP_REQ_GET: return "GET";
-    case EVHTTP_REQ_POST: return "POST";
-    case EVHTTP_REQ_HEAD: return "HEAD";
-    case EVHTTP_REQ_PUT: return "PUT";
-    case EVHTTP_REQ_DELETE: return "DELETE";
-    case EVHTTP_REQ_OPTIONS: return "OPTIONS";
-    case EVHTTP_REQ_TRACE: return "TRACE";
-    case EVHTTP_REQ_CONNECT: return "CONNECT";
-    case EVHTTP_REQ_PATCH: return "PATCH";
-    }
-    return "?";
-}
-
 int ws_server_check(struct evhttp_request *req, struct ws_upgrade *up)
 {
     return ws_handshake_check_request(
-        method_name(evhttp_request_get_command(req)), req_header, req, up);
+        http_method_name(evhttp_request_get_command(req)), req_header, req, up);
 }
 
 void ws_server_reject(struct evhttp_request *req, const struct ws_upgrade *up)

@@ -12,6 +12,7 @@
 #include <stddef.h>
 
 #include <event2/event_struct.h>
+#include <event2/http.h>
 
 struct gw_route;
 struct evhttp_request;
@@ -99,6 +100,9 @@ const char *http_client_addr(struct evhttp_request *req);
  * returns how many. xff must hold xff_cap bytes. hdr with
  * HTTP_FORWARD_MAX(r) entries takes every configured header.
  */
+/* "GET", "POST"... for a log line or an answer; "-" for anything else. */
+const char *http_method_name(enum evhttp_cmd_type m);
+
 /* The request's path for a log line: session ids cut to GW_LOG_ID_LEN
  * characters, no query. Returns buf (or a constant). */
 const char *http_log_uri(struct evhttp_request *req, char *buf, size_t cap);

@@ -15,7 +15,7 @@ import http from 'node:http';
 import { execFileSync } from 'node:child_process';
 import WebSocket from 'ws';
 
-import { bridge, request, waitUntil, Api } from './bridge_lib.mjs';
+import { bridge, request, waitUntil, Api, rawExchange } from './bridge_lib.mjs';
 import { startSockjsGateway, sockjsRoute, startEchoUpstream } from './sockjs_lib.mjs';
 import { SRCDIR, tmpDir, sleep, withTimeout } from './lib.mjs';
 
@@ -71,20 +71,6 @@ function rawDrop(port, text, ms) {
     s.on('data', (d) => { got += d.length; });
     s.on('connect', () => { s.write(text); setTimeout(() => { s.destroy(); resolve(got); }, ms); });
     s.on('error', reject);
-  });
-}
-
-/** A raw request; everything received until the server closes (or ms pass). */
-function rawAll(port, text, ms = 6000) {
-  return new Promise((resolve) => {
-    const s = net.connect(port, '127.0.0.1');
-    const chunks = [];
-    const done = () => { clearTimeout(timer); s.destroy(); resolve(Buffer.concat(chunks)); };
-    const timer = setTimeout(done, ms);
-    s.on('connect', () => s.write(text));
-    s.on('data', (d) => chunks.push(d));
-    s.on('error', done);
-    s.on('close', done);
   });
 }
 
@@ -218,13 +204,13 @@ describe('access log', () => {
     assert.ok(wl.in >= 7 + 6, `frame bytes from the browser: ${wl.in}`);
 
     // refused by the request limits: a bad request line, a head too slow
-    const bad = await rawAll(gw.port, 'GARBAGE\r\n\r\n'); requests++;
+    const bad = await rawExchange(gw.port, 'GARBAGE\r\n\r\n', 6000); requests++;
     assert.match(bad.toString(), /^HTTP\/1\.1 400/);
     const bl = await one(file, (l) => l.status === 400, 'the bad request line');
     assert.equal(bl.method, '-');
     assert.equal(bl.path, '-');
     assert.equal(bl.bytes, Number(/content-length: (\d+)/i.exec(bad.toString())[1]));
-    await rawAll(gw.port, 'GET /chat/sessions HTTP/1.1\r\nHost: x\r\n', 5000); requests++;
+    await rawExchange(gw.port, 'GET /chat/sessions HTTP/1.1\r\nHost: x\r\n', 5000); requests++;
     const slow = await one(file, (l) => l.status === 408, 'the header timeout');
     assert.equal(slow.end, 'cut');
     assert.equal(slow.ms, null);

@@ -895,6 +895,22 @@ static int listen_item(const struct directive *d, const char *s, size_t len,
     return 0;
 }
 
+/* The next item of a comma-separated list: on return [*b, *e) is the
+ * item trimmed of white space (possibly empty) and the result is where the
+ * following item starts, NULL after the last one. */
+static const char *next_list_item(const char *s, const char **b, const char **e)
+{
+    const char *comma = strchr(s, ',');
+    const char *end = comma ? comma : s + strlen(s);
+    while (s < end && isspace((unsigned char)*s))
+        s++;
+    while (end > s && isspace((unsigned char)end[-1]))
+        end--;
+    *b = s;
+    *e = end;
+    return comma ? comma + 1 : NULL;
+}
+
 /* "ADDR, ADDR, ...": every item as parse_addr; the same address twice is
  * an error. The field keeps its value unless the whole list is good. */
 static int parse_listen(const struct directive *d, const char *v, char *base,
@@ -902,13 +918,8 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
 {
     struct gw_listen *items = NULL;
     size_t count = 0;
-    for (const char *s = v; s;) {
-        const char *comma = strchr(s, ',');
-        const char *e = comma ? comma : s + strlen(s);
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-            e--;
+    for (const char *next = v, *s, *e; next;) {
+        next = next_list_item(next, &s, &e);
         if (e > s) {
             int rc = listen_item(d, s, (size_t)(e - s), &items, &count, why, n);
             if (rc < 0) {
@@ -916,7 +927,6 @@ static int parse_listen(const struct directive *d, const char *v, char *base,
                 return rc;
             }
         }
-        s = comma ? comma + 1 : NULL;
     }
     if (count == 0 && d->def && *d->def) {
         /* listen: at least one address (tls_listen may be empty) */
@@ -964,13 +974,8 @@ static int list_append(const struct directive *d, const char *v, char *base,
 {
     char ***items = (char ***)(void *)(base + d->off);
     size_t *count = (size_t *)(void *)(base + d->off2);
-    for (const char *s = v; s;) {
-        const char *comma = strchr(s, ',');
-        const char *e = comma ? comma : s + strlen(s);
-        while (s < e && isspace((unsigned char)*s))
-            s++;
-        while (e > s && isspace((unsigned char)e[-1]))
-            e--;
+    for (const char *next = v, *s, *e; next;) {
+        next = next_list_item(next, &s, &e);
         if (e > s && *count >= MAX_LIST) {
             snprintf(why, n, "too many entries (at most %d)", MAX_LIST);
             return GW_EINVAL;
@@ -996,7 +1001,6 @@ static int list_append(const struct directive *d, const char *v, char *base,
             }
             (*items)[(*count)++] = item;
         }
-        s = comma ? comma + 1 : NULL;
     }
     return 0;
 }
@@ -1171,15 +1175,9 @@ static int check_instance(char *s, char *why, size_t n)
 
 static int check_protocols(char *s, char *why, size_t n)
 {
-    const char *p = s;
     char names[WHY_MAX] = ",";
-    for (;;) {
-        const char *comma = strchr(p, ',');
-        const char *e = comma ? comma : p + strlen(p);
-        while (p < e && isspace((unsigned char)*p))
-            p++;
-        while (e > p && isspace((unsigned char)e[-1]))
-            e--;
+    for (const char *next = s, *p, *e; next;) {
+        next = next_list_item(next, &p, &e);
         char item[WHY_MAX / 2];
         size_t len = (size_t)(e - p);
         if (len == 0 || len >= sizeof item) {
@@ -1198,10 +1196,8 @@ static int check_protocols(char *s, char *why, size_t n)
         }
         if (strlen(names) + len + 1 < sizeof names)
             strcat(strcat(names, item), ",");
-        if (!comma)
-            return 0;
-        p = comma + 1;
     }
+    return 0;
 }
 
 /* -------------------------------------------------------- sections */

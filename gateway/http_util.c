@@ -2,6 +2,7 @@
 #include "http_util.h"
 
 #include <stdarg.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -23,6 +24,7 @@
 #include "gw_log.h"
 #include "gw_proxy.h"
 #include "http_limits.h"
+#include "session.h"
 #include "ws_handshake.h"
 
 const char *http_in_header(struct evhttp_request *req, const char *name)
@@ -362,9 +364,12 @@ void http_watch_stop(struct http_watch *w)
     http_limits_set_closecb(w->evcon, NULL, NULL);
 }
 
-size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
-                            struct ws_header *hdr, size_t max, char *xff,
-                            size_t xff_cap)
+/* The upstream handshake's headers (see http_session_open) into hdr (at
+ * most max entries, pointers borrowed from req and xff; xff holds xff_cap
+ * bytes). Returns how many. */
+static size_t forward_headers(struct evhttp_request *req, const struct gw_route *r,
+                              struct ws_header *hdr, size_t max, char *xff,
+                              size_t xff_cap)
 {
     struct evkeyvalq *in = evhttp_request_get_input_headers(req);
     const char *addr = http_peer_addr(req);      /* appended to X-Forwarded-For */
@@ -393,6 +398,30 @@ size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r
     if (r->forward_origin && origin)
         hdr[n++] = (struct ws_header){ "Origin", origin };
     return n;
+}
+
+enum session_open_err http_session_open(struct evhttp_request *req,
+                                        struct session_table *t,
+                                        const struct session_policy *pol,
+                                        struct session_open_params *p,
+                                        struct session **out)
+{
+    const struct gw_route *r = p->route;
+    size_t max = r->n_forward_headers + 3;
+    struct ws_header *hdr = calloc(max, sizeof *hdr);
+    if (!hdr) {
+        log_error("%s: session open: out of memory", http_client_addr(req));
+        return SESSION_OPEN_FAILED;
+    }
+    char xff[1024];
+    p->client_addr = http_client_addr(req);
+    p->headers = hdr;
+    p->n_headers = forward_headers(req, r, hdr, max, xff, sizeof xff);
+    enum session_open_err rc = session_open(t, pol, p, out);
+    free(hdr); /* copied by the upstream client */
+    p->headers = NULL;
+    p->n_headers = 0;
+    return rc;
 }
 
 void http_cors_preflight(struct evhttp_request *req, const char *methods)

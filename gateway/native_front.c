@@ -187,32 +187,21 @@ static void handle_open(const struct native_ctx *ctx, struct evhttp_request *req
         return;
     const char *addr = http_client_addr(req);
 
-    /* Every configured header (up to the config's limit of names): the
-     * array lives until the upstream client has copied it. */
-    struct ws_header *hdr = calloc(HTTP_FORWARD_MAX(r), sizeof *hdr);
-    char xff[1024];
-    struct open_sink *o = hdr ? calloc(1, sizeof *o) : NULL;
+    struct open_sink *o = calloc(1, sizeof *o);
     if (!o) {
-        free(hdr);
         http_reply_error(req, 503, "out_of_memory", "out of memory");
         return;
     }
-    size_t n = http_forward_headers(req, r, hdr, HTTP_FORWARD_MAX(r), xff,
-                                    sizeof xff);
     o->k.ops = &open_ops;
     o->req = req;
     struct session_open_params p = {
         .route = r,
-        .client_addr = addr,
         .protocols = protocols[0] ? protocols : NULL,
-        .headers = hdr,
-        .n_headers = n,
         .opener = &o->k,
     };
     struct session *s = NULL;
-    enum session_open_err rc = session_open(ctx->sessions, &session_policy_native,
-                                            &p, &s);
-    free(hdr);
+    enum session_open_err rc = http_session_open(req, ctx->sessions,
+                                                 &session_policy_native, &p, &s);
     switch (rc) {
     case SESSION_OPEN_OK:
         break;

@@ -301,20 +301,9 @@ static void handle_receive(const struct sockjs_front_ctx *ctx, struct evhttp_req
     }
     struct session *s = session_find_client(ctx->sessions, r, key, key_len);
     if (!s) {
-        struct ws_header *hdr = calloc(HTTP_FORWARD_MAX(r), sizeof *hdr);
-        char xff[1024];
         const char *addr = http_client_addr(req);
-        if (!hdr) {
-            close_frame_reply(ctx, k, WS_CLOSE_INTERNAL, "Out of memory");
-            goto out;
-        }
-        size_t n = http_forward_headers(req, r, hdr, HTTP_FORWARD_MAX(r), xff,
-                                        sizeof xff);
         struct session_open_params p = {
             .route = r,
-            .client_addr = addr,
-            .headers = hdr,
-            .n_headers = n,
             .opener = transport_sockjs_session_sink(k),
             .id = key,
             .id_len = key_len,
@@ -327,8 +316,8 @@ static void handle_receive(const struct sockjs_front_ctx *ctx, struct evhttp_req
             .idle_ms = r->disconnect_delay_ms,
             .drain_reason = "Server shutting down",
         };
-        enum session_open_err orc = session_open(ctx->sessions, &pol, &p, &s);
-        free(hdr); /* copied by the upstream client */
+        enum session_open_err orc = http_session_open(req, ctx->sessions, &pol,
+                                                      &p, &s);
         switch (orc) {
         case SESSION_OPEN_OK:
             log_info("%s: SockJS session %.*s opened (route %s, %s)", addr,

@@ -33,7 +33,6 @@
 #include "transport_stream.h"
 #include "ws_server.h"
 
-#define TWS_MAX_FORWARDED 32
 #define TWS_RETRY_MS 20            /* held browser message: next try */
 #define TWS_OUTPUT_MIN (16 * 1024)
 #define TWS_OUTPUT_MAX (1024 * 1024)
@@ -581,10 +580,6 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
     t->route = r;
     t->kind = kind;
 
-    struct ws_header hdr[TWS_MAX_FORWARDED + 3];
-    char xff[1024];
-    size_t n = http_forward_headers(req, r, hdr, TWS_MAX_FORWARDED + 3, xff,
-                                    sizeof xff);
     /* Raw: the browser's subprotocols are offered upstream (copied by
      * session_open, so they may point into the request). */
     char protocols[512] = "";
@@ -604,10 +599,7 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
     }
     struct session_open_params p = {
         .route = r,
-        .client_addr = addr,
         .protocols = protocols[0] ? protocols : NULL,
-        .headers = hdr,
-        .n_headers = n,
         .opener = &t->k,
     };
     const struct session_policy pol = {
@@ -616,7 +608,8 @@ void transport_ws_handle(const struct transport_ws_ctx *ctx,
         .failed_open = SESSION_FAILED_OPEN_FORGET,
         .binary = binary_policy(r, kind),
     };
-    enum session_open_err rc = session_open(ctx->sessions, &pol, &p, &t->s);
+    enum session_open_err rc = http_session_open(req, ctx->sessions, &pol, &p,
+                                                 &t->s);
     if (rc != SESSION_OPEN_OK) {
         log_warn("%s: websocket on route %s refused (%s)", addr, r->name,
                  rc == SESSION_OPEN_FAILED ? "upstream cannot start"

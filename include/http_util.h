@@ -14,6 +14,8 @@
 #include <event2/event_struct.h>
 #include <event2/http.h>
 
+#include "session.h"
+
 struct gw_route;
 struct evhttp_request;
 struct evhttp_connection;
@@ -90,16 +92,6 @@ const char *http_peer_addr(struct evhttp_request *req);
  * at once. */
 const char *http_client_addr(struct evhttp_request *req);
 
-/*
- * The headers a new session sends in its upstream handshake: the route's
- * forward_headers present in the request, X-Forwarded-For (the incoming
- * value with the peer address appended, like nginx's
- * $proxy_add_x_forwarded_for), X-Real-IP (http_client_addr), and Origin if
- * forward_origin.
- * Fills hdr (at most max entries, pointers borrowed from req and xff) and
- * returns how many. xff must hold xff_cap bytes. hdr with
- * HTTP_FORWARD_MAX(r) entries takes every configured header.
- */
 /* "GET", "POST"... for a log line or an answer; "-" for anything else. */
 const char *http_method_name(enum evhttp_cmd_type m);
 
@@ -107,11 +99,21 @@ const char *http_method_name(enum evhttp_cmd_type m);
  * characters, no query. Returns buf (or a constant). */
 const char *http_log_uri(struct evhttp_request *req, char *buf, size_t cap);
 
-#define HTTP_FORWARD_MAX(r) ((r)->n_forward_headers + 3)
-struct ws_header;
-size_t http_forward_headers(struct evhttp_request *req, const struct gw_route *r,
-                            struct ws_header *hdr, size_t max, char *xff,
-                            size_t xff_cap);
+/*
+ * session_open for a browser request: p's route, protocols, opener and id
+ * as the caller set them; its client address (http_client_addr) and the
+ * headers of the upstream handshake are filled from req: the route's
+ * forward_headers present in the request (every configured name),
+ * X-Forwarded-For (the incoming value with the peer address appended, like
+ * nginx's $proxy_add_x_forwarded_for), X-Real-IP (the client address), and
+ * Origin if forward_origin. Returns session_open's answer;
+ * SESSION_OPEN_FAILED when out of memory too.
+ */
+enum session_open_err http_session_open(struct evhttp_request *req,
+                                        struct session_table *t,
+                                        const struct session_policy *pol,
+                                        struct session_open_params *p,
+                                        struct session **out);
 
 /*
  * Watch a held request for the browser going away. gone() is called at

@@ -2,11 +2,13 @@
 // 4), each a test that failed before its fix: an SSE stream that drops with
 // its last messages and the close unread keeps them replayable; a DELETE
 // that meets a session the gateway already closed learns that close; every
-// configured forward_headers name is forwarded (native and SockJS).
+// configured forward_headers name is forwarded (native, SockJS and both
+// WebSocket transports).
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import WebSocket from 'ws';
 
 import {
   bridge, show, assertError, openEvents, sseData, withTimeout, sleep, request,
@@ -199,4 +201,16 @@ describe('review defects', { concurrency: 4, timeout: 150000 }, () => {
     const h = (await up.conn(0)).headers;
     for (const [i, name] of forty.entries()) assert.equal(h[name.toLowerCase()], `s${i}`, `${name} forwarded`);
   });
+  for (const [kind, path] of [['raw', '/chat/ws'], ['SockJS', '/chat/sockjs/000/fwdws040/websocket']]) {
+    it(`forward_headers: all 40 configured names reach the upstream (WebSocket, ${kind})`, async (t) => {
+      const { up, gw } = await bridge(t, { route: { forward_headers: fortyList, extra: { sockjs: 'on' } } });
+      const headers = Object.fromEntries(forty.map((h, i) => [h, `w${i}`]));
+      const ws = new WebSocket(gw.url(path).replace('http:', 'ws:'), { headers });
+      t.after(() => ws.terminate());
+      await withTimeout(new Promise((r, j) => { ws.on('open', r); ws.on('error', j); }), 5000, 'ws open');
+      const h = (await up.conn(0)).headers;
+      for (const [i, name] of forty.entries()) assert.equal(h[name.toLowerCase()], `w${i}`, `${name} forwarded`);
+      assert.equal(h['x-real-ip'], '127.0.0.1');
+    });
+  }
 });

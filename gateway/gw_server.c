@@ -93,7 +93,8 @@ static void final_stop(struct gw_server *s)
     uint64_t left = live_sessions(s);
     if (left)
         log_warn("stopping with %llu sessions whose browser did not collect "
-                 "its close: %llu queued messages lost", (unsigned long long)left,
+                 "its close: %llu queued messages not acknowledged, possibly "
+                 "lost", (unsigned long long)left,
                  (unsigned long long)session_table_undelivered(s->sessions));
     log_info("drain over after %llu ms: stopping", (unsigned long long)
              (now_ms(s) - s->drain_started_ms));

@@ -126,7 +126,8 @@ void session_table_set_draining(struct session_table *t);
  * Returns how many sessions it closed. */
 size_t session_table_drain_close(struct session_table *t);
 /* Messages still queued toward browsers in sessions that have not
- * delivered their close: what a stop now would lose (logged as lost). */
+ * delivered their close: not acknowledged, so a stop now may lose them
+ * (some may have reached the browser in an answer it did not confirm). */
 uint64_t session_table_undelivered(const struct session_table *t);
 /* Reach upstreams through ops (borrowed for the table's life; NULL =
  * session_upstream_ws). Call before the first session_open. */

@@ -217,6 +217,14 @@ static const struct directive gateway_keys[] = {
       GIB(64), 0, NULL, NULL,
       "During a lingering close: the most bytes read and discarded; a "
       "client that sends more is cut there.", NULL, NULL },
+    { "front_io", T_BOOL, CF(front_io), 0, "on", 0, 0, 0, NULL, NULL,
+      "Plain-TCP browser connections: on = pollgate's own socket I/O under "
+      "the HTTP front (each socket registered once, edge-triggered; reads "
+      "without a FIONREAD query; about 3 system calls per long-poll "
+      "request instead of 10); off = libevent's socket bufferevent. TLS "
+      "connections always use libevent's OpenSSL bufferevent. Applies to "
+      "new connections. Needs libevent 2.1 on epoll (otherwise off).",
+      NULL, NULL },
     { "max_connections", T_UINT, CF(max_connections), 0, "0", 1, 10000000,
       D_ZERO_OK, NULL, NULL,
       "Open browser connections (all addresses). Past it a new connection "

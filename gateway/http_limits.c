@@ -31,6 +31,7 @@
 #include <event2/keyvalq_struct.h>
 
 #include "access_log.h"
+#include "front_io.h"
 #include "gw_common.h"
 #include "gw_config.h"
 #include "gw_log.h"
@@ -1202,7 +1203,7 @@ static struct bufferevent *bevcb(struct event_base *base, void *arg)
 {
     struct limits_maker *m = arg;
     struct bufferevent *bev = m->make ? m->make(base, m->arg)
-        : bufferevent_socket_new(base, -1, BEV_OPT_CLOSE_ON_FREE);
+        : front_io_new(base, BEV_OPT_CLOSE_ON_FREE);
     if (!bev)
         return NULL;
     struct lconn *c = calloc(1, sizeof *c);
@@ -1258,6 +1259,7 @@ void http_limits_set_config(struct http_limits *lim, const struct gw_config *cfg
     gw_config_unref(lim->cfg);
     lim->cfg = cfg;
     lim->max_conns = cfg->max_connections;
+    front_io_set_enabled(cfg->front_io);
     if (!lim->max_conns) {
         /* half the descriptors: the other half is for the upstream
          * connections of the sessions these browsers hold */

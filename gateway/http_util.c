@@ -18,6 +18,7 @@
 #include <event2/util.h>
 
 #include "access_log.h"
+#include "front_io.h"
 #include "framing.h"
 #include "gw_common.h"
 #include "gw_config.h"
@@ -301,10 +302,8 @@ const char *http_client_addr(struct evhttp_request *req)
 }
 
 /* The browser closed its end (EPOLLRDHUP) while we hold its request. */
-static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
+static void watch_closed(struct http_watch *w)
 {
-    (void)fd; (void)what;
-    struct http_watch *w = arg;
     struct evhttp_connection *evcon = w->evcon;
     void (*gone)(struct http_watch *) = w->gone;
     access_log_gone(evcon, w->req);
@@ -312,6 +311,17 @@ static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
     gone(w);  /* may free w */
     /* Frees the request too: it is still on the connection. */
     evhttp_connection_free(evcon);
+}
+
+static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    watch_closed(arg);
+}
+
+static void watch_front_closed_cb(void *arg)
+{
+    watch_closed(arg);
 }
 
 /* evhttp gave up on the connection (write error, timeout, shutdown). */
@@ -338,12 +348,16 @@ int http_watch_start(struct http_watch *w, struct evhttp_request *req,
     w->gone = gone;
     w->active = false;
     w->closed_ev_added = false;
+    w->front_watched = false;
     if (!w->evcon)
         return GW_ESTATE;
     struct bufferevent *bev = evhttp_connection_get_bufferevent(w->evcon);
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     struct event_base *base = evhttp_connection_get_base(w->evcon);
-    if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
+    if (front_io_is(bev)) {
+        /* its socket is registered edge-triggered, with EPOLLRDHUP */
+        w->front_watched = front_io_watch_closed(bev, watch_front_closed_cb, w);
+    } else if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
         event_assign(&w->closed_ev, base, fd, EV_CLOSED, watch_closed_cb, w);
         w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
     }
@@ -360,6 +374,10 @@ void http_watch_stop(struct http_watch *w)
     if (w->closed_ev_added) {
         event_del(&w->closed_ev);
         w->closed_ev_added = false;
+    }
+    if (w->front_watched) {
+        front_io_watch_closed(evhttp_connection_get_bufferevent(w->evcon), NULL, NULL);
+        w->front_watched = false;
     }
     http_limits_set_closecb(w->evcon, NULL, NULL);
 }

@@ -125,6 +125,7 @@ struct http_watch {
     struct evhttp_connection *evcon;
     struct event closed_ev;   /* embedded: no allocation per request */
     bool closed_ev_added;
+    bool front_watched;       /* front_io's close watch instead (see front_io.h) */
     void (*gone)(struct http_watch *w);
     bool active;
 };

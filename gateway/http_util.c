@@ -1,11 +1,13 @@
 /* http_util.c - evhttp reply helpers and browser-gone detection. */
 #include "http_util.h"
 
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
 #include <sys/queue.h>
+#include <sys/socket.h>
 
 #include <event2/buffer.h>
 #include <event2/bufferevent.h>
@@ -298,11 +300,50 @@ const char *http_client_addr(struct evhttp_request *req)
     return out;
 }
 
-/* The browser closed its end (EPOLLRDHUP) while we hold its request. */
+/* Is the browser's connection over? A FIN arrives as EV_CLOSED
+ * (EPOLLRDHUP). A reset (RST) does not: it sets the socket's error, and
+ * libevent 2.1 turns EPOLLERR into EV_READ|EV_WRITE, never EV_CLOSED, so
+ * a watch on EV_CLOSED alone missed it (and epoll reported it at every
+ * loop turn) until a write failed, which for a held poll is its answer:
+ * the session's idle timer started only then. *bytes: the browser has
+ * sent bytes nobody reads while its request is held (pipelining). */
+static bool watch_peer_gone(evutil_socket_t fd, short what, bool *bytes)
+{
+    if (what & EV_CLOSED)
+        return true;
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    /* a reset can sit behind bytes still queued */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        return true;
+    *bytes = true;
+    return false;
+}
+
+/* The browser closed (EV_CLOSED) or reset (EV_READ) its connection while
+ * we hold its request. */
 static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd; (void)what;
     struct http_watch *w = arg;
+    bool bytes = false;
+    if (!watch_peer_gone(fd, what, &bytes)) {
+        if (bytes) {
+            /* Unread bytes would wake a level-triggered EV_READ at every
+             * loop turn: from now on only a FIN (or the write that meets
+             * a reset) tells. */
+            event_del(&w->closed_ev);
+            event_assign(&w->closed_ev, event_get_base(&w->closed_ev), fd,
+                         EV_CLOSED, watch_closed_cb, w);
+            w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
+        }
+        return;
+    }
     struct evhttp_connection *evcon = w->evcon;
     void (*gone)(struct http_watch *) = w->gone;
     access_log_gone(evcon, w->req);
@@ -342,7 +383,8 @@ int http_watch_start(struct http_watch *w, struct evhttp_request *req,
     evutil_socket_t fd = bev ? bufferevent_getfd(bev) : -1;
     struct event_base *base = evhttp_connection_get_base(w->evcon);
     if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
-        event_assign(&w->closed_ev, base, fd, EV_CLOSED, watch_closed_cb, w);
+        event_assign(&w->closed_ev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST,
+                     watch_closed_cb, w);
         w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
     }
     http_limits_set_closecb(w->evcon, watch_evcon_closed_cb, w);

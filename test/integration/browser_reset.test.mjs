@@ -1,17 +1,19 @@
 // browser_reset.test.mjs - a browser whose connection ends with a TCP reset
-// (RST) instead of a FIN while pollgate holds its request: an SSE stream or
-// a held long-poll. A reset sets the socket's error, so epoll reports
-// EPOLLERR, which libevent 2.1 turns into EV_READ|EV_WRITE and never into
-// EV_CLOSED: a watch on EV_CLOSED alone missed it, the request stayed
-// attached until the next write failed (the next upstream message or
-// heartbeat) and the session's idle timer started only then (the chaos
-// soak's idle SSE session still open 18 s after its browser left).
+// (RST) instead of a FIN while pollgate holds its request. A reset sets the
+// socket's error, so epoll reports EPOLLERR, which libevent 2.1 turns into
+// EV_READ|EV_WRITE and never into EV_CLOSED: the close watch (EV_CLOSED
+// alone) missed it. A held long-poll (evhttp does not read a connection
+// while a request waits for its answer) then stayed attached until its
+// answer at poll_timeout, the session's idle timer started only then, and
+// epoll reported the error at every loop turn (pollgate spinning). An SSE
+// stream was not affected (evhttp reads a connection once a response has
+// begun, and sees the reset itself): its case guards that.
 //
-// A browser resets its connection when it closes it with bytes unread (a
-// message that arrived just as it gave up), or when pollgate writes to a
-// connection the browser already closed before pollgate saw the FIN.
-// Heartbeats are set far longer than the test and the upstream stays
-// quiet, so nothing but the close watch can notice the browser leaving.
+// A browser resets its connection when it closes it with bytes unread, or
+// when pollgate writes to a connection the browser already closed.
+// Heartbeats and poll_timeout are far longer than the test and the
+// upstream stays quiet, so nothing but the close watch can notice the
+// browser leaving.
 
 import { describe, it } from 'node:test';
 import assert from 'node:assert/strict';

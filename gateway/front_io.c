@@ -23,6 +23,7 @@
  * write comes from the loop too).
  */
 #include "front_io.h"
+#include "gw_common.h"
 
 #include <errno.h>
 #include <stddef.h>
@@ -316,6 +317,18 @@ static void run(struct front_io *f)
     bufferevent_decref_and_unlock_(bev);
 }
 
+/* A reset (RST) comes as EV_READ|EV_WRITE (libevent maps EPOLLERR so),
+ * never as EV_CLOSED: while the close watch is on and nobody reads, look
+ * at the socket, or a held request would only learn it from its answer's
+ * failed write. */
+static void look_for_reset(struct front_io *f)
+{
+    bool bytes = false;
+    if (f->closed_cb && !f->closed_told && !f->rdhup && f->readable &&
+        !may_read(f) && gw_sock_peer_gone(f->fd, &bytes))
+        f->rdhup = true;
+}
+
 static void io_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd;
@@ -328,6 +341,8 @@ static void io_cb(evutil_socket_t fd, short what, void *arg)
         f->readable = true;
     if (what & EV_WRITE)
         f->writable = true;
+    if ((what & EV_READ) && !(what & EV_CLOSED))
+        look_for_reset(f);
     run(f);
 }
 
@@ -484,6 +499,8 @@ bool front_io_watch_closed(struct bufferevent *bev, void (*cb)(void *arg),
     f->closed_cb = cb;
     f->closed_arg = arg;
     f->closed_told = false;
+    if (cb)
+        look_for_reset(f); /* its edge may have come before the watch */
     if (cb && f->rdhup)
         kick(f);
     return true;

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/socket.h>
 #include <sys/time.h>
 
 void gw_ms_to_tv(uint64_t ms, struct timeval *tv)
@@ -227,4 +228,21 @@ int gw_parse_duration_ms(const char *s, uint64_t *out_ms)
     if (unit_is(u, "h"))
         return scale(v, 3600000ULL, out_ms);
     return GW_EINVAL;
+}
+
+bool gw_sock_peer_gone(int fd, bool *bytes)
+{
+    char c;
+    ssize_t n = recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    if (n == 0)
+        return true;
+    if (n < 0)
+        return errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR;
+    /* a reset can sit behind bytes still queued */
+    int err = 0;
+    socklen_t len = sizeof err;
+    if (getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err != 0)
+        return true;
+    *bytes = true;
+    return false;
 }

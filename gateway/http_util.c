@@ -301,7 +301,7 @@ const char *http_client_addr(struct evhttp_request *req)
     return out;
 }
 
-/* The browser closed its end (EPOLLRDHUP) while we hold its request. */
+/* The browser closed or reset its connection while we hold its request. */
 static void watch_closed(struct http_watch *w)
 {
     struct evhttp_connection *evcon = w->evcon;
@@ -313,10 +313,29 @@ static void watch_closed(struct http_watch *w)
     evhttp_connection_free(evcon);
 }
 
+/* A FIN arrives as EV_CLOSED (EPOLLRDHUP). A reset (RST) does not: it
+ * sets the socket's error, and libevent 2.1 turns EPOLLERR into
+ * EV_READ|EV_WRITE, never EV_CLOSED, so a watch on EV_CLOSED alone missed
+ * it (and epoll reported it at every loop turn) until a write failed,
+ * which for a held poll is its answer: the session's idle timer started
+ * only then. Hence EV_READ too, and a look at the socket. */
 static void watch_closed_cb(evutil_socket_t fd, short what, void *arg)
 {
-    (void)fd; (void)what;
-    watch_closed(arg);
+    struct http_watch *w = arg;
+    bool bytes = false;
+    if (!(what & EV_CLOSED) && !gw_sock_peer_gone(fd, &bytes)) {
+        if (bytes) {
+            /* Unread bytes (pipelining) would wake a level-triggered
+             * EV_READ at every loop turn: from now on only a FIN (or the
+             * write that meets a reset) tells. */
+            event_del(&w->closed_ev);
+            event_assign(&w->closed_ev, event_get_base(&w->closed_ev), fd,
+                         EV_CLOSED, watch_closed_cb, w);
+            w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
+        }
+        return;
+    }
+    watch_closed(w);
 }
 
 static void watch_front_closed_cb(void *arg)
@@ -358,7 +377,8 @@ int http_watch_start(struct http_watch *w, struct evhttp_request *req,
         /* its socket is registered edge-triggered, with EPOLLRDHUP */
         w->front_watched = front_io_watch_closed(bev, watch_front_closed_cb, w);
     } else if (fd >= 0 && (event_base_get_features(base) & EV_FEATURE_EARLY_CLOSE)) {
-        event_assign(&w->closed_ev, base, fd, EV_CLOSED, watch_closed_cb, w);
+        event_assign(&w->closed_ev, base, fd, EV_READ | EV_CLOSED | EV_PERSIST,
+                     watch_closed_cb, w);
         w->closed_ev_added = event_add(&w->closed_ev, NULL) == 0;
     }
     http_limits_set_closecb(w->evcon, watch_evcon_closed_cb, w);

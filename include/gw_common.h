@@ -77,6 +77,13 @@ void gw_buf_trim(struct gw_buf *b, size_t keep);
 struct timeval;
 void gw_ms_to_tv(uint64_t ms, struct timeval *tv);
 
+/* Has the peer of connected socket fd closed (FIN) or reset it, as far as
+ * the socket can tell without reading? *bytes is set when unread bytes
+ * are queued (and no error stands behind them). Two syscalls at most
+ * (recv MSG_PEEK, getsockopt SO_ERROR); for a socket that woke up while
+ * nobody reads it. */
+bool gw_sock_peer_gone(int fd, bool *bytes);
+
 /* Parse a size with unit (B, KiB, MiB, GiB; bare number = bytes).
  * Returns 0 or GW_EINVAL. */
 int gw_parse_size(const char *s, uint64_t *out);

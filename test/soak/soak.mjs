@@ -27,14 +27,26 @@
 // soak-result.json in the current directory); exit status 0 only if every
 // criterion passed.
 //
+// Diagnostics (SOAK_DIAG=0 turns them off): every native session keeps a
+// short trace of its requests (driver-side timestamps); pollgate logs at
+// SOAK_LOG_LEVEL (default info) and writes its access log to a file in the
+// run's temporary directory. When an abandoned ("idle" plan) session is
+// found still open after idle_timeout + 3 s, the report and the JSON
+// (idleAnomalies) give its id, its trace, pollgate's /sessions entry for it
+// after the driver's probe, how long it then stayed listed (the listing is
+// not browser activity; it is only read for such a session: a listing of
+// thousands of sessions is costly), and pollgate's log and access-log lines
+// for it.
+//
 // Environment: POLLGATE_BIN (default $POLLGATE_BUILDDIR/gateway/pollgate),
 // SOAK_DURATION (s, default 600), SOAK_SESSIONS (default 2000),
 // SOAK_KILL_EVERY (s, default 180), SOAK_MAX_LIFETIME (default 45s),
 // SOAK_IDLE_TIMEOUT (default 15s), SOAK_HEAVY (stalled heavy sessions, default 12),
-// SOAK_JSON.
+// SOAK_IDLE_SHARE (share of sessions abandoned by the browser, default 0.1),
+// SOAK_DIAG, SOAK_LOG_LEVEL, SOAK_JSON.
 
 import { spawn } from 'node:child_process';
-import { readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { createWriteStream, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import os from 'node:os';
@@ -54,6 +66,9 @@ const MAX_LIFETIME = process.env.SOAK_MAX_LIFETIME || '45s';
 const IDLE_S = Number((process.env.SOAK_IDLE_TIMEOUT || '15s').replace(/s$/, ''));
 const HEAVY = Number(process.env.SOAK_HEAVY ?? 12);
 const JSON_OUT = process.env.SOAK_JSON || 'soak-result.json';
+const IDLE_SHARE = Number(process.env.SOAK_IDLE_SHARE ?? 0.1);
+const DIAG = process.env.SOAK_DIAG !== '0';
+const LOG_LEVEL = process.env.SOAK_LOG_LEVEL || (DIAG ? 'info' : 'warn');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const rnd = (a, b) => a + Math.random() * (b - a);
@@ -91,6 +106,11 @@ const C = {
   inject: { pollCut: 0, pollLost: 0, sseDrop: 0, sendCut: 0, sendRetries: 0, stalls: 0, upstreamKills: 0, abandonedIdle: 0, browserClose: 0 },
   pausedMax: 0,
   reopenMs: [],
+  idleAnomalies: [],
+  // adminProbes: admin listings read for idle anomalies; ackWaits: SSE
+  // sessions whose end waited for acks still in flight (ackWaitMsMax the
+  // longest such wait)
+  diag: { adminProbes: 0, adminMsMax: 0, adminMsTotal: 0, ackWaits: 0, ackWaitMsMax: 0 },
   errors: {},
 };
 const bump = (obj, k, n = 1) => { obj[k] = (obj[k] || 0) + n; };
@@ -104,6 +124,12 @@ function sample(kind, text) {
 function noteError(kind, detail) {
   bump(C.errors, kind);
   sample(kind, detail);
+}
+/** A line in the session's trace (driver-side time since start, in s). */
+function trace(s, what) {
+  if (!DIAG || !s.trace) return;
+  s.trace.push(`${((Date.now() - T0) / 1000).toFixed(3)} ${what}`);
+  if (s.trace.length > 60) s.trace.shift();
 }
 
 // ------------------------------------------------------------------ processes
@@ -189,7 +215,9 @@ async function startGateway() {
   const config = makeConfig(gwPort, {
     adminPort,
     // thousands of sessions from one address: no connection limit per client
-    gateway: { log_level: 'warn', max_body: '64KiB', max_connections_per_client: '0' },
+    gateway: { log_level: LOG_LEVEL, max_body: '64KiB', max_connections_per_client: '0', ...(DIAG ? { access_log: path.join(dir, 'access.log') } : {}) },
+    // the diagnostics look sessions up in the admin listing: all of them
+    admin: { sessions_list_max: '1000000' },
     session: {
       poll_timeout: '5s', heartbeat: '5s', idle_timeout: `${IDLE_S}s`, max_lifetime: MAX_LIFETIME,
       buffer_bytes: '256KiB', buffer_messages: '10000', overflow: 'pause', max_sessions: '100000',
@@ -204,7 +232,8 @@ async function startGateway() {
   const file = path.join(dir, 'pollgate.ini');
   writeFileSync(file, config);
   gw = spawn(POLLGATE_BIN, ['-c', file], { stdio: ['ignore', 'ignore', 'pipe'] });
-  gw.stderr.on('data', (d) => { gwErr = (gwErr + d).slice(-20000); });
+  const logFile = DIAG ? createWriteStream(path.join(dir, 'pollgate.log')) : null;
+  gw.stderr.on('data', (d) => { gwErr = (gwErr + d).slice(-20000); if (logFile) logFile.write(d); });
   for (let i = 0; i < 200; i++) {
     try { const r = await req('GET', '/health', { timeoutMs: 500, port: adminPort }); if (r.status === 200) return; } catch { /* not yet */ }
     await sleep(50);
@@ -302,8 +331,7 @@ function browserEnd(s, how, code) {
   s.endCode = code;
   live.delete(s);
   bump(C.sessions.ended, how);
-  if (code !== undefined && code !== null) C.sessions.endsBrowserSeen++;
-  else C.sessions.endsMissingBrowser++;
+  if (code !== undefined && code !== null) { C.sessions.endsBrowserSeen++; s.trace = null; } else C.sessions.endsMissingBrowser++;
   if (running) setTimeout(spawnSession, rnd(50, 500));
 }
 
@@ -339,8 +367,8 @@ async function spawnSession() {
   const key = `k${++seqKey}${heavy ? 'H' : ''}${kind.startsWith('xhr') ? 'S' : ''}`;
   // how this session will end (unless the upstream or max_lifetime ends it first)
   const r = Math.random();
-  const plan = heavy ? 'none' : r < 0.3 ? 'browser' : r < 0.4 ? 'idle' : 'none';
-  const s = { key, kind, heavy, plan, lastN: 0, ackedN: 0, seq: 0, acked: 0, lostTo: 0, ended: false, upEnd: undefined, openedAt: 0 };
+  const plan = heavy ? 'none' : r < 0.3 ? 'browser' : r < 0.3 + IDLE_SHARE ? 'idle' : 'none';
+  const s = { key, kind, heavy, plan, lastN: 0, ackedN: 0, seq: 0, acked: 0, lostTo: 0, ended: false, upEnd: undefined, openedAt: 0, trace: kind === 'sse' || kind === 'poll' ? [] : null };
   bump(C.sessions.byTransport, kind);
   byKey.set(key, s);
   live.add(s);
@@ -368,8 +396,10 @@ async function openNativeTry(s) {
     s.attempt = attempt;
     let r;
     try { r = await req('POST', '/chat/sessions', { headers: authz(s), timeoutMs: 15000 }); } catch (e) { r = { status: 0, text: String(e) }; }
+    trace(s, `open -> ${r.status}`);
     if (r.status === 201) {
       s.id = r.json.session;
+      s.openedAt = Date.now();
       C.sessions.opened++;
       if (upRestartAt) { C.reopenMs.push(Date.now() - upRestartAt); upRestartAt = 0; }
       return true;
@@ -385,6 +415,7 @@ async function nativeSession(s) {
   if (!await openNative(s)) { browserEnd(s, 'not_opened', 0); return; }
   const base = `/chat/sessions/${s.id}`;
   const lifeEnd = s.plan === 'browser' ? Date.now() + rnd(5000, 40000) : s.plan === 'idle' ? Date.now() + rnd(5000, 20000) : Infinity;
+  trace(s, `id ${s.id.slice(0, 8)} plan ${s.plan} lifeEnd +${lifeEnd === Infinity ? '-' : ((lifeEnd - Date.now()) / 1000).toFixed(1)}s`);
   const sender = sendLoop(s, base, lifeEnd);
   if (s.kind === 'poll') await pollLoop(s, base, lifeEnd);
   else await sseLoop(s, base, lifeEnd);
@@ -403,14 +434,71 @@ async function nativeSession(s) {
   }
   if (s.plan === 'idle') {
     C.inject.abandonedIdle++;
+    const leftAt = Date.now();
+    trace(s, 'idle: the browser goes silent');
     await sleep((IDLE_S + 3) * 1000);
+    const probeAt = Date.now();
     const r = await req('GET', `${base}/poll?ack=${s.lastN}`).catch((e) => ({ status: 0, text: String(e) }));
+    trace(s, `idle probe poll?ack=${s.lastN} -> ${r.status} ${String(r.text).slice(0, 60)}`);
+    if (r.status === 200 && !r.json?.closed && !s.ended && DIAG) await idleAnomaly(s, r, leftAt, probeAt);
     if (r.status === 410 && r.json?.code === 1001) browserEnd(s, 'idle_timeout', 1001);
     else if (r.status === 410 || (r.status === 200 && r.json?.closed)) browserEnd(s, 'closed_while_idle', r.json?.code ?? r.json?.closed?.code);
     else if (s.ended) { /* closed by the end of the run meanwhile */ }
     else if (r.status === 404 && s.upEnd !== undefined) browserEnd(s, 'gone_while_idle', `gone (upstream ${s.upEnd})`); // ended earlier (kill, max_lifetime) and its 410 window passed
     else { noteError('idle', `${s.kind} ${s.key} ${r.status} ${r.text}`); browserEnd(s, 'idle_unexpected', null); }
   }
+}
+
+/** The session's entry in pollgate's admin listing (null: not listed, i.e. gone or a tombstone). */
+async function adminEntry(id) {
+  const t = Date.now();
+  try {
+    const r = await req('GET', '/sessions', { agent: false, port: adminPort, timeoutMs: 10000 });
+    return r.json?.sessions?.find((x) => x.id === id) ?? null;
+  } catch (e) {
+    return { error: String(e) };
+  } finally {
+    const ms = Date.now() - t;
+    C.diag.adminProbes++;
+    C.diag.adminMsTotal += ms;
+    C.diag.adminMsMax = Math.max(C.diag.adminMsMax, ms);
+  }
+}
+
+/** Lines of a file in the run's directory that mention the session (its id's first 8 characters). */
+function linesFor(file, id) {
+  try {
+    const short = id.slice(0, 8);
+    return readFileSync(path.join(dir, file), 'utf8').split('\n').filter((l) => l.includes(short)).slice(-40);
+  } catch (e) { return [`(${file}: ${e.message})`]; }
+}
+
+/**
+ * An abandoned session still open idle_timeout + 3 s after its browser
+ * went silent: record what pollgate and the driver knew, then watch (from
+ * the admin listing, which does not count as activity) how long it stays.
+ */
+async function idleAnomaly(s, r, leftAt, probeAt) {
+  const a = {
+    key: s.key, id: s.id, kind: s.kind, openedAt: s.openedAt - T0, leftAt: leftAt - T0, probeAt: probeAt - T0,
+    silentMs: probeAt - leftAt, lastN: s.lastN, acked: s.acked, probe: `${r.status} ${String(r.text).slice(0, 300)}`,
+    entryAfter: await adminEntry(s.id), stayedMs: null, watch: [],
+  };
+  log(`idle anomaly: ${s.key} ${s.id.slice(0, 8)} still open ${a.silentMs} ms after its browser left: ${JSON.stringify(a.entryAfter)}`);
+  const t0 = Date.now();
+  let last = '';
+  while (Date.now() - t0 < (IDLE_S * 3 + 10) * 1000) {
+    const e = await adminEntry(s.id);
+    const v = e ? `${e.state}/${e.transport}/${e.buffered_messages}` : 'gone';
+    if (v !== last) { a.watch.push(`+${((Date.now() - t0) / 1000).toFixed(1)}s ${v}`); last = v; }
+    if (!e) { a.stayedMs = Date.now() - t0; break; }
+    await sleep(1000);
+  }
+  await sleep(300); // let the log lines reach the files
+  a.trace = s.trace;
+  a.pollgateLog = linesFor('pollgate.log', s.id);
+  a.accessLog = linesFor('access.log', s.id);
+  C.idleAnomalies.push(a);
 }
 
 /**
@@ -436,7 +524,9 @@ async function pollLoop(s, base, lifeEnd) {
     if (!running) return;
     const cut = chance(0.04) ? 'body' : chance(0.04) ? 'lose' : undefined;
     let r;
+    trace(s, `poll ack ${s.lastN}${cut ? ` (${cut})` : ''}`);
     try { r = await req('GET', `${base}/poll?ack=${s.lastN}`, { cut, timeoutMs: 30000 }); } catch (e) { noteError('poll', e); await sleep(200); continue; }
+    trace(s, `poll -> ${r.cut ? 'cut' : `${r.status} ${r.json?.messages?.length ?? ''}`}`);
     if (r.cut) { if (cut === 'body') C.inject.pollCut++; else C.inject.pollLost++; continue; }
     if (r.status === 410) { handleClosed(s, { code: r.json?.code }); return; }
     if (r.status === 404) { gone(s); return; }
@@ -464,9 +554,16 @@ function sseOnce(s, base, lifeEnd) {
     let outcome = 'dropped';
     let dropTimer = null;
     let lifeTimer = null;
-    const finish = () => { clearTimeout(dropTimer); clearTimeout(lifeTimer); s.abort = null; r.destroy(); resolve(outcome); };
+    const finish = () => {
+      if (!done) trace(s, `events: ${typeof outcome === 'string' ? outcome : JSON.stringify(outcome)}, lastN ${s.lastN}`);
+      done = true;
+      clearTimeout(dropTimer); clearTimeout(lifeTimer); s.abort = null; r.destroy(); resolve(outcome);
+    };
+    let done = false;
+    trace(s, `events from ${s.lastN}`);
     s.abort = () => { outcome = 'stopped'; finish(); };
     r.on('response', (res) => {
+      trace(s, `events -> ${res.statusCode}`);
       if (res.statusCode === 410) {
         let t = ''; res.on('data', (d) => { t += d; }); res.on('end', () => { try { outcome = { closed: { code: JSON.parse(t).code } }; } catch { outcome = 'error'; } finish(); });
         return;
@@ -522,8 +619,15 @@ function sseOnce(s, base, lifeEnd) {
 }
 
 async function sseLoop(s, base, lifeEnd) {
+  const acks = new Set(); // acks in flight
   const acker = setInterval(() => {
-    if (s.lastN > s.acked) { const a = s.lastN; req('POST', `${base}/ack?ack=${a}`).then((r) => { if (r.status === 204) s.acked = Math.max(s.acked, a); }).catch(() => {}); }
+    if (s.lastN > s.acked) {
+      const a = s.lastN;
+      trace(s, `ack ${a}`);
+      const p = req('POST', `${base}/ack?ack=${a}`).then((r) => { trace(s, `ack ${a} -> ${r.status}`); if (r.status === 204) s.acked = Math.max(s.acked, a); })
+        .catch((e) => trace(s, `ack ${a} -> ${e.message}`)).finally(() => acks.delete(p));
+      acks.add(p);
+    }
   }, 3000);
   try {
     while (!s.ended && running && Date.now() < lifeEnd) {
@@ -532,7 +636,22 @@ async function sseLoop(s, base, lifeEnd) {
       if (o === 'gone') { gone(s); return; }
       if (o === 'error') await sleep(300);
     }
-  } finally { clearInterval(acker); }
+  } finally {
+    clearInterval(acker);
+    // An ack already sent is browser activity when it arrives, and under
+    // load it can reach pollgate seconds later (a new connection waiting
+    // in a full accept queue): the browser has not gone silent before
+    // every request it sent has been answered. (The 10-minute soak of
+    // 2026-12-06 counted an idle session as not reaped because its
+    // silence was timed from before such an ack.)
+    if (acks.size) {
+      trace(s, `waiting for ${acks.size} ack(s) in flight`);
+      const t = Date.now();
+      await Promise.all([...acks]);
+      C.diag.ackWaits++;
+      C.diag.ackWaitMsMax = Math.max(C.diag.ackWaitMsMax, Date.now() - t);
+    }
+  }
 }
 
 let sendN = 0; // (per session in s.sendN)
@@ -550,7 +669,9 @@ async function sendLoop(s, base, lifeEnd) {
       if (attempt) C.inject.sendRetries++;
       const cut = attempt < 3 && chance(0.05) ? 'head' : undefined;
       let r;
+      trace(s, `send seq ${seq}${cut ? ' (cut)' : ''}`);
       try { r = await req('POST', `${base}/send`, { headers: { 'content-type': 'application/json' }, body, cut }); } catch (e) { r = { status: 0, text: String(e) }; }
+      trace(s, `send seq ${seq} -> ${r.cut ? 'cut' : r.status}`);
       if (r.cut) { C.inject.sendCut++; continue; }
       if (r.status === 200 && r.json?.ack >= seq) {
         s.sendN += count;
@@ -690,6 +811,7 @@ async function main() {
 
   const samples = [];
   let rssRef = null;
+  let rssRefAt = null; // s after the start of the load
   // the clock starts once the ramp is issued (bounded: a loaded machine
   // must not turn the run into a ramp)
   while (!rampDone && Date.now() - T0 < 120000) await sleep(500);
@@ -705,7 +827,7 @@ async function main() {
     const p = procSample();
     C.pausedMax = Math.max(C.pausedMax, st.paused);
     samples.push({ t: Math.round((Date.now() - T0) / 1000), sessions: st.sessions, live: live.size, paused: st.paused, buffered: st.buffered_bytes, fds: p.fds, rss: p.rss });
-    if (!rssRef && Date.now() >= runStart + Math.max(10000, Math.min(60000, DURATION))) { rssRef = p.rss; log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
+    if (!rssRef && Date.now() >= runStart + Math.max(10000, Math.min(60000, DURATION))) { rssRef = p.rss; rssRefAt = Math.round((Date.now() - runStart) / 1000); log(`RSS reference ${(rssRef / 1048576).toFixed(1)} MiB`); }
     if (samples.length % 10 === 0) log(`sessions ${st.sessions} live ${live.size} paused ${st.paused} buffered ${st.buffered_bytes} fds ${p.fds} rss ${(p.rss / 1048576).toFixed(1)}MiB`);
     if (Date.now() >= nextStall) { for (let k = 0; k < 3; k++) stallSomeRelay(); nextStall = Date.now() + rnd(2000, 5000); }
     if (Date.now() >= nextKill && Date.now() < endAt - Math.min(15000, DURATION * 0.3)) {
@@ -713,7 +835,7 @@ async function main() {
       nextKill = DURATION >= 2 * KILL_EVERY ? nextKill + KILL_EVERY : Infinity;
     }
   }
-  if (!rssRef) rssRef = procSample().rss;
+  if (!rssRef) { rssRef = procSample().rss; rssRefAt = Math.round((Date.now() - runStart) / 1000); }
 
   // the end: stop, close every native session from the browser, wait
   running = false;
@@ -738,12 +860,13 @@ async function main() {
   agent.destroy();
   for (const p of relayConns) { p.client.destroy(); p.back.destroy(); }
   // every upstream end observed; pollgate back to its starting state
+  const endAtRun = Date.now();
   const waitUntil = Date.now() + (IDLE_S * 2 + 15) * 1000;
   let fin;
   for (;;) {
     await sleep(1000);
     agent.destroy(); // late requests (idle probes) may have opened keep-alive sockets again
-    fin = { stats: await stats(), proc: procSample() };
+    fin = { stats: await stats(), proc: procSample(), at: Date.now() };
     const pendingUp = [...byKey.values()].filter((s) => s.upOpen && s.upEnd === undefined).length;
     if ((fin.stats.sessions === start.stats.sessions && fin.stats.tombstones === 0 && pendingUp === 0 &&
          fin.proc.fds === start.proc.fds && fin.stats.buffered_bytes === start.stats.buffered_bytes) || Date.now() > waitUntil) break;
@@ -787,6 +910,7 @@ async function main() {
     ['sessions opened', C.sessions.opened, `>= ${SESSIONS}`, C.sessions.opened >= SESSIONS],
     ['peak concurrent sessions (pollgate)', Math.max(...samples.map((x) => x.sessions)), `>= ${Math.floor(SESSIONS * 0.9)}`, Math.max(...samples.map((x) => x.sessions)) >= SESSIONS * 0.9],
     ['session ends without browser-side code', C.sessions.endsMissingBrowser, '0', C.sessions.endsMissingBrowser === 0],
+    ['abandoned sessions open at idle_timeout + 3 s', `${C.errors.idle || 0} of ${C.inject.abandonedIdle}`, '0', !C.errors.idle],
     ['ends seen only as 404 (browser away > idle_timeout)', C.sessions.goneUnseen || 0, 'info', true],
     ['session ends without upstream-side close', C.sessions.endsMissingUpstream, '0', C.sessions.endsMissingUpstream === 0],
     ['upstream close codes not as expected', C.sessions.badEndCodes, '0', C.sessions.badEndCodes === 0],
@@ -810,11 +934,29 @@ async function main() {
   console.log(`${'-'.repeat(w0)}-+-${'-'.repeat(w1)}-+-----------+-------`);
   for (const [name, v, want, ok] of rows) console.log(`${name.padEnd(w0)} | ${String(v).padEnd(w1)} | ${want.padEnd(9)} | ${ok ? 'PASS' : 'FAIL'}`);
   console.log(`\ninjections: ${JSON.stringify(C.inject)}`);
+  console.log(`diagnostics: ${JSON.stringify(C.diag)}`);
   console.log(`sessions: ${JSON.stringify(C.sessions)}`);
   if (Object.keys(C.errors).length) console.log(`errors: ${JSON.stringify(C.errors)}`);
   if (errorSample.length) console.log(`samples:\n  ${errorSample.join('\n  ')}`);
+  for (const a of C.idleAnomalies) {
+    console.log(`\nidle anomaly ${a.key} (${a.kind}) id ${a.id.slice(0, 8)}: opened ${(a.openedAt / 1000).toFixed(1)} s, browser silent from ${(a.leftAt / 1000).toFixed(1)} s, probed ${(a.probeAt / 1000).toFixed(1)} s (${a.silentMs} ms later)`);
+    console.log(`  pollgate's /sessions entry after the probe: ${JSON.stringify(a.entryAfter)}`);
+    console.log(`  then (admin listing, no activity): ${a.watch.join(', ')}; ${a.stayedMs === null ? 'still listed at the end of the watch' : `gone after ${a.stayedMs} ms`}`);
+    console.log(`  probe answer: ${a.probe}`);
+    console.log(`  driver trace (s since start):\n    ${(a.trace || []).join('\n    ')}`);
+    console.log(`  pollgate log:\n    ${a.pollgateLog.join('\n    ')}`);
+    console.log(`  access log:\n    ${a.accessLog.join('\n    ')}`);
+  }
   console.log(`\n${pass ? 'SOAK PASSED' : 'SOAK FAILED'}`);
-  writeFileSync(JSON_OUT, JSON.stringify({ pass, durationS: DURATION / 1000, sessions: SESSIONS, criteria: rows.map(([name, value, want, ok]) => ({ name, value, want, ok })), counters: C, errorSample, start, final: fin, rssRef, samples }, null, 1));
+  // the end-of-run figures the issue asks for, side by side
+  const endChecks = {
+    waitedAfterRunMs: fin.at - endAtRun, idleTimeoutMs: IDLE_S * 1000,
+    sessions: { start: start.stats.sessions, after: fin.stats.sessions, tombstonesAfter: fin.stats.tombstones },
+    bufferedBytes: { start: start.stats.buffered_bytes, after: fin.stats.buffered_bytes },
+    fds: { start: start.proc.fds, after: fin.proc.fds },
+    rss: { reference: rssRef, referenceAt: rssRefAt, after: fin.proc.rss, ratio: Number((fin.proc.rss / rssRef).toFixed(4)), limit: 1.1 },
+  };
+  writeFileSync(JSON_OUT, JSON.stringify({ pass, durationS: DURATION / 1000, sessions: SESSIONS, criteria: rows.map(([name, value, want, ok]) => ({ name, value, want, ok })), endChecks, counters: C, errorSample, start, final: fin, rssRef, samples }, null, 1));
 
   gw.kill('SIGTERM');
   await new Promise((r) => { const t = setTimeout(() => { gw.kill('SIGKILL'); r(); }, 15000); gw.once('exit', () => { clearTimeout(t); r(); }); });

@@ -1308,23 +1308,14 @@ static void opened(struct hc *h, int status)
     const char *e = id ? strchr(id + 11, '"') : NULL;
     if (opt.sockjs) {
         snprintf(s->id, sizeof s->id, "s%d", s->idx);
-        s->state = SS_ACTIVE;
-        if (opt.mode == M_POLL) {
-            send_poll(s);
-            st.attached++;
-        } else {
-            send_events(s);
-        }
-        start_opens();
-        return;
-    }
-    if (!e || e - (id + 11) >= (long)sizeof s->id) {
+    } else if (!e || e - (id + 11) >= (long)sizeof s->id) {
         sess_fail(s, "no session id", h->body.p + h->body.off);
         start_opens();
         return;
+    } else {
+        memcpy(s->id, id + 11, (size_t)(e - (id + 11)));
+        s->id[e - (id + 11)] = 0;
     }
-    memcpy(s->id, id + 11, (size_t)(e - (id + 11)));
-    s->id[e - (id + 11)] = 0;
     s->state = SS_ACTIVE;
     if (opt.mode == M_POLL) {
         send_poll(s);

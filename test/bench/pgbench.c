@@ -82,7 +82,7 @@ static struct {
     const char *name;
     int sessions;
     int rate;             /* messages per second per session */
-    int window;           /* > 0: flat out, this many in flight per session */
+    int window;           /* > 0: at most this many in flight per session */
     int size;             /* payload bytes */
     double warmup, duration, drain, settle;
     int ack_ms;
@@ -457,6 +457,7 @@ struct up {
 static struct up **ups;          /* by session index */
 static uint64_t *up_sent;        /* by session index */
 static uint64_t *up_got;         /* of those, seen by their browser session */
+static uint64_t *up_due;         /* --window: messages scheduled so far */
 static int up_listen_fd;
 static struct event *up_accept_ev;
 
@@ -764,17 +765,22 @@ static void up_push(int idx)
     up_push_n(idx, 1);
 }
 
-/* --window: top every upstream connection up to window messages in flight
- * (pushed, not yet seen by the browser session they feed): the upstream
- * pushes as fast as the browsers take the messages, bounded, so the queues
- * (and the latency) stay finite whichever side is the bottleneck. */
-static void up_refill(void)
+/* --window: every REFILL_MS, in turn, upstream connection idx gets what
+ * --rate schedules by millisecond ms (any rate, in one write), but never
+ * more than window messages in flight (pushed, not yet seen by the browser
+ * session they feed): what the window holds back is dropped from the
+ * schedule, as by a producer that cannot push faster. The queues (and the
+ * latency) stay bounded whichever side is the bottleneck, and the rate
+ * reached says which. */
+#define REFILL_MS 10
+static void up_refill(int idx, int64_t ms)
 {
-    for (int i = 0; i < opt.sessions; i++) {
-        uint64_t inflight = up_sent[i] - up_got[i];
-        if (inflight < (uint64_t)opt.window)
-            up_push_n(i, opt.window - (int)inflight);
-    }
+    uint64_t want = (uint64_t)(ms + 1) * (uint64_t)opt.rate / 1000u;
+    uint64_t due = want > up_due[idx] ? want - up_due[idx] : 0;
+    uint64_t inflight = up_sent[idx] - up_got[idx];
+    uint64_t room = inflight < (uint64_t)opt.window ? (uint64_t)opt.window - inflight : 0;
+    up_due[idx] = want;
+    up_push_n(idx, (int)(due < room ? due : room));
 }
 
 /* ------------------------------------------------------------ browsers */
@@ -1654,7 +1660,10 @@ static void run_wheels(int64_t ms)
             sess_ws_send(&sess[i]);
         }
     }
-    if (sending && opt.rate > 0 && !opt.window && (opt.mode == M_POLL || opt.mode == M_SSE)) {
+    if (sending && opt.window) {
+        for (int i = (int)(ms % REFILL_MS); i < n; i += REFILL_MS)
+            up_refill(i, ms);
+    } else if (sending && opt.rate > 0 && (opt.mode == M_POLL || opt.mode == M_SSE)) {
         int per = 1000 / opt.rate;
         for (int i = (int)(ms % per); i < n; i += per)
             up_push(i);
@@ -1804,8 +1813,6 @@ static void tick_cb(evutil_socket_t fd, short what, void *arg)
         for (int64_t m = st.wheel_done + 1; m <= ms; m++)
             run_wheels(m);
         st.wheel_done = ms;
-        if (opt.window && (st.phase == PH_WARMUP || st.phase == PH_MEASURE))
-            up_refill();
     }
 }
 
@@ -1904,7 +1911,7 @@ static void compute(struct results *r)
     r->lost = sent > got ? sent - got : 0;
     /* held: received within 1.5 s plus one message interval of the end */
     uint64_t end = st.s1.t_ns;
-    uint64_t slack = 1500000000u + (opt.rate > 0 && !opt.window ? 1000000000u / (uint64_t)opt.rate : 0);
+    uint64_t slack = 1500000000u + (opt.rate > 0 ? 1000000000u / (uint64_t)opt.rate : 0);
     for (int i = 0; i < opt.sessions; i++)
         if (sess && sess[i].state == SS_ACTIVE && sess[i].last_rx_ns + slack >= end)
             r->held++;
@@ -1940,7 +1947,7 @@ static void write_json(const struct results *r)
     fprintf(f, "{\"name\":\"%s\",\"mode\":\"%s\",\"sessions\":%d,"
             "\"rate_per_session\":%d,\"in_flight_per_session\":%d,\"msg_bytes\":%d,"
             "\"warmup_s\":%.1f,\"window_s\":%.3f,", opt.name, mode_names[opt.mode],
-            opt.sessions, opt.window ? 0 : opt.rate, opt.window, opt.size, opt.warmup,
+            opt.sessions, opt.rate, opt.window, opt.size, opt.warmup,
             r->window);
     if (opt.mode == M_IDLE) {
         fprintf(f, "\"opened\":%d,\"pollgate_sessions\":%ld,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
@@ -2176,9 +2183,10 @@ static void usage(FILE *f)
         "               [--ready-file F] [--open-parallel N] [--admin-port A] [-v]\n"
         "               [--dialect native|sockjs] [--window W]\n"
         "       pgbench --free-ports N | --header\n"
-        "R must divide 1000 (messages are scheduled on a 1 ms wheel).\n"
-        "--window W (poll and sse modes, instead of --rate; 1 to %d): the upstream\n"
-        "pushes flat out, keeping W messages in flight per session.\n", PUSH_MAX);
+        "R must divide 1000 (messages are scheduled on a 1 ms wheel), except\n"
+        "with --window W (poll and sse modes, 1 to %d): any R, pushed every %d ms\n"
+        "per session, never more than W messages in flight per session.\n",
+        PUSH_MAX, REFILL_MS);
 }
 
 static void parse_args(int argc, char **argv)
@@ -2272,9 +2280,9 @@ static void parse_args(int argc, char **argv)
     }
     if (!opt.gw_port || !opt.up_port || (opt.pid <= 0 && !opt.pid_file) ||
         opt.sessions < 1 || opt.size < 40 || opt.size > MAX_SIZE ||
-        (opt.rate > 0 && 1000 % opt.rate) || opt.rate < 0 || optind != argc ||
+        (opt.rate > 0 && 1000 % opt.rate && !opt.window) || opt.rate < 0 || optind != argc ||
         opt.window < 0 || opt.window > PUSH_MAX ||
-        (opt.window && opt.mode != M_POLL && opt.mode != M_SSE)) {
+        (opt.window && (opt.rate < 1 || (opt.mode != M_POLL && opt.mode != M_SSE)))) {
         usage(stderr);
         exit(2);
     }
@@ -2293,6 +2301,7 @@ int main(int argc, char **argv)
     ups = xmalloc(sizeof *ups * (size_t)opt.sessions);
     up_sent = xmalloc(sizeof *up_sent * (size_t)opt.sessions);
     up_got = xmalloc(sizeof *up_got * (size_t)opt.sessions);
+    up_due = xmalloc(sizeof *up_due * (size_t)opt.sessions);
     up_free_idx = xmalloc(sizeof *up_free_idx * (size_t)opt.sessions);
     for (int i = 0; i < opt.sessions; i++) {
         sess[i].idx = i;

@@ -41,16 +41,15 @@
 #             eventsource (native with acks every 500 ms), the upstream
 #             offering 389 msg/s per session (BENCH_SAT_RATE: where the
 #             issue's harness topped out for both pollgate and the relay;
-#             1,000 sessions like the other rows, 389k msg/s in all,
-#             which the relay's batching makes reachable on one core) in
-#             bursts every 10 ms per session, but
-#             never more than BENCH_SAT_WINDOW (default 64) messages in
-#             flight per session (pushed, not yet received): a target that
-#             cannot keep up holds the harness back instead of queueing
-#             without bound (an open-loop push above capacity would measure
-#             buffer depth), so the rate it reached says who was the limit.
-#             The summary gives the p99 of pollgate and of the relay and the
-#             msg/s per session each reached (target: p99 <= 2x the relay's).
+#             1,000 sessions like the other rows, 389k msg/s in
+#             all) in bursts every 10 ms per session, but never more than
+#             BENCH_SAT_WINDOW (default 64) messages in flight per session
+#             (pushed, not yet received): a target that cannot keep up
+#             holds the harness back instead of queueing without bound (an
+#             open-loop push above capacity would measure buffer depth), so
+#             the rate it reached says who was the limit. The summary gives
+#             the p99 of pollgate and of the relay and the msg/s per session
+#             each reached (target: p99 <= 2x the relay's).
 #
 # The minimal relay (../shared/yardstick/relay.c next to the source tree,
 # or BENCH_RELAY=DIR|FILE.c|BINARY; BENCH_RELAY=off: none) is built with

@@ -28,6 +28,12 @@
  *   browser sends at --rate (both ways); browser -> upstream messages are
  *   counted at the upstream and reported beside the main figures.
  *
+ * - --window W (poll and sse modes): the upstream offers --rate (any rate)
+ *   to each connection in one write every 10 ms, but never lets more than
+ *   W messages be in flight (pushed, not yet received by the browser
+ *   session): saturation without unbounded queues; the rate reached is
+ *   reported per session.
+ *
  * Reported over the measurement window (after --warmup): delivered
  * messages/s, pollgate CPU (utime+stime from /proc/<pid>/stat) and
  * messages per pollgate CPU-second, latency percentiles (upstream send ->

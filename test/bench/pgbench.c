@@ -28,6 +28,12 @@
  *   browser sends at --rate (both ways); browser -> upstream messages are
  *   counted at the upstream and reported beside the main figures.
  *
+ * - --window W (poll and sse modes): the upstream offers --rate (any rate)
+ *   to each connection in one write every 10 ms, but never lets more than
+ *   W messages be in flight (pushed, not yet received by the browser
+ *   session): saturation without unbounded queues; the rate reached is
+ *   reported per session.
+ *
  * Reported over the measurement window (after --warmup): delivered
  * messages/s, pollgate CPU (utime+stime from /proc/<pid>/stat) and
  * messages per pollgate CPU-second, latency percentiles (upstream send ->
@@ -82,6 +88,7 @@ static struct {
     const char *name;
     int sessions;
     int rate;             /* messages per second per session */
+    int window;           /* > 0: at most this many in flight per session */
     int size;             /* payload bytes */
     double warmup, duration, drain, settle;
     int ack_ms;
@@ -455,6 +462,8 @@ struct up {
 
 static struct up **ups;          /* by session index */
 static uint64_t *up_sent;        /* by session index */
+static uint64_t *up_got;         /* of those, seen by their browser session */
+static uint64_t *up_due;         /* --window: messages scheduled so far */
 static int up_listen_fd;
 static struct event *up_accept_ev;
 
@@ -504,6 +513,68 @@ static const char *head_find(const char *head, const char *name, size_t *vlen)
     return NULL;
 }
 
+/* The one place an HTTP head (request or response) is cut out of a byte
+ * buffer: when p[0, n) holds the whole head, NUL-terminate it in place after
+ * its last header line (for head_find) and give the bytes it takes with its
+ * blank line. 1 complete, 0 not yet, -1 no end within max bytes. p[n] must be
+ * writable (struct buf keeps room for a NUL). */
+static int head_cut(char *p, size_t n, size_t max, size_t *taken)
+{
+    p[n] = 0;
+    char *e = n >= 4 ? strstr(p, "\r\n\r\n") : NULL;
+    if (!e)
+        return n > max ? -1 : 0;
+    e[2] = 0;
+    *taken = (size_t)(e + 4 - p);
+    return 1;
+}
+
+/* The status of a response head ("HTTP/1.x NNN ..."), or -1. */
+static int head_status(const char *head)
+{
+    if (strncmp(head, "HTTP/1.", 7) != 0 || strlen(head) < 12)
+        return -1;
+    return atoi(head + 9);
+}
+
+/* One WebSocket frame header at p[0, avail): opcode, whether masked, the
+ * mask key (when masked), the header length (mask included) and the
+ * payload length. 1 complete header, 0 not yet. */
+struct ws_fh {
+    int op;
+    bool masked;
+    const uint8_t *mask;
+    size_t hl;
+    uint64_t len;
+};
+
+static int ws_frame_head(const uint8_t *p, size_t avail, struct ws_fh *f)
+{
+    if (avail < 2)
+        return 0;
+    f->op = p[0] & 0x0f;
+    f->masked = p[1] & 0x80;
+    f->len = p[1] & 0x7f;
+    f->hl = 2;
+    if (f->len == 126) {
+        if (avail < 4)
+            return 0;
+        f->len = ((uint64_t)p[2] << 8) | p[3];
+        f->hl = 4;
+    } else if (f->len == 127) {
+        if (avail < 10)
+            return 0;
+        f->len = 0;
+        for (int i = 0; i < 8; i++)
+            f->len = (f->len << 8) | p[2 + i];
+        f->hl = 10;
+    }
+    f->mask = f->masked ? p + f->hl : NULL;
+    if (f->masked)
+        f->hl += 4;
+    return avail >= f->hl;
+}
+
 /* Append one unmasked frame. */
 static size_t frame_header(uint8_t *h, int opcode, size_t len)
 {
@@ -538,11 +609,10 @@ static bool up_handshake(struct up *u)
 {
     struct buf *in = &u->s.in;
     char *p = in->p + in->off;
-    in->p[in->len] = 0;
-    char *e = strstr(p, "\r\n\r\n");
-    if (!e)
-        return buf_avail(in) < 16384;
-    e[2] = 0;
+    size_t taken = 0;
+    int got = head_cut(p, buf_avail(in), 16384, &taken);
+    if (got <= 0)
+        return got == 0;
     size_t klen = 0, clen = 0;
     const char *key = head_find(p, "Sec-WebSocket-Key", &klen);
     const char *cookie = head_find(p, "Cookie", &clen);
@@ -567,7 +637,7 @@ static bool up_handshake(struct up *u)
                 u->idx = (int)v;
         }
     }
-    buf_consume(in, (size_t)(e + 4 - p));
+    buf_consume(in, taken);
     char resp[256];
     int n = snprintf(resp, sizeof resp,
                      "HTTP/1.1 101 Switching Protocols\r\n"
@@ -594,28 +664,14 @@ static bool up_frames(struct up *u)
     for (;;) {
         const uint8_t *p = (const uint8_t *)in->p + in->off;
         size_t avail = buf_avail(in);
-        if (avail < 2)
+        struct ws_fh fh;
+        if (!ws_frame_head(p, avail, &fh))
             return true;
-        int op = p[0] & 0x0f;
-        bool masked = p[1] & 0x80;
-        uint64_t len = p[1] & 0x7f;
-        size_t h = 2;
-        if (len == 126) {
-            if (avail < 4)
-                return true;
-            len = ((uint64_t)p[2] << 8) | p[3];
-            h = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                return true;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = (len << 8) | p[2 + i];
-            h = 10;
-        }
-        const uint8_t *mask = p + h;
-        if (masked)
-            h += 4;
+        int op = fh.op;
+        bool masked = fh.masked;
+        const uint8_t *mask = fh.mask;
+        uint64_t len = fh.len;
+        size_t h = fh.hl;
         if (len > (uint64_t)MAX_SIZE * 16)
             return false;
         if (avail < h + len)
@@ -683,23 +739,54 @@ static size_t make_payload(char *p, uint64_t ts, uint64_t seq, int idx)
     return (size_t)n;
 }
 
-static void up_push(int idx)
+/* Push n messages (n <= PUSH_MAX) to upstream connection idx in one write. */
+#define PUSH_MAX 64
+static void up_push_n(int idx, int n)
 {
     struct up *u = ups[idx];
-    if (!u || !u->open)
+    if (!u || !u->open || n <= 0)
         return;
+    if (n > PUSH_MAX)
+        n = PUSH_MAX;
     if (buf_avail(&u->s.out) > BACKLOG_MAX) {
         st.up_blocked++;
         return;
     }
-    uint8_t f[MAX_SIZE + 128];
-    size_t h = frame_header(f, 1, (size_t)opt.size);
-    size_t n = make_payload((char *)f + h, now_ns(), u->seq + 1, idx);
-    if (sock_write(&u->s, f, h + n) < 0)
+    static uint8_t f[PUSH_MAX * (MAX_SIZE + 128)];
+    size_t len = 0;
+    uint64_t ts = now_ns();
+    for (int i = 0; i < n && i < PUSH_MAX; i++) {
+        size_t h = frame_header(f + len, 1, (size_t)opt.size);
+        len += h + make_payload((char *)f + len + h, ts, u->seq + 1 + (uint64_t)i, idx);
+    }
+    if (sock_write(&u->s, f, len) < 0)
         return;
-    u->seq++;
-    up_sent[idx]++;
-    st.up_sent_total++;
+    u->seq += (uint64_t)n;
+    up_sent[idx] += (uint64_t)n;
+    st.up_sent_total += (uint64_t)n;
+}
+
+static void up_push(int idx)
+{
+    up_push_n(idx, 1);
+}
+
+/* --window: every REFILL_MS, in turn, upstream connection idx gets what
+ * --rate schedules by millisecond ms (any rate, in one write), but never
+ * more than window messages in flight (pushed, not yet seen by the browser
+ * session they feed): what the window holds back is dropped from the
+ * schedule, as by a producer that cannot push faster. The queues (and the
+ * latency) stay bounded whichever side is the bottleneck, and the rate
+ * reached says which. */
+#define REFILL_MS 10
+static void up_refill(int idx, int64_t ms)
+{
+    uint64_t want = (uint64_t)(ms + 1) * (uint64_t)opt.rate / 1000u;
+    uint64_t due = want > up_due[idx] ? want - up_due[idx] : 0;
+    uint64_t inflight = up_sent[idx] - up_got[idx];
+    uint64_t room = inflight < (uint64_t)opt.window ? (uint64_t)opt.window - inflight : 0;
+    up_due[idx] = want;
+    up_push_n(idx, (int)(due < room ? due : room));
 }
 
 /* ------------------------------------------------------------ browsers */
@@ -1007,6 +1094,9 @@ static void record(struct sess *s, uint64_t pg_id, uint64_t seq, uint64_t ts,
     else
         s->max_seq = seq;
     s->uniq++;
+    int feed = opt.sockjs ? s->up_idx : s->idx;  /* the upstream feeding s */
+    if (feed >= 0 && feed < opt.sessions)
+        up_got[feed]++;
     s->last_rx_ns = now;
     st.recv_total++;
     if (st.phase == PH_MEASURE) {
@@ -1230,23 +1320,14 @@ static void opened(struct hc *h, int status)
     const char *e = id ? strchr(id + 11, '"') : NULL;
     if (opt.sockjs) {
         snprintf(s->id, sizeof s->id, "s%d", s->idx);
-        s->state = SS_ACTIVE;
-        if (opt.mode == M_POLL) {
-            send_poll(s);
-            st.attached++;
-        } else {
-            send_events(s);
-        }
-        start_opens();
-        return;
-    }
-    if (!e || e - (id + 11) >= (long)sizeof s->id) {
+    } else if (!e || e - (id + 11) >= (long)sizeof s->id) {
         sess_fail(s, "no session id", h->body.p + h->body.off);
         start_opens();
         return;
+    } else {
+        memcpy(s->id, id + 11, (size_t)(e - (id + 11)));
+        s->id[e - (id + 11)] = 0;
     }
-    memcpy(s->id, id + 11, (size_t)(e - (id + 11)));
-    s->id[e - (id + 11)] = 0;
     s->state = SS_ACTIVE;
     if (opt.mode == M_POLL) {
         send_poll(s);
@@ -1324,12 +1405,12 @@ static void hc_fail(struct hc *h, const char *what, const char *detail)
     }
 }
 
-/* Parse a response head at p (ends with \r\n\r\n, NUL-terminated). */
+/* Parse a response head at p (cut by head_cut). */
 static bool parse_head(struct hc *h, char *p)
 {
-    if (strncmp(p, "HTTP/1.", 7) != 0 || strlen(p) < 12)
+    h->status = head_status(p);
+    if (h->status < 0)
         return false;
-    h->status = atoi(p + 9);
     size_t vl;
     const char *v = head_find(p, "Transfer-Encoding", &vl);
     h->chunked = v && vl >= 7 && strncasecmp(v, "chunked", 7) == 0;
@@ -1354,28 +1435,16 @@ static bool ws_frames(struct hc *h, uint64_t now)
     for (;;) {
         const uint8_t *p = (const uint8_t *)in->p + in->off;
         size_t avail = buf_avail(in);
-        if (avail < 2)
-            return true;
-        int op = p[0] & 0x0f;
-        uint64_t len = p[1] & 0x7f;
-        size_t hl = 2;
-        if (p[1] & 0x80) {
+        struct ws_fh fh;
+        if (avail >= 2 && (p[1] & 0x80)) {
             hc_fail(h, "masked frame from pollgate", NULL);
             return false;
         }
-        if (len == 126) {
-            if (avail < 4)
-                return true;
-            len = ((uint64_t)p[2] << 8) | p[3];
-            hl = 4;
-        } else if (len == 127) {
-            if (avail < 10)
-                return true;
-            len = 0;
-            for (int i = 0; i < 8; i++)
-                len = (len << 8) | p[2 + i];
-            hl = 10;
-        }
+        if (!ws_frame_head(p, avail, &fh))
+            return true;
+        int op = fh.op;
+        uint64_t len = fh.len;
+        size_t hl = fh.hl;
         if (len > (uint64_t)MAX_SIZE * 16) {
             hc_fail(h, "frame too large", NULL);
             return false;
@@ -1424,19 +1493,17 @@ static void hc_process(struct hc *h, uint64_t now)
         case PS_HEAD: {
             if (!avail)
                 return;
-            in->p[in->len] = 0;
-            char *e = avail >= 4 ? strstr(p, "\r\n\r\n") : NULL;
-            if (!e) {
-                if (avail > 65536)
-                    hc_fail(h, "response head too large", NULL);
+            size_t taken = 0;
+            int got = head_cut(p, avail, 65536, &taken);
+            if (got < 0)
+                hc_fail(h, "response head too large", NULL);
+            if (got <= 0)
                 return;
-            }
-            e[2] = 0;
             if (!parse_head(h, p)) {
                 hc_fail(h, "bad response", p);
                 return;
             }
-            buf_consume(in, (size_t)(e + 4 - p));
+            buf_consume(in, taken);
             if (h->kind == RQ_WS) {
                 st.opens_in_flight--;
                 if (h->status != 101) {
@@ -1599,7 +1666,10 @@ static void run_wheels(int64_t ms)
             sess_ws_send(&sess[i]);
         }
     }
-    if (sending && opt.rate > 0 && (opt.mode == M_POLL || opt.mode == M_SSE)) {
+    if (sending && opt.window) {
+        for (int i = (int)(ms % REFILL_MS); i < n; i += REFILL_MS)
+            up_refill(i, ms);
+    } else if (sending && opt.rate > 0 && (opt.mode == M_POLL || opt.mode == M_SSE)) {
         int per = 1000 / opt.rate;
         for (int i = (int)(ms % per); i < n; i += per)
             up_push(i);
@@ -1781,8 +1851,10 @@ static long gateway_sessions(void)
             n += (size_t)r;
     }
     close(fd);
-    b[n] = 0;
-    const char *p = strstr(b, "\"sessions\":");
+    size_t taken = 0;
+    if (head_cut(b, n, sizeof b, &taken) <= 0 || head_status(b) != 200)
+        return -1;
+    const char *p = strstr(b + taken, "\"sessions\":");
     if (p)
         v = strtol(p + 11, NULL, 10);
     return v;
@@ -1843,9 +1915,11 @@ static void compute(struct results *r)
     r->max = secs(st.lat_max_ns) * 1000;
     uint64_t sent = sent_total(), got = uniq_total();
     r->lost = sent > got ? sent - got : 0;
+    /* held: received within 1.5 s plus one message interval of the end */
     uint64_t end = st.s1.t_ns;
+    uint64_t slack = 1500000000u + (opt.rate > 0 ? 1000000000u / (uint64_t)opt.rate : 0);
     for (int i = 0; i < opt.sessions; i++)
-        if (sess && sess[i].state == SS_ACTIVE && sess[i].last_rx_ns + 1500000000u >= end)
+        if (sess && sess[i].state == SS_ACTIVE && sess[i].last_rx_ns + slack >= end)
             r->held++;
     if (opt.mode == M_IDLE) {
         r->held = (uint64_t)st.opened;
@@ -1877,9 +1951,10 @@ static void write_json(const struct results *r)
     if (!f)
         die(opt.json_path);
     fprintf(f, "{\"name\":\"%s\",\"mode\":\"%s\",\"sessions\":%d,"
-            "\"rate_per_session\":%d,\"msg_bytes\":%d,\"warmup_s\":%.1f,"
-            "\"window_s\":%.3f,", opt.name, mode_names[opt.mode], opt.sessions,
-            opt.rate, opt.size, opt.warmup, r->window);
+            "\"rate_per_session\":%d,\"in_flight_per_session\":%d,\"msg_bytes\":%d,"
+            "\"warmup_s\":%.1f,\"window_s\":%.3f,", opt.name, mode_names[opt.mode],
+            opt.sessions, opt.rate, opt.window, opt.size, opt.warmup,
+            r->window);
     if (opt.mode == M_IDLE) {
         fprintf(f, "\"opened\":%d,\"pollgate_sessions\":%ld,\"rss_before_kib\":%ld,\"rss_after_kib\":%ld,"
                 "\"bytes_per_idle_session\":%.0f,\"pollgate_cpu_pct_idle\":%.2f,"
@@ -1892,13 +1967,14 @@ static void write_json(const struct results *r)
         fclose(f);
         return;
     }
-    fprintf(f, "\"delivered\":%llu,\"delivered_per_s\":%.0f,"
+    fprintf(f, "\"delivered\":%llu,\"delivered_per_s\":%.0f,\"delivered_per_session_s\":%.1f,"
             "\"pollgate_cpu_s\":%.2f,\"pollgate_cpu_s_schedstat\":%.3f,"
             "\"pollgate_cpu_pct\":%.1f,"
             "\"msgs_per_pollgate_cpu_s\":%.0f,\"us_cpu_per_msg\":%.2f,"
             "\"latency_ms\":{\"p50\":%.3f,\"p90\":%.3f,\"p99\":%.3f,"
             "\"p999\":%.3f,\"max\":%.3f},",
-            (unsigned long long)st.recv_window, r->delivered_s, r->gw_cpu,
+            (unsigned long long)st.recv_window, r->delivered_s,
+            r->delivered_s / opt.sessions, r->gw_cpu,
             st.s1.gw_sched - st.s0.gw_sched, r->gw_pct, r->mpcs, r->mpcs > 0 ? 1e6 / r->mpcs : 0,
             r->p50, r->p90, r->p99, r->p999, r->max);
     fprintf(f, "\"lost\":%llu,\"dup\":%llu,\"reorder\":%llu,\"mismatch\":%llu,"
@@ -2111,9 +2187,12 @@ static void usage(FILE *f)
         "               [--json FILE] [--row FILE] [--target-mpcs X]\n"
         "               [--target-p50 MS] [--target-p99 MS] [--target-idle B]\n"
         "               [--ready-file F] [--open-parallel N] [--admin-port A] [-v]\n"
-        "               [--dialect native|sockjs]\n"
+        "               [--dialect native|sockjs] [--window W]\n"
         "       pgbench --free-ports N | --header\n"
-        "R must divide 1000 (messages are scheduled on a 1 ms wheel).\n");
+        "R must divide 1000 (messages are scheduled on a 1 ms wheel), except\n"
+        "with --window W (poll and sse modes, 1 to %d): any R, pushed every %d ms\n"
+        "per session, never more than W messages in flight per session.\n",
+        PUSH_MAX, REFILL_MS);
 }
 
 static void parse_args(int argc, char **argv)
@@ -2121,7 +2200,7 @@ static void parse_args(int argc, char **argv)
     enum { O_GW = 256, O_UP, O_PID, O_PIDF, O_MODE, O_SESS, O_RATE, O_SIZE,
            O_WARM, O_DUR, O_DRAIN, O_SETTLE, O_ACK, O_ROUTE, O_NAME, O_JSON,
            O_ROW, O_TMPCS, O_TP50, O_TP99, O_TIDLE, O_FREE, O_HEADER, O_PAR,
-           O_READY, O_ADMIN, O_DIALECT };
+           O_READY, O_ADMIN, O_DIALECT, O_WINDOW };
     static const struct option lo[] = {
         { "gw-port", required_argument, NULL, O_GW },
         { "admin-port", required_argument, NULL, O_ADMIN },
@@ -2148,6 +2227,7 @@ static void parse_args(int argc, char **argv)
         { "open-parallel", required_argument, NULL, O_PAR },
         { "ready-file", required_argument, NULL, O_READY },
         { "dialect", required_argument, NULL, O_DIALECT },
+        { "window", required_argument, NULL, O_WINDOW },
         { "free-ports", required_argument, NULL, O_FREE },
         { "header", no_argument, NULL, O_HEADER },
         { "verbose", no_argument, NULL, 'v' },
@@ -2188,6 +2268,7 @@ static void parse_args(int argc, char **argv)
         case O_TP99: opt.t_p99 = atof(optarg); break;
         case O_TIDLE: opt.t_idle = atof(optarg); break;
         case O_PAR: opt.open_parallel = atoi(optarg); break;
+        case O_WINDOW: opt.window = atoi(optarg); break;
         case O_READY: opt.ready_file = optarg; break;
         case O_DIALECT:
             if (strcmp(optarg, "sockjs") && strcmp(optarg, "native")) {
@@ -2205,7 +2286,9 @@ static void parse_args(int argc, char **argv)
     }
     if (!opt.gw_port || !opt.up_port || (opt.pid <= 0 && !opt.pid_file) ||
         opt.sessions < 1 || opt.size < 40 || opt.size > MAX_SIZE ||
-        (opt.rate > 0 && 1000 % opt.rate) || opt.rate < 0 || optind != argc) {
+        (opt.rate > 0 && 1000 % opt.rate && !opt.window) || opt.rate < 0 || optind != argc ||
+        opt.window < 0 || opt.window > PUSH_MAX ||
+        (opt.window && (opt.rate < 1 || (opt.mode != M_POLL && opt.mode != M_SSE)))) {
         usage(stderr);
         exit(2);
     }
@@ -2223,6 +2306,8 @@ int main(int argc, char **argv)
     sess = xmalloc(sizeof *sess * (size_t)opt.sessions);
     ups = xmalloc(sizeof *ups * (size_t)opt.sessions);
     up_sent = xmalloc(sizeof *up_sent * (size_t)opt.sessions);
+    up_got = xmalloc(sizeof *up_got * (size_t)opt.sessions);
+    up_due = xmalloc(sizeof *up_due * (size_t)opt.sessions);
     up_free_idx = xmalloc(sizeof *up_free_idx * (size_t)opt.sessions);
     for (int i = 0; i < opt.sessions; i++) {
         sess[i].idx = i;

@@ -19,6 +19,37 @@
 #   sjs-longpoll, sjs-sse, sjs-echo, sjs-idle: the same over SockJS (xhr,
 #             eventsource, xhr_send; pgbench --dialect sockjs) on a route
 #             with sockjs = on (disconnect_delay = 2m, like idle_timeout)
+#   growth, sjs-growth: cost growth, 9,900 sessions x 1 msg/s, long-poll
+#             (native with acks in the poll; SockJS xhr). Held against
+#             longpoll / sjs-longpoll (1,000 x 10 msg/s) of the same target
+#             in the same sitting: the summary gives msg/CPU-s of 9,900
+#             sessions over that of 1,000 (target >= 0.9). The fair
+#             comparison keeps the total rate (~10,000 msg/s) and the
+#             transport and changes only the number of sessions: matching
+#             the rate per session instead (1,000 x 1 msg/s, 1,000 msg/s)
+#             would compare a nearly idle process with a busy one, and what
+#             changes the cost per message then is how many messages each
+#             wake-up and each epoll_wait serve, not the session count. At
+#             1 msg/s a poll answers one message, as at 10 msg/s.
+#   sjs-growth-sse, sjs-sse10 (not run by default): the same for eventsource,
+#             9,900 x 1 msg/s against 1,000 x 10 msg/s (the sjs-sse shape,
+#             50 msg/s, batches more per write and is no fair base). No
+#             native SSE counterpart: its acks need a second browser
+#             connection, 3 descriptors per session in pgbench, 29,700 at
+#             9,900 sessions.
+#   sat, sjs-sat: saturation, issue 11's shape: 1,000 sessions on SSE /
+#             eventsource (native with acks every 500 ms), the upstream
+#             offering 389 msg/s per session (BENCH_SAT_RATE: where the
+#             issue's harness topped out for both pollgate and the relay;
+#             1,000 sessions like the issue's other rows, 389k msg/s in
+#             all) in bursts every 10 ms per session, but never more than
+#             BENCH_SAT_WINDOW (default 64) messages in flight per session
+#             (pushed, not yet received): a target that cannot keep up
+#             holds the harness back instead of queueing without bound (an
+#             open-loop push above capacity would measure buffer depth), so
+#             the rate it reached says who was the limit. The summary gives
+#             the p99 of pollgate and of the relay and the msg/s per session
+#             each reached (target: p99 <= 2x the relay's).
 #
 # The minimal relay (../shared/yardstick/relay.c next to the source tree,
 # or BENCH_RELAY=DIR|FILE.c|BINARY; BENCH_RELAY=off: none) is built with
@@ -31,7 +62,9 @@
 # Run by `make bench` (POLLGATE_BUILDDIR and POLLGATE_SRCDIR set) or by hand
 # from anywhere (both default to the repository root above this script).
 # Environment knobs: BENCH_SCENARIOS="sse idle", BENCH_WARMUP=3,
-# BENCH_DURATION=10, BENCH_TRIALS=N, BENCH_IDLE_SESSIONS=9900, BENCH_OUTPUT=DIR,
+# BENCH_DURATION=10, BENCH_TRIALS=N, BENCH_IDLE_SESSIONS=9900,
+# BENCH_GROWTH_SESSIONS=9900, BENCH_SAT_SESSIONS=1000, BENCH_SAT_RATE=389,
+# BENCH_SAT_WINDOW=64, BENCH_OUTPUT=DIR,
 # POLLGATE_BIN, PGBENCH_BIN, BENCH_RT=10 (see below), BENCH_NICE=-20 (each of the two processes runs
 # in a session of its own, i.e. its own scheduler autogroup, whose niceness
 # is set to this when permitted: these machines are shared, and a starved
@@ -60,8 +93,13 @@ PG=${POLLGATE_BIN:-$POLLGATE_BUILDDIR/gateway/pollgate}
 BENCH=${PGBENCH_BIN:-$POLLGATE_BUILDDIR/test/bench/pgbench}
 WARMUP=${BENCH_WARMUP:-3}
 DURATION=${BENCH_DURATION:-10}
-SCENARIOS=${BENCH_SCENARIOS:-longpoll sse echo ws idle sjs-longpoll sjs-sse sjs-echo sjs-idle}
+ALL_SCENARIOS="longpoll sse echo ws idle sjs-longpoll sjs-sse sjs-echo sjs-idle growth sjs-growth sat sjs-sat"
+SCENARIOS=${BENCH_SCENARIOS:-$ALL_SCENARIOS}
 IDLE_K=${BENCH_IDLE_SESSIONS:-9900}
+GROWTH_K=${BENCH_GROWTH_SESSIONS:-9900}
+SAT_RATE=${BENCH_SAT_RATE:-389}
+SAT_WINDOW=${BENCH_SAT_WINDOW:-64}
+SAT_K=${BENCH_SAT_SESSIONS:-1000}
 OUT=${BENCH_OUTPUT:-$POLLGATE_BUILDDIR/test/output}
 PERF_SCENARIO=${BENCH_PERF:-}
 NICE=${BENCH_NICE:--20}
@@ -124,6 +162,12 @@ fi
 # What pollgate computes itself (two descriptors per session, 100 spare):
 # max_sessions set to it, instead of a start-up warning that it is lower.
 max_sessions=$((($(ulimit -n) - 100) / 2))
+# growth holds a browser connection and an upstream per session on both
+# sides (pgbench too): no more sessions than that budget
+if [ "$GROWTH_K" -gt "$max_sessions" ]; then
+    echo "run.sh: warning: $GROWTH_K growth sessions need more descriptors than ulimit -n $(ulimit -n): $max_sessions" >&2
+    GROWTH_K=$max_sessions
+fi
 
 ncpu=$(nproc 2>/dev/null || echo 1)
 if command -v taskset >/dev/null 2>&1 && [ "$ncpu" -ge 2 ]; then
@@ -357,6 +401,14 @@ scenario_args() {
         echo "--mode idle --sessions $IDLE_K --settle 6 --target-idle 2048" ;;
     ws)
         echo "--mode ws --sessions 1000 --rate 50 --size 100 --warmup $WARMUP --duration $DURATION --target-p99 30" ;;
+    growth | sjs-growth)
+        echo "--mode poll --sessions $GROWTH_K --rate 1 --size 100 --warmup $WARMUP --duration $DURATION" ;;
+    sjs-growth-sse)
+        echo "--mode sse --sessions $GROWTH_K --rate 1 --size 100 --warmup $WARMUP --duration $DURATION" ;;
+    sjs-sse10)
+        echo "--mode sse --sessions 1000 --rate 10 --size 100 --warmup $WARMUP --duration $DURATION" ;;
+    sat | sjs-sat)
+        echo "--mode sse --sessions $SAT_K --rate $SAT_RATE --window $SAT_WINDOW --size 100 --ack-ms 500 --warmup $WARMUP --duration $DURATION" ;;
     esac
 }
 
@@ -388,7 +440,7 @@ ran=
 for sc in $SCENARIOS; do
     args=$(scenario_args "$sc")
     if [ -z "$args" ]; then
-        echo "run.sh: unknown scenario '$sc' (longpoll sse echo ws idle sjs-longpoll sjs-sse sjs-echo sjs-idle)" >&2
+        echo "run.sh: unknown scenario '$sc' ($ALL_SCENARIOS sjs-growth-sse sjs-sse10)" >&2
         status=1
         continue
     fi
@@ -445,6 +497,55 @@ if [ -n "$RELAY" ]; then
     echo " sjs-echo p99 <= 1.5x; native rows: pollgate's native protocol against the relay's"
     echo " SockJS run of the same shape; for the relay, msg/CPU-s is per relay CPU-second)"
 fi
+# cost growth: each growth scenario against its 1,000-session base, per
+# target, when both ran in this sitting
+growth_rows=$(for pair in growth:longpoll sjs-growth:sjs-longpoll sjs-growth-sse:sjs-sse10; do
+    g=${pair%%:*}
+    b=${pair#*:}
+    for tg in pollgate relay; do
+        gm=$(summary_med "$g" "$tg" msgs_per_pollgate_cpu_s)
+        bm=$(summary_med "$b" "$tg" msgs_per_pollgate_cpu_s)
+        [ -n "$gm" ] && [ -n "$bm" ] || continue
+        awk -v g="$g" -v b="$b" -v t="$tg" -v gm="$gm" -v bm="$bm" 'BEGIN {
+            r = bm > 0 ? gm / bm : 0
+            printf "%-15s %-13s %-9s %12.0f %12.0f %6.2fx  %s\n", g, b, t, gm, bm, r,
+                t == "pollgate" ? (r >= 0.9 ? "PASS (>= 0.9x)" : "MISS (>= 0.9x)") : "(reference)" }'
+    done
+done)
+if [ -n "$growth_rows" ]; then
+    echo
+    echo "cost growth, medians: msg/CPU-s at $GROWTH_K sessions x 1 msg/s against the 1,000-session"
+    echo "base of the same transport and target (1,000 x 10 msg/s: the same total rate):"
+    printf '%-15s %-13s %-9s %12s %12s %7s\n' scenario base target growth base ratio
+    echo "$growth_rows"
+fi
+
+# saturation: p99 and the rate each target reached, pushed flat out
+sat_rows=$(for sc in sat sjs-sat; do
+    pp=$(summary_med "$sc" pollgate p99)
+    [ -n "$pp" ] || continue
+    awk -v s="$sc" -v pp="$pp" -v pr="$(summary_med "$sc" pollgate delivered_per_session_s)" \
+        -v pc="$(summary_med "$sc" pollgate pollgate_cpu_pct)" \
+        -v rp="$(summary_med sjs-sat relay p99)" \
+        -v rr="$(summary_med sjs-sat relay delivered_per_session_s)" \
+        -v rc="$(summary_med sjs-sat relay pollgate_cpu_pct)" 'BEGIN {
+        if (rp == "") {
+            printf "%-9s %10.3f %10s %7s %9.0f %11s %7.1f%% %9s\n", s, pp, "-", "-", pr, "-", pc, "-"
+            exit
+        }
+        r = rp > 0 ? pp / rp : 0
+        printf "%-9s %10.3f %10.3f %6.2fx %9.0f %11.0f %7.1f%% %8.1f%%  %s\n", s, pp, rp, r, pr, rr, pc, rc,
+            r <= 2 ? "PASS (p99 <= 2x)" : "MISS (p99 <= 2x)" }'
+done)
+if [ -n "$sat_rows" ]; then
+    echo
+    echo "saturation, medians: $SAT_K sessions, SSE / eventsource, $SAT_RATE msg/s per session offered,"
+    echo "at most $SAT_WINDOW in flight per session: p99, msg/s per session reached, each target's"
+    echo "CPU (native sat against the relay's sjs-sat):"
+    printf '%-9s %10s %10s %7s %9s %11s %8s %9s\n' scenario pg-p99-ms relay-p99 ratio pg-msg/s relay-msg/s pg-CPU relay-CPU
+    echo "$sat_rows"
+fi
+
 echo "(msg/CPU-s = messages delivered per second of pollgate utime+stime; latency"
 echo " upstream send -> browser receive, echo: browser send -> browser receive;"
 echo " bench = pgbench's own CPU on its core; held = sessions still receiving at"

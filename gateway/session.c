@@ -1359,10 +1359,8 @@ size_t session_table_shutdown(struct session_table *t)
     return closing;
 }
 
-void session_table_free(struct session_table *t)
+void session_table_clear(struct session_table *t)
 {
-    if (!t)
-        return;
     for (size_t i = 0; i < t->n_buckets; i++) {
         while (t->buckets && t->buckets[i]) {
             struct session *s = t->buckets[i];
@@ -1381,10 +1379,16 @@ void session_table_free(struct session_table *t)
     }
     while (!LIST_EMPTY(&t->unlinked))
         session_release(LIST_FIRST(&t->unlinked));
-    if (t->reaper) {
-        reaper_cb(-1, 0, t);
+    reaper_cb(-1, 0, t);
+}
+
+void session_table_free(struct session_table *t)
+{
+    if (!t)
+        return;
+    session_table_clear(t);
+    if (t->reaper)
         event_free(t->reaper);
-    }
     for (size_t i = 0; i < t->n_cbuckets && t->cbuckets; i++) {
         while (t->cbuckets[i]) {
             struct client_entry *c = t->cbuckets[i];

@@ -135,6 +135,13 @@ void session_table_set_upstream_ops(struct session_table *t,
                                     const struct session_upstream_ops *ops);
 /* Free everything (upstreams still open are dropped). */
 void session_table_free(struct session_table *t);
+/* Forget every session at once, tombstones included, as session_table_free
+ * does, but keep the table (and its config, stats totals and metrics) for
+ * new sessions: a session still opening has its opener told of the
+ * failure, upstreams are dropped (freed now). Not from a callback of one
+ * of its sessions. For tests and the fuzzer (an empty table between
+ * inputs). */
+void session_table_clear(struct session_table *t);
 const struct session_stats *session_table_stats(const struct session_table *t);
 struct metrics;
 /* Count into m (borrowed for the table's life; it outlives reloads): each

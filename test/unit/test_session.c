@@ -1133,6 +1133,48 @@ static void test_shutdown_and_free_with_opener(void **state)
     assert_int_equal(g_freed, 2);
 }
 
+/* session_table_clear: every session gone at once (live, tombstone,
+ * opening, a reaped one whose upstream is still closing), upstreams freed,
+ * the opener told; the table keeps working for new sessions. */
+static void test_clear(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    struct fake_up *f1, *f2;
+    struct session *s1 = open_up(x, &session_policy_native, NULL, &f1);
+    char id1[SESSION_ID_LEN + 1];
+    memcpy(id1, session_id(s1), sizeof id1);
+    up_msg(f1, false, "queued");
+    struct session *s2 = open_up(x, &session_policy_native, NULL, &f2);
+    session_close_by_browser(s2);
+    up_closed(f2, WS_CLOSE_NORMAL, "", WS_FAIL_NONE, NULL); /* a tombstone */
+    struct fake_up *f3;
+    open_up(x, &sockjs_pol, "reaped", &f3);
+    session_end(session_find_client(x->t, &x->route, "reaped", 6),
+                WS_CLOSE_GOING_AWAY, "gone"); /* unlinked, upstream closing */
+    x->opener.opened = 0;
+    open_on(x, &session_policy_native, &x->route, NULL); /* still opening */
+    const struct session_stats *st = session_table_stats(x->t);
+    assert_true(st->sessions + st->tombstones >= 3);
+    session_table_clear(x->t);
+    assert_int_equal(st->sessions, 0);
+    assert_int_equal(st->tombstones, 0);
+    assert_int_equal(st->buffered_bytes, 0);
+    assert_int_equal(g_freed, g_created); /* upstreams freed now */
+    assert_int_equal(x->opener.opened, 1);
+    assert_true(x->opener.open_failed);
+    assert_null(session_find(x->t, id1, SESSION_ID_LEN));
+    assert_null(session_find_client(x->t, &x->route, "reaped", 6));
+    run_ms(x, 10); /* nothing of them left on the loop */
+    /* the table goes on: a new session opens and relays */
+    x->opener.opened = 0;
+    struct fake_up *f4;
+    struct session *s4 = open_up(x, &session_policy_native, NULL, &f4);
+    assert_int_equal(x->opener.opened, 1);
+    assert_ptr_equal(session_find(x->t, session_id(s4), SESSION_ID_LEN), s4);
+    assert_int_equal(st->sessions, 1);
+}
+
 /* State of the native session id, or -1 once it is gone (404). */
 static int state_of(struct fx *x, const char *id)
 {
@@ -1282,6 +1324,7 @@ int main(void)
         T(test_abort_open),
         T(test_limits_and_connect_failure),
         T(test_shutdown_and_free_with_opener),
+        T(test_clear),
         T(test_idle_timer_follows_sink),
         T(test_per_session_idle_period),
         T(test_envelope_batch),

@@ -41,6 +41,7 @@ struct access_rec {
     time_t wall;             /* arrival, for TIME */
     uint64_t bytes_out;      /* body bytes streamed */
     uint64_t bytes_in;       /* request body bytes */
+    int status;              /* of a streamed answer, once it has begun */
     bool busy;
     char version[4];
     char method[8];
@@ -275,8 +276,13 @@ void access_log_note_(struct evhttp_request *req, const char *route,
 void access_log_bytes_(struct evhttp_request *req, size_t n)
 {
     struct access_rec *r = req_rec(req);
-    if (r)
-        r->bytes_out += n;
+    if (!r)
+        return;
+    /* the status sent: evhttp overwrites the request's (400) when the
+     * connection fails, before anyone hears of it */
+    if (!r->status)
+        r->status = evhttp_request_get_response_code(req);
+    r->bytes_out += n;
 }
 
 void access_log_done_(struct evhttp_request *req)
@@ -298,9 +304,13 @@ void access_log_gone_(struct evhttp_connection *evcon, struct evhttp_request *re
     struct access_rec *r = rec_at(access_log_g, conn_fd(evcon), false);
     if (!r || !r->busy)
         return;
-    int status = req ? evhttp_request_get_response_code(req) : 0;
+    (void)req;
+    /* a streamed answer that had begun keeps its status; anything else
+     * ended before an answer: 499, as nginx logs it (the request's own
+     * code may be the 400 evhttp set on the failed connection) */
     r->busy = false;
-    emit(access_log_g, r, status > 0 ? status : 499, r->bytes_out, true, "gone");
+    emit(access_log_g, r, r->status > 0 ? r->status : 499, r->bytes_out, true,
+         "gone");
 }
 
 void access_log_ws_end_(struct evhttp_connection *evcon, uint64_t out, uint64_t in)

@@ -171,6 +171,34 @@ describe('access log', () => {
     assert.equal(dropped.bytes, 0);
     assert.ok(dropped.ms >= 200, `dropped after ~300 ms: ${dropped.ms}`);
 
+    // an SSE stream the browser drops: its answer had begun (200), gone
+    await sleep(200); // let the session settle after the drop
+    const ev0 = await openStream(api.eventsUrl(id, '?last_event_id=1'), { accept: 'text/event-stream' }); requests++;
+    c.send('zero');
+    await waitUntil(() => /zero/.test(ev0.text()), 5000, 'SSE event');
+    const got0 = ev0.bytes();
+    ev0.destroy();
+    const sd = await one(file, (l) => l.transport === 'events' && l.end === 'gone', 'the dropped SSE stream');
+    assert.equal(sd.status, 200, 'the status that was sent, not one evhttp set after the drop');
+    assert.ok(sd.bytes >= got0, `streamed ${sd.bytes} >= received ${got0}`);
+
+    // the same, reset (RST): evhttp sets 400 on the request before its
+    // close callback; the line keeps the 200 that was sent
+    await sleep(200);
+    const raw = net.connect(gw.port, '127.0.0.1');
+    let rawText = '';
+    raw.on('data', (d) => { rawText += d; });
+    raw.on('error', () => {});
+    raw.write(`GET /chat/sessions/${id}/events?last_event_id=1 HTTP/1.1\r\nHost: x\r\nAccept: text/event-stream\r\n\r\n`); requests++;
+    await waitUntil(() => /zero/.test(rawText), 5000, 'SSE event on the raw connection');
+    c.send('unread');
+    await sleep(100);
+    raw.resetAndDestroy();
+    const goneSse = () => readLines(file).filter((l) => l.transport === 'events' && l.end === 'gone');
+    await waitUntil(() => goneSse().length === 2, 5000, 'the reset SSE stream');
+    const sr = goneSse();
+    assert.equal(sr[1].status, 200, 'the status that was sent, not the 400 evhttp set after the reset');
+
     // an SSE stream the upstream ends: bytes streamed = bytes received
     await sleep(200); // let the session settle after the drop
     const ev = await openStream(api.eventsUrl(id, '?last_event_id=1'), { accept: 'text/event-stream' }); requests++;
@@ -179,7 +207,7 @@ describe('access log', () => {
     await waitUntil(() => /two/.test(ev.text()), 5000, 'SSE events');
     c.ws.close(1000, 'bye');
     await withTimeout(ev.endP, 8000, 'the SSE stream ends after the upstream close');
-    const sse = await one(file, (l) => l.transport === 'events', 'the SSE stream');
+    const sse = await one(file, (l) => l.transport === 'events' && l.end === 'done', 'the SSE stream');
     assert.equal(sse.status, 200);
     assert.equal(sse.end, 'done');
     assert.equal(sse.bytes, ev.bytes(), 'streamed bytes = what the browser received (chunk framing aside)');

@@ -2,6 +2,9 @@
 #include "session.h"
 
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <string.h>
 #include <sys/queue.h>
 
@@ -110,6 +113,8 @@ struct session_table {
     struct session *graveyard;      /* released, freed from the loop */
     struct session_unlinked unlinked; /* reaped, upstream still closing */
     struct event *reaper;
+    struct event *trimmer;          /* gives memory back after a burst */
+    uint64_t trim_peak;             /* most live sessions since the last trim */
     struct session_stats stats;
     uint64_t fd_capacity;
     struct metrics *metrics;        /* borrowed; NULL = none */
@@ -289,6 +294,37 @@ static void client_put(struct session_table *t, struct client_entry *c)
 
 /* --------------------------------------------------------------- table */
 
+/* After a burst, give the freed memory back to the system: glibc keeps
+ * freed heap pages mapped (RSS stays at the burst's peak) unless asked,
+ * as HAProxy's pool_gc asks. Once the live sessions have fallen to half
+ * of their peak since the last trim (and the peak was more than a
+ * handful), one malloc_trim a second later, when the closing is over.
+ * Each trim at least halves the count, so they stay rare. */
+#define TRIM_MIN_PEAK 256
+#define TRIM_DELAY_MS 1000
+
+static void trim_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct session_table *t = arg;
+#ifdef __GLIBC__
+    malloc_trim(0);
+#endif
+    t->stats.memory_trims++;
+    t->trim_peak = t->stats.sessions;
+}
+
+static void maybe_trim(struct session_table *t)
+{
+    if (t->trimmer && t->trim_peak >= TRIM_MIN_PEAK &&
+        t->stats.sessions * 2 < t->trim_peak &&
+        !event_pending(t->trimmer, EV_TIMEOUT, NULL)) {
+        struct timeval tv;
+        gw_ms_to_tv(TRIM_DELAY_MS, &tv);
+        event_add(t->trimmer, &tv);
+    }
+}
+
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
@@ -326,7 +362,8 @@ struct session_table *session_table_new(struct event_base *base,
     t->n_cbuckets = 1024;
     t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
     t->reaper = event_new(base, -1, 0, reaper_cb, t);
-    if (!t->cbuckets || !t->reaper || session_table_set_config(t, cfg) < 0 ||
+    t->trimmer = event_new(base, -1, 0, trim_cb, t);
+    if (!t->cbuckets || !t->reaper || !t->trimmer || session_table_set_config(t, cfg) < 0 ||
         table_grow(t) < 0) {
         session_table_free(t);
         return NULL;
@@ -507,10 +544,12 @@ static void session_release(struct session *s)
         return;
     s->released = true;
     struct session_table *t = s->t;
-    if (s->state != SESSION_FINISHED)
+    if (s->state != SESSION_FINISHED) {
         t->stats.sessions--;
-    else
+        maybe_trim(t);
+    } else {
         t->stats.tombstones--;
+    }
     let_go(s);
     if (s->unlinked)
         LIST_REMOVE(s, unlinked_link);
@@ -532,6 +571,7 @@ static void session_finish(struct session *s)
     s->state = SESSION_FINISHED;
     t->stats.sessions--;
     t->stats.tombstones++;
+    maybe_trim(t);
     arm_timer(s);
 }
 
@@ -953,6 +993,8 @@ enum session_open_err session_open(struct session_table *t,
         return SESSION_OPEN_FAILED;
     }
     t->stats.sessions++;
+    if (t->stats.sessions > t->trim_peak)
+        t->trim_peak = t->stats.sessions;
     if (t->up->connect(s->up) < 0) {
         s->opener = NULL;
         session_release(s);
@@ -1389,6 +1431,8 @@ void session_table_free(struct session_table *t)
     session_table_clear(t);
     if (t->reaper)
         event_free(t->reaper);
+    if (t->trimmer)
+        event_free(t->trimmer);
     for (size_t i = 0; i < t->n_cbuckets && t->cbuckets; i++) {
         while (t->cbuckets[i]) {
             struct client_entry *c = t->cbuckets[i];

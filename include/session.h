@@ -87,6 +87,7 @@ struct session_stats {
     uint64_t binary_dropped;    /* binary messages discarded (SockJS binary = drop) */
     uint64_t buffered_bytes;    /* all queues together */
     uint64_t paused;            /* sessions whose upstream reading is paused */
+    uint64_t memory_trims;      /* freed memory given back after a burst */
 };
 
 /* New table bound to base/dns; it takes a reference to cfg (the current

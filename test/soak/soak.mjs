@@ -869,9 +869,9 @@ async function main() {
     fin = { stats: await stats(), proc: procSample(), at: Date.now() };
     const pendingUp = [...byKey.values()].filter((s) => s.upOpen && s.upEnd === undefined).length;
     if ((fin.stats.sessions === start.stats.sessions && fin.stats.tombstones === 0 && pendingUp === 0 &&
-         fin.proc.fds === start.proc.fds && fin.stats.buffered_bytes === start.stats.buffered_bytes) || Date.now() > waitUntil) break;
+         fin.proc.fds <= start.proc.fds && fin.stats.buffered_bytes === start.stats.buffered_bytes) || Date.now() > waitUntil) break;
   }
-  if (fin.proc.fds !== start.proc.fds) {
+  if (fin.proc.fds > start.proc.fds) {
     // which descriptors stayed: sockets by peer (from /proc/net/tcp)
     const links = readdirSync(`/proc/${gw.pid}/fd`).map((f) => { try { return readlinkSync(`/proc/${gw.pid}/fd/${f}`); } catch { return '?'; } });
     const inodes = new Set(links.map((l) => /socket:\[(\d+)\]/.exec(l)?.[1]).filter(Boolean));
@@ -922,7 +922,10 @@ async function main() {
     ['open sessions after (start)', `${fin.stats.sessions} (${start.stats.sessions})`, 'equal', fin.stats.sessions === start.stats.sessions],
     ['tombstones after', fin.stats.tombstones, '0', fin.stats.tombstones === 0],
     ['buffered bytes after (start)', `${fin.stats.buffered_bytes} (${start.stats.buffered_bytes})`, 'equal', fin.stats.buffered_bytes === start.stats.buffered_bytes],
-    ['descriptors after (start)', `${fin.proc.fds} (${start.proc.fds})`, 'equal', fin.proc.fds === start.proc.fds],
+    // no more than at the start: a leak adds; the start sample can include a
+    // connection still closing (the /stats request before it, a reachability
+    // probe), which the end then lacks
+    ['descriptors after (start)', `${fin.proc.fds} (${start.proc.fds})`, '<= start', fin.proc.fds <= start.proc.fds],
     ['RSS after / reference (MiB)', `${(fin.proc.rss / 1048576).toFixed(1)} / ${(rssRef / 1048576).toFixed(1)}`, '<= +10%', fin.proc.rss <= rssRef * 1.1],
     ['pollgate alive, no sanitizer report', gw.exitCode === null ? 'yes' : `exit ${gw.exitCode}`, 'yes', gw.exitCode === null && !/Sanitizer|runtime error/.test(gwErr)],
   ];

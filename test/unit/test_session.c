@@ -1175,6 +1175,41 @@ static void test_clear(void **state)
     assert_int_equal(st->sessions, 1);
 }
 
+/* After a burst the freed memory is given back once, a second after the
+ * live sessions fell to half of their peak; a smaller fall does not. */
+static void test_trim_after_burst(void **state)
+{
+    struct fx *x = *state;
+    x->cfg.max_sessions = 400;
+    x->cfg.max_sessions_per_client = 400;
+    start(x);
+    enum { N = 300 };
+    struct session *s[N];
+    struct fake_up *f[N];
+    for (int i = 0; i < N; i++)
+        s[i] = open_up(x, &session_policy_native, NULL, &f[i]);
+    const struct session_stats *st = session_table_stats(x->t);
+    for (int i = 0; i < 140; i++) { /* 160 left: more than half */
+        session_close_by_browser(s[i]);
+        up_closed(f[i], WS_CLOSE_NORMAL, "", WS_FAIL_NONE, NULL);
+    }
+    run_ms(x, 1200);
+    assert_int_equal(st->memory_trims, 0);
+    for (int i = 140; i < 160; i++) { /* 140 left: under half of 300 */
+        session_close_by_browser(s[i]);
+        up_closed(f[i], WS_CLOSE_NORMAL, "", WS_FAIL_NONE, NULL);
+    }
+    assert_int_equal(st->memory_trims, 0); /* not inside the closing */
+    run_ms(x, 1200);
+    assert_int_equal(st->memory_trims, 1);
+    for (int i = 160; i < N; i++) { /* from 140: below the minimum peak */
+        session_close_by_browser(s[i]);
+        up_closed(f[i], WS_CLOSE_NORMAL, "", WS_FAIL_NONE, NULL);
+    }
+    run_ms(x, 1200);
+    assert_int_equal(st->memory_trims, 1);
+}
+
 /* State of the native session id, or -1 once it is gone (404). */
 static int state_of(struct fx *x, const char *id)
 {
@@ -1325,6 +1360,7 @@ int main(void)
         T(test_limits_and_connect_failure),
         T(test_shutdown_and_free_with_opener),
         T(test_clear),
+        T(test_trim_after_burst),
         T(test_idle_timer_follows_sink),
         T(test_per_session_idle_period),
         T(test_envelope_batch),

@@ -468,7 +468,12 @@ static struct bufferevent *fio_new(struct event_base *base, int options)
         bufferevent_free(bev);
         return NULL;
     }
-    evbuffer_add_cb(bev->output, outbuf_cb, f);
+    /* without the output callback queued bytes would never be written:
+     * fail, and the caller falls back to libevent's socket bufferevent */
+    if (!evbuffer_add_cb(bev->output, outbuf_cb, f)) {
+        bufferevent_free(bev);
+        return NULL;
+    }
     evbuffer_freeze(bev->input, 0);
     evbuffer_freeze(bev->output, 1);
     return bev;

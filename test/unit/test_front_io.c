@@ -4,8 +4,8 @@
  * writable edge, EOF both ways, a reset in the middle of a response,
  * reading disabled while bytes arrive (edge-triggered: nothing may be
  * lost), the read high watermark, the close watch, setfd(-1) handing the
- * socket back, read timeouts, and the switch back to libevent's socket
- * bufferevent. */
+ * socket back, read timeouts, the switch back to libevent's socket
+ * bufferevent, and every allocation of front_io_new failing in turn. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -428,8 +428,80 @@ static void test_switch_off(void **state)
     }
 }
 
+/* libevent's allocator, failing exactly the g_fail_at-th allocation after
+ * it is armed (0: never), so that every allocation front_io_new makes is
+ * made to fail once in turn. */
+static long g_alloc_count, g_fail_at;
+
+static void *fail_malloc(size_t n)
+{
+    if (g_fail_at && ++g_alloc_count == g_fail_at)
+        return NULL;
+    return malloc(n);
+}
+
+static void *fail_realloc(void *p, size_t n)
+{
+    if (g_fail_at && ++g_alloc_count == g_fail_at)
+        return NULL;
+    return realloc(p, n);
+}
+
+static bool got_one(struct fx *f) { return evbuffer_get_length(f->got) >= 1; }
+
+/* Whatever allocation fails, front_io_new gives NULL or a bufferevent
+ * that works: what is written on it reaches the peer, what the peer
+ * sends is read. (A front_io whose output callback was not registered
+ * queued responses that were never written.) */
+static void test_allocation_failures(void **state)
+{
+    struct fx *f = *state;
+    int hits = 0; /* runs in which an allocation failed */
+    for (long k = 1; k <= 64; k++) {
+        int a, b;
+        tcp_pair(&a, &b);
+        g_alloc_count = 0;
+        g_fail_at = k;
+        struct bufferevent *bev = front_io_new(f->base, BEV_OPT_CLOSE_ON_FREE);
+        bool hit = g_alloc_count >= k; /* the k-th allocation happened */
+        g_fail_at = 0;
+        hits += hit;
+        if (!bev) { /* the fallback's allocation failed too: fine */
+            assert_true(hit);
+            close(a);
+        } else {
+            assert_int_equal(bufferevent_setfd(bev, a), 0);
+            struct fx w = { .base = f->base, .got = evbuffer_new() };
+            bufferevent_setcb(bev, read_cb, NULL, NULL, &w);
+            assert_int_equal(bufferevent_enable(bev, EV_READ | EV_WRITE), 0);
+            spin(&w, 2); /* the first writable edge passes with nothing queued */
+            assert_int_equal(bufferevent_write(bev, "ping", 4), 0);
+            char buf[8];
+            ssize_t r = -1;
+            for (int i = 0; i < 200 && r <= 0; i++) {
+                spin(&w, 1);
+                r = recv(b, buf, sizeof buf, 0);
+            }
+            assert_int_equal(r, 4);
+            assert_memory_equal(buf, "ping", 4);
+            assert_int_equal(send(b, "pong", 4, 0), 4);
+            assert_true(loop_until(&w, got_one));
+            evbuffer_free(w.got);
+            bufferevent_free(bev);
+            if (!hit) { /* past the last allocation: all were tried */
+                close(b);
+                break;
+            }
+        }
+        close(b);
+    }
+    assert_true(hits >= 3); /* calloc, its two evbuffers, the callback */
+}
+
 int main(void)
 {
+    /* before any other libevent call, or libevent refuses it */
+    event_set_mem_functions(fail_malloc, fail_realloc, free);
     signal(SIGPIPE, SIG_IGN); /* as pollgate: a write after a reset is EPIPE */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_large_input, setup, teardown),
@@ -443,6 +515,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_setfd_release, setup, teardown),
         cmocka_unit_test_setup_teardown(test_read_timeout, setup, teardown),
         cmocka_unit_test_setup_teardown(test_switch_off, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -62,6 +62,7 @@ struct session {
     enum session_state state;
     bool paused;                   /* upstream reading paused */
     bool on_pause_list;            /* paused by the global budget */
+    bool on_wake_list;             /* its sink is woken once this turn */
     bool released;
     bool has_send_seq;
     bool unlinked;                 /* out of the table, upstream closing */
@@ -84,6 +85,7 @@ struct session {
     struct event timer;            /* idle, then tombstone */
     struct event *life;            /* max_lifetime, if set */
     TAILQ_ENTRY(session) pause_link;
+    TAILQ_ENTRY(session) wake_link;
     LIST_ENTRY(session) unlinked_link;
     struct session *grave_next;
     size_t id_len;
@@ -110,6 +112,11 @@ struct session_table {
     uint64_t hash_seed;
     const struct timeval *tv_idle, *tv_life;
     struct session_list pause_list; /* paused for the global budget */
+    /* Sessions whose sink is due a wake (upstream messages queued): woken
+     * by `waker`, an event made active, once the callback that queued them
+     * (a whole upstream read) has returned, in the same loop turn. */
+    struct session_list wake_list;
+    struct event *waker;
     struct session *graveyard;      /* released, freed from the loop */
     struct session_unlinked unlinked; /* reaped, upstream still closing */
     struct event *reaper;
@@ -325,6 +332,46 @@ static void maybe_trim(struct session_table *t)
     }
 }
 
+/*
+ * Upstream messages wake the sink once per loop turn, not once per
+ * message: an upstream read that brings 20 messages for a session queues
+ * them all, then its stream writes them in one batch (one send instead of
+ * 20). The wake runs from an active event, later in the same loop turn,
+ * so nothing waits for a timer or the next epoll_wait.
+ */
+static void waker_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct session_table *t = arg;
+    struct session *s;
+    /* a wake may detach (and unlist) other sessions: take one at a time */
+    while ((s = TAILQ_FIRST(&t->wake_list))) {
+        TAILQ_REMOVE(&t->wake_list, s, wake_link);
+        s->on_wake_list = false;
+        if (s->sink && s->sink->ops->wake)
+            s->sink->ops->wake(s->sink);
+    }
+}
+
+static void wake_later(struct session *s)
+{
+    struct session_table *t = s->t;
+    if (!s->sink || !s->sink->ops->wake || s->on_wake_list)
+        return;
+    if (TAILQ_EMPTY(&t->wake_list))
+        event_active(t->waker, EV_TIMEOUT, 0);
+    TAILQ_INSERT_TAIL(&t->wake_list, s, wake_link);
+    s->on_wake_list = true;
+}
+
+static void unlist_wake(struct session *s)
+{
+    if (s->on_wake_list) {
+        TAILQ_REMOVE(&s->t->wake_list, s, wake_link);
+        s->on_wake_list = false;
+    }
+}
+
 static void reaper_cb(evutil_socket_t fd, short what, void *arg)
 {
     (void)fd; (void)what;
@@ -354,6 +401,7 @@ struct session_table *session_table_new(struct event_base *base,
     t->ssl_ctx = ssl_ctx;
     t->up = &session_upstream_ws;
     TAILQ_INIT(&t->pause_list);
+    TAILQ_INIT(&t->wake_list);
     LIST_INIT(&t->unlinked);
     if (RAND_bytes((unsigned char *)&t->hash_seed, sizeof t->hash_seed) != 1) {
         free(t);
@@ -363,7 +411,8 @@ struct session_table *session_table_new(struct event_base *base,
     t->cbuckets = calloc(t->n_cbuckets, sizeof *t->cbuckets);
     t->reaper = event_new(base, -1, 0, reaper_cb, t);
     t->trimmer = event_new(base, -1, 0, trim_cb, t);
-    if (!t->cbuckets || !t->reaper || !t->trimmer || session_table_set_config(t, cfg) < 0 ||
+    t->waker = event_new(base, -1, 0, waker_cb, t);
+    if (!t->cbuckets || !t->reaper || !t->trimmer || !t->waker || session_table_set_config(t, cfg) < 0 ||
         table_grow(t) < 0) {
         session_table_free(t);
         return NULL;
@@ -432,6 +481,7 @@ const struct session_stats *session_table_stats(const struct session_table *t)
 static void detach_sink(struct session *s, enum session_detach_why why)
 {
     struct session_sink *k = s->sink;
+    unlist_wake(s); /* the wake was for k */
     if (!k)
         return;
     s->sink = NULL;
@@ -652,6 +702,7 @@ static void become_closed(struct session *s)
     s->state = SESSION_CLOSED;
     unpause_global(s);
     stop_lifetime(s);
+    unlist_wake(s); /* this wake covers the messages queued before */
     if (s->sink && s->sink->ops->wake)
         s->sink->ops->wake(s->sink);
 }
@@ -748,8 +799,7 @@ static void up_message_cb(struct ws_client *c, bool binary,
             s->mr->bytes_total[METRICS_TO_BROWSER] += len;
         }
     }
-    if (s->sink && s->sink->ops->wake)
-        s->sink->ops->wake(s->sink);
+    wake_later(s); /* once the read that brought it is over */
 }
 
 static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
@@ -1433,6 +1483,8 @@ void session_table_free(struct session_table *t)
         event_free(t->reaper);
     if (t->trimmer)
         event_free(t->trimmer);
+    if (t->waker)
+        event_free(t->waker);
     for (size_t i = 0; i < t->n_cbuckets && t->cbuckets; i++) {
         while (t->cbuckets[i]) {
             struct client_entry *c = t->cbuckets[i];

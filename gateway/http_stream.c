@@ -88,9 +88,28 @@ static bool queue_chunk(struct http_stream *st, const struct iovec *iov,
     return true;
 }
 
-/* Try to send the chunk with one sendmsg() straight to the socket: only on
- * plain TCP (TLS keeps bufferevent_openssl) and only when nothing is queued
- * in the bufferevent (bytes must not overtake each other). Returns how many
+/* Can this stream be written around evhttp's bufferevent? Decided once
+ * per stream (evhttp keeps a connection's bufferevent for its life): only
+ * on plain TCP (TLS keeps bufferevent_openssl) and only on the socket's own
+ * bufferevent (http_limits watches its input, nothing sits under or over
+ * it; should a layer ever sit on top, the stream takes the evhttp path). */
+static bool direct_setup(struct http_stream *st)
+{
+    st->direct = HTTP_STREAM_DIRECT_NO;
+    struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
+    struct bufferevent *bev = evcon ? evhttp_connection_get_bufferevent(evcon) : NULL;
+    if (!bev || bufferevent_get_underlying(bev) != NULL ||
+        bufferevent_openssl_get_ssl(bev) != NULL)
+        return false;
+    st->sock = bev;
+    st->sock_out = bufferevent_get_output(bev);
+    st->direct = HTTP_STREAM_DIRECT_YES;
+    return true;
+}
+
+/* Try to send the chunk with one sendmsg() straight to the socket: only
+ * when the stream may (direct_setup) and nothing is queued in the
+ * bufferevent (bytes must not overtake each other). Returns how many
  * bytes of the framed chunk left (total: all of it, no completion callback
  * needed since nothing is in flight), or -1 when the direct path does not
  * apply or the socket failed (the caller queues everything and lets the
@@ -98,23 +117,13 @@ static bool queue_chunk(struct http_stream *st, const struct iovec *iov,
 static ssize_t write_direct(struct http_stream *st, struct iovec *iov,
                             int iovcnt, size_t total)
 {
-    struct evhttp_connection *evcon = evhttp_request_get_connection(st->req);
-    struct bufferevent *bev = evhttp_connection_get_bufferevent(evcon);
-    if (!bev || st->writing)
+    if (st->writing || st->direct == HTTP_STREAM_DIRECT_NO ||
+        (st->direct == HTTP_STREAM_DIRECT_UNKNOWN && !direct_setup(st)))
         return -1;
-    /* evhttp's bufferevent is the socket's own (http_limits watches its
-     * input, nothing sits under or over it); should a layer ever sit on
-     * top, the socket is the one under it. Both must be empty, and TLS
-     * is never written around. */
-    struct bufferevent *sock = bufferevent_get_underlying(bev);
-    if (!sock)
-        sock = bev;
-    if (evbuffer_get_length(bufferevent_get_output(bev)) != 0 ||
-        evbuffer_get_length(bufferevent_get_output(sock)) != 0 ||
-        bufferevent_get_underlying(sock) != NULL ||
-        bufferevent_openssl_get_ssl(sock) != NULL)
+    if (evbuffer_get_length(st->sock_out) != 0)
         return -1;
-    evutil_socket_t fd = bufferevent_getfd(sock);
+    /* asked each time: a connection evhttp let go of has no socket */
+    evutil_socket_t fd = bufferevent_getfd(st->sock);
     if (fd < 0)
         return -1;
     struct msghdr mh = { .msg_iov = iov, .msg_iovlen = (size_t)iovcnt };

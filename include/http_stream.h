@@ -33,6 +33,8 @@
 
 #include "http_util.h"
 
+struct bufferevent;
+struct evbuffer;
 struct evhttp_request;
 struct http_stream;
 
@@ -58,6 +60,8 @@ struct http_stream {
     struct evhttp_request *req;
     const struct http_stream_ops *ops;
     const struct timeval *tv_heartbeat;
+    struct bufferevent *sock;   /* evhttp's bufferevent, when direct */
+    struct evbuffer *sock_out;  /* its output */
     uint64_t sent;     /* bytes written after the prelude */
     uint64_t limit;    /* end once sent reaches it (after a flush) */
     unsigned depth;    /* inside our callbacks: ends wait until 0 */
@@ -68,6 +72,11 @@ struct http_stream {
     bool ending;       /* end once nothing is in flight */
     bool gone;         /* the browser went away: end without replying */
     bool ended;
+    uint8_t direct;    /* enum http_stream_direct: written around evhttp? */
+};
+
+enum http_stream_direct {
+    HTTP_STREAM_DIRECT_UNKNOWN = 0, HTTP_STREAM_DIRECT_YES, HTTP_STREAM_DIRECT_NO
 };
 
 /*

@@ -21,6 +21,7 @@
 
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <openssl/rand.h>
 
 #include <event2/buffer.h>
@@ -1148,6 +1149,13 @@ static void conn_setup(struct lconn *c)
     }
     c->evcon = cbarg;
     c->fd = bufferevent_getfd(bev);
+    if (c->fd >= 0) {
+        /* Every write to a browser is a whole answer or a batch of
+         * messages: none may wait (Nagle) for the acknowledgement of the
+         * one before, which a browser may delay by up to 40 ms. */
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
     if (!fd_register(c)) {
         /* no table entry, no close callback: serve it unchecked */
         evbuffer_remove_cb_entry(bufferevent_get_input(bev), c->incb);

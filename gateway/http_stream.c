@@ -144,27 +144,31 @@ static ssize_t write_direct(struct http_stream *st, struct iovec *iov,
  * report that. */
 static bool put_chunk(struct http_stream *st, const void *data, size_t len)
 {
-    struct evhttp_request *req = st->req;
-    if (!evhttp_request_get_connection(req) || !len)
+    if (!len)
         return false;
-    access_log_bytes(req, len);
+    /* the direct path touches neither the request nor the connection
+     * (a browser that left is known by then: st->gone, no more writes) */
+    access_log_bytes(st->req, len);
     char head[18];
     struct iovec iov[3];
     int cnt = 0;
     size_t total = 0;
-    if (req->chunked) {
+    if (st->chunked) {
         iov[cnt++] = (struct iovec){ head, chunk_head(head, len) };
         total += iov[0].iov_len;
     }
     iov[cnt++] = (struct iovec){ (void *)data, len };
     total += len;
-    if (req->chunked) {
+    if (st->chunked) {
         iov[cnt++] = (struct iovec){ (void *)"\r\n", 2 };
         total += 2;
     }
     ssize_t sent = write_direct(st, iov, cnt, total);
-    if (sent < 0) /* everything through evhttp, which frames it itself */
+    if (sent < 0) { /* everything through evhttp, which frames it itself */
+        if (!evhttp_request_get_connection(st->req))
+            return false;
         return queue_chunk(st, &iov[cnt == 3 ? 1 : 0], 1, 0, false);
+    }
     if ((size_t)sent == total)
         return true;
     /* short write: the framed rest goes behind, as raw bytes */
@@ -284,6 +288,7 @@ void http_stream_begin(struct http_stream *st, int status,
                           "close");
     }
     evhttp_send_reply_start(req, status, http_reason(status));
+    st->chunked = req->chunked; /* evhttp chose: HTTP/1.1 and no length */
     st->begun = true;
     st->limit = limit;
     if (len && !put_chunk(st, prelude, len))

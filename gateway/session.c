@@ -1199,6 +1199,7 @@ void session_detach(struct session *s, struct session_sink *k)
 {
     if (!s || s->sink != k)
         return;
+    unlist_wake(s); /* the wake was for k */
     s->sink = NULL;
     k->session = NULL;
     if (s->state != SESSION_FINISHED && !s->released)

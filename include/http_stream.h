@@ -66,6 +66,7 @@ struct http_stream {
     uint64_t limit;    /* end once sent reaches it (after a flush) */
     unsigned depth;    /* inside our callbacks: ends wait until 0 */
     bool begun;        /* streaming (else one-shot) */
+    bool chunked;      /* streaming with chunked framing (HTTP/1.1) */
     bool replied;      /* one-shot: the reply is sent */
     bool writing;      /* a chunk is on its way out */
     bool pending;      /* flush again once it has left */

@@ -19,9 +19,13 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/http.h>
+#include <netinet/tcp.h>
 
+#include "gw_config.h"
+#include "http_limits.h"
 #include "http_stream.h"
 
 struct owner;
@@ -44,6 +48,7 @@ struct fx {
     int flushes, heartbeats, beats_while_writing, wakes_while_writing;
     int gone, ended, ended_inside_cb;
     bool in_cb;
+    int nodelay;            /* TCP_NODELAY of the request's socket */
     struct owner *o;
     char *rx;
     size_t rx_len, rx_cap;
@@ -117,6 +122,11 @@ static void handler(struct evhttp_request *req, void *arg)
     assert_non_null(o);
     o->fx = f;
     f->o = o;
+    struct bufferevent *bev =
+        evhttp_connection_get_bufferevent(evhttp_request_get_connection(req));
+    socklen_t ol = sizeof f->nodelay;
+    f->nodelay = -1;
+    getsockopt(bufferevent_getfd(bev), IPPROTO_TCP, TCP_NODELAY, &f->nodelay, &ol);
     assert_int_equal(http_stream_init(&o->st, req, &ops), 0);
     if (f->stream)
         http_stream_begin(&o->st, 200, f->prelude,
@@ -155,7 +165,8 @@ static int teardown(void **state)
     struct fx *f = *state;
     if (f->fd >= 0)
         close(f->fd);
-    evhttp_free(f->http); /* frees what is still attached */
+    if (f->http)
+        evhttp_free(f->http); /* frees what is still attached */
     event_base_free(f->base);
     free(f->o);
     free(f->rx);
@@ -384,6 +395,40 @@ static void test_end_unanswered_one_shot(void **state)
     assert_non_null(strstr(f->rx, "Content-Length: 0"));
 }
 
+/* Behind http_limits (as in pollgate) a browser's socket has Nagle's
+ * algorithm off: a stream's second batch does not wait for the
+ * acknowledgement of the first. Plain evhttp leaves it on. */
+static void test_nodelay(void **state)
+{
+    struct fx *f = *state;
+    f->stream = true;
+    f->batches = 2;
+    client_get(f, "1.1");
+    pump(f, 30, true);
+    assert_int_equal(f->nodelay, 0); /* evhttp alone */
+    close(f->fd);
+    f->fd = -1;
+    pump(f, 30, false);
+    struct gw_config *cfg = gw_config_parse_string(
+        "[route r]\npath = /s\nupstream = ws://127.0.0.1:9/\n", "t", NULL);
+    assert_non_null(cfg);
+    struct http_limits *lim = http_limits_new(f->base, cfg);
+    assert_non_null(lim);
+    http_limits_attach(lim, f->http);
+    f->batches = 2;
+    client_get(f, "1.1");
+    pump(f, 30, true);
+    assert_true(f->nodelay > 0);
+    assert_non_null(strstr(f->rx, "xxxxxxxxxx"));
+    close(f->fd);
+    f->fd = -1;
+    pump(f, 30, false);
+    evhttp_free(f->http); /* before the limits its connections point to */
+    f->http = NULL;
+    http_limits_free(lim);
+    gw_config_unref(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -397,6 +442,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_one_shot_reply, setup, teardown),
         cmocka_unit_test_setup_teardown(test_one_shot_heartbeat_answers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_end_unanswered_one_shot, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_nodelay, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -122,7 +122,10 @@ static ssize_t write_direct(struct http_stream *st, struct iovec *iov,
         return -1;
     if (evbuffer_get_length(st->sock_out) != 0)
         return -1;
-    /* asked each time: a connection evhttp let go of has no socket */
+    /* st->sock is evhttp's for as long as the stream is not gone (evhttp
+     * reports the connection's end, gone_cb, before freeing it, and then
+     * forgets it here); the socket is asked each time, as a closed one
+     * has -1 */
     evutil_socket_t fd = bufferevent_getfd(st->sock);
     if (fd < 0)
         return -1;
@@ -259,6 +262,9 @@ static void gone_cb(struct http_watch *w)
     st->gone = true;
     st->ending = true;
     st->writing = false;
+    st->direct = HTTP_STREAM_DIRECT_NO; /* its bufferevent goes away */
+    st->sock = NULL;
+    st->sock_out = NULL;
     settle(st); /* frees st; the watch does not touch w after */
 }
 

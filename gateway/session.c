@@ -333,11 +333,13 @@ static void maybe_trim(struct session_table *t)
 }
 
 /*
- * Upstream messages wake the sink once per loop turn, not once per
- * message: an upstream read that brings 20 messages for a session queues
- * them all, then its stream writes them in one batch (one send instead of
- * 20). The wake runs from an active event, later in the same loop turn,
- * so nothing waits for a timer or the next epoll_wait.
+ * Upstream messages wake the sink once per upstream read, not once per
+ * message: a read that brings 20 messages for a session queues them all,
+ * then its stream writes them in one batch (one send instead of 20). The
+ * wake comes when the read is over (on_read_end); for an upstream that
+ * does not report that, or a read cut short, from `waker`, an active
+ * event later in the same loop turn, so nothing waits for a timer or the
+ * next epoll_wait either way.
  */
 static void waker_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -845,10 +847,27 @@ static void up_close_cb(struct ws_client *c, const struct ws_close_info *ci,
         drop_upstream(s);
 }
 
+/* The upstream read that queued messages is over: wake the sink now
+ * rather than at the end of the loop turn (the waker stays for
+ * upstreams that do not report this). */
+static void up_read_end_cb(struct ws_client *c, void *arg)
+{
+    (void)c;
+    struct session *s = arg;
+    if (!s->on_wake_list)
+        return;
+    unlist_wake(s);
+    if (TAILQ_EMPTY(&s->t->wake_list))
+        event_del(s->t->waker); /* nothing left for it this turn */
+    if (s->sink && s->sink->ops->wake)
+        s->sink->ops->wake(s->sink);
+}
+
 static const struct ws_client_callbacks up_callbacks = {
     .on_open = up_open_cb,
     .on_message = up_message_cb,
     .on_close = up_close_cb,
+    .on_read_end = up_read_end_cb,
 };
 
 /* -------------------------------------------------------------- timers */

@@ -148,6 +148,7 @@ struct ws_client {
     unsigned raw : 1;                 /* plain stream on fd + io (no bev) */
     unsigned flush_pending : 1;       /* io made active to write out */
     unsigned wr_blocked : 1;          /* out waits for the socket (EV_WRITE) */
+    unsigned msg_in_read : 1;         /* on_message ran since on_read_end */
 };
 
 static void timer_cb(evutil_socket_t fd, short what, void *arg);
@@ -657,6 +658,7 @@ static bool handle_event(struct ws_client *c, const struct ws_event *ev)
         /* Like a browser: nothing is delivered once we started closing. */
         if (c->state == ST_OPEN && c->cb.on_message) {
             c->in_cb++;
+            c->msg_in_read = 1;
             c->cb.on_message(c, ev->type == WS_EV_BINARY, ev->data, ev->len,
                              c->arg);
             c->in_cb--;
@@ -777,6 +779,19 @@ static void process_handshake(struct ws_client *c)
 static void closing_ended(struct ws_client *c, short what, int err,
                           unsigned long tls_err);
 
+/* A read is over: its messages were delivered (see on_read_end). */
+static void read_ended(struct ws_client *c)
+{
+    if (!c->msg_in_read || c->dead)
+        return;
+    c->msg_in_read = 0;
+    if (c->cb.on_read_end && c->state == ST_OPEN) {
+        c->in_cb++;
+        c->cb.on_read_end(c, c->arg);
+        c->in_cb--;
+    }
+}
+
 static void process_input(struct ws_client *c)
 {
     if (c->state == ST_HANDSHAKE)
@@ -809,6 +824,7 @@ static void bev_read_cb(struct bufferevent *bev, void *arg)
         return;
     c->rx_seen = 1;
     process_input(c);
+    read_ended(c);
 }
 
 static void bev_write_cb(struct bufferevent *bev, void *arg)
@@ -1051,12 +1067,14 @@ static void raw_read(struct ws_client *c)
         c->held_len = 0;
         raw_process(c, p, n);
         free(p);
+        read_ended(c);
         return;
     }
     ssize_t n = recv(c->fd, rx, sizeof rx, 0);
     if (n > 0) {
         c->rx_seen = 1;
         raw_process(c, rx, (size_t)n);
+        read_ended(c);
         return;
     }
     int err = n < 0 ? EVUTIL_SOCKET_ERROR() : 0;

@@ -4,7 +4,9 @@
  *
  *   RESOLVING -> CONNECTING -> (TLS) -> HANDSHAKE -> OPEN -> CLOSING -> CLOSED
  *
- * Reports upward through struct ws_client_callbacks + void *arg. Exactly one
+ * Reports upward through struct ws_client_callbacks + void *arg (messages
+ * one by one, then, optionally, on_read_end once a read's messages are all
+ * delivered, so that a receiver can treat them as one batch). Exactly one
  * on_close is delivered per client that got past ws_client_connect(),
  * whatever the cause (clean close, protocol error, TCP drop as 1006,
  * connect failure). After on_close the client does no more I/O; the owner
@@ -58,6 +60,11 @@ struct ws_client_callbacks {
     /* The end, exactly once. */
     void (*on_close)(struct ws_client *c, const struct ws_close_info *info,
                      void *arg);
+    /* Optional: every message of one read from the server has been
+     * delivered (on_message since the last on_read_end), so a receiver
+     * may treat them as one batch here. Not called when the client was
+     * freed or closed meanwhile. */
+    void (*on_read_end)(struct ws_client *c, void *arg);
 };
 
 struct ws_client_options {

@@ -88,6 +88,7 @@ struct fake {
 
 static struct event_base *g_base;
 static long g_fakes; /* fakes alive: 0 after every input */
+static struct fake *g_stepping; /* the fake in on_message; NULL once freed */
 
 static void fake_arm(struct fake *f)
 {
@@ -150,8 +151,15 @@ static void fake_step(evutil_socket_t fd, short what, void *arg)
             f->st = F_CLOSING; /* after the messages queued before it */
             fake_arm(f);
         }
+        g_stepping = f;
         f->cb->on_message(c, m.binary, m.data, m.len, f->arg);
         free(m.data);
+        /* the last of a burst ends the "read", as ws_client reports it,
+         * unless the message's handling freed f; the ones before it are
+         * woken by the session's loop-turn waker */
+        if (g_stepping == f && !f->qn && f->st == F_OPEN && f->cb->on_read_end)
+            f->cb->on_read_end(c, f->arg);
+        g_stepping = NULL;
         return;
     }
     if (f->st == F_OPEN && f->upstream_close && !f->qn) {
@@ -258,6 +266,8 @@ static void fake_free(struct ws_client *c)
     struct fake *f = (struct fake *)c;
     if (!f)
         return;
+    if (g_stepping == f)
+        g_stepping = NULL;
     event_free(f->ev);
     for (size_t i = 0; i < f->qn; i++)
         free(f->q[(f->qh + i) % FAKE_QMAX].data);

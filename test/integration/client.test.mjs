@@ -10,9 +10,9 @@ import { WebSocketServer } from 'ws';
 
 import {
   runProbe, describeRun, listen, withTimeout, patternBytes,
-  haveIpv6Loopback, trackSockets, deferred,
+  haveIpv6Loopback, trackSockets, deferred, sleep,
 } from './lib.mjs';
-import { startRawServer, handshakeResponse, acceptKey } from './rawws.mjs';
+import { startRawServer, handshakeResponse, acceptKey, text, frame, OP, closePayload } from './rawws.mjs';
 
 /**
  * A ws server on host:0. opts are WebSocketServer options; onConnection
@@ -310,3 +310,20 @@ test('a message over --max-message from ws is refused with 1009', async (t) => {
     });
   }
 }
+
+test('messages of one read are reported together: on_read_end after each read, not after each message', async (t) => {
+  // Three frames in one write arrive in one read; two more in a later write.
+  const srv = await startRawServer(t, async (conn) => {
+    conn.socket.write(Buffer.concat([text('a'), text('b'), text('c')]));
+    await sleep(300);
+    conn.socket.write(Buffer.concat([text('d'), text('e')]));
+    await sleep(300);
+    conn.socket.write(frame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+  });
+  const r = await runProbe(t, srv.url, { readEnds: true });
+  assert.equal(r.code, 0, describeRun(r));
+  const p = r.parsed;
+  assert.deepEqual(p.messages.map((m) => m.data.toString()), ['a', 'b', 'c', 'd', 'e'], describeRun(r));
+  assert.deepEqual(p.readEnds, [3, 5], describeRun(r));
+  assert.equal(p.close?.code, 1000, describeRun(r));
+});

@@ -175,6 +175,7 @@ export function probeArgs(url, o = {}) {
   if (o.echo) a.push('--echo');
   if (o.close !== undefined) a.push('--close', String(o.close));
   if (o.expect !== undefined) a.push('--expect', String(o.expect));
+  if (o.readEnds) a.push('--read-ends');
   a.push('--quit-after', String(o.quitAfter ?? 8000));
   a.push(url);
   return a;
@@ -184,10 +185,11 @@ export function probeArgs(url, o = {}) {
  * Parse wsc_probe stdout into
  *  { open: {protocol} | null, messages: [{binary, len, data: Buffer}],
  *    close: {code, fail, status, opened, reason: Buffer, detail} | null,
+ *    readEnds: [messages received when each read_end came] (--read-ends),
  *    unparsed: [lines] }
  */
 export function parseProbe(stdout) {
-  const out = { open: null, messages: [], close: null, unparsed: [] };
+  const out = { open: null, messages: [], close: null, readEnds: [], unparsed: [] };
   for (const line of stdout.split('\n')) {
     if (line === '') continue;
     let m;
@@ -196,6 +198,8 @@ export function parseProbe(stdout) {
     } else if ((m = /^message (text|binary) (\d+) ?([0-9a-fA-F]*)$/.exec(line))) {
       const data = Buffer.from(m[3], 'hex');
       out.messages.push({ binary: m[1] === 'binary', len: Number(m[2]), data });
+    } else if (line === 'read_end') {
+      out.readEnds.push(out.messages.length);
     } else if ((m = /^close code=(\d+) fail=(\S+) status=(\d+) opened=([01]) reason=([0-9a-fA-F]*) detail=(.*)$/.exec(line))) {
       out.close = {
         code: Number(m[1]),

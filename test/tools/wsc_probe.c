@@ -38,6 +38,7 @@ struct probe {
     struct out_msg *sends;
     size_t n_sends;
     bool echo;
+    bool read_ends;      /* print "read_end" after each read's messages */
     long close_code;     /* -1 = no --close */
     unsigned long expect;
     unsigned long received;
@@ -45,6 +46,12 @@ struct probe {
     bool closed;
     bool opened;
 };
+
+static void read_end_cb(struct ws_client *c, void *arg)
+{
+    (void)c; (void)arg;
+    printf("read_end\n");
+}
 
 static void usage(FILE *f)
 {
@@ -61,7 +68,8 @@ static void usage(FILE *f)
           "  --echo               send every received message back\n"
           "  --close CODE         then close with CODE, reason \"bye\"\n"
           "  --expect N           messages to receive before --close\n"
-          "  --quit-after MS      give up (exit 3) after MS (default 15000)\n",
+          "  --quit-after MS      give up (exit 3) after MS (default 15000)\n"
+          "  --read-ends          print read_end when a read's messages are in\n",
           f);
 }
 
@@ -232,7 +240,7 @@ static bool add_header(struct ws_header **hs, size_t *n, const char *arg)
 enum {
     OPT_CA = 256, OPT_NO_VERIFY, OPT_PROTOCOL, OPT_HEADER, OPT_MAX_MESSAGE,
     OPT_TIMEOUT, OPT_PING, OPT_SEND, OPT_SEND_HEX, OPT_ECHO, OPT_CLOSE,
-    OPT_EXPECT, OPT_QUIT_AFTER, OPT_HELP,
+    OPT_EXPECT, OPT_QUIT_AFTER, OPT_READ_ENDS, OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -249,6 +257,7 @@ static const struct option long_opts[] = {
     { "close", required_argument, NULL, OPT_CLOSE },
     { "expect", required_argument, NULL, OPT_EXPECT },
     { "quit-after", required_argument, NULL, OPT_QUIT_AFTER },
+    { "read-ends", no_argument, NULL, OPT_READ_ENDS },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -286,6 +295,7 @@ static int parse_args(int argc, char **argv, struct args *a, struct probe *p)
             break;
         case OPT_EXPECT: ok = parse_ulong(optarg, ULONG_MAX, &p->expect); break;
         case OPT_QUIT_AFTER: ok = parse_ulong(optarg, UINT32_MAX, &a->quit_after); break;
+        case OPT_READ_ENDS: p->read_ends = true; break;
         case OPT_HELP: usage(stdout); return 2;
         default: return 1;
         }
@@ -337,7 +347,12 @@ static int run(struct probe *p, struct args *a, const char *url)
     static const struct ws_client_callbacks cb = {
         .on_open = open_cb, .on_message = message_cb, .on_close = close_cb,
     };
-    p->client = ws_client_new(p->base, dns, &opt, &cb, p, &err);
+    static const struct ws_client_callbacks cb_ends = {
+        .on_open = open_cb, .on_message = message_cb, .on_close = close_cb,
+        .on_read_end = read_end_cb,
+    };
+    p->client = ws_client_new(p->base, dns, &opt, p->read_ends ? &cb_ends : &cb,
+                              p, &err);
     if (!p->client) {
         fprintf(stderr, "wsc_probe: %s\n", err.msg);
         goto out;

@@ -117,6 +117,10 @@ static void up_msg(struct fake_up *f, bool binary, const char *text)
     f->cb->on_message((struct ws_client *)f, binary, (const uint8_t *)text,
                       strlen(text), f->arg);
 }
+static void up_read_end(struct fake_up *f)
+{
+    f->cb->on_read_end((struct ws_client *)f, f->arg);
+}
 static void up_closed(struct fake_up *f, uint16_t code, const char *reason,
                       enum ws_client_fail fail, const char *detail)
 {
@@ -327,6 +331,58 @@ static void test_open_relay(void **state)
     assert_int_equal(k2.wakes, 1);
     assert_int_equal(qcount(s), 5);
     session_detach(s, &k2.k);
+}
+
+/* An upstream that reports the end of its reads (ws_client's on_read_end)
+ * has the sink woken right then, once for the read's messages; the loop
+ * turn's waker then has nothing left to do. */
+static void test_read_end_wakes(void **state)
+{
+    struct fx *x = *state;
+    start(x);
+    struct fake_up *f;
+    struct session *s = open_up(x, &session_policy_native, NULL, &f);
+    struct tsink k;
+    ts_init(&k);
+    session_attach(s, &k.k);
+    up_msg(f, false, "one");
+    up_msg(f, false, "two");
+    up_msg(f, false, "three");
+    assert_int_equal(k.wakes, 0);
+    up_read_end(f);
+    assert_int_equal(k.wakes, 1);
+    assert_int_equal(qcount(s), 3);
+    event_base_loop(x->base, EVLOOP_NONBLOCK);
+    assert_int_equal(k.wakes, 1);
+    /* a read end without messages wakes nobody */
+    up_read_end(f);
+    assert_int_equal(k.wakes, 1);
+    /* the next read's */
+    up_msg(f, false, "four");
+    up_read_end(f);
+    assert_int_equal(k.wakes, 2);
+    session_detach(s, &k.k);
+    /* no sink: listed nowhere, nothing to wake */
+    up_msg(f, false, "five");
+    up_read_end(f);
+    event_base_loop(x->base, EVLOOP_NONBLOCK);
+    assert_int_equal(k.wakes, 2);
+    assert_int_equal(qcount(s), 5);
+    /* listed for one sink, replaced by another before the wake: the old
+     * one was detached and is not woken; the new one reads the queue when
+     * it attaches (every transport does), the waker finds nobody */
+    struct tsink k2, k3;
+    ts_init(&k2);
+    ts_init(&k3);
+    session_attach(s, &k2.k);
+    up_msg(f, false, "six");
+    session_attach(s, &k3.k);
+    assert_int_equal(k2.detaches, 1);
+    event_base_loop(x->base, EVLOOP_NONBLOCK);
+    assert_int_equal(k2.wakes, 0);
+    assert_int_equal(k3.wakes, 0);
+    assert_int_equal(qcount(s), 6);
+    session_detach(s, &k3.k);
 }
 
 /* libevent has at most 256 common timeouts per base: when the table cannot
@@ -1355,6 +1411,7 @@ int main(void)
 #define T(f) cmocka_unit_test_setup_teardown(f, setup, teardown)
     const struct CMUnitTest tests[] = {
         T(test_open_relay),
+        T(test_read_end_wakes),
         T(test_overflow_pause),
         T(test_timeouts_unavailable),
         T(test_overflow_pause_keeps_written),

@@ -113,8 +113,8 @@ struct session_table {
     const struct timeval *tv_idle, *tv_life;
     struct session_list pause_list; /* paused for the global budget */
     /* Sessions whose sink is due a wake (upstream messages queued): woken
-     * by `waker`, an event made active, once the callback that queued them
-     * (a whole upstream read) has returned, in the same loop turn. */
+     * when the upstream read that queued them is over (on_read_end), else
+     * by `waker`, an event made active, later in the same loop turn. */
     struct session_list wake_list;
     struct event *waker;
     struct session *graveyard;      /* released, freed from the loop */

@@ -10,7 +10,7 @@ import { WebSocketServer } from 'ws';
 
 import {
   runProbe, describeRun, listen, withTimeout, patternBytes,
-  haveIpv6Loopback, trackSockets, deferred, sleep,
+  haveIpv6Loopback, trackSockets, deferred, sleep, makeCerts, tmpDir,
 } from './lib.mjs';
 import { startRawServer, handshakeResponse, acceptKey, text, frame, OP, closePayload } from './rawws.mjs';
 
@@ -311,19 +311,27 @@ test('a message over --max-message from ws is refused with 1009', async (t) => {
   }
 }
 
-test('messages of one read are reported together: on_read_end after each read, not after each message', async (t) => {
-  // Three frames in one write arrive in one read; two more in a later write.
-  const srv = await startRawServer(t, async (conn) => {
-    conn.socket.write(Buffer.concat([text('a'), text('b'), text('c')]));
-    await sleep(300);
-    conn.socket.write(Buffer.concat([text('d'), text('e')]));
-    await sleep(300);
-    conn.socket.write(frame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+// Over ws:// the raw path reads the socket itself; over wss:// the
+// messages come through bufferevent_openssl's read callback: both report
+// the end of each read.
+for (const scheme of ['ws', 'wss']) {
+  test(`messages of one read are reported together over ${scheme}://: on_read_end after each read, not after each message`, async (t) => {
+    const certs = scheme === 'wss' ? await makeCerts(tmpDir(t)) : null;
+    // Three frames in one write arrive in one read (one TLS record over
+    // wss); two more in a later write.
+    const srv = await startRawServer(t, async (conn) => {
+      conn.socket.write(Buffer.concat([text('a'), text('b'), text('c')]));
+      await sleep(300);
+      conn.socket.write(Buffer.concat([text('d'), text('e')]));
+      await sleep(300);
+      conn.socket.write(frame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+    }, certs ? { tls: certs.server } : {});
+    assert.ok(srv.url.startsWith(`${scheme}://`), srv.url);
+    const r = await runProbe(t, srv.url, { readEnds: true, ...(certs ? { ca: certs.ca } : {}) });
+    assert.equal(r.code, 0, describeRun(r));
+    const p = r.parsed;
+    assert.deepEqual(p.messages.map((m) => m.data.toString()), ['a', 'b', 'c', 'd', 'e'], describeRun(r));
+    assert.deepEqual(p.readEnds, [3, 5], describeRun(r));
+    assert.equal(p.close?.code, 1000, describeRun(r));
   });
-  const r = await runProbe(t, srv.url, { readEnds: true });
-  assert.equal(r.code, 0, describeRun(r));
-  const p = r.parsed;
-  assert.deepEqual(p.messages.map((m) => m.data.toString()), ['a', 'b', 'c', 'd', 'e'], describeRun(r));
-  assert.deepEqual(p.readEnds, [3, 5], describeRun(r));
-  assert.equal(p.close?.code, 1000, describeRun(r));
-});
+}

@@ -208,6 +208,17 @@ describe('deploy: HAProxy in front of three pollgate processes', { timeout: 2800
     const killedAt = Date.now();
     process.kill(victim.proc.child.pid, 'SIGKILL');
     await sleep(8000);
+    // A client of the killed process may open its final session late in
+    // those 8 s (a SockJS id redispatched once more when HAProxy marks the
+    // process down): give it, bounded, the time to receive its first
+    // messages there (the counter sends every TICK_MS) before stopping.
+    // On a timeout the checks below say which client is short.
+    const killedClients = clients.filter((c) => c.sessions.find((s) => s.instance)?.instance === 'a2');
+    const waitFrom = Date.now();
+    await waitAsync(async () => killedClients.every((c) => c.cur !== c.sessions.find((s) => s.instance) && c.cur.got.length > 0),
+      20000, 'every client of the killed process receiving on a new session')
+      .then(() => t.diagnostic(`every client of the killed process receiving on a new session ${Date.now() - waitFrom} ms after the 8 s`),
+        (e) => t.diagnostic(e.message));
     for (const c of clients) c.stop = true;
     await Promise.race([Promise.all(runs), sleep(15000)]);
     for (const c of clients) c.sse?.destroy();

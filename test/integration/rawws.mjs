@@ -11,6 +11,8 @@
 
 import crypto from 'node:crypto';
 import net from 'node:net';
+import tls from 'node:tls';
+import { readFileSync } from 'node:fs';
 import { deferred, withTimeout, sleep } from './lib.mjs';
 
 export const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
@@ -353,7 +355,8 @@ export function handshakeResponse(request, { protocol, extraHeaders = [] } = {})
  * return a custom response string, or null to answer nothing), then call
  * handler(conn) if given. Errors thrown by the handler are kept in
  * server.errors (tests assert it is empty) and the socket is destroyed.
- * Closed, with all sockets, after test t.
+ * Closed, with all sockets, after test t. With opts.tls = { cert, key } (PEM
+ * file paths) it speaks TLS and `url` is wss://.
  *
  * Resolves to { port, url, conns, nextConn(ms) (the first connection), errors, server }.
  */
@@ -364,7 +367,7 @@ export async function startRawServer(t, handler, opts = {}) {
   const urlPath = `/raw/${crypto.randomBytes(6).toString('hex')}`;
   const connWaiters = [];
   const sockets = new Set();
-  const server = net.createServer(async (socket) => {
+  const onSocket = async (socket) => {
     sockets.add(socket);
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => {});
@@ -396,7 +399,10 @@ export async function startRawServer(t, handler, opts = {}) {
       errors.push(e);
       socket.destroy();
     }
-  });
+  };
+  const server = opts.tls
+    ? tls.createServer({ cert: readFileSync(opts.tls.cert), key: readFileSync(opts.tls.key) }, onSocket)
+    : net.createServer(onSocket);
   const host = opts.host || '127.0.0.1';
   await new Promise((resolve, reject) => {
     server.once('error', reject);
@@ -416,7 +422,7 @@ export async function startRawServer(t, handler, opts = {}) {
   return {
     server,
     port,
-    url: `ws://${urlHost}:${port}${urlPath}`,
+    url: `${opts.tls ? 'wss' : 'ws'}://${urlHost}:${port}${urlPath}`,
     conns,
     strangers,
     errors,

@@ -24,8 +24,9 @@ BUILD_PKGS="gcc make autoconf automake libtool pkg-config libevent-dev
   ca-certificates curl"
 # chromium: the browser tests (test/browser), driven by npm playwright-core
 # systemd, supervisor, haproxy, nginx-light, slowhttptest: the contrib/ files
-# and the slow-client test exercised by test/integration
-TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy nginx-light logrotate"
+# and the slow-client test exercised by test/integration; iproute2: ss, which
+# shows the listening sockets' accept queues (listen_backlog.test.mjs)
+TEST_PKGS="libcmocka-dev clang libclang-rt-14-dev chromium systemd supervisor slowhttptest haproxy nginx-light logrotate iproute2"
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 

@@ -400,7 +400,8 @@ struct admin *admin_new(struct event_base *base, struct evdns_base *dns,
      * admin address during a binary upgrade. */
     struct gw_listen addr = { .host = cfg->admin_listen_host,
                               .port = cfg->admin_listen_port };
-    if (gw_listen_set_bind(a->listeners, a->http, &addr, 1, "admin") < 0) {
+    if (gw_listen_set_bind(a->listeners, a->http, &addr, 1,
+                           (int)cfg->listen_backlog, "admin") < 0) {
         log_error("[admin] listen = %s:%u: cannot listen", cfg->admin_listen_host,
                   cfg->admin_listen_port);
         admin_free(a);

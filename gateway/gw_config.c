@@ -225,6 +225,18 @@ static const struct directive gateway_keys[] = {
       "connections always use libevent's OpenSSL bufferevent. Applies to "
       "new connections. Needs libevent 2.1 on epoll (otherwise off).",
       NULL, NULL },
+    { "listen_backlog", T_UINT, CF(listen_backlog), 0, "4096", 1, 65535,
+      D_RESTART, NULL, NULL,
+      "Connections the kernel completes and queues for each listening "
+      "socket (listen, tls_listen and the admin listener) before pollgate "
+      "accepts them. When the queue is full the kernel drops new "
+      "connection attempts, and a client resends each after a growing "
+      "wait (1, 3, 7, 15 s on Linux): what a burst of reconnects (after "
+      "an upstream restart, or a proxy reopening its pool) meets with a "
+      "short queue. "
+      "Linux caps it at net.core.somaxconn (4096 by default since Linux "
+      "5.4); pollgate logs a warning when the value is above that cap.",
+      NULL, NULL },
     { "max_connections", T_UINT, CF(max_connections), 0, "0", 1, 10000000,
       D_ZERO_OK, NULL, NULL,
       "Open browser connections (all addresses). Past it a new connection "

@@ -152,8 +152,22 @@ struct gw_listen_set *gw_listen_set_new(struct event_base *base)
     return ls;
 }
 
+/* The kernel's cap on a listen() backlog (net.core.somaxconn); 0 when it
+ * cannot be read (not Linux). Read at start-up only. */
+static long read_somaxconn(void)
+{
+    FILE *f = fopen("/proc/sys/net/core/somaxconn", "r");
+    long v = 0;
+    if (!f)
+        return 0;
+    if (fscanf(f, "%ld", &v) != 1)
+        v = 0;
+    fclose(f);
+    return v;
+}
+
 static int bind_one(struct gw_listen_set *ls, struct evhttp *http,
-                    const struct gw_listen *a, const char *what)
+                    const struct gw_listen *a, int backlog, const char *what)
 {
     char text[300];
     struct sockaddr_storage ss;
@@ -175,7 +189,7 @@ static int bind_one(struct gw_listen_set *ls, struct evhttp *http,
     if (ss.ss_family == AF_INET6)
         flags |= LEV_OPT_BIND_IPV6ONLY;
     struct evconnlistener *l = evconnlistener_new_bind(ls->base, NULL, NULL,
-        flags, 1024, (struct sockaddr *)&ss, sslen);
+        flags, backlog, (struct sockaddr *)&ss, sslen);
     if (!l) {
         log_error("cannot listen on %s (%s): %s", text, what, strerror(errno));
         return GW_EIO;
@@ -195,11 +209,21 @@ static int bind_one(struct gw_listen_set *ls, struct evhttp *http,
 }
 
 int gw_listen_set_bind(struct gw_listen_set *ls, struct evhttp *http,
-                       const struct gw_listen *addrs, size_t n,
+                       const struct gw_listen *addrs, size_t n, int backlog,
                        const char *what)
 {
+    static bool warned; /* once per process, not per listener */
+    if (backlog < 1)
+        backlog = 1; /* libevent: 0 is its default, -1 skips listen() */
+    long cap = n && !warned ? read_somaxconn() : 0;
+    if (cap > 0 && backlog > cap) {
+        warned = true;
+        log_warn("listen_backlog %d is above net.core.somaxconn %ld: the "
+                 "kernel queues at most %ld connections per listening socket",
+                 backlog, cap, cap);
+    }
     for (size_t i = 0; i < n; i++) {
-        int rc = bind_one(ls, http, &addrs[i], what);
+        int rc = bind_one(ls, http, &addrs[i], backlog, what);
         if (rc < 0)
             return rc;
     }

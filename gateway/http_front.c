@@ -409,7 +409,7 @@ static int listen_start(struct http_front *f)
     if (!f->listeners)
         return GW_ENOMEM;
     int rc = gw_listen_set_bind(f->listeners, f->http, cfg->listen,
-                                cfg->n_listen, "http");
+                                cfg->n_listen, (int)cfg->listen_backlog, "http");
     if (rc < 0 || !cfg->n_tls_listen)
         return rc;
     struct gw_error err = {0};
@@ -427,7 +427,8 @@ static int listen_start(struct http_front *f)
      * reads bufferevent_openssl's input, which is the plaintext. */
     http_limits_attach_with(f->limits, f->https, tls_bevcb, f);
     return gw_listen_set_bind(f->listeners, f->https, cfg->tls_listen,
-                              cfg->n_tls_listen, "https");
+                              cfg->n_tls_listen, (int)cfg->listen_backlog,
+                              "https");
 }
 
 int http_front_reload_tls(struct http_front *f)

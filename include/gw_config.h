@@ -92,6 +92,7 @@ struct gw_config {
     uint64_t lingering_timeout_ms; /* ... waiting at most this long for more */
     uint64_t lingering_bytes;    /* ... and at most this many bytes */
     bool front_io;               /* own edge-triggered socket I/O (front_io.h) */
+    uint64_t listen_backlog;     /* accept queue of every listening socket */
     uint64_t max_connections;    /* browser connections; 0 = derived */
     uint64_t max_connections_per_client; /* per peer address; 0 = unlimited */
     char *static_root;      /* directory served at "/" (demo page), or NULL;

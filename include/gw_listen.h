@@ -25,11 +25,14 @@ struct gw_listen_set;
 /* New empty set. NULL on allocation failure. */
 struct gw_listen_set *gw_listen_set_new(struct event_base *base);
 
-/* Bind every address of addrs (borrowed) and attach it to http (borrowed).
- * what ("http", "https") is used in log lines. 0, or GW_EINVAL (not a
- * numeric address) / GW_EIO (bind failed), logged. */
+/* Bind every address of addrs (borrowed) and attach it to http (borrowed),
+ * each with an accept queue of backlog connections ([gateway]
+ * listen_backlog; a warning is logged, once, when it is above the kernel's
+ * net.core.somaxconn, which caps it). what ("http", "https", "admin") is
+ * used in log lines. 0, or GW_EINVAL (not a numeric address) / GW_EIO
+ * (bind failed), logged. */
 int gw_listen_set_bind(struct gw_listen_set *ls, struct evhttp *http,
-                       const struct gw_listen *addrs, size_t n,
+                       const struct gw_listen *addrs, size_t n, int backlog,
                        const char *what);
 
 /* Accept no new connections (orderly stop); the sockets stay bound. */

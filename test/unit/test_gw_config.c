@@ -79,6 +79,7 @@ static void check_defaults(const struct gw_config *c)
     assert_int_equal(c->log_level, GW_LOG_INFO);
     assert_int_equal(c->max_body, 1 << 20);
     assert_int_equal(c->request_timeout_ms, 60000);
+    assert_int_equal(c->listen_backlog, 4096);
     assert_int_equal(c->poll_timeout_ms, 25000);
     assert_int_equal(c->heartbeat_ms, 25000);
     assert_int_equal(c->idle_timeout_ms, 30000);
@@ -609,6 +610,7 @@ static const struct {
     uint64_t min, max;   /* stored values of min_ok / max_ok */
 } ranges[] = {
     { "gateway", "max_body", "1KiB", "1023", "1GiB", "1073741825", OFF(max_body), 1024, 1ULL << 30 },
+    { "gateway", "listen_backlog", "1", "0", "65535", "65536", OFF(listen_backlog), 1, 65535 },
     { "session", "poll_timeout", "1s", "999ms", "10m", "600001ms", OFF(poll_timeout_ms), 1000, 600000 },
     { "session", "heartbeat", "1000ms", "999ms", "600s", "601s", OFF(heartbeat_ms), 1000, 600000 },
     { "session", "idle_timeout", "1s", "999ms", "24h", "1441m", OFF(idle_timeout_ms), 1000, 86400000 },
@@ -1259,18 +1261,19 @@ static void test_keep_restart_keys(void **state)
                                   "instance = a1\nlog_level = info\n"
                                   "[admin]\nlisten = 127.0.0.1:9090\n" ROUTE, NULL);
     struct gw_config *next = parse("[gateway]\nlisten = 127.0.0.1:8081, [::1]:8081\n"
-                                   "instance = b2\nlog_level = debug\n"
+                                   "instance = b2\nlog_level = debug\nlisten_backlog = 99\n"
                                    "[session]\npoll_timeout = 5s\n"
                                    "[admin]\nlisten = 127.0.0.1:9090\n"
                                    "[upstream]\ntls_verify = off\n" ROUTE, NULL);
     assert_non_null(run);
     assert_non_null(next);
     struct gw_diag d = {0};
-    assert_int_equal(gw_config_keep_restart_keys(next, run, &d), 3);
-    assert_int_equal(d.n, 3);
+    assert_int_equal(gw_config_keep_restart_keys(next, run, &d), 4);
+    assert_int_equal(d.n, 4);
     assert_non_null(strstr(d.msgs[0], "[gateway] listen changed: it needs a restart"));
-    assert_non_null(strstr(d.msgs[1], "[gateway] instance changed"));
-    assert_non_null(strstr(d.msgs[2], "[upstream] tls_verify changed"));
+    assert_non_null(strstr(d.msgs[1], "[gateway] listen_backlog changed"));
+    assert_non_null(strstr(d.msgs[2], "[gateway] instance changed"));
+    assert_non_null(strstr(d.msgs[3], "[upstream] tls_verify changed"));
     assert_non_null(strstr(d.msgs[0], NAME));
     gw_diag_free(&d);
     /* next runs with the running values, and its own reloadable ones */
@@ -1279,13 +1282,15 @@ static void test_keep_restart_keys(void **state)
     assert_string_equal(next->listen_host, "127.0.0.1");
     assert_int_equal(next->listen_port, 8080);
     assert_string_equal(next->instance, "a1");
+    assert_int_equal(next->listen_backlog, 4096);
     assert_true(next->tls_verify);
     assert_int_equal(next->log_level, GW_LOG_DEBUG);
     assert_int_equal(next->poll_timeout_ms, 5000);
     assert_int_equal(run->n_listen, 2);
     assert_int_equal(run->listen_port, 8081);
+    assert_int_equal(run->listen_backlog, 99);
     /* and back: nothing else moved */
-    assert_int_equal(gw_config_keep_restart_keys(run, next, NULL), 3);
+    assert_int_equal(gw_config_keep_restart_keys(run, next, NULL), 4);
     assert_int_equal(run->listen_port, 8080);
     assert_string_equal(run->instance, "a1");
     assert_int_equal(run->log_level, GW_LOG_INFO);

@@ -230,10 +230,10 @@ static const struct directive gateway_keys[] = {
       "Connections the kernel completes and queues for each listening "
       "socket (listen, tls_listen and the admin listener) before pollgate "
       "accepts them. When the queue is full the kernel drops new "
-      "connection attempts, and a client resends each after a growing "
-      "wait (1, 3, 7, 15 s on Linux): what a burst of reconnects (after "
-      "an upstream restart, or a proxy reopening its pool) meets with a "
-      "short queue. "
+      "connection attempts, and the client resends each after a wait "
+      "that doubles every time (1 s, then 2, 4, 8 s on Linux clients): "
+      "what a burst of reconnects (after an upstream restart, or a proxy "
+      "reopening its pool) meets with a short queue. "
       "Linux caps it at net.core.somaxconn (4096 by default since Linux "
       "5.4); pollgate logs a warning when the value is above that cap.",
       NULL, NULL },

@@ -214,7 +214,7 @@ int gw_listen_set_bind(struct gw_listen_set *ls, struct evhttp *http,
 {
     static bool warned; /* once per process, not per listener */
     if (backlog < 1)
-        backlog = 1; /* libevent: 0 is its default, -1 skips listen() */
+        backlog = 1; /* libevent 2.1: 0 skips listen(), -1 is its own 128 */
     long cap = n && !warned ? read_somaxconn() : 0;
     if (cap > 0 && backlog > cap) {
         warned = true;

@@ -7,9 +7,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { readFileSync, copyFileSync } from 'node:fs';
+import path from 'node:path';
 
 import { startUpstream, startGateway } from './bridge_lib.mjs';
+import { makeCerts, tmpDir, freePort } from './lib.mjs';
 
 const haveSs = spawnSync('ss', ['-V'], { encoding: 'utf8' }).status === 0;
 let somaxconn = 0;
@@ -33,9 +35,18 @@ async function gatewayWith(t, gateway) {
   return startGateway(t, { gateway, routes: [{ name: 'chat', path: '/chat', up }] });
 }
 
-test('listen_backlog = 77: the browser and admin listeners queue 77 connections', { skip }, async (t) => {
-  const gw = await gatewayWith(t, { listen_backlog: 77 });
+test('listen_backlog = 77: the listen, tls_listen and admin listeners queue 77 connections', { skip }, async (t) => {
+  const dir = tmpDir(t, 'pollgate-backlog-');
+  const certs = await makeCerts(dir);
+  copyFileSync(certs.server.cert, path.join(dir, 'front.pem'));
+  copyFileSync(certs.server.key, path.join(dir, 'front.key'));
+  const tlsPort = await freePort();
+  const gw = await gatewayWith(t, {
+    listen_backlog: 77, tls_listen: `127.0.0.1:${tlsPort}`,
+    tls_cert_file: path.join(dir, 'front.pem'), tls_key_file: path.join(dir, 'front.key'),
+  });
   assert.equal(backlogOf(gw.port), 77);
+  assert.equal(backlogOf(tlsPort), 77);
   assert.equal(backlogOf(gw.adminPort), 77);
   assert.doesNotMatch(gw.stderr(), /somaxconn/);
 });

@@ -43,6 +43,7 @@
 // SOAK_KILL_EVERY (s, default 180), SOAK_MAX_LIFETIME (default 45s),
 // SOAK_IDLE_TIMEOUT (default 15s), SOAK_HEAVY (stalled heavy sessions, default 12),
 // SOAK_IDLE_SHARE (share of sessions abandoned by the browser, default 0.1),
+// SOAK_LISTEN_BACKLOG ([gateway] listen_backlog; default pollgate's),
 // SOAK_DIAG, SOAK_LOG_LEVEL, SOAK_JSON.
 
 import { spawn } from 'node:child_process';
@@ -68,6 +69,7 @@ const HEAVY = Number(process.env.SOAK_HEAVY ?? 12);
 const JSON_OUT = process.env.SOAK_JSON || 'soak-result.json';
 const IDLE_SHARE = Number(process.env.SOAK_IDLE_SHARE ?? 0.1);
 const DIAG = process.env.SOAK_DIAG !== '0';
+const LISTEN_BACKLOG = process.env.SOAK_LISTEN_BACKLOG || undefined;
 const LOG_LEVEL = process.env.SOAK_LOG_LEVEL || (DIAG ? 'info' : 'warn');
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -215,7 +217,7 @@ async function startGateway() {
   const config = makeConfig(gwPort, {
     adminPort,
     // thousands of sessions from one address: no connection limit per client
-    gateway: { log_level: LOG_LEVEL, max_body: '64KiB', max_connections_per_client: '0', ...(DIAG ? { access_log: path.join(dir, 'access.log') } : {}) },
+    gateway: { log_level: LOG_LEVEL, max_body: '64KiB', max_connections_per_client: '0', listen_backlog: LISTEN_BACKLOG, ...(DIAG ? { access_log: path.join(dir, 'access.log') } : {}) },
     // the diagnostics look sessions up in the admin listing: all of them
     admin: { sessions_list_max: '1000000' },
     session: {

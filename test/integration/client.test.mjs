@@ -335,3 +335,30 @@ for (const scheme of ['ws', 'wss']) {
     assert.equal(p.close?.code, 1000, describeRun(r));
   });
 }
+
+// A pause in the middle of a read holds the rest of it back (over ws://
+// the raw path keeps the unread bytes itself, over wss:// they stay in
+// bufferevent_openssl's input); the resume delivers them and must report
+// their read's end then, not only with the next read from the socket.
+for (const scheme of ['ws', 'wss']) {
+  test(`a read paused after its first message over ${scheme}://: the held messages get their own on_read_end at the resume`, async (t) => {
+    const certs = scheme === 'wss' ? await makeCerts(tmpDir(t)) : null;
+    const srv = await startRawServer(t, async (conn) => {
+      conn.socket.write(Buffer.concat([text('a'), text('b'), text('c')]));
+      await sleep(1200); // well after the 300 ms pause is over
+      conn.socket.write(Buffer.concat([text('d'), text('e')]));
+      await sleep(300);
+      conn.socket.write(frame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
+    }, certs ? { tls: certs.server } : {});
+    const r = await runProbe(t, srv.url, {
+      readEnds: true, pauseAt: 1, pauseMs: 300, ...(certs ? { ca: certs.ca } : {}),
+    });
+    assert.equal(r.code, 0, describeRun(r));
+    const p = r.parsed;
+    assert.deepEqual(p.messages.map((m) => m.data.toString()), ['a', 'b', 'c', 'd', 'e'], describeRun(r));
+    assert.deepEqual(p.pauses, [1], describeRun(r));
+    assert.deepEqual(p.resumes, [1], `nothing may be delivered while paused\n${describeRun(r)}`);
+    assert.deepEqual(p.readEnds, [1, 3, 5], describeRun(r));
+    assert.equal(p.close?.code, 1000, describeRun(r));
+  });
+}

@@ -159,7 +159,8 @@ export function describeRun(r) {
 /**
  * Build wsc_probe arguments from an options object:
  *  { ca, noVerify, protocol, headers: [], maxMessage, timeout, ping,
- *    send: [text], sendHex: [hex], echo, close, expect, quitAfter }
+ *    send: [text], sendHex: [hex], echo, close, expect, quitAfter,
+ *    readEnds, pauseAt, pauseMs }
  */
 export function probeArgs(url, o = {}) {
   const a = [];
@@ -176,6 +177,8 @@ export function probeArgs(url, o = {}) {
   if (o.close !== undefined) a.push('--close', String(o.close));
   if (o.expect !== undefined) a.push('--expect', String(o.expect));
   if (o.readEnds) a.push('--read-ends');
+  if (o.pauseAt !== undefined) a.push('--pause-at', String(o.pauseAt));
+  if (o.pauseMs !== undefined) a.push('--pause-ms', String(o.pauseMs));
   a.push('--quit-after', String(o.quitAfter ?? 8000));
   a.push(url);
   return a;
@@ -186,10 +189,11 @@ export function probeArgs(url, o = {}) {
  *  { open: {protocol} | null, messages: [{binary, len, data: Buffer}],
  *    close: {code, fail, status, opened, reason: Buffer, detail} | null,
  *    readEnds: [messages received when each read_end came] (--read-ends),
+ *    pauses, resumes: [messages received at each pause / resume] (--pause-at),
  *    unparsed: [lines] }
  */
 export function parseProbe(stdout) {
-  const out = { open: null, messages: [], close: null, readEnds: [], unparsed: [] };
+  const out = { open: null, messages: [], close: null, readEnds: [], pauses: [], resumes: [], unparsed: [] };
   for (const line of stdout.split('\n')) {
     if (line === '') continue;
     let m;
@@ -200,6 +204,10 @@ export function parseProbe(stdout) {
       out.messages.push({ binary: m[1] === 'binary', len: Number(m[2]), data });
     } else if (line === 'read_end') {
       out.readEnds.push(out.messages.length);
+    } else if (line === 'pause') {
+      out.pauses.push(out.messages.length);
+    } else if (line === 'resume') {
+      out.resumes.push(out.messages.length);
     } else if ((m = /^close code=(\d+) fail=(\S+) status=(\d+) opened=([01]) reason=([0-9a-fA-F]*) detail=(.*)$/.exec(line))) {
       out.close = {
         code: Number(m[1]),

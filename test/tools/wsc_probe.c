@@ -6,6 +6,8 @@
  *   open protocol=<name or ->
  *   message text|binary <len> <hex>
  *   close code=<n> fail=<name> status=<n> opened=<0|1> reason=<hex> detail=<text>
+ *   read_end                   (--read-ends)
+ *   pause / resume             (--pause-at)
  *
  * Exit status: 0 once on_close came (whatever the code), 3 when
  * --quit-after expired first, 2 on bad usage or setup failure.
@@ -39,6 +41,9 @@ struct probe {
     size_t n_sends;
     bool echo;
     bool read_ends;      /* print "read_end" after each read's messages */
+    unsigned long pause_at;   /* pause reading after this message (0 = never) */
+    unsigned long pause_ms;   /* ... and resume after this long */
+    struct event *resume;
     long close_code;     /* -1 = no --close */
     unsigned long expect;
     unsigned long received;
@@ -51,6 +56,15 @@ static void read_end_cb(struct ws_client *c, void *arg)
 {
     (void)c; (void)arg;
     printf("read_end\n");
+}
+
+static void resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd; (void)what;
+    struct probe *p = arg;
+    printf("resume\n");
+    fflush(stdout);
+    ws_client_pause_reading(p->client, false);
 }
 
 static void usage(FILE *f)
@@ -69,7 +83,9 @@ static void usage(FILE *f)
           "  --close CODE         then close with CODE, reason \"bye\"\n"
           "  --expect N           messages to receive before --close\n"
           "  --quit-after MS      give up (exit 3) after MS (default 15000)\n"
-          "  --read-ends          print read_end when a read's messages are in\n",
+          "  --read-ends          print read_end when a read's messages are in\n"
+          "  --pause-at N         pause reading after the Nth message\n"
+          "  --pause-ms MS        resume reading MS later (default 300)\n",
           f);
 }
 
@@ -162,6 +178,15 @@ static void message_cb(struct ws_client *c, bool binary, const uint8_t *data,
     putchar('\n');
     fflush(stdout);
     p->received++;
+    if (p->pause_at && p->received == p->pause_at) {
+        struct timeval tv = { (time_t)(p->pause_ms / 1000),
+                              (suseconds_t)(p->pause_ms % 1000) * 1000 };
+        ws_client_pause_reading(c, true);
+        printf("pause\n");
+        fflush(stdout);
+        if (evtimer_add(p->resume, &tv) < 0)
+            fprintf(stderr, "wsc_probe: cannot arm the resume timer\n");
+    }
     if (p->echo) {
         int rc = ws_client_send(c, binary, data, len);
         if (rc < 0)
@@ -240,7 +265,8 @@ static bool add_header(struct ws_header **hs, size_t *n, const char *arg)
 enum {
     OPT_CA = 256, OPT_NO_VERIFY, OPT_PROTOCOL, OPT_HEADER, OPT_MAX_MESSAGE,
     OPT_TIMEOUT, OPT_PING, OPT_SEND, OPT_SEND_HEX, OPT_ECHO, OPT_CLOSE,
-    OPT_EXPECT, OPT_QUIT_AFTER, OPT_READ_ENDS, OPT_HELP,
+    OPT_EXPECT, OPT_QUIT_AFTER, OPT_READ_ENDS, OPT_PAUSE_AT, OPT_PAUSE_MS,
+    OPT_HELP,
 };
 
 static const struct option long_opts[] = {
@@ -258,6 +284,8 @@ static const struct option long_opts[] = {
     { "expect", required_argument, NULL, OPT_EXPECT },
     { "quit-after", required_argument, NULL, OPT_QUIT_AFTER },
     { "read-ends", no_argument, NULL, OPT_READ_ENDS },
+    { "pause-at", required_argument, NULL, OPT_PAUSE_AT },
+    { "pause-ms", required_argument, NULL, OPT_PAUSE_MS },
     { "help", no_argument, NULL, OPT_HELP },
     { NULL, 0, NULL, 0 },
 };
@@ -296,6 +324,8 @@ static int parse_args(int argc, char **argv, struct args *a, struct probe *p)
         case OPT_EXPECT: ok = parse_ulong(optarg, ULONG_MAX, &p->expect); break;
         case OPT_QUIT_AFTER: ok = parse_ulong(optarg, UINT32_MAX, &a->quit_after); break;
         case OPT_READ_ENDS: p->read_ends = true; break;
+        case OPT_PAUSE_AT: ok = parse_ulong(optarg, ULONG_MAX, &p->pause_at); break;
+        case OPT_PAUSE_MS: ok = parse_ulong(optarg, UINT32_MAX, &p->pause_ms); break;
         case OPT_HELP: usage(stdout); return 2;
         default: return 1;
         }
@@ -319,6 +349,9 @@ static int run(struct probe *p, struct args *a, const char *url)
     p->base = event_base_new();
     if (!p->base)
         return 2;
+    p->resume = evtimer_new(p->base, resume_cb, p);
+    if (!p->resume)
+        goto out;
     dns = evdns_base_new(p->base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
                                       EVDNS_BASE_DISABLE_WHEN_INACTIVE);
     if (!dns) { /* no resolv.conf: still resolve names from /etc/hosts */
@@ -372,6 +405,8 @@ static int run(struct probe *p, struct args *a, const char *url)
 out:
     if (quit)
         event_free(quit);
+    if (p->resume)
+        event_free(p->resume);
     ws_client_free(p->client); /* outside any callback: freed at once */
     p->client = NULL;
     /* Run what the frees left behind (DNS cancel callbacks, bufferevent
@@ -387,7 +422,7 @@ out:
 
 int main(int argc, char **argv)
 {
-    struct probe p = { .close_code = -1 };
+    struct probe p = { .close_code = -1, .pause_ms = 300 };
     struct args a = { .verify = true, .max_message = 1048576, .timeout = 5000,
                       .quit_after = 15000 };
     int status = parse_args(argc, argv, &a, &p);

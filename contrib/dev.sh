@@ -6,8 +6,10 @@
 #   contrib/dev.sh test   install what is missing, build with ASan/UBSan,
 #                         run every test (unit, integration, browser, fuzz
 #                         smoke, a 60 s chaos soak on a release build,
+#                         the quick start's `demo` with curl and Ctrl-C,
 #                         distcheck); exits non-zero on any failure.
-#                         SKIP_SOAK=1 / SKIP_DISTCHECK=1 leave those out;
+#                         SKIP_SOAK=1 / SKIP_DEMO_SMOKE=1 / SKIP_DISTCHECK=1
+#                         leave those out;
 #                         SOAK_DURATION / SOAK_SESSIONS size the soak
 #   contrib/dev.sh deps   only install what is missing
 #
@@ -165,6 +167,12 @@ cmd_test() {
             >"$BUILD/release/soak.log" 2>&1 ||
             { tail -n 80 "$BUILD/release/soak.log"; exit 1; }
         sed -n '/^pollgate soak:/,/^SOAK PASSED/p' "$BUILD/release/soak.log"
+    fi
+    if [ "${SKIP_DEMO_SMOKE:-0}" != 1 ]; then
+        # the quick start's first command as a user runs it, then Ctrl-C
+        log "quick start smoke (contrib/dev.sh demo, curl, Ctrl-C)"
+        DEMO_SMOKE_LOG="$BUILD/release/demo_smoke.log" \
+            "$ROOT/test/tools/demo_smoke.sh" || exit 1
     fi
     if [ "${SKIP_DISTCHECK:-0}" != 1 ]; then
         log "make distcheck"

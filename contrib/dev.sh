@@ -115,8 +115,11 @@ cmd_demo() {
     # the first listen is [gateway]'s, a second one [admin]'s (if set)
     local admin
     admin="$(sed -n 's/^[[:space:]]*listen[[:space:]]*=[[:space:]]*\([^[:space:];]*\).*/\1/p' "$conf" | sed -n 2p)"
-    for _ in $(seq 50); do
-        (exec 3<>"/dev/tcp/${listen%:*}/${listen##*:}") 2>/dev/null && break
+    # Ready once pollgate answers HTTP (its loop runs): the port accepts
+    # connections as soon as it is bound, earlier than that.
+    for _ in $(seq 100); do
+        [ "$(curl -s --max-time 1 -o /dev/null -w '%{http_code}' "http://$listen/" 2>/dev/null)" != 000 ] && break
+        kill -0 "$gw" 2>/dev/null || { log "pollgate did not start (see above)"; exit 1; }
         sleep 0.1
     done
     log "ready: http://$listen/${admin:+  (health: http://$admin/health, metrics: http://$admin/metrics)}"
@@ -170,6 +173,8 @@ cmd_test() {
     fi
     if [ "${SKIP_DEMO_SMOKE:-0}" != 1 ]; then
         # the quick start's first command as a user runs it, then Ctrl-C
+        # (built first: the smoke gives `demo` 60 s to be ready)
+        build release CFLAGS="-O2 -g"
         log "quick start smoke (contrib/dev.sh demo, curl, Ctrl-C)"
         DEMO_SMOKE_LOG="$BUILD/release/demo_smoke.log" \
             "$ROOT/test/tools/demo_smoke.sh" || exit 1

@@ -198,7 +198,18 @@ static int bind_one(struct gw_listen_set *ls, struct evhttp *http,
     struct evhttp_bound_socket *bound = evhttp_bind_listener(http, l);
     if (!bound) {
         evconnlistener_free(l);
-        log_error("cannot listen on %s (%s)", text, what);
+        log_error("cannot listen on %s (%s): out of memory", text, what);
+        return GW_EIO;
+    }
+    /* evhttp_bind_listener enables the listener (its callback set, the
+     * event added) but ignores a failure to add the event (out of memory
+     * for the descriptor's entry in libevent's map): the socket would
+     * listen and nobody would accept. Enabling again adds it if it is not
+     * added yet, and reports a failure. */
+    if (evconnlistener_enable(l) < 0) {
+        evhttp_del_accept_socket(http, bound); /* frees l, closes it */
+        log_error("cannot listen on %s (%s): cannot watch the socket", text,
+                  what);
         return GW_EIO;
     }
     ls->l[ls->n] = l;

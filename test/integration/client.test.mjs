@@ -345,9 +345,11 @@ for (const scheme of ['ws', 'wss']) {
     const certs = scheme === 'wss' ? await makeCerts(tmpDir(t)) : null;
     const srv = await startRawServer(t, async (conn) => {
       conn.socket.write(Buffer.concat([text('a'), text('b'), text('c')]));
-      await sleep(1200); // well after the 300 ms pause is over
+      // well after the 300 ms pause is over, even on a slow machine: the
+      // later writes must be reads of their own
+      await sleep(2000);
       conn.socket.write(Buffer.concat([text('d'), text('e')]));
-      await sleep(300);
+      await sleep(1000);
       conn.socket.write(frame({ opcode: OP.CLOSE, payload: closePayload(1000) }));
     }, certs ? { tls: certs.server } : {});
     const r = await runProbe(t, srv.url, {

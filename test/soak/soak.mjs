@@ -44,7 +44,8 @@
 // SOAK_IDLE_TIMEOUT (default 15s), SOAK_HEAVY (stalled heavy sessions, default 12),
 // SOAK_IDLE_SHARE (share of sessions abandoned by the browser, default 0.1),
 // SOAK_LISTEN_BACKLOG ([gateway] listen_backlog; default pollgate's),
-// SOAK_DIAG, SOAK_LOG_LEVEL, SOAK_JSON.
+// SOAK_DIAG, SOAK_LOG_LEVEL, SOAK_JSON, SOAK_STRICT (=1: the known findings
+// below fail the run instead of being listed).
 
 import { spawn } from 'node:child_process';
 import { createWriteStream, readFileSync, readdirSync, readlinkSync, writeFileSync, mkdtempSync, rmSync, existsSync } from 'node:fs';

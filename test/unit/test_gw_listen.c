@@ -1,10 +1,12 @@
 /* Unit tests for gw_listen, the listening sockets of the browser front,
- * over loopback: a bound address accepts and is closed by evhttp_free; an
- * address that cannot be bound (in use, not numeric) or whose listener
- * evhttp cannot take (every libevent allocation of the bind failing in
- * turn) is an error that leaves no socket open or listening behind; an
- * address bound before a later one failed stays evhttp's, which closes it.
- * Descriptors are counted in /proc/self/fd. */
+ * over loopback: a bound address is accepted from by the event loop and
+ * closed by evhttp_free; an address that cannot be bound (in use, not
+ * numeric) or whose listener evhttp cannot take or libevent cannot watch
+ * (every libevent allocation of the bind failing in turn) is an error that
+ * leaves no socket open behind, and a success always accepts; an address
+ * bound before a later one failed stays evhttp's, which closes it.
+ * Descriptors are counted in /proc/self/fd. (Port 0 cannot be used:
+ * libevent's address parser refuses it, and so does the config.) */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -91,7 +93,7 @@ static int open_fds(void)
     return n;
 }
 
-/* A loopback port nobody listens on (as far as one can know). */
+/* A loopback port nobody listens on (the kernel's pick, released again). */
 static uint16_t free_port(void)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -105,7 +107,7 @@ static uint16_t free_port(void)
     return ntohs(sa.sin_port);
 }
 
-/* Does a TCP connect to 127.0.0.1:port succeed (someone listens)? */
+/* Does a TCP connect to 127.0.0.1:port succeed (the kernel listens)? */
 static bool connects(uint16_t port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
@@ -118,6 +120,30 @@ static bool connects(uint16_t port)
     return ok;
 }
 
+/* Connect to 127.0.0.1:port and run the loop until evhttp has accepted the
+ * connection (one more descriptor open: the listener is watched), at most
+ * 200 turns. The client's socket is closed again; evhttp's stays until
+ * evhttp_free. */
+static bool loop_accepts(struct fx *x, uint16_t port)
+{
+    int s = socket(AF_INET, SOCK_STREAM, 0);
+    assert_true(s >= 0);
+    struct sockaddr_in sa = { .sin_family = AF_INET,
+                              .sin_port = htons(port),
+                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    int with_client = open_fds();
+    bool accepted = false;
+    for (int i = 0; i < 200 && !accepted; i++) {
+        event_base_loop(x->base, EVLOOP_NONBLOCK);
+        accepted = open_fds() > with_client;
+        if (!accepted)
+            usleep(1000);
+    }
+    close(s);
+    return accepted;
+}
+
 static void test_bind_accepts_then_evhttp_closes(void **state)
 {
     struct fx *x = *state;
@@ -126,20 +152,22 @@ static void test_bind_accepts_then_evhttp_closes(void **state)
     struct gw_listen a = { .host = "127.0.0.1", .port = port };
     assert_int_equal(gw_listen_set_bind(x->ls, x->http, &a, 1, 16, "http"), 0);
     assert_int_equal(open_fds(), before + 1);
-    assert_true(connects(port));
-    drop(x); /* evhttp_free closes the listener */
+    assert_true(loop_accepts(x, port));
+    drop(x); /* evhttp_free closes the listener and the connection */
     assert_int_equal(open_fds(), before);
     assert_false(connects(port));
 }
 
 /* Every libevent allocation of the bind fails in turn: the listener's own
- * (evconnlistener_new_bind) and evhttp's record of it
- * (evhttp_bind_listener). A failure is GW_EIO with nothing left open. */
+ * (evconnlistener_new_bind), evhttp's record of it (evhttp_bind_listener)
+ * and the descriptor's entry in libevent's map when the listener's event
+ * is added (evhttp_bind_listener ignores that failure). A failure must be
+ * GW_EIO with nothing left open; a success must accept. */
 static void test_bind_allocation_failures(void **state)
 {
     struct fx *x = *state;
     int before = open_fds();
-    int failures = 0;
+    int failures = 0, hit_ok = 0;
     for (long k = 1; k <= 32; k++) {
         uint16_t port = free_port();
         struct gw_listen a = { .host = "127.0.0.1", .port = port };
@@ -156,7 +184,8 @@ static void test_bind_allocation_failures(void **state)
             assert_false(connects(port));
             continue;
         }
-        assert_true(connects(port));
+        hit_ok += hit; /* failed, and recovered from (a retried add) */
+        assert_true(loop_accepts(x, port));
         drop(x);
         assert_int_equal(open_fds(), before);
         assert_non_null(x->http = evhttp_new(x->base));
@@ -164,8 +193,10 @@ static void test_bind_allocation_failures(void **state)
         if (!hit)
             break; /* past the last allocation: all were tried */
     }
-    /* evconnlistener_new_bind's and evhttp_bind_listener's, at least */
+    /* evconnlistener_new_bind's and evhttp_bind_listener's at least */
     assert_true(failures >= 2);
+    print_message("bind: %d allocation failures refused, %d recovered\n",
+                  failures, hit_ok);
 }
 
 static void test_bind_address_in_use(void **state)
@@ -192,7 +223,7 @@ static void test_bind_not_numeric(void **state)
 {
     struct fx *x = *state;
     int before = open_fds();
-    struct gw_listen a = { .host = "localhost", .port = free_port() };
+    struct gw_listen a = { .host = "localhost", .port = 8080 };
     assert_int_equal(gw_listen_set_bind(x->ls, x->http, &a, 1, 16, "http"),
                      GW_EINVAL);
     assert_int_equal(open_fds(), before);

@@ -60,9 +60,12 @@ static void doc_type(const struct directive *d, char *out, size_t n)
         char lo[32], hi[32];
         gw_config_fmt_number(d->type, d->min, lo, sizeof lo);
         gw_config_fmt_number(d->type, d->max, hi, sizeof hi);
-        snprintf(out + k, n - (size_t)k, ", %s%s%s-%s",
-                 d->type == T_LISTEN || d->type == T_ADDR ? "port " : "",
-                 d->flags & D_ZERO_OK ? "0 or " : "", lo, hi);
+        /* D_ZERO_OK on an address means "may be empty": port 0 is
+         * refused (libevent cannot bind it by number) */
+        bool addr = d->type == T_LISTEN || d->type == T_ADDR;
+        snprintf(out + k, n - (size_t)k, ", %s%s%s-%s%s", addr ? "port " : "",
+                 d->flags & D_ZERO_OK && !addr ? "0 or " : "", lo, hi,
+                 d->flags & D_ZERO_OK && addr ? ", or empty" : "");
     }
     for (int i = 0; d->values && d->values[i] && (size_t)k < n; i++)
         k += snprintf(out + k, n - (size_t)k, "%s %s", i ? "," : ":",

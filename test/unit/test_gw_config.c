@@ -1170,6 +1170,30 @@ static void test_doc_every_key(void **state)
     }
 }
 
+/* [admin] listen may be empty (no admin listener) but its port cannot be 0:
+ * the reference says what the parser does, in every format. */
+static void test_doc_admin_listen_range(void **state)
+{
+    (void)state;
+    struct gw_diag d = { 0 };
+    struct gw_config *c = parse_one("admin", "listen", "", &d);
+    assert_non_null(c);
+    assert_null(c->admin_listen_host);
+    gw_config_free(c);
+    gw_diag_free(&d);
+    assert_null(parse_one("admin", "listen", "127.0.0.1:0", &d));
+    gw_diag_free(&d);
+    c = parse_one("admin", "listen", "127.0.0.1:1", &d);
+    assert_non_null(c);
+    gw_config_free(c);
+    for (int fmt = GW_CONFIG_DOC_INI; fmt <= GW_CONFIG_DOC_MAN; fmt++) {
+        char *text = doc((enum gw_config_doc_format)fmt);
+        assert_non_null(strstr(text, "HOST:PORT, port 1-65535, or empty"));
+        assert_null(strstr(text, "port 0"));
+        free(text);
+    }
+}
+
 /* The generated sample file loads (from a directory where its relative
  * static_root exists) and holds the defaults. */
 static void test_doc_ini_loads(void **state)
@@ -1342,6 +1366,7 @@ int main(void)
         cmocka_unit_test(test_lines_after_long_line),
         cmocka_unit_test(test_doc_in_sync),
         cmocka_unit_test(test_doc_every_key),
+        cmocka_unit_test(test_doc_admin_listen_range),
         cmocka_unit_test(test_doc_ini_loads),
         cmocka_unit_test(test_doc_formats),
         cmocka_unit_test(test_syntax_details),

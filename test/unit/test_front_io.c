@@ -28,6 +28,7 @@
 #include <event2/bufferevent.h>
 #include <event2/event.h>
 
+#include "fail_alloc.h" /* every allocation of front_io_new failing in turn */
 #include "front_io.h"
 
 struct fx {
@@ -426,25 +427,6 @@ static void test_switch_off(void **state)
         bufferevent_free(b);
         event_base_free(pb);
     }
-}
-
-/* libevent's allocator, failing exactly the g_fail_at-th allocation after
- * it is armed (0: never), so that every allocation front_io_new makes is
- * made to fail once in turn. */
-static long g_alloc_count, g_fail_at;
-
-static void *fail_malloc(size_t n)
-{
-    if (g_fail_at && ++g_alloc_count == g_fail_at)
-        return NULL;
-    return malloc(n);
-}
-
-static void *fail_realloc(void *p, size_t n)
-{
-    if (g_fail_at && ++g_alloc_count == g_fail_at)
-        return NULL;
-    return realloc(p, n);
 }
 
 static bool got_one(struct fx *f) { return evbuffer_get_length(f->got) >= 1; }

@@ -25,26 +25,9 @@
 #include <event2/event.h>
 #include <event2/http.h>
 
+#include "fail_alloc.h"
 #include "gw_common.h"
 #include "gw_listen.h"
-
-/* libevent's allocator, failing exactly the g_fail_at-th allocation after
- * g_alloc_count was reset (0 = never). */
-static long g_alloc_count, g_fail_at;
-
-static void *fail_malloc(size_t n)
-{
-    if (g_fail_at && ++g_alloc_count == g_fail_at)
-        return NULL;
-    return malloc(n);
-}
-
-static void *fail_realloc(void *p, size_t n)
-{
-    if (g_fail_at && ++g_alloc_count == g_fail_at)
-        return NULL;
-    return realloc(p, n);
-}
 
 struct fx {
     struct event_base *base;
@@ -93,8 +76,9 @@ static int open_fds(void)
     return n;
 }
 
-/* A loopback port nobody listens on (the kernel's pick, released again). */
-static uint16_t free_port(void)
+/* A TCP socket bound to a loopback port of the kernel's choice (*port),
+ * listening or not. */
+static int loopback_socket(bool listening, uint16_t *port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(s >= 0);
@@ -102,9 +86,19 @@ static uint16_t free_port(void)
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
     socklen_t sl = sizeof sa;
     assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
+    if (listening)
+        assert_int_equal(listen(s, 1), 0);
     assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
-    close(s);
-    return ntohs(sa.sin_port);
+    *port = ntohs(sa.sin_port);
+    return s;
+}
+
+/* A loopback port nobody listens on (the kernel's pick, released again). */
+static uint16_t free_port(void)
+{
+    uint16_t port;
+    close(loopback_socket(false, &port));
+    return port;
 }
 
 /* Does a TCP connect to 127.0.0.1:port succeed (the kernel listens)? */
@@ -203,16 +197,10 @@ static void test_bind_address_in_use(void **state)
 {
     struct fx *x = *state;
     /* held without SO_REUSEPORT: nobody else may bind it */
-    int s = socket(AF_INET, SOCK_STREAM, 0);
-    assert_true(s >= 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET,
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    socklen_t sl = sizeof sa;
-    assert_int_equal(bind(s, (struct sockaddr *)&sa, sizeof sa), 0);
-    assert_int_equal(listen(s, 1), 0);
-    assert_int_equal(getsockname(s, (struct sockaddr *)&sa, &sl), 0);
+    uint16_t port;
+    int s = loopback_socket(true, &port);
     int before = open_fds();
-    struct gw_listen a = { .host = "127.0.0.1", .port = ntohs(sa.sin_port) };
+    struct gw_listen a = { .host = "127.0.0.1", .port = port };
     assert_int_equal(gw_listen_set_bind(x->ls, x->http, &a, 1, 16, "http"),
                      GW_EIO);
     assert_int_equal(open_fds(), before);

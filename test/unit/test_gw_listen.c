@@ -101,17 +101,27 @@ static uint16_t free_port(void)
     return port;
 }
 
-/* Does a TCP connect to 127.0.0.1:port succeed (the kernel listens)? */
-static bool connects(uint16_t port)
+/* A socket connected to 127.0.0.1:port, or -1 when nobody listens. */
+static int connect_loopback(uint16_t port)
 {
     int s = socket(AF_INET, SOCK_STREAM, 0);
     assert_true(s >= 0);
     struct sockaddr_in sa = { .sin_family = AF_INET,
                               .sin_port = htons(port),
                               .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    bool ok = connect(s, (struct sockaddr *)&sa, sizeof sa) == 0;
+    if (connect(s, (struct sockaddr *)&sa, sizeof sa) == 0)
+        return s;
     close(s);
-    return ok;
+    return -1;
+}
+
+/* Does a TCP connect to 127.0.0.1:port succeed (the kernel listens)? */
+static bool connects(uint16_t port)
+{
+    int s = connect_loopback(port);
+    if (s >= 0)
+        close(s);
+    return s >= 0;
 }
 
 /* Connect to 127.0.0.1:port and run the loop until evhttp has accepted the
@@ -120,12 +130,8 @@ static bool connects(uint16_t port)
  * evhttp_free. */
 static bool loop_accepts(struct fx *x, uint16_t port)
 {
-    int s = socket(AF_INET, SOCK_STREAM, 0);
+    int s = connect_loopback(port);
     assert_true(s >= 0);
-    struct sockaddr_in sa = { .sin_family = AF_INET,
-                              .sin_port = htons(port),
-                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-    assert_int_equal(connect(s, (struct sockaddr *)&sa, sizeof sa), 0);
     int with_client = open_fds();
     bool accepted = false;
     for (int i = 0; i < 200 && !accepted; i++) {
